@@ -1,0 +1,84 @@
+import { randomUUID } from 'node:crypto'
+import Fastify, { type FastifyServerOptions } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { Db } from './db/database.js'
+import { buildValidatorFactory } from './lib/validation.js'
+import { Problem } from './lib/schema.js'
+import errors from './plugins/errors.js'
+import jsonBody from './plugins/json-body.js'
+import dbPlugin from './plugins/db.js'
+import auth, { type AuthOptions } from './plugins/auth.js'
+import audit from './plugins/audit.js'
+import openapi from './plugins/openapi.js'
+import healthRoutes from './modules/health/health.routes.js'
+
+export interface AppOptions {
+  db: Db
+  /** Whether closing the app also closes the pool (tests share one pool across apps). */
+  ownsDb?: boolean
+  auth: AuthOptions
+  logger?: FastifyServerOptions['logger']
+  bodyLimit?: number
+  requestTimeoutMs?: number
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
+
+/** Log fields that could carry PII or credentials never reach the log. */
+export const LOG_REDACT = {
+  paths: [
+    'req.headers.authorization',
+    'req.headers.cookie',
+    'req.headers["x-api-key"]',
+    'res.headers["set-cookie"]',
+    'body', 'req.body', 'payload',
+    '*.email', '*.phone', '*.birthday', '*.address', '*.value',
+  ],
+  censor: '[redacted]',
+}
+
+export function loggerOptions(level: string): FastifyServerOptions['logger'] {
+  return {
+    level,
+    redact: LOG_REDACT,
+    serializers: {
+      // The query string can hold search terms such as emails or phone numbers: log the path only.
+      req: (req: { method: string; url: string; id: string }) => ({ method: req.method, path: req.url.split('?')[0], id: req.id }),
+    },
+  }
+}
+
+export async function buildApp(opts: AppOptions) {
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    bodyLimit: opts.bodyLimit ?? 1024 * 1024,
+    requestTimeout: opts.requestTimeoutMs ?? 30_000,
+    return503OnClosing: true,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id']
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
+    },
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    ajv: { customOptions: {} },
+    schemaController: { compilersFactory: { buildValidator: buildValidatorFactory() } },
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+  })
+
+  // Cross-cutting plugins first, one concern each; then the domains.
+  await app.register(errors)
+  await app.register(jsonBody)
+  await app.register(dbPlugin, { db: opts.db, owned: opts.ownsDb ?? true })
+  await app.register(auth, opts.auth)
+  await app.register(audit)
+  await app.register(openapi)
+  app.addSchema(Problem)
+
+  await app.register(healthRoutes)
+
+  return app
+}
+
+export type App = Awaited<ReturnType<typeof buildApp>>

@@ -1,0 +1,61 @@
+import { Type, type Static } from 'typebox'
+import { Value } from 'typebox/value'
+
+/**
+ * Every environment variable the service reads, validated once at start.
+ * A bad value stops the process with a message naming the variable.
+ */
+export const ConfigSchema = Type.Object({
+  NODE_ENV: Type.Enum(['development', 'test', 'production'], { default: 'development' }),
+  HOST: Type.String({ default: '0.0.0.0' }),
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info' }),
+  /** Unset: an embedded PostgreSQL under DATA_DIR is started and used. */
+  DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+  DATA_DIR: Type.String({ default: '.data' }),
+  EMBEDDED_PG_PORT: Type.Integer({ minimum: 1, maximum: 65535, default: 54329 }),
+  DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 500, default: 10 }),
+  DB_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 5000 }),
+  DB_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 10000 }),
+  DB_IDLE_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 30000 }),
+  /** Public keys that sign access tokens: a JWKS file path or an https URL. */
+  AUTH_JWKS_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  AUTH_JWKS_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
+  AUTH_ISSUER: Type.String({ minLength: 1, default: 'crm-api-dev' }),
+  AUTH_AUDIENCE: Type.String({ minLength: 1, default: 'crm-api' }),
+  AUTH_ALGORITHMS: Type.String({ pattern: '^[A-Za-z0-9]+(,[A-Za-z0-9]+)*$', default: 'ES256,RS256,EdDSA' }),
+  AUTH_CLOCK_TOLERANCE_S: Type.Integer({ minimum: 0, maximum: 300, default: 30 }),
+  BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 50 * 1024 * 1024, default: 1024 * 1024 }),
+  REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 1000, default: 30000 }),
+  SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 100, default: 10000 }),
+})
+
+export type Config = Static<typeof ConfigSchema>
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+/** Parses process.env (or the given record) into a Config, throwing a readable ConfigError. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const known = Object.keys(ConfigSchema.properties)
+  const input: Record<string, unknown> = {}
+  for (const key of known) {
+    const raw = env[key]
+    if (raw !== undefined && raw !== '') input[key] = raw
+  }
+  const converted = Value.Default(ConfigSchema, Value.Convert(ConfigSchema, input))
+  const errors = [...Value.Errors(ConfigSchema, converted)]
+  if (errors.length > 0) {
+    const lines = errors.map((e) => {
+      const name = e.instancePath.replace(/^\//, '') || (e.params as { requiredProperties?: string[] }).requiredProperties?.join(', ') || '(config)'
+      return `  ${name}: ${e.message} (got ${JSON.stringify(input[name] ?? null)})`
+    })
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`)
+  }
+  const config = converted as Config
+  if (config.AUTH_JWKS_FILE && config.AUTH_JWKS_URL) {
+    throw new ConfigError('Invalid configuration:\n  AUTH_JWKS_FILE, AUTH_JWKS_URL: set one, not both')
+  }
+  return config
+}

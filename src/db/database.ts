@@ -1,0 +1,56 @@
+import { Kysely, PostgresDialect, type Transaction } from 'kysely'
+import pg from 'pg'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Database } from './schema.js'
+
+export type Db = Kysely<Database>
+/** Either the pool-backed Kysely or a transaction: repositories accept both. */
+export type DbExecutor = Kysely<Database> | Transaction<Database>
+
+// Type parsing is decided once, here, for every query in the process:
+// - int8 (count(*), sums of integers) fits a JS number for every figure this API reports;
+// - numeric stays a string so money is never a float;
+// - date stays 'YYYY-MM-DD' instead of a local-midnight Date.
+pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number.parseInt(v, 10))
+pg.types.setTypeParser(pg.types.builtins.DATE, (v) => v)
+// - timestamptz becomes RFC 3339 text with all six fraction digits (a JS Date would drop
+//   microseconds and break keyset cursors); sessions run in UTC, so the offset is always +00.
+pg.types.setTypeParser(pg.types.builtins.TIMESTAMPTZ, toRfc3339)
+
+export function toRfc3339(value: string): string {
+  return value.replace(' ', 'T').replace(/\+00$/, 'Z')
+}
+
+export interface DbOptions {
+  connectionString: string
+  max?: number
+  connectTimeoutMs?: number
+  statementTimeoutMs?: number
+  idleTimeoutMs?: number
+  applicationName?: string
+  log?: Pick<FastifyBaseLogger, 'warn' | 'error'>
+}
+
+export function createPool(opts: DbOptions): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: opts.connectionString,
+    max: opts.max ?? 10,
+    connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
+    idleTimeoutMillis: opts.idleTimeoutMs ?? 30000,
+    statement_timeout: opts.statementTimeoutMs ?? 10000,
+    idle_in_transaction_session_timeout: (opts.statementTimeoutMs ?? 10000) * 3,
+    application_name: opts.applicationName ?? 'crm-api',
+    keepAlive: true,
+    options: '-c TimeZone=UTC',
+  })
+  // An idle client whose connection drops emits 'error' on the pool; without a listener
+  // Node would treat it as unhandled and crash the process.
+  pool.on('error', (err) => {
+    opts.log?.warn({ err: { message: err.message, code: (err as { code?: string }).code } }, 'idle database connection failed')
+  })
+  return pool
+}
+
+export function createDb(opts: DbOptions): Db {
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: createPool(opts) }) })
+}

@@ -1,0 +1,121 @@
+import { Type } from 'typebox'
+import { type ExpressionBuilder, type Expression, type SqlBool, sql } from 'kysely'
+import { badRequest, pointer } from './problem.js'
+import { Nullable } from './schema.js'
+
+/**
+ * Keyset (cursor) pagination shared by every list. The cursor is opaque to clients:
+ * base64url JSON of the sort specification and the last row's sort values plus its id, so it
+ * stays correct while rows are inserted and never needs OFFSET.
+ */
+export const DEFAULT_LIMIT = 50
+export const MAX_LIMIT = 200
+
+export const PageQuery = {
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_LIMIT, default: DEFAULT_LIMIT, description: 'Page size (1..200)' })),
+  cursor: Type.Optional(Type.String({ maxLength: 1024, description: 'Opaque cursor from the previous page\'s next_cursor' })),
+}
+
+export interface SortKey {
+  /** API field name, also the column name. */
+  field: string
+  desc: boolean
+}
+
+/** Parses `?sort=-created_at,name` against a whitelist; id is always the final tie-breaker. */
+export function parseSort(input: string | undefined, allowed: readonly string[], fallback: string): SortKey[] {
+  const raw = (input ?? fallback).split(',').map((s) => s.trim()).filter(Boolean)
+  const keys: SortKey[] = []
+  for (const part of raw) {
+    const desc = part.startsWith('-')
+    const field = desc ? part.slice(1) : part
+    if (!allowed.includes(field)) {
+      throw badRequest(`Cannot sort by "${field}". Sortable fields: ${allowed.join(', ')}.`, [
+        { pointer: pointer('sort'), message: `must be a comma-separated list of ${allowed.join(', ')}, each optionally prefixed with -` },
+      ])
+    }
+    if (keys.some((k) => k.field === field)) continue
+    keys.push({ field, desc })
+  }
+  if (keys.length === 0 || keys.length > 3) {
+    throw badRequest('Sort by one to three fields.', [{ pointer: pointer('sort'), message: 'must name one to three fields' }])
+  }
+  return keys
+}
+
+export function sortSignature(keys: SortKey[]): string {
+  return keys.map((k) => (k.desc ? '-' : '') + k.field).join(',')
+}
+
+export function encodeCursor(keys: SortKey[], row: Record<string, unknown>, idField = 'id'): string {
+  const values = [...keys.map((k) => row[k.field] ?? null), row[idField]]
+  return Buffer.from(JSON.stringify({ s: sortSignature(keys), v: values })).toString('base64url')
+}
+
+export function decodeCursor(cursor: string, keys: SortKey[]): unknown[] {
+  const invalid = () =>
+    badRequest('The cursor is not valid for this list and sort order. Start again without a cursor.', [
+      { pointer: pointer('cursor'), message: 'is not a cursor issued for this list and sort' },
+    ])
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
+  } catch {
+    throw invalid()
+  }
+  const p = parsed as { s?: unknown; v?: unknown }
+  if (!p || typeof p !== 'object' || p.s !== sortSignature(keys) || !Array.isArray(p.v) || p.v.length !== keys.length + 1) {
+    throw invalid()
+  }
+  if (p.v.some((v) => v !== null && typeof v !== 'string' && typeof v !== 'number')) throw invalid()
+  return p.v
+}
+
+/**
+ * The row-after-cursor predicate for a sort with mixed directions:
+ * (a > x) or (a = x and b > y) or (a = x and b = y and id > z), with < for descending keys.
+ * `column` maps an API field to the SQL expression it sorts by.
+ */
+export function afterCursor<DB, TB extends keyof DB>(
+  eb: ExpressionBuilder<DB, TB>,
+  keys: SortKey[],
+  values: unknown[],
+  column: (field: string) => Expression<unknown>,
+  idColumn: Expression<unknown>,
+): Expression<SqlBool> {
+  const all = [...keys.map((k) => ({ expr: column(k.field), desc: k.desc })), { expr: idColumn, desc: keys[keys.length - 1]?.desc ?? false }]
+  const ors: Expression<SqlBool>[] = []
+  for (let i = 0; i < all.length; i++) {
+    const ands: Expression<SqlBool>[] = []
+    for (let j = 0; j < i; j++) ands.push(sql<SqlBool>`${all[j]!.expr} = ${values[j]}`)
+    const cur = all[i]!
+    ands.push(cur.desc ? sql<SqlBool>`${cur.expr} < ${values[i]}` : sql<SqlBool>`${cur.expr} > ${values[i]}`)
+    ors.push(eb.and(ands))
+  }
+  return eb.or(ors)
+}
+
+export interface Page<T> {
+  data: T[]
+  next_cursor: string | null
+}
+
+/** Rows were fetched with limit + 1; the extra row only says whether another page exists. */
+export function toPage<R extends Record<string, unknown>, T>(rows: R[], limit: number, keys: SortKey[], map: (row: R) => T): Page<T> {
+  const hasMore = rows.length > limit
+  const pageRows = hasMore ? rows.slice(0, limit) : rows
+  const last = pageRows[pageRows.length - 1]
+  return {
+    data: pageRows.map(map),
+    next_cursor: hasMore && last ? encodeCursor(keys, last) : null,
+  }
+}
+
+export const pageEnvelope = <T extends object>(item: T, description: string) =>
+  Type.Object(
+    {
+      data: Type.Array(item),
+      next_cursor: Nullable(Type.String(), { description: 'Pass as ?cursor= for the next page; null on the last page', example: null }),
+    },
+    { description },
+  )

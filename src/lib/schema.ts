@@ -1,0 +1,79 @@
+import { Type, type Static, type TSchema } from 'typebox'
+
+/**
+ * Helpers for TypeBox schemas that become named OpenAPI components.
+ * A schema with an $id is registered once with app.addSchema (see modules' schema lists) and
+ * used in routes through ref(), which keeps the static type and emits a $ref.
+ */
+export function ref<T extends TSchema & { $id?: string }>(schema: T) {
+  if (!schema.$id) throw new Error('ref() needs a schema with an $id')
+  return Type.Unsafe<Static<T>>({ $ref: `${schema.$id}#` })
+}
+
+/** A string enumeration: `{ type: 'string', enum: [...] }`, as OpenAPI generators expect. */
+export function StringEnum<const T extends readonly string[]>(values: T, options: Record<string, unknown> = {}) {
+  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options })
+}
+
+/** `T | null`, written as OpenAPI 3.0 understands it. */
+export function Nullable<T extends TSchema>(schema: T, options: Record<string, unknown> = {}) {
+  return Type.Unsafe<Static<T> | null>({ ...schema, nullable: true, ...options })
+}
+
+export const Uuid = (options: Record<string, unknown> = {}) =>
+  Type.String({ format: 'uuid', example: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11', ...options })
+
+export const Timestamp = (options: Record<string, unknown> = {}) =>
+  Type.String({ format: 'date-time', example: '2026-11-22T08:30:00.000Z', ...options })
+
+export const DateOnly = (options: Record<string, unknown> = {}) =>
+  Type.String({ format: 'date', example: '1990-05-17', ...options })
+
+/** Exact money: a decimal string with up to 2 fraction digits, never a float. */
+export const Money = (options: Record<string, unknown> = {}) =>
+  Type.String({ pattern: '^-?[0-9]{1,12}(\\.[0-9]{1,2})?$', example: '129.90', ...options })
+
+export const Currency = (options: Record<string, unknown> = {}) =>
+  Type.String({ pattern: '^[A-Z]{3}$', example: 'CNY', description: 'ISO 4217 currency code', ...options })
+
+export const IdParams = Type.Object({ id: Uuid({ description: 'Resource id (UUID v7)' }) }, { additionalProperties: false })
+
+/** Problem details (RFC 9457), the body of every error. */
+export const Problem = Type.Object(
+  {
+    type: Type.String({ description: 'URI identifying the problem type' }),
+    title: Type.String(),
+    status: Type.Integer(),
+    detail: Type.Optional(Type.String()),
+    instance: Type.Optional(Type.String({ description: 'The request path' })),
+    request_id: Type.Optional(Type.String()),
+    errors: Type.Optional(
+      Type.Array(
+        Type.Object({
+          pointer: Type.String({ description: 'JSON Pointer to the offending field', example: '/name' }),
+          message: Type.String(),
+        }),
+      ),
+    ),
+  },
+  {
+    $id: 'Problem',
+    description: 'RFC 9457 problem details',
+    example: {
+      type: 'https://crm-api.dev/problems/bad-request',
+      title: 'Bad Request',
+      status: 400,
+      detail: 'The request body is invalid.',
+      instance: '/v1/customers',
+      request_id: 'req-1',
+      errors: [{ pointer: '/name', message: 'must have required property' }],
+    },
+  },
+)
+
+/** Error responses every route can answer; spread into a route's `response`. */
+export function problemResponses(...statuses: number[]) {
+  const out: Record<number, ReturnType<typeof ref<typeof Problem>>> = {}
+  for (const s of statuses) out[s] = ref(Problem)
+  return out
+}

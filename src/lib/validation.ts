@@ -1,0 +1,96 @@
+import { Ajv, type Options, type ValidateFunction } from 'ajv'
+import addFormatsModule from 'ajv-formats'
+import type { FastifySchemaCompiler } from 'fastify'
+import type { FieldError } from './problem.js'
+
+// ajv-formats is CommonJS with a default export; under NodeNext it arrives wrapped.
+const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as unknown as (ajv: Ajv) => Ajv
+
+/**
+ * Two Ajv instances: bodies are validated strictly (no coercion, unknown properties are errors,
+ * not silently dropped); query strings, params and headers keep coercion because they are text.
+ */
+function makeAjv(overrides: Options, externalSchemas: Record<string, unknown>): Ajv {
+  const ajv = new Ajv({
+    allErrors: true,
+    strict: false,
+    useDefaults: true,
+    removeAdditional: false,
+    ...overrides,
+  })
+  addFormats(ajv)
+  ajv.addKeyword({ keyword: 'example' })
+  for (const schema of Object.values(externalSchemas)) {
+    const id = (schema as { $id?: string }).$id
+    if (id && !ajv.getSchema(id)) ajv.addSchema(schema as object, id)
+  }
+  return ajv
+}
+
+export function buildValidatorFactory() {
+  // Typed loosely: Fastify's ValidatorFactory type is tied to its bundled Ajv version.
+  return ((externalSchemas: Record<string, unknown> = {}): FastifySchemaCompiler<unknown> => {
+    const body = makeAjv({ coerceTypes: false }, externalSchemas)
+    const text = makeAjv({ coerceTypes: 'array' }, externalSchemas)
+    return ({ schema, httpPart }) => {
+      const ajv = httpPart === 'body' ? body : text
+      return ajv.compile(schema as object) as ValidateFunction
+    }
+  }) as never
+}
+
+interface AjvLikeError {
+  instancePath: string
+  keyword: string
+  message?: string
+  params: Record<string, unknown>
+}
+
+/** One entry per bad field, each with a JSON Pointer relative to the validated part. */
+export function toFieldErrors(errors: AjvLikeError[]): FieldError[] {
+  const out: FieldError[] = []
+  const seen = new Set<string>()
+  for (const e of errors) {
+    let ptr = e.instancePath
+    let message = e.message ?? 'is invalid'
+    if (e.keyword === 'required') {
+      ptr += '/' + escape(String(e.params.missingProperty))
+      message = 'is required'
+    } else if (e.keyword === 'additionalProperties') {
+      ptr += '/' + escape(String(e.params.additionalProperty))
+      message = 'is not an accepted property (unknown or read-only)'
+    } else if (e.keyword === 'enum') {
+      message = `must be one of: ${(e.params.allowedValues as unknown[]).join(', ')}`
+    }
+    // anyOf/oneOf add a summary error after their branches; the branches already say more.
+    if (e.keyword === 'anyOf' || e.keyword === 'oneOf') {
+      if (out.some((o) => o.pointer === ptr)) continue
+    }
+    const key = ptr + '\u0000' + message
+    if (seen.has(key)) continue
+    seen.add(key)
+    out.push({ pointer: ptr, message })
+  }
+  return out
+}
+
+function escape(token: string): string {
+  return token.replace(/~/g, '~0').replace(/\//g, '~1')
+}
+
+/** Rejects JSON nested deeper than `max` before it is parsed: deep nesting is a cheap DoS. */
+export function jsonDepthExceeds(text: string, max: number): boolean {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 92 /* \ */) i++
+      else if (c === 34 /* " */) inString = false
+    } else if (c === 34) inString = true
+    else if (c === 123 /* { */ || c === 91 /* [ */) {
+      if (++depth > max) return true
+    } else if (c === 125 /* } */ || c === 93 /* ] */) depth--
+  }
+  return false
+}

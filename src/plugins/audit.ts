@@ -1,0 +1,36 @@
+import fp from 'fastify-plugin'
+import { sql } from 'kysely'
+
+const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
+
+/**
+ * The request transaction and its audit context. Every mutating route's handler is wrapped,
+ * at registration, in one database transaction that first hands the actor, request id and route
+ * to PostgreSQL (set_config(..., true): local to the transaction). The audit triggers on every
+ * audited table read them, so the change and its audit rows commit or roll back together and
+ * no route can forget either. Handlers use request.db, which is that transaction.
+ */
+export default fp(
+  async (app) => {
+    app.addHook('onRoute', (route) => {
+      const methods = Array.isArray(route.method) ? route.method : [route.method]
+      if (!methods.some((m) => MUTATING.has(m))) return
+      const handler = route.handler
+      const routeName = `${methods.join(',')} ${route.url}`
+      route.handler = async function transactional(request, reply) {
+        return app.db.transaction().execute(async (trx) => {
+          await sql`select set_config('crm.actor', ${request.auth?.sub ?? 'anonymous'}, true),
+                           set_config('crm.request_id', ${request.id}, true),
+                           set_config('crm.route', ${routeName}, true)`.execute(trx)
+          request.db = trx
+          try {
+            return await handler.call(this, request, reply)
+          } finally {
+            request.db = app.db
+          }
+        })
+      }
+    })
+  },
+  { name: 'audit', dependencies: ['db'] },
+)

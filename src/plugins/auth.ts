@@ -1,0 +1,138 @@
+import { readFileSync } from 'node:fs'
+import fp from 'fastify-plugin'
+import { createLocalJWKSet, createRemoteJWKSet, errors as joseErrors, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose'
+import { HttpProblem, serviceUnavailable } from '../lib/problem.js'
+
+/** Every scope a token can carry (API.md § Security). `domain:*` grants the domain's read and write. */
+export const SCOPES = [
+  'customers:read', 'customers:write', 'pii:read',
+  'orders:read', 'orders:write',
+  'interactions:read', 'interactions:write',
+  'feedback:read', 'feedback:write',
+  'segments:read', 'segments:write',
+  'analytics:read', 'audit:read', 'admin',
+] as const
+export type Scope = (typeof SCOPES)[number]
+
+/** A route's declared permission: a scope, or 'public' for ops and docs routes. */
+export type RouteScope = Scope | 'public'
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    scope?: RouteScope
+  }
+  interface FastifyRequest {
+    auth: Principal | null
+  }
+}
+
+export interface Principal {
+  sub: string
+  scopes: ReadonlySet<string>
+}
+
+export interface AuthOptions {
+  issuer: string
+  audience: string
+  algorithms: string[]
+  clockToleranceSeconds: number
+  /** Exactly one of these: an in-memory key set (tests, dev), a JWKS file, or a JWKS URL. */
+  jwks?: JSONWebKeySet
+  jwksFile?: string
+  jwksUrl?: string
+}
+
+export function hasScope(principal: Principal | null, scope: RouteScope): boolean {
+  if (scope === 'public') return true
+  if (!principal) return false
+  if (principal.scopes.has('admin') || principal.scopes.has(scope)) return true
+  const domain = scope.split(':')[0]
+  return principal.scopes.has(`${domain}:*`)
+}
+
+export const canReadPii = (principal: Principal | null) => hasScope(principal, 'pii:read')
+
+function keySet(opts: AuthOptions): JWTVerifyGetKey {
+  if (opts.jwks) return createLocalJWKSet(opts.jwks)
+  if (opts.jwksFile) return createLocalJWKSet(JSON.parse(readFileSync(opts.jwksFile, 'utf8')) as JSONWebKeySet)
+  if (opts.jwksUrl) return createRemoteJWKSet(new URL(opts.jwksUrl), { cooldownDuration: 30_000, timeoutDuration: 5_000 })
+  throw new Error('auth: configure AUTH_JWKS_FILE or AUTH_JWKS_URL')
+}
+
+const unauthorized = (detail: string, error?: string) =>
+  new HttpProblem({
+    status: 401,
+    title: 'Unauthorized',
+    detail,
+    headers: { 'www-authenticate': error ? `Bearer error="${error}"` : 'Bearer' },
+  })
+
+/**
+ * Bearer JWT authentication with jose, and scope checks declared per route in `config.scope`.
+ * A route registered without a scope makes the app fail to start, so none can forget one.
+ * Verification runs in onRequest, before the body is read.
+ */
+export default fp<AuthOptions>(
+  async (app, opts) => {
+    const getKey = keySet(opts)
+    const verifyOptions = {
+      issuer: opts.issuer,
+      audience: opts.audience,
+      algorithms: opts.algorithms,
+      clockTolerance: opts.clockToleranceSeconds,
+      requiredClaims: ['sub', 'exp'],
+    }
+
+    app.decorateRequest('auth', null)
+
+    // Checked once all plugins have run their own onRoute hooks (the docs plugin marks its
+    // routes public in a child context, after this hook has seen them).
+    const routes: Array<{ method: unknown; url: string; config?: { scope?: RouteScope } }> = []
+    app.addHook('onRoute', (route) => {
+      routes.push(route)
+    })
+    app.addHook('onReady', async () => {
+      const missing = routes.filter((r) => !r.config?.scope).map((r) => `${String(r.method)} ${r.url}`)
+      if (missing.length > 0) throw new Error(`routes without config.scope: ${missing.join(', ')}`)
+    })
+
+    app.addHook('onRequest', async (request) => {
+      const scope = request.routeOptions.config?.scope
+      if (!scope || scope === 'public') return
+      const header = request.headers.authorization
+      if (!header) throw unauthorized('Send an access token: Authorization: Bearer <token>.')
+      const match = /^Bearer ([A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]*)$/.exec(header)
+      if (!match) throw unauthorized('The Authorization header must be "Bearer <JWT>".', 'invalid_request')
+      let payload
+      try {
+        ;({ payload } = await jwtVerify(match[1]!, getKey, verifyOptions))
+      } catch (err) {
+        if (err instanceof joseErrors.JWKSTimeout || !(err instanceof joseErrors.JOSEError)) {
+          // The key set could not be fetched: our fault, not the caller's.
+          request.log.warn({ err }, 'token verification could not complete')
+          throw serviceUnavailable('Token keys are unavailable. Try again shortly.')
+        }
+        throw unauthorized(describe(err), 'invalid_token')
+      }
+      if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 200) {
+        throw unauthorized('The token has no valid subject.', 'invalid_token')
+      }
+      const raw = payload.scope ?? (payload as { scp?: unknown }).scp
+      const scopes = new Set(Array.isArray(raw) ? raw.map(String) : typeof raw === 'string' ? raw.split(' ').filter(Boolean) : [])
+      request.auth = { sub: payload.sub, scopes }
+      if (!hasScope(request.auth, scope)) {
+        throw new HttpProblem({ status: 403, title: 'Forbidden', detail: `This operation needs the scope "${scope}".` })
+      }
+    })
+  },
+  { name: 'auth' },
+)
+
+function describe(err: unknown): string {
+  if (err instanceof joseErrors.JWTExpired) return 'The token has expired.'
+  if (err instanceof joseErrors.JWTClaimValidationFailed) return `The token's "${err.claim}" claim is not accepted.`
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) return 'The token is signed with an algorithm this API does not accept.'
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed) return 'The token signature is not valid.'
+  if (err instanceof joseErrors.JWKSNoMatchingKey) return 'The token is not signed by a known key.'
+  return 'The token is not valid.'
+}

@@ -1,0 +1,157 @@
+import fp from 'fastify-plugin'
+import FindMyWay, { type HTTPMethod } from 'find-my-way'
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { HttpProblem, type FieldError } from '../lib/problem.js'
+import { toFieldErrors } from '../lib/validation.js'
+
+/**
+ * Turns every error into RFC 9457 problem+json. Known client errors keep their 4xx status;
+ * database errors are mapped by SQLSTATE; anything else is a 500 that is logged in full and
+ * answered with no detail (no stack, SQL or constraint name ever reaches a client).
+ */
+export default fp(
+  async (app) => {
+    // Routes known to the app, so a known path with another method answers 405, not 404.
+    const known = FindMyWay({ ignoreTrailingSlash: true })
+    const noop = () => {}
+    app.addHook('onRoute', (route) => {
+      const methods = Array.isArray(route.method) ? route.method : [route.method]
+      for (const m of methods) {
+        if (m === 'HEAD' || m === 'OPTIONS') continue
+        try {
+          known.on(m as HTTPMethod, route.url, noop)
+        } catch {
+          // already registered (a route added in two encapsulated contexts): nothing to add
+        }
+      }
+    })
+
+    app.setNotFoundHandler((request, reply) => {
+      const path = request.url.split('?')[0] ?? '/'
+      const allowed = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'].filter((m) => known.find(m as HTTPMethod, path))
+      if (allowed.length > 0) {
+        return sendProblem(request, reply, new HttpProblem({
+          status: 405,
+          title: 'Method Not Allowed',
+          detail: `${request.method} is not allowed here. Allowed: ${allowed.join(', ')}.`,
+          headers: { allow: allowed.join(', ') },
+        }))
+      }
+      return sendProblem(request, reply, new HttpProblem({ status: 404, title: 'Not Found', detail: `No route ${request.method} ${path}.` }))
+    })
+
+    app.setErrorHandler((error: FastifyError, request, reply) => {
+      const problem = toProblem(error)
+      if (problem.status >= 500) {
+        request.log.error({ err: error }, 'request failed')
+      } else if (!(error instanceof HttpProblem)) {
+        request.log.info({ code: error.code, status: problem.status }, problem.title)
+      }
+      return sendProblem(request, reply, problem)
+    })
+  },
+  { name: 'errors' },
+)
+
+export function sendProblem(request: FastifyRequest, reply: FastifyReply, problem: HttpProblem) {
+  reply.code(problem.status).type('application/problem+json')
+  for (const [k, v] of Object.entries(problem.headers)) reply.header(k, v)
+  if (problem.status === 401 && !reply.hasHeader('www-authenticate')) reply.header('www-authenticate', 'Bearer')
+  const body: Record<string, unknown> = {
+    type: problem.type,
+    title: problem.title,
+    status: problem.status,
+    ...(problem.detail ? { detail: problem.detail } : {}),
+    instance: request.url.split('?')[0],
+    request_id: request.id,
+    ...(problem.errors ? { errors: problem.errors } : {}),
+  }
+  return reply.send(body)
+}
+
+const FRAMEWORK: Record<string, { status: number; title: string; detail: string }> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { status: 415, title: 'Unsupported Media Type', detail: 'Send the body as application/json.' },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, title: 'Bad Request', detail: 'Content-Length does not match the body.' },
+  FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, title: 'Content Too Large', detail: 'The request body is larger than this route accepts.' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, title: 'Bad Request', detail: 'The body is empty but Content-Type says JSON.' },
+  FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, title: 'Bad Request', detail: 'The body is not valid JSON.' },
+  FST_ERR_CTP_INVALID_TYPE: { status: 415, title: 'Unsupported Media Type', detail: 'The Content-Type header is not valid.' },
+  FST_ERR_CTP_EMPTY_TYPE: { status: 415, title: 'Unsupported Media Type', detail: 'The Content-Type header is empty.' },
+}
+
+const VALIDATION_PART: Record<string, string> = {
+  body: 'request body',
+  querystring: 'query string',
+  params: 'path parameters',
+  headers: 'request headers',
+}
+
+export function toProblem(error: unknown): HttpProblem {
+  if (error instanceof HttpProblem) return error
+  const err = error as FastifyError & { validation?: unknown[]; validationContext?: string; code?: string; status?: number }
+
+  if (Array.isArray(err.validation)) {
+    const part = VALIDATION_PART[err.validationContext ?? 'body'] ?? 'request'
+    const errors: FieldError[] = toFieldErrors(err.validation as Parameters<typeof toFieldErrors>[0])
+    return new HttpProblem({ status: 400, title: 'Bad Request', detail: `The ${part} is invalid.`, errors })
+  }
+  const framework = err.code ? FRAMEWORK[err.code] : undefined
+  if (framework) return new HttpProblem(framework)
+
+  const db = fromDatabaseError(err)
+  if (db) return db
+
+  if (err instanceof SyntaxError && (err as { statusCode?: number }).statusCode === 400) {
+    return new HttpProblem({ status: 400, title: 'Bad Request', detail: 'The body is not valid JSON.' })
+  }
+  const status = typeof err.statusCode === 'number' ? err.statusCode : 500
+  if (status >= 400 && status < 500) {
+    // A framework 4xx we have no mapping for: keep its status, never its internals.
+    return new HttpProblem({ status, title: statusTitle(status), detail: status === 429 ? 'Too many requests.' : 'The request cannot be served as sent.' })
+  }
+  if (status === 503) return new HttpProblem({ status: 503, title: 'Service Unavailable', detail: 'Try again shortly.', headers: { 'retry-after': '2' } })
+  return new HttpProblem({ status: 500, title: 'Internal Server Error', detail: 'An unexpected error occurred. It has been logged with this request id.' })
+}
+
+const TITLES: Record<number, string> = {
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
+  406: 'Not Acceptable', 408: 'Request Timeout', 409: 'Conflict', 412: 'Precondition Failed', 413: 'Content Too Large',
+  414: 'URI Too Long', 415: 'Unsupported Media Type', 422: 'Unprocessable Content', 429: 'Too Many Requests', 431: 'Request Header Fields Too Large',
+}
+const statusTitle = (s: number) => TITLES[s] ?? 'Client Error'
+
+const CONNECTION_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH'])
+
+/** PostgreSQL errors by SQLSTATE; the message and constraint name stay in the log. */
+export function fromDatabaseError(err: { code?: string; message?: string }): HttpProblem | undefined {
+  const code = err.code
+  const message = err.message ?? ''
+  const unavailable = (detail: string) =>
+    new HttpProblem({ status: 503, title: 'Service Unavailable', detail, headers: { 'retry-after': '2' } })
+  if (code && CONNECTION_ERRORS.has(code)) return unavailable('The database is unreachable. Try again shortly.')
+  if (/Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end/i.test(message)) {
+    return unavailable('The database is unreachable. Try again shortly.')
+  }
+  if (!code || !/^[0-9A-Z]{5}$/.test(code)) return undefined
+  switch (code) {
+    case '23505':
+      return new HttpProblem({ status: 409, title: 'Conflict', detail: 'A record with the same unique value already exists.' })
+    case '23503':
+      return new HttpProblem({ status: 422, title: 'Unprocessable Content', detail: 'The request refers to a record that does not exist, or removes one that others still refer to.' })
+    case '23514':
+    case '23502':
+    case '23P01':
+      return new HttpProblem({ status: 422, title: 'Unprocessable Content', detail: 'The request breaks a data rule.' })
+    case '40001':
+    case '40P01':
+      return unavailable('The change conflicted with a concurrent change. Retry the request.')
+    case '57014':
+      return unavailable('The database took too long to answer. Try again shortly.')
+    case '53300':
+    case '53400':
+      return unavailable('The database is at capacity. Try again shortly.')
+  }
+  if (code.startsWith('08') || code.startsWith('57P')) return unavailable('The database is unreachable. Try again shortly.')
+  if (code.startsWith('22')) return new HttpProblem({ status: 400, title: 'Bad Request', detail: 'A value is out of range or malformed.' })
+  return undefined
+}

@@ -1,0 +1,51 @@
+import fp from 'fastify-plugin'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import { readFileSync } from 'node:fs'
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+
+/**
+ * The OpenAPI contract, generated from the routes' TypeBox schemas. Schemas registered with
+ * app.addSchema keep their $id as the component name, so SDKs get `Customer`, not `def-0`.
+ */
+export default fp(
+  async (app) => {
+    await app.register(swagger, {
+      openapi: {
+        openapi: '3.0.3',
+        info: {
+          title: 'crm-api',
+          version: pkg.version,
+          description:
+            'Headless CRM: the system of record for customers, their contact points, interactions, orders, feedback and segments. ' +
+            'Conventions: cursor pagination, JSON Merge Patch, ETag/If-Match, Idempotency-Key, RFC 9457 errors.',
+        },
+        servers: [{ url: '/' }],
+        tags: [
+          { name: 'customers', description: 'Customer profiles and contact points' },
+          { name: 'audit', description: 'The audit trail of every mutation' },
+          { name: 'ops', description: 'Health and readiness' },
+        ],
+        components: {
+          securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+        },
+        security: [{ bearerAuth: [] }],
+      },
+      refResolver: {
+        buildLocalReference(json, _baseUri, _fragment, i) {
+          return typeof json.$id === 'string' ? json.$id : `Schema${i}`
+        },
+      },
+    })
+    await app.register(async (docs) => {
+      docs.addHook('onRoute', (route) => {
+        route.config = { ...(route.config ?? {}), scope: 'public' }
+        route.schema = { ...(route.schema ?? {}), hide: true }
+      })
+      await docs.register(swaggerUi, { routePrefix: '/docs' })
+    })
+    app.get('/openapi.json', { config: { scope: 'public' }, schema: { hide: true } }, async () => app.swagger())
+  },
+  { name: 'openapi' },
+)

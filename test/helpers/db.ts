@@ -1,0 +1,60 @@
+import { randomBytes } from 'node:crypto'
+import pg from 'pg'
+import { createDb, type Db } from '../../src/db/database.js'
+
+/**
+ * A database of the test file's own, cloned from the migrated template that scripts/test.ts
+ * prepared, and dropped when the file ends.
+ */
+export interface TestDatabase {
+  db: Db
+  url: string
+  name: string
+  drop(): Promise<void>
+}
+
+function env(name: string): string {
+  const v = process.env[name]
+  if (!v) throw new Error(`${name} is unset: run the tests with "npm test"`)
+  return v
+}
+
+async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ connectionString: env('CRM_TEST_ADMIN_URL') })
+  await c.connect()
+  try {
+    return await fn(c)
+  } finally {
+    await c.end()
+  }
+}
+
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const template = env('CRM_TEST_TEMPLATE')
+  const runnerPid = template.replace('crm_tpl_', '')
+  const name = `crm_t_${runnerPid}_${randomBytes(4).toString('hex')}`
+  // Two files cloning the template at the same moment can collide ("being accessed by other
+  // users"): retry briefly.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await admin((c) => c.query(`create database "${name}" template "${template}"`))
+      break
+    } catch (err) {
+      if (attempt >= 20 || (err as { code?: string }).code !== '55006') throw err
+      await new Promise((r) => setTimeout(r, 100 + Math.random() * 200))
+    }
+  }
+  const u = new URL(env('CRM_TEST_ADMIN_URL'))
+  u.pathname = '/' + name
+  const url = u.toString()
+  const db = createDb({ connectionString: url, max: 5 })
+  return {
+    db,
+    url,
+    name,
+    async drop() {
+      await db.destroy()
+      await admin((c) => c.query(`drop database if exists "${name}" with (force)`))
+    },
+  }
+}
