@@ -92,6 +92,30 @@ export async function up(db: Kysely<any>): Promise<void> {
       return new;
     end $$`.execute(db)
 
+  // JSON Merge Patch (RFC 7396) of a jsonb value, so PATCH merges objects in one UPDATE
+  // guarded by the version check instead of a read-modify-write in the application.
+  await sql`
+    create function crm_jsonb_merge_patch(target jsonb, patch jsonb) returns jsonb
+    language plpgsql immutable parallel safe as $$
+    declare
+      k text;
+      v jsonb;
+      result jsonb;
+    begin
+      if patch is null or jsonb_typeof(patch) <> 'object' then
+        return patch;
+      end if;
+      result := case when jsonb_typeof(target) = 'object' then target else '{}'::jsonb end;
+      for k, v in select * from jsonb_each(patch) loop
+        if jsonb_typeof(v) = 'null' then
+          result := result - k;
+        else
+          result := jsonb_set(result, array[k], crm_jsonb_merge_patch(result -> k, v));
+        end if;
+      end loop;
+      return result;
+    end $$`.execute(db)
+
   await sql`
     create table customers (
       id uuid primary key default crm_uuid_v7(),
@@ -162,5 +186,5 @@ export async function up(db: Kysely<any>): Promise<void> {
 
 export async function down(db: Kysely<any>): Promise<void> {
   await sql`drop table if exists contact_points, customers, audit_events`.execute(db)
-  await sql`drop function if exists crm_touch(), crm_audit_attach(regclass), crm_audit_capture(), crm_context(text), crm_uuid_v7()`.execute(db)
+  await sql`drop function if exists crm_jsonb_merge_patch(jsonb, jsonb), crm_touch(), crm_audit_attach(regclass), crm_audit_capture(), crm_context(text), crm_uuid_v7()`.execute(db)
 }

@@ -11,6 +11,7 @@ import auth, { type AuthOptions } from './plugins/auth.js'
 import audit from './plugins/audit.js'
 import openapi from './plugins/openapi.js'
 import healthRoutes from './modules/health/health.routes.js'
+import customerRoutes from './modules/customers/customers.routes.js'
 
 export interface AppOptions {
   db: Db
@@ -77,6 +78,7 @@ export async function buildApp(opts: AppOptions) {
   app.addSchema(Problem)
 
   await app.register(healthRoutes)
+  await app.register(customerRoutes, { prefix: '/v1' })
 
   return app
 }

@@ -1,0 +1,30 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { badRequest, pointer } from './problem.js'
+
+/**
+ * Optimistic concurrency: a resource's integer `version` is its ETag ("<version>").
+ * If-Match on PATCH/DELETE is compared in SQL (WHERE version = n), so concurrent writers
+ * get exactly one winner; the losers answer 412.
+ */
+export function setEtag(reply: FastifyReply, version: number): void {
+  reply.header('etag', `"${version}"`)
+}
+
+/** The version an If-Match header requires, or undefined when absent or "*". */
+export function ifMatchVersion(request: FastifyRequest): number | undefined {
+  const raw = request.headers['if-match']
+  if (raw === undefined || raw.trim() === '*') return undefined
+  const m = /^\s*(?:W\/)?"(\d{1,9})"\s*$/.exec(raw)
+  if (!m) {
+    throw badRequest('If-Match must be an ETag from this API, such as "3".', [{ pointer: pointer('headers', 'if-match'), message: 'must be a quoted version number' }])
+  }
+  return Number(m[1])
+}
+
+/** True when If-None-Match names the current version: answer 304 without a body. */
+export function notModified(request: FastifyRequest, version: number): boolean {
+  const raw = request.headers['if-none-match']
+  if (!raw) return false
+  if (raw.trim() === '*') return true
+  return raw.split(',').some((tag) => tag.trim().replace(/^W\//, '') === `"${version}"`)
+}

@@ -1,0 +1,243 @@
+import { type ExpressionBuilder, type Expression, sql } from 'kysely'
+import type { DbExecutor } from '../../db/database.js'
+import type { ContactPointRow, CustomerRow, Database, NewCustomerRow } from '../../db/schema.js'
+import { afterCursor, type SortKey } from '../../lib/pagination.js'
+
+/** A customer row with the primary email and phone, as every customer read returns it. */
+export type CustomerRecord = CustomerRow & { primary_email: string | null; primary_phone: string | null }
+
+const primaryOf = (eb: ExpressionBuilder<Database, 'customers'>, kind: 'email' | 'phone') =>
+  eb
+    .selectFrom('contact_points')
+    .select('contact_points.value')
+    .whereRef('contact_points.customer_id', '=', 'customers.id')
+    .where('contact_points.kind', '=', kind)
+    .where('contact_points.is_primary', '=', true)
+    .limit(1)
+
+const withPrimaries = (eb: ExpressionBuilder<Database, 'customers'>) => [
+  primaryOf(eb, 'email').as('primary_email'),
+  primaryOf(eb, 'phone').as('primary_phone'),
+]
+
+export async function findCustomer(db: DbExecutor, id: string): Promise<CustomerRecord | undefined> {
+  return db.selectFrom('customers').selectAll('customers').select(withPrimaries).where('customers.id', '=', id).executeTakeFirst()
+}
+
+export async function customerVersion(db: DbExecutor, id: string): Promise<number | undefined> {
+  const row = await db.selectFrom('customers').select('version').where('id', '=', id).executeTakeFirst()
+  return row?.version
+}
+
+export async function insertCustomer(db: DbExecutor, row: NewCustomerRow): Promise<string> {
+  const { id } = await db.insertInto('customers').values(row).returning('id').executeTakeFirstOrThrow()
+  return id
+}
+
+/**
+ * Create-or-update by external_ref in one statement. Returns the id and whether it was created
+ * (xmax = 0 only for a freshly inserted row).
+ */
+export async function upsertCustomerByExternalRef(db: DbExecutor, row: NewCustomerRow & { external_ref: string }, updateColumns: string[]) {
+  return db
+    .insertInto('customers')
+    .values(row)
+    .onConflict((oc) =>
+      oc.column('external_ref').doUpdateSet((eb) => {
+        const set: Record<string, Expression<unknown>> = {}
+        for (const c of updateColumns) {
+          set[c] = MERGED_JSON_COLUMNS.has(c)
+            ? sql`crm_jsonb_merge_patch(${sql.ref(`customers.${c}`)}, ${sql.ref(`excluded.${c}`)})`
+            : eb.ref(`excluded.${c}` as 'excluded.name')
+        }
+        return set
+      }),
+    )
+    .returning(['id', sql<boolean>`(xmax = 0)`.as('inserted')])
+    .executeTakeFirstOrThrow()
+}
+
+/** JSON columns are merged (RFC 7396) in SQL; everything else is replaced. */
+export const MERGED_JSON_COLUMNS = new Set(['preferences', 'attributes', 'consent'])
+
+/** Applies a merge patch; with expectedVersion only if the row still has that version. */
+export async function updateCustomer(db: DbExecutor, id: string, changes: Record<string, unknown>, expectedVersion?: number): Promise<boolean> {
+  const set: Record<string, unknown> = {}
+  for (const [column, value] of Object.entries(changes)) {
+    set[column] = MERGED_JSON_COLUMNS.has(column) ? sql`crm_jsonb_merge_patch(${sql.ref(column)}, ${JSON.stringify(value)}::jsonb)` : value
+  }
+  const result = await db
+    .updateTable('customers')
+    .set(set)
+    .where('id', '=', id)
+    .$if(expectedVersion !== undefined, (qb) => qb.where('version', '=', expectedVersion!))
+    .executeTakeFirst()
+  return result.numUpdatedRows > 0n
+}
+
+export async function setArchived(db: DbExecutor, id: string, archived: boolean, expectedVersion?: number): Promise<boolean> {
+  const result = await db
+    .updateTable('customers')
+    .set({ archived_at: archived ? sql<string>`now()` : null } as never)
+    .where('id', '=', id)
+    .$if(expectedVersion !== undefined, (qb) => qb.where('version', '=', expectedVersion!))
+    .executeTakeFirst()
+  return result.numUpdatedRows > 0n
+}
+
+export interface CustomerFilters {
+  q?: string
+  /** Whether q also matches email and phone contact points (needs pii:read). */
+  qContacts: boolean
+  tags?: string[]
+  lifecycle_stage?: string
+  acquisition_source?: string
+  created_after?: string
+  created_before?: string
+  archived: boolean
+}
+
+const likePattern = (term: string) => `%${term.replace(/[\\%_]/g, (c) => '\\' + c)}%`
+
+export async function listCustomers(db: DbExecutor, f: CustomerFilters, keys: SortKey[], after: unknown[] | undefined, limit: number): Promise<CustomerRecord[]> {
+  let query = db
+    .selectFrom('customers')
+    .selectAll('customers')
+    .select(withPrimaries)
+    .where('customers.archived_at', f.archived ? 'is not' : 'is', null)
+    .$if(!!f.tags?.length, (qb) => qb.where('customers.tags', '@>', sql<string[]>`${f.tags}::text[]`))
+    .$if(!!f.lifecycle_stage, (qb) => qb.where('customers.lifecycle_stage', '=', f.lifecycle_stage!))
+    .$if(!!f.acquisition_source, (qb) => qb.where('customers.acquisition_source', '=', f.acquisition_source!))
+    .$if(!!f.created_after, (qb) => qb.where('customers.created_at', '>=', f.created_after!))
+    .$if(!!f.created_before, (qb) => qb.where('customers.created_at', '<', f.created_before!))
+
+  if (f.q) {
+    // The matching ids come from the trigram indexes first (a materialised set), so the
+    // planner never walks the sort index hoping to meet matches: no ORDER BY ... LIMIT trap.
+    const nameLike = likePattern(f.q)
+    const contactLike = likePattern(f.q.toLowerCase().replace(/[\s().-]/g, ''))
+    query = query.where('customers.id', 'in', (eb) =>
+      f.qContacts
+        ? eb
+            .selectFrom('customers as m')
+            .select('m.id')
+            .where('m.name', 'ilike', nameLike)
+            .union(
+              eb
+                .selectFrom('contact_points as cp')
+                .select('cp.customer_id as id')
+                .where('cp.kind', 'in', ['email', 'phone'])
+                .where('cp.value_normalized', 'like', contactLike),
+            )
+        : eb.selectFrom('customers as m').select('m.id').where('m.name', 'ilike', nameLike),
+    )
+  }
+  if (after) {
+    query = query.where((eb) => afterCursor(eb, keys, after, (field) => sql.ref(`customers.${field}`), sql.ref('customers.id')))
+  }
+  for (const k of keys) query = query.orderBy(sql.ref(`customers.${k.field}`), k.desc ? 'desc' : 'asc')
+  const last = keys[keys.length - 1]
+  return query.orderBy('customers.id', last?.desc ? 'desc' : 'asc').limit(limit + 1).execute()
+}
+
+// Contact points ---------------------------------------------------------------------------
+
+export type NewContactPoint = Omit<ContactPointRow, 'id' | 'version' | 'created_at' | 'updated_at'>
+
+export async function listContactPoints(db: DbExecutor, customerIds: string[]): Promise<ContactPointRow[]> {
+  if (customerIds.length === 0) return []
+  return db
+    .selectFrom('contact_points')
+    .selectAll()
+    .where('customer_id', 'in', customerIds)
+    .orderBy('customer_id')
+    .orderBy('kind')
+    .orderBy('is_primary', 'desc')
+    .orderBy('created_at')
+    .orderBy('id')
+    .execute()
+}
+
+export async function findContactPoint(db: DbExecutor, customerId: string, id: string): Promise<ContactPointRow | undefined> {
+  return db.selectFrom('contact_points').selectAll().where('id', '=', id).where('customer_id', '=', customerId).executeTakeFirst()
+}
+
+export async function findContactPointByValue(db: DbExecutor, customerId: string, kind: string, valueNormalized: string) {
+  return db
+    .selectFrom('contact_points')
+    .selectAll()
+    .where('customer_id', '=', customerId)
+    .where('kind', '=', kind)
+    .where('value_normalized', '=', valueNormalized)
+    .executeTakeFirst()
+}
+
+export async function hasPrimary(db: DbExecutor, customerId: string, kind: string): Promise<boolean> {
+  const row = await db
+    .selectFrom('contact_points')
+    .select('id')
+    .where('customer_id', '=', customerId)
+    .where('kind', '=', kind)
+    .where('is_primary', '=', true)
+    .executeTakeFirst()
+  return !!row
+}
+
+/** Clears the current primary of a kind so another can take its place. */
+export async function demotePrimary(db: DbExecutor, customerId: string, kind: string, exceptId?: string): Promise<void> {
+  await db
+    .updateTable('contact_points')
+    .set({ is_primary: false })
+    .where('customer_id', '=', customerId)
+    .where('kind', '=', kind)
+    .where('is_primary', '=', true)
+    .$if(!!exceptId, (qb) => qb.where('id', '!=', exceptId!))
+    .execute()
+}
+
+export async function insertContactPoint(db: DbExecutor, row: NewContactPoint): Promise<ContactPointRow> {
+  return db
+    .insertInto('contact_points')
+    .values({ ...row, address: row.address === null ? null : JSON.stringify(row.address) })
+    .returningAll()
+    .executeTakeFirstOrThrow()
+}
+
+export async function updateContactPoint(db: DbExecutor, id: string, changes: Partial<NewContactPoint>, expectedVersion?: number): Promise<ContactPointRow | undefined> {
+  const set: Record<string, unknown> = { ...changes }
+  if (changes.address !== undefined) set.address = changes.address === null ? null : JSON.stringify(changes.address)
+  return db
+    .updateTable('contact_points')
+    .set(set)
+    .where('id', '=', id)
+    .$if(expectedVersion !== undefined, (qb) => qb.where('version', '=', expectedVersion!))
+    .returningAll()
+    .executeTakeFirst()
+}
+
+export async function deleteContactPoint(db: DbExecutor, id: string, expectedVersion?: number): Promise<ContactPointRow | undefined> {
+  return db
+    .deleteFrom('contact_points')
+    .where('id', '=', id)
+    .$if(expectedVersion !== undefined, (qb) => qb.where('version', '=', expectedVersion!))
+    .returningAll()
+    .executeTakeFirst()
+}
+
+/** After the primary of a kind is removed, the oldest remaining one of that kind becomes primary. */
+export async function promoteOldest(db: DbExecutor, customerId: string, kind: string): Promise<void> {
+  await db
+    .updateTable('contact_points')
+    .set({ is_primary: true })
+    .where('id', '=', (eb) =>
+      eb
+        .selectFrom('contact_points')
+        .select('id')
+        .where('customer_id', '=', customerId)
+        .where('kind', '=', kind)
+        .orderBy('created_at')
+        .orderBy('id')
+        .limit(1),
+    )
+    .execute()
+}

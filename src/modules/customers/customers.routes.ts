@@ -1,0 +1,204 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { Type } from 'typebox'
+import { canReadPii } from '../../plugins/auth.js'
+import { ifMatchVersion, notModified, setEtag } from '../../lib/etag.js'
+import { DEFAULT_LIMIT, decodeCursor, parseSort, toPage } from '../../lib/pagination.js'
+import { badRequest, notFound, pointer } from '../../lib/problem.js'
+import { IdParams, problemResponses, ref } from '../../lib/schema.js'
+import * as repo from './customers.repository.js'
+import * as service from './customers.service.js'
+import {
+  ContactPoint, ContactPointCreate, ContactPointList, ContactPointParams, ContactPointPatch, Customer, CustomerCreate, CustomerGetQuery,
+  CustomerList, CustomerListQuery, CustomerPatch, CUSTOMER_INCLUDES, CUSTOMER_SORTS, customerSchemas,
+} from './customers.schemas.js'
+
+const tags = ['customers']
+const WRITE_ERRORS = problemResponses(400, 401, 403, 404, 409, 412, 413, 415, 422)
+const READ_ERRORS = problemResponses(400, 401, 403, 404)
+
+function parseInclude(include: string | undefined): Set<string> {
+  const names = new Set((include ?? '').split(',').filter(Boolean))
+  for (const n of names) {
+    if (!(CUSTOMER_INCLUDES as readonly string[]).includes(n)) {
+      throw badRequest(`Cannot include "${n}".`, [{ pointer: pointer('include'), message: `must list only ${CUSTOMER_INCLUDES.join(', ')}` }])
+    }
+  }
+  return names
+}
+
+/** Reads a customer back in the caller's view (masked without pii:read) and sets its ETag. */
+async function present(request: FastifyRequest, reply: FastifyReply, id: string, include = new Set<string>()) {
+  const row = await repo.findCustomer(request.db, id)
+  if (!row) throw notFound('customer')
+  const pii = canReadPii(request.auth)
+  if (!pii) reply.header('x-pii-masked', 'true')
+  setEtag(reply, row.version)
+  const contacts = include.has('contact_points') ? await repo.listContactPoints(request.db, [id]) : undefined
+  return service.toCustomerDto(row, pii, contacts)
+}
+
+const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  for (const schema of customerSchemas) app.addSchema(schema)
+
+  app.post('/customers', {
+    config: { scope: 'customers:write' },
+    schema: {
+      operationId: 'createCustomer', tags, summary: 'Create a customer (or update the one with the same external_ref)',
+      description: 'Answers 201 with Location for a new customer; 200 when external_ref matched an existing one, which is updated with the fields sent.',
+      body: ref(CustomerCreate),
+      response: { 200: ref(Customer), 201: ref(Customer), ...WRITE_ERRORS },
+    },
+  }, async (request, reply) => {
+    const { id, created } = await service.createCustomer(request.db, request.body)
+    if (created) reply.code(201).header('location', `/v1/customers/${id}`)
+    return present(request, reply, id, new Set(request.body.contact_points ? ['contact_points'] : []))
+  })
+
+  app.get('/customers', {
+    config: { scope: 'customers:read' },
+    schema: {
+      operationId: 'listCustomers', tags, summary: 'List customers',
+      description: 'Cursor-paginated. Filters combine with AND; archived customers are listed only with archived=true.',
+      querystring: CustomerListQuery,
+      response: { 200: ref(CustomerList), ...READ_ERRORS },
+    },
+  }, async (request, reply) => {
+    const q = request.query
+    const limit = q.limit ?? DEFAULT_LIMIT
+    const keys = parseSort(q.sort, CUSTOMER_SORTS, '-created_at')
+    const after = q.cursor ? decodeCursor(q.cursor, keys) : undefined
+    const include = parseInclude(q.include)
+    const pii = canReadPii(request.auth)
+    if (!pii) reply.header('x-pii-masked', 'true')
+    const rows = await repo.listCustomers(request.db, {
+      q: q.q?.trim(), qContacts: pii, tags: q.tag?.map((t) => t.trim().toLowerCase()), lifecycle_stage: q.lifecycle_stage,
+      acquisition_source: q.acquisition_source, created_after: q.created_after, created_before: q.created_before, archived: q.archived ?? false,
+    }, keys, after, limit)
+    const page = toPage(rows, limit, keys, (r) => r)
+    const contacts = include.has('contact_points') ? await repo.listContactPoints(request.db, page.data.map((r) => r.id)) : []
+    const byCustomer = new Map<string, typeof contacts>()
+    for (const c of contacts) byCustomer.set(c.customer_id, [...(byCustomer.get(c.customer_id) ?? []), c])
+    return {
+      data: page.data.map((r) => service.toCustomerDto(r, pii, include.has('contact_points') ? byCustomer.get(r.id) ?? [] : undefined)),
+      next_cursor: page.next_cursor,
+    }
+  })
+
+  app.get('/customers/:id', {
+    config: { scope: 'customers:read' },
+    schema: {
+      operationId: 'getCustomer', tags, summary: 'Get a customer',
+      description: 'Answers the customer with its ETag; If-None-Match with the current ETag answers 304.',
+      params: IdParams, querystring: CustomerGetQuery,
+      response: { 200: ref(Customer), 304: Type.Null({ description: 'Not modified' }), ...READ_ERRORS },
+    },
+  }, async (request, reply) => {
+    const include = parseInclude(request.query.include)
+    const version = await repo.customerVersion(request.db, request.params.id)
+    if (version === undefined) throw notFound('customer')
+    if (notModified(request, version)) {
+      setEtag(reply, version)
+      return reply.code(304).send(null)
+    }
+    return present(request, reply, request.params.id, include)
+  })
+
+  app.patch('/customers/:id', {
+    config: { scope: 'customers:write' },
+    schema: {
+      operationId: 'updateCustomer', tags, summary: 'Update a customer (JSON Merge Patch)',
+      description: 'RFC 7396: null clears a field, absent fields are untouched, attributes/preferences/consent merge key by key. With If-Match, a stale ETag answers 412.',
+      params: IdParams, body: ref(CustomerPatch),
+      response: { 200: ref(Customer), ...WRITE_ERRORS },
+    },
+  }, async (request, reply) => {
+    await service.patchCustomer(request.db, request.params.id, request.body, ifMatchVersion(request))
+    return present(request, reply, request.params.id)
+  })
+
+  app.delete('/customers/:id', {
+    config: { scope: 'customers:write' },
+    schema: {
+      operationId: 'archiveCustomer', tags, summary: 'Archive a customer',
+      description: 'Hides the customer from lists (see archived=true) and keeps its data; restore with POST /v1/customers/{id}/restore.',
+      params: IdParams,
+      response: { 204: Type.Null({ description: 'Archived' }), ...WRITE_ERRORS },
+    },
+  }, async (request, reply) => {
+    await service.archiveCustomer(request.db, request.params.id, true, ifMatchVersion(request))
+    return reply.code(204).send(null)
+  })
+
+  app.post('/customers/:id/restore', {
+    config: { scope: 'customers:write' },
+    schema: {
+      operationId: 'restoreCustomer', tags, summary: 'Restore an archived customer',
+      params: IdParams,
+      response: { 200: ref(Customer), ...WRITE_ERRORS },
+    },
+  }, async (request, reply) => {
+    await service.archiveCustomer(request.db, request.params.id, false, ifMatchVersion(request))
+    return present(request, reply, request.params.id)
+  })
+
+  app.get('/customers/:id/contact-points', {
+    config: { scope: 'customers:read' },
+    schema: {
+      operationId: 'listContactPoints', tags, summary: 'List a customer\'s contact points',
+      description: 'All of them in one page (a customer holds at most a few dozen), primary first within each kind.',
+      params: IdParams,
+      response: { 200: ref(ContactPointList), ...READ_ERRORS },
+    },
+  }, async (request, reply) => {
+    if ((await repo.customerVersion(request.db, request.params.id)) === undefined) throw notFound('customer')
+    const pii = canReadPii(request.auth)
+    if (!pii) reply.header('x-pii-masked', 'true')
+    const rows = await repo.listContactPoints(request.db, [request.params.id])
+    return { data: rows.map((r) => service.toContactPointDto(r, pii)), next_cursor: null }
+  })
+
+  app.post('/customers/:id/contact-points', {
+    config: { scope: 'customers:write' },
+    schema: {
+      operationId: 'createContactPoint', tags, summary: 'Add a contact point',
+      description: 'The first of a kind becomes primary; is_primary=true demotes the previous primary. Another customer\'s primary email answers 409.',
+      params: IdParams, body: ref(ContactPointCreate),
+      response: { 201: ref(ContactPoint), ...WRITE_ERRORS },
+    },
+  }, async (request, reply) => {
+    const row = await service.addContactPoint(request.db, request.params.id, request.body)
+    setEtag(reply, row.version)
+    reply.code(201).header('location', `/v1/customers/${request.params.id}/contact-points/${row.id}`)
+    return service.toContactPointDto(row, canReadPii(request.auth))
+  })
+
+  app.patch('/customers/:id/contact-points/:contact_point_id', {
+    config: { scope: 'customers:write' },
+    schema: {
+      operationId: 'updateContactPoint', tags, summary: 'Update a contact point (JSON Merge Patch)',
+      params: ContactPointParams, body: ref(ContactPointPatch),
+      response: { 200: ref(ContactPoint), ...WRITE_ERRORS },
+    },
+  }, async (request, reply) => {
+    const { id, contact_point_id } = request.params
+    const row = await service.patchContactPoint(request.db, id, contact_point_id, request.body, ifMatchVersion(request))
+    setEtag(reply, row.version)
+    return service.toContactPointDto(row, canReadPii(request.auth))
+  })
+
+  app.delete('/customers/:id/contact-points/:contact_point_id', {
+    config: { scope: 'customers:write' },
+    schema: {
+      operationId: 'deleteContactPoint', tags, summary: 'Remove a contact point',
+      description: 'Deletes it (the audit trail keeps its last state). If it was primary, the oldest remaining one of its kind becomes primary.',
+      params: ContactPointParams,
+      response: { 204: Type.Null({ description: 'Removed' }), ...WRITE_ERRORS },
+    },
+  }, async (request, reply) => {
+    await service.removeContactPoint(request.db, request.params.id, request.params.contact_point_id, ifMatchVersion(request))
+    return reply.code(204).send(null)
+  })
+}
+
+export default customerRoutes

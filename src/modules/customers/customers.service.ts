@@ -1,0 +1,234 @@
+import { fullFormats } from 'ajv-formats/dist/formats.js'
+import type { DbExecutor } from '../../db/database.js'
+import type { ContactPointRow } from '../../db/schema.js'
+import { badRequest, conflict, type FieldError, notFound, pointer, preconditionFailed } from '../../lib/problem.js'
+import { maskAddress, maskContactValue } from '../../lib/pii.js'
+import * as repo from './customers.repository.js'
+import type { ContactPointCreateBody, ContactPointDto, ContactPointPatchBody, CustomerCreateBody, CustomerDto, CustomerPatchBody } from './customers.schemas.js'
+
+const emailFormat = fullFormats.email as RegExp
+const PHONE = /^\+?[0-9]{5,20}$/
+const PHONE_NOISE = /[\s().\-/]/g
+const PRIMARY_EMAIL_INDEX = 'contact_points_primary_email_idx'
+
+// Contact points -------------------------------------------------------------------------
+
+interface NormalizedContact {
+  kind: string
+  label: string | null
+  value: string
+  value_normalized: string
+  network: string | null
+  address: Record<string, unknown> | null
+  is_primary: boolean | undefined
+  verified: boolean
+}
+
+function formatAddress(a: Record<string, unknown>): string {
+  const cityLine = [a.postal_code, a.city, a.region].filter(Boolean).join(' ')
+  return [a.line1, a.line2, cityLine, a.country].filter(Boolean).join(', ')
+}
+
+/** Validates a contact point against its kind and derives the normalized value used for search and uniqueness. */
+function normalizeContact(input: ContactPointCreateBody, at: string, errors: FieldError[]): NormalizedContact | undefined {
+  const fail = (field: string, message: string) => {
+    errors.push({ pointer: `${at}/${field}`, message })
+    return undefined
+  }
+  const base = { kind: input.kind, label: input.label ?? null, verified: input.verified ?? false, is_primary: input.is_primary }
+  if (input.kind === 'address') {
+    if (!input.address) return fail('address', 'is required for an address')
+    if (input.network) return fail('network', 'is only for social accounts')
+    const value = formatAddress(input.address)
+    return { ...base, value, value_normalized: value.toLowerCase(), network: null, address: input.address }
+  }
+  if (input.address) return fail('address', 'is only for addresses')
+  const value = input.value?.trim()
+  if (!value) return fail('value', 'is required')
+  if (input.kind === 'email') {
+    if (!emailFormat.test(value)) return fail('value', 'must be an email address')
+    return { ...base, value, value_normalized: value.toLowerCase(), network: null, address: null }
+  }
+  if (input.kind === 'phone') {
+    const normalized = value.replace(PHONE_NOISE, '')
+    if (!PHONE.test(normalized)) return fail('value', 'must be a phone number: digits, optionally a leading +, 5 to 20 digits')
+    return { ...base, value, value_normalized: normalized, network: null, address: null }
+  }
+  if (!input.network) return fail('network', 'is required for a social account')
+  return { ...base, value, value_normalized: value.toLowerCase(), network: input.network, address: null }
+}
+
+function isPrimaryEmailConflict(err: unknown): boolean {
+  const e = err as { code?: string; constraint?: string }
+  return e.code === '23505' && e.constraint === PRIMARY_EMAIL_INDEX
+}
+
+/**
+ * Adds a contact point, keeping one primary per kind: a new primary demotes the old one, and the
+ * first of a kind becomes primary by itself. Another customer's primary email is a 409.
+ */
+async function addContact(db: DbExecutor, customerId: string, c: NormalizedContact, at: string): Promise<ContactPointRow> {
+  const existing = await repo.findContactPointByValue(db, customerId, c.kind, c.value_normalized)
+  const primary = c.is_primary ?? (existing?.is_primary || !(await repo.hasPrimary(db, customerId, c.kind)))
+  if (primary) await repo.demotePrimary(db, customerId, c.kind, existing?.id)
+  try {
+    if (existing) {
+      const { is_primary: _p, ...rest } = c
+      return (await repo.updateContactPoint(db, existing.id, { ...rest, is_primary: primary }))!
+    }
+    return await repo.insertContactPoint(db, { ...c, customer_id: customerId, is_primary: primary })
+  } catch (err) {
+    if (isPrimaryEmailConflict(err)) {
+      throw conflict('Another customer already has this primary email.', [{ pointer: `${at}/value`, message: 'is the primary email of another customer' }])
+    }
+    throw err
+  }
+}
+
+function normalizeAll(inputs: ContactPointCreateBody[], at: string): NormalizedContact[] {
+  const errors: FieldError[] = []
+  const out: NormalizedContact[] = []
+  const primaries = new Map<string, number>()
+  inputs.forEach((input, i) => {
+    const c = normalizeContact(input, `${at}/${i}`, errors)
+    if (!c) return
+    if (c.is_primary) {
+      if (primaries.has(c.kind)) errors.push({ pointer: `${at}/${i}/is_primary`, message: `only one ${c.kind} can be primary` })
+      primaries.set(c.kind, i)
+    }
+    out.push(c)
+  })
+  if (errors.length) throw badRequest('Some contact points are invalid.', errors)
+  return out
+}
+
+// Customers ------------------------------------------------------------------------------
+
+function normalizeTags(tags: string[] | undefined): string[] | undefined {
+  return tags && [...new Set(tags.map((t) => t.trim().toLowerCase()).filter(Boolean))]
+}
+
+function checkCredit(body: { credit_limit?: string | null; credit_currency?: string | null }): void {
+  const hasLimit = body.credit_limit != null
+  const hasCurrency = body.credit_currency != null
+  if (hasLimit && !hasCurrency) throw badRequest('A credit limit needs its currency.', [{ pointer: pointer('credit_currency'), message: 'is required with credit_limit' }])
+  if (hasCurrency && !hasLimit) throw badRequest('A credit currency needs a limit.', [{ pointer: pointer('credit_limit'), message: 'is required with credit_currency' }])
+  if (body.credit_limit?.startsWith('-')) throw badRequest('Credit limits are not negative.', [{ pointer: pointer('credit_limit'), message: 'must be zero or more' }])
+}
+
+/** Profile fields of a create or patch body as column values. */
+function toColumns(body: Partial<CustomerPatchBody>): Record<string, unknown> {
+  const cols: Record<string, unknown> = { ...body }
+  if (body.tags) cols.tags = normalizeTags(body.tags)
+  if (body.interests) cols.interests = [...new Set(body.interests.map((t) => t.trim()))]
+  return cols
+}
+
+export async function createCustomer(db: DbExecutor, body: CustomerCreateBody): Promise<{ id: string; created: boolean }> {
+  const { contact_points: contactInputs = [], ...profile } = body
+  checkCredit(profile)
+  const contacts = normalizeAll(contactInputs, '/contact_points')
+  const columns = toColumns(profile) as Parameters<typeof repo.insertCustomer>[1]
+  let id: string
+  let created = true
+  if (profile.external_ref) {
+    const updatable = Object.keys(columns).filter((c) => c !== 'external_ref')
+    const r = await repo.upsertCustomerByExternalRef(db, { ...columns, external_ref: profile.external_ref }, updatable)
+    id = r.id
+    created = r.inserted
+  } else {
+    id = await repo.insertCustomer(db, columns)
+  }
+  for (const [i, c] of contacts.entries()) await addContact(db, id, c, `/contact_points/${i}`)
+  return { id, created }
+}
+
+export async function patchCustomer(db: DbExecutor, id: string, body: CustomerPatchBody, expectedVersion?: number): Promise<void> {
+  if (body.name === null) throw badRequest('name cannot be cleared.', [{ pointer: pointer('name'), message: 'must be a string' }])
+  const current = await repo.findCustomer(db, id)
+  if (!current) throw notFound('customer')
+  checkCredit({
+    credit_limit: body.credit_limit !== undefined ? body.credit_limit : current.credit_limit,
+    credit_currency: body.credit_currency !== undefined ? body.credit_currency : current.credit_currency,
+  })
+  const updated = await repo.updateCustomer(db, id, toColumns(body), expectedVersion)
+  if (!updated) throw preconditionFailed()
+}
+
+export async function archiveCustomer(db: DbExecutor, id: string, archived: boolean, expectedVersion?: number): Promise<void> {
+  if (await repo.setArchived(db, id, archived, expectedVersion)) return
+  if ((await repo.customerVersion(db, id)) === undefined) throw notFound('customer')
+  throw preconditionFailed()
+}
+
+export async function addContactPoint(db: DbExecutor, customerId: string, body: ContactPointCreateBody): Promise<ContactPointRow> {
+  if ((await repo.customerVersion(db, customerId)) === undefined) throw notFound('customer')
+  const [c] = normalizeAll([body], '')
+  return addContact(db, customerId, c!, '')
+}
+
+export async function patchContactPoint(db: DbExecutor, customerId: string, id: string, body: ContactPointPatchBody, expectedVersion?: number): Promise<ContactPointRow> {
+  const current = await repo.findContactPoint(db, customerId, id)
+  if (!current) throw notFound('contact point')
+  const merged: ContactPointCreateBody = {
+    kind: current.kind as ContactPointCreateBody['kind'],
+    label: body.label !== undefined ? body.label : (current.label as ContactPointCreateBody['label']),
+    value: body.value ?? current.value,
+    network: body.network !== undefined ? body.network : (current.network as ContactPointCreateBody['network']),
+    ...(body.address !== undefined ? { address: body.address } : current.address ? { address: current.address as never } : {}),
+    verified: body.verified ?? current.verified,
+  }
+  const [c] = normalizeAll([merged], '')
+  const wantsPrimary = body.is_primary ?? current.is_primary
+  if (body.is_primary === false && current.is_primary) {
+    throw badRequest('Make another contact point primary instead of unsetting this one.', [{ pointer: pointer('is_primary'), message: 'a kind keeps one primary while it has contact points' }])
+  }
+  if (wantsPrimary && !current.is_primary) await repo.demotePrimary(db, customerId, current.kind, id)
+  const { is_primary: _p, ...changes } = c!
+  try {
+    const row = await repo.updateContactPoint(db, id, { ...changes, is_primary: wantsPrimary }, expectedVersion)
+    if (!row) throw preconditionFailed()
+    return row
+  } catch (err) {
+    if (isPrimaryEmailConflict(err)) throw conflict('Another customer already has this primary email.', [{ pointer: pointer('value'), message: 'is the primary email of another customer' }])
+    throw err
+  }
+}
+
+export async function removeContactPoint(db: DbExecutor, customerId: string, id: string, expectedVersion?: number): Promise<void> {
+  const current = await repo.findContactPoint(db, customerId, id)
+  if (!current) throw notFound('contact point')
+  const removed = await repo.deleteContactPoint(db, id, expectedVersion)
+  if (!removed) throw preconditionFailed()
+  if (removed.is_primary) await repo.promoteOldest(db, customerId, removed.kind)
+}
+
+// Output -----------------------------------------------------------------------------------
+
+export function toContactPointDto(row: ContactPointRow, pii: boolean): ContactPointDto {
+  return {
+    id: row.id,
+    customer_id: row.customer_id,
+    kind: row.kind as ContactPointDto['kind'],
+    label: row.label as ContactPointDto['label'],
+    value: pii ? row.value : maskContactValue(row.kind, row.value),
+    network: row.network as ContactPointDto['network'],
+    address: pii ? (row.address as Record<string, unknown> | null) : maskAddress(row.address as Record<string, unknown> | null),
+    is_primary: row.is_primary,
+    verified: row.verified,
+    version: row.version,
+    created_at: row.created_at,
+    updated_at: row.updated_at,
+  }
+}
+
+export function toCustomerDto(row: repo.CustomerRecord, pii: boolean, contactPoints?: ContactPointRow[]): CustomerDto {
+  const dto = {
+    ...row,
+    birthday: pii ? row.birthday : null,
+    primary_email: row.primary_email && (pii ? row.primary_email : maskContactValue('email', row.primary_email)),
+    primary_phone: row.primary_phone && (pii ? row.primary_phone : maskContactValue('phone', row.primary_phone)),
+  } as CustomerDto
+  if (contactPoints) dto.contact_points = contactPoints.map((c) => toContactPointDto(c, pii))
+  return dto
+}
