@@ -85,6 +85,14 @@ async function addContact(db: DbExecutor, customerId: string, c: NormalizedConta
   }
 }
 
+/** A single contact point body (pointers relative to the body itself). */
+function normalizeOne(input: ContactPointCreateBody): NormalizedContact {
+  const errors: FieldError[] = []
+  const c = normalizeContact(input, '', errors)
+  if (!c) throw badRequest('The contact point is invalid.', errors)
+  return c
+}
+
 function normalizeAll(inputs: ContactPointCreateBody[], at: string): NormalizedContact[] {
   const errors: FieldError[] = []
   const out: NormalizedContact[] = []
@@ -163,8 +171,7 @@ export async function archiveCustomer(db: DbExecutor, id: string, archived: bool
 
 export async function addContactPoint(db: DbExecutor, customerId: string, body: ContactPointCreateBody): Promise<ContactPointRow> {
   if ((await repo.customerVersion(db, customerId)) === undefined) throw notFound('customer')
-  const [c] = normalizeAll([body], '')
-  return addContact(db, customerId, c!, '')
+  return addContact(db, customerId, normalizeOne(body), '')
 }
 
 export async function patchContactPoint(db: DbExecutor, customerId: string, id: string, body: ContactPointPatchBody, expectedVersion?: number): Promise<ContactPointRow> {
@@ -178,13 +185,13 @@ export async function patchContactPoint(db: DbExecutor, customerId: string, id: 
     ...(body.address !== undefined ? { address: body.address } : current.address ? { address: current.address as never } : {}),
     verified: body.verified ?? current.verified,
   }
-  const [c] = normalizeAll([merged], '')
+  const c = normalizeOne(merged)
   const wantsPrimary = body.is_primary ?? current.is_primary
   if (body.is_primary === false && current.is_primary) {
     throw badRequest('Make another contact point primary instead of unsetting this one.', [{ pointer: pointer('is_primary'), message: 'a kind keeps one primary while it has contact points' }])
   }
   if (wantsPrimary && !current.is_primary) await repo.demotePrimary(db, customerId, current.kind, id)
-  const { is_primary: _p, ...changes } = c!
+  const { is_primary: _p, ...changes } = c
   try {
     const row = await repo.updateContactPoint(db, id, { ...changes, is_primary: wantsPrimary }, expectedVersion)
     if (!row) throw preconditionFailed()
