@@ -18,7 +18,10 @@ pg.types.setTypeParser(pg.types.builtins.DATE, (v) => v)
 pg.types.setTypeParser(pg.types.builtins.TIMESTAMPTZ, toRfc3339)
 
 export function toRfc3339(value: string): string {
-  return value.replace(' ', 'T').replace(/\+00$/, 'Z')
+  // Always six fraction digits, so the strings also sort correctly as text.
+  const m = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?\+00$/.exec(value)
+  if (!m) return value
+  return `${m[1]}T${m[2]}.${(m[3] ?? '').padEnd(6, '0')}Z`
 }
 
 export interface DbOptions {

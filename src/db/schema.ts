@@ -25,6 +25,8 @@ export interface CustomersTable {
   preferences: Json<Record<string, unknown>>
   attributes: Json<Record<string, unknown>>
   lifecycle_stage: Generated<string>
+  /** True when a client set the stage by hand; false lets the metrics derive it. */
+  lifecycle_stage_manual: Generated<boolean>
   consent: Json<Record<string, unknown>>
   credit_limit: string | null
   credit_currency: string | null
@@ -66,10 +68,93 @@ export interface AuditEventsTable {
   txid: ColumnType<string, never, never>
 }
 
+export interface OrdersTable {
+  id: Generated<string>
+  external_ref: string | null
+  order_number: Generated<string>
+  customer_id: string
+  status: Generated<string>
+  channel: Generated<string>
+  payment_method: string | null
+  currency: string
+  /** Percent, numeric(7,4) as a string. */
+  tax_rate: Generated<string>
+  subtotal: Generated<string>
+  discount_total: Generated<string>
+  tax_total: Generated<string>
+  shipping_total: Generated<string>
+  total: Generated<string>
+  amount_paid: Generated<string>
+  amount_refunded: Generated<string>
+  /** Generated column: total - amount_paid + amount_refunded while pending, else 0. */
+  amount_outstanding: ServerOwned<string>
+  due_date: string | null
+  ordered_at: Generated<string>
+  notes: string | null
+  version: ServerOwned<number>
+  created_at: Generated<string>
+  updated_at: ServerOwned<string>
+  archived_at: Timestamp | null
+}
+
+export interface OrderItemsTable {
+  id: Generated<string>
+  order_id: string
+  position: number
+  sku: string | null
+  product_name: string
+  category: string | null
+  quantity: number
+  unit_price: string
+  discount: Generated<string>
+  line_total: string
+  version: ServerOwned<number>
+  created_at: Generated<string>
+  updated_at: ServerOwned<string>
+}
+
+export interface OrderPaymentsTable {
+  id: Generated<string>
+  order_id: string
+  kind: Generated<string>
+  amount: string
+  method: Generated<string>
+  paid_at: Generated<string>
+  reference: string | null
+  version: ServerOwned<number>
+  created_at: Generated<string>
+  updated_at: ServerOwned<string>
+}
+
+export interface CustomerMetricsTable {
+  customer_id: string
+  order_count: number
+  first_order_at: string | null
+  last_order_at: string | null
+  interaction_count: number
+  last_interaction_at: string | null
+  open_complaints: number
+  latest_csat: number | null
+  latest_nps: number | null
+  refreshed_at: string
+}
+
+export interface CustomerSpendTable {
+  customer_id: string
+  currency: string
+  order_count: number
+  total_spent: string
+}
+
 export interface Database {
   customers: CustomersTable
   contact_points: ContactPointsTable
   audit_events: AuditEventsTable
+  customer_metrics: CustomerMetricsTable
+  customer_spend: CustomerSpendTable
+  orders: OrdersTable
+  order_items: OrderItemsTable
+  order_payments: OrderPaymentsTable
 }
 
 export type CustomerRow = Selectable<CustomersTable>
@@ -77,3 +162,6 @@ export type NewCustomerRow = Insertable<CustomersTable>
 export type CustomerUpdate = Updateable<CustomersTable>
 export type ContactPointRow = Selectable<ContactPointsTable>
 export type AuditEventRow = Selectable<AuditEventsTable>
+export type OrderRow = Selectable<OrdersTable>
+export type OrderItemRow = Selectable<OrderItemsTable>
+export type OrderPaymentRow = Selectable<OrderPaymentsTable>

@@ -17,7 +17,9 @@ export function StringEnum<const T extends readonly string[]>(values: T, options
 
 /** `T | null`, written as OpenAPI 3.0 understands it. */
 export function Nullable<T extends TSchema>(schema: T, options: Record<string, unknown> = {}) {
-  return Type.Unsafe<Static<T> | null>({ ...schema, nullable: true, ...options })
+  // An enum must list null itself: `nullable` widens the type, not the enum.
+  const values = (schema as { enum?: unknown[] }).enum
+  return Type.Unsafe<Static<T> | null>({ ...schema, ...(values ? { enum: [...values, null] } : {}), nullable: true, ...options })
 }
 
 export const Uuid = (options: Record<string, unknown> = {}) =>

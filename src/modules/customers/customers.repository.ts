@@ -241,3 +241,25 @@ export async function promoteOldest(db: DbExecutor, customerId: string, kind: st
     )
     .execute()
 }
+
+// Metrics ----------------------------------------------------------------------------------
+
+export async function findMetrics(db: DbExecutor, customerIds: string[]) {
+  if (customerIds.length === 0) return { metrics: [], spend: [] }
+  const [metrics, spend] = await Promise.all([
+    db.selectFrom('customer_metrics').selectAll().where('customer_id', 'in', customerIds).execute(),
+    db
+      .selectFrom('customer_spend')
+      .select(['customer_id', 'currency', 'order_count', 'total_spent', sql<string>`round(total_spent / nullif(order_count, 0), 2)::text`.as('average_order_value')])
+      .where('customer_id', 'in', customerIds)
+      .orderBy('customer_id')
+      .orderBy('currency')
+      .execute(),
+  ])
+  return { metrics, spend }
+}
+
+/** Recomputes metrics and, unless pinned by hand, the lifecycle stage (see the metrics migration). */
+export async function refreshMetrics(db: DbExecutor, customerId: string): Promise<void> {
+  await sql`select crm_refresh_customer_metrics(array[${customerId}]::uuid[])`.execute(db)
+}

@@ -35,7 +35,8 @@ async function present(request: FastifyRequest, reply: FastifyReply, id: string,
   if (!pii) reply.header('x-pii-masked', 'true')
   setEtag(reply, row.version)
   const contacts = include.has('contact_points') ? await repo.listContactPoints(request.db, [id]) : undefined
-  return service.toCustomerDto(row, pii, contacts)
+  const metrics = include.has('metrics') ? await repo.findMetrics(request.db, [id]) : undefined
+  return service.toCustomerDto(row, pii, contacts, metrics)
 }
 
 const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -76,11 +77,13 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
       acquisition_source: q.acquisition_source, created_after: q.created_after, created_before: q.created_before, archived: q.archived ?? false,
     }, keys, after, limit)
     const page = toPage(rows, limit, keys, (r) => r)
-    const contacts = include.has('contact_points') ? await repo.listContactPoints(request.db, page.data.map((r) => r.id)) : []
+    const ids = page.data.map((r) => r.id)
+    const contacts = include.has('contact_points') ? await repo.listContactPoints(request.db, ids) : []
+    const metrics = include.has('metrics') ? await repo.findMetrics(request.db, ids) : undefined
     const byCustomer = new Map<string, typeof contacts>()
     for (const c of contacts) byCustomer.set(c.customer_id, [...(byCustomer.get(c.customer_id) ?? []), c])
     return {
-      data: page.data.map((r) => service.toCustomerDto(r, pii, include.has('contact_points') ? byCustomer.get(r.id) ?? [] : undefined)),
+      data: page.data.map((r) => service.toCustomerDto(r, pii, include.has('contact_points') ? byCustomer.get(r.id) ?? [] : undefined, metrics)),
       next_cursor: page.next_cursor,
     }
   })

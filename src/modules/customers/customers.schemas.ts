@@ -11,7 +11,7 @@ export const CONTACT_KINDS = ['phone', 'email', 'address', 'social'] as const
 export const CONTACT_LABELS = ['home', 'work', 'mobile', 'billing', 'shipping', 'other'] as const
 export const SOCIAL_NETWORKS = ['wechat', 'weibo', 'whatsapp', 'line', 'telegram', 'linkedin', 'x', 'facebook', 'instagram', 'tiktok', 'other'] as const
 export const CUSTOMER_SORTS = ['created_at', 'updated_at', 'name'] as const
-export const CUSTOMER_INCLUDES = ['contact_points'] as const
+export const CUSTOMER_INCLUDES = ['contact_points', 'metrics'] as const
 
 const text = (maxLength: number, example: string, description?: string) =>
   Type.String({ minLength: 1, maxLength, example, ...(description ? { description } : {}) })
@@ -114,7 +114,7 @@ const profileFields = {
   interests: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 100 }), { maxItems: 50, example: ['running', 'tea'] })),
   preferences: Type.Optional(Type.Object({}, { additionalProperties: true, maxProperties: 50, propertyNames: { pattern: '^[a-z][a-z0-9_]{0,63}$' }, example: { newsletter_frequency: 'weekly' } })),
   attributes: Type.Optional(Type.Object({}, { additionalProperties: true, maxProperties: 100, propertyNames: { pattern: '^[a-z][a-z0-9_]{0,63}$' }, description: 'Custom attributes (snake_case keys)', example: { shoe_size: 38 } })),
-  lifecycle_stage: Type.Optional(StringEnum(LIFECYCLE_STAGES)),
+  lifecycle_stage: Type.Optional(Nullable(StringEnum(LIFECYCLE_STAGES, { description: 'Setting it pins the stage by hand; null (in a PATCH) hands it back to the derived rules' }))),
   consent: Type.Optional(ref(Consent)),
   credit_limit: Type.Optional(Nullable(Money({ description: 'Credit limit for credit sales; needs credit_currency' }))),
   credit_currency: Type.Optional(Nullable(Currency())),
@@ -151,6 +151,38 @@ export const CustomerPatch = Type.Object(
   },
 )
 
+export const CustomerMetrics = Type.Object(
+  {
+    order_count: Type.Integer({ description: 'Purchases: orders paid, fulfilled or partially refunded, not archived' }),
+    first_order_at: Nullable(Timestamp()),
+    last_order_at: Nullable(Timestamp()),
+    days_since_last_order: Nullable(Type.Integer()),
+    spend: Type.Array(
+      Type.Object({
+        currency: Type.String({ example: 'CNY' }),
+        order_count: Type.Integer(),
+        total_spent: Type.String({ description: 'Order totals minus refunds', example: '1290.00' }),
+        average_order_value: Type.String({ example: '129.00' }),
+      }),
+      { description: 'Per currency: no exchange rate is assumed' },
+    ),
+    interaction_count: Type.Integer(),
+    last_interaction_at: Nullable(Timestamp()),
+    open_complaints: Type.Integer({ description: 'Complaints open or in progress' }),
+    latest_csat: Nullable(Type.Integer({ minimum: 1, maximum: 5 })),
+    latest_nps: Nullable(Type.Integer({ minimum: 0, maximum: 10 })),
+  },
+  {
+    $id: 'CustomerMetrics',
+    description: 'Figures kept exact by the database as orders, interactions and feedback change',
+    example: {
+      order_count: 3, first_order_at: '2026-01-05T10:00:00Z', last_order_at: '2026-11-01T09:00:00Z', days_since_last_order: 21,
+      spend: [{ currency: 'CNY', order_count: 3, total_spent: '387.00', average_order_value: '129.00' }],
+      interaction_count: 4, last_interaction_at: '2026-11-20T08:00:00Z', open_complaints: 0, latest_csat: 5, latest_nps: 9,
+    },
+  },
+)
+
 export const Customer = Type.Object(
   {
     id: Uuid(),
@@ -171,6 +203,7 @@ export const Customer = Type.Object(
     preferences: Type.Object({}, { additionalProperties: true }),
     attributes: Type.Object({}, { additionalProperties: true }),
     lifecycle_stage: StringEnum(LIFECYCLE_STAGES),
+    lifecycle_stage_manual: Type.Boolean({ description: 'true when the stage was set by hand; false when derived from the metrics' }),
     consent: Type.Object({}, { additionalProperties: true, description: 'See Consent' }),
     credit_limit: Nullable(Type.String({ example: '5000.00' })),
     credit_currency: Nullable(Type.String()),
@@ -179,6 +212,7 @@ export const Customer = Type.Object(
     primary_email: Nullable(Type.String({ description: 'The primary email contact point (masked unless pii:read)' })),
     primary_phone: Nullable(Type.String({ description: 'The primary phone contact point (masked unless pii:read)' })),
     contact_points: Type.Optional(Type.Array(ref(ContactPoint), { description: 'With ?include=contact_points' })),
+    metrics: Type.Optional(ref(CustomerMetrics)),
     version: Type.Integer({ description: 'Optimistic concurrency version; also the ETag' }),
     created_at: Timestamp(),
     updated_at: Timestamp(),
@@ -191,7 +225,7 @@ export const Customer = Type.Object(
       id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11', external_ref: 'shop-000123', name: '李娜 Li Na', given_name: 'Na', family_name: 'Li',
       gender: 'female', birthday: '1990-05-17', occupation: null, marital_status: null, company: 'Acme Trading Co.', job_title: null,
       preferred_channel: 'email', acquisition_source: 'referral', tags: ['vip'], interests: [], preferences: {}, attributes: { shoe_size: 38 },
-      lifecycle_stage: 'lead', consent: { email_marketing: true }, credit_limit: null, credit_currency: null, payment_terms_days: null,
+      lifecycle_stage: 'lead', lifecycle_stage_manual: false, consent: { email_marketing: true }, credit_limit: null, credit_currency: null, payment_terms_days: null,
       loyalty_points: 0, primary_email: 'li.na@example.com', primary_phone: null, version: 1,
       created_at: '2026-11-22T08:30:00.000000Z', updated_at: '2026-11-22T08:30:00.000000Z', archived_at: null,
     },
@@ -238,8 +272,9 @@ export type CustomerPatchBody = Static<typeof CustomerPatch>
 export type ContactPointCreateBody = Static<typeof ContactPointCreate>
 export type ContactPointPatchBody = Static<typeof ContactPointPatch>
 export type CustomerDto = Static<typeof Customer>
+export type CustomerMetricsDto = Static<typeof CustomerMetrics>
 export type ContactPointDto = Static<typeof ContactPoint>
 export type CustomerListQueryT = Static<typeof CustomerListQuery>
 
 /** Named schemas of this domain, registered once by the routes plugin. */
-export const customerSchemas = [Address, Consent, ContactPointCreate, ContactPointPatch, ContactPoint, CustomerCreate, CustomerPatch, Customer, CustomerList, ContactPointList]
+export const customerSchemas = [Address, Consent, ContactPointCreate, ContactPointPatch, ContactPoint, CustomerCreate, CustomerPatch, CustomerMetrics, Customer, CustomerList, ContactPointList]

@@ -4,7 +4,7 @@ import type { ContactPointRow } from '../../db/schema.js'
 import { badRequest, conflict, type FieldError, notFound, pointer, preconditionFailed } from '../../lib/problem.js'
 import { maskAddress, maskContactValue } from '../../lib/pii.js'
 import * as repo from './customers.repository.js'
-import type { ContactPointCreateBody, ContactPointDto, ContactPointPatchBody, CustomerCreateBody, CustomerDto, CustomerPatchBody } from './customers.schemas.js'
+import type { ContactPointCreateBody, ContactPointDto, ContactPointPatchBody, CustomerCreateBody, CustomerDto, CustomerMetricsDto, CustomerPatchBody } from './customers.schemas.js'
 
 const emailFormat = fullFormats.email as RegExp
 const PHONE = /^\+?[0-9]{5,20}$/
@@ -127,6 +127,13 @@ function checkCredit(body: { credit_limit?: string | null; credit_currency?: str
 /** Profile fields of a create or patch body as column values. */
 function toColumns(body: Partial<CustomerPatchBody>): Record<string, unknown> {
   const cols: Record<string, unknown> = { ...body }
+  // A stage set by hand is pinned; null hands it back to the derived rules.
+  if (body.lifecycle_stage === null) {
+    delete cols.lifecycle_stage
+    cols.lifecycle_stage_manual = false
+  } else if (body.lifecycle_stage !== undefined) {
+    cols.lifecycle_stage_manual = true
+  }
   if (body.tags) cols.tags = normalizeTags(body.tags)
   if (body.interests) cols.interests = [...new Set(body.interests.map((t) => t.trim()))]
   return cols
@@ -161,6 +168,7 @@ export async function patchCustomer(db: DbExecutor, id: string, body: CustomerPa
   })
   const updated = await repo.updateCustomer(db, id, toColumns(body), expectedVersion)
   if (!updated) throw preconditionFailed()
+  if (body.lifecycle_stage === null) await repo.refreshMetrics(db, id)
 }
 
 export async function archiveCustomer(db: DbExecutor, id: string, archived: boolean, expectedVersion?: number): Promise<void> {
@@ -229,7 +237,29 @@ export function toContactPointDto(row: ContactPointRow, pii: boolean): ContactPo
   }
 }
 
-export function toCustomerDto(row: repo.CustomerRecord, pii: boolean, contactPoints?: ContactPointRow[]): CustomerDto {
+type MetricsRows = Awaited<ReturnType<typeof repo.findMetrics>>
+
+/** Metrics of one customer; a customer with no activity yet has no row and gets zeros. */
+export function toMetricsDto(customerId: string, rows: MetricsRows, now = Date.now()): CustomerMetricsDto {
+  const m = rows.metrics.find((r) => r.customer_id === customerId)
+  const last = m?.last_order_at ?? null
+  return {
+    order_count: m?.order_count ?? 0,
+    first_order_at: m?.first_order_at ?? null,
+    last_order_at: last,
+    days_since_last_order: last ? Math.floor((now - Date.parse(last)) / 86_400_000) : null,
+    spend: rows.spend
+      .filter((s) => s.customer_id === customerId)
+      .map((s) => ({ currency: s.currency, order_count: s.order_count, total_spent: s.total_spent, average_order_value: s.average_order_value })),
+    interaction_count: m?.interaction_count ?? 0,
+    last_interaction_at: m?.last_interaction_at ?? null,
+    open_complaints: m?.open_complaints ?? 0,
+    latest_csat: m?.latest_csat ?? null,
+    latest_nps: m?.latest_nps ?? null,
+  }
+}
+
+export function toCustomerDto(row: repo.CustomerRecord, pii: boolean, contactPoints?: ContactPointRow[], metrics?: MetricsRows): CustomerDto {
   const dto = {
     ...row,
     birthday: pii ? row.birthday : null,
@@ -237,5 +267,6 @@ export function toCustomerDto(row: repo.CustomerRecord, pii: boolean, contactPoi
     primary_phone: row.primary_phone && (pii ? row.primary_phone : maskContactValue('phone', row.primary_phone)),
   } as CustomerDto
   if (contactPoints) dto.contact_points = contactPoints.map((c) => toContactPointDto(c, pii))
+  if (metrics) dto.metrics = toMetricsDto(row.id, metrics)
   return dto
 }

@@ -142,7 +142,7 @@ t.test('merge patch: null clears, absent untouched, objects merge; If-Match guar
   const c = (await create({ name: 'Patchy', job_title: 'Clerk', company: 'Acme', attributes: { a: 1, nested: { x: 1, y: 2 } }, tags: ['a'] })).json()
   const res = await ctx.app.inject({
     method: 'PATCH', url: `/v1/customers/${c.id}`, headers: { ...admin, 'if-match': '"1"', 'content-type': 'application/merge-patch+json' },
-    payload: JSON.stringify({ job_title: null, attributes: { nested: { x: null, z: 3 }, b: 2 }, tags: ['b', 'c'] }),
+    payload: JSON.stringify({ job_title: null, gender: null, attributes: { nested: { x: null, z: 3 }, b: 2 }, tags: ['b', 'c'] }),
   })
   t.equal(res.statusCode, 200, res.body)
   const body = res.json()

@@ -1,0 +1,44 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { hasScope } from '../../plugins/auth.js'
+import { DEFAULT_LIMIT, decodeCursor, toPage, type SortKey } from '../../lib/pagination.js'
+import { badRequest, notFound, pointer } from '../../lib/problem.js'
+import { IdParams, problemResponses, ref } from '../../lib/schema.js'
+import { customerVersion } from '../customers/customers.repository.js'
+import { timelinePage } from './timeline.repository.js'
+import { TIMELINE_TYPES, TimelinePage, TimelineQuery, timelineSchemas, type TimelineType } from './timeline.schemas.js'
+
+const KEYS: SortKey[] = [{ field: 'occurred_at', desc: true }]
+
+/** Which sources a token may see: each needs its domain's read scope. */
+const SOURCE_SCOPE = { interaction: 'interactions:read', order: 'orders:read', feedback: 'feedback:read', profile_change: 'customers:read' } as const
+
+const timelineRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  for (const schema of timelineSchemas) app.addSchema(schema)
+
+  app.get('/customers/:id/timeline', {
+    config: { scope: 'customers:read' },
+    schema: {
+      operationId: 'getCustomerTimeline', tags: ['customers'], summary: 'A customer\'s history, newest first',
+      description: 'Interactions, orders, feedback and profile changes merged by time in one query per page. ' +
+        'Sources the token has no read scope for (orders:read, interactions:read, feedback:read) are left out.',
+      params: IdParams, querystring: TimelineQuery,
+      response: { 200: ref(TimelinePage), ...problemResponses(400, 401, 403, 404) },
+    },
+  }, async (request) => {
+    const { limit = DEFAULT_LIMIT, cursor, types: typesParam } = request.query
+    const wanted = typesParam ? [...new Set(typesParam.split(','))] : [...TIMELINE_TYPES]
+    for (const t of wanted) {
+      if (!(TIMELINE_TYPES as readonly string[]).includes(t)) {
+        throw badRequest(`Unknown timeline type "${t}".`, [{ pointer: pointer('types'), message: `must list only ${TIMELINE_TYPES.join(', ')}` }])
+      }
+    }
+    const types = (wanted as TimelineType[]).filter((t) => hasScope(request.auth, SOURCE_SCOPE[t]))
+    if ((await customerVersion(request.db, request.params.id)) === undefined) throw notFound('customer')
+    if (types.length === 0) return { data: [], next_cursor: null }
+    const after = cursor ? (decodeCursor(cursor, KEYS) as [string, string]) : undefined
+    const rows = await timelinePage(request.db, request.params.id, types, after, limit)
+    return toPage(rows as unknown as Array<Record<string, unknown>>, limit, KEYS, (r) => r as never)
+  })
+}
+
+export default timelineRoutes
