@@ -1,0 +1,46 @@
+/**
+ * `npm run migrate` applies every pending migration; `npm run migrate -- down` reverts the latest
+ * one. Uses DATABASE_URL, or the embedded PostgreSQL under DATA_DIR like `npm start`.
+ * (`npm start` migrates to the latest on its own; this is for operators and for trying a down.)
+ */
+import { pino, type LoggerOptions } from 'pino'
+import { loggerOptions } from '../src/app.js'
+import { ConfigError, loadConfig, type Config } from '../src/config.js'
+import { createMigrationDb, resolveDatabase, type DatabaseTarget } from '../src/db/connect.js'
+import { migrateDown, migrateToLatest } from '../src/db/migrate.js'
+
+const direction = process.argv[2] ?? 'up'
+if (process.argv.length > 3 || (direction !== 'up' && direction !== 'down')) {
+  process.stderr.write('usage: npm run migrate [-- up|down]\n')
+  process.exit(2)
+}
+
+let config: Config
+try {
+  config = loadConfig()
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err
+  process.stderr.write(`${err.message}\n`)
+  process.exit(1)
+}
+
+const log = pino(loggerOptions(config.LOG_LEVEL) as LoggerOptions)
+let target: DatabaseTarget | undefined
+let code = 0
+try {
+  target = await resolveDatabase(config, log)
+  const db = createMigrationDb(target.url, log)
+  try {
+    const { results = [] } = direction === 'up' ? await migrateToLatest(db) : await migrateDown(db)
+    if (results.length === 0) process.stdout.write(direction === 'up' ? 'No pending migrations.\n' : 'No migration to revert.\n')
+    for (const r of results) process.stdout.write(`${r.direction === 'Up' ? 'applied ' : 'reverted'} ${r.migrationName}\n`)
+  } finally {
+    await db.destroy()
+  }
+} catch (err) {
+  process.stderr.write(`migrate ${direction} failed: ${(err as Error).message}\n`)
+  code = 1
+} finally {
+  await target?.embedded?.stop()
+}
+process.exit(code)

@@ -1,0 +1,104 @@
+/**
+ * `npm start`: validates the configuration, starts the embedded PostgreSQL when DATABASE_URL is
+ * unset, migrates, listens, and on SIGINT/SIGTERM drains in-flight requests before stopping the
+ * database.
+ */
+import closeWithGrace from 'close-with-grace'
+import { pino, type LoggerOptions } from 'pino'
+import { buildApp, loggerOptions, type App } from './app.js'
+import { ConfigError, loadConfig, type Config } from './config.js'
+import { createDb, type Db } from './db/database.js'
+import { createMigrationDb, releaseEmbeddedSignalHandlers, resolveDatabase, type DatabaseTarget } from './db/connect.js'
+import { migrateToLatest } from './db/migrate.js'
+import { mintDevToken, resolveAuth, type DevKey } from './lib/dev-keys.js'
+
+let config: Config
+let auth: Awaited<ReturnType<typeof resolveAuth>>
+try {
+  config = loadConfig()
+  auth = await resolveAuth(config)
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err
+  process.stderr.write(`${err.message}\n`)
+  process.exit(1)
+}
+
+const log = pino(loggerOptions(config.LOG_LEVEL) as LoggerOptions)
+let database: DatabaseTarget | undefined
+let db: Db | undefined
+let app: App | undefined
+
+releaseEmbeddedSignalHandlers()
+closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS, logger: log }, async ({ signal, err }) => {
+  if (err) log.error({ err }, 'shutting down after an error')
+  else log.info(`${signal ?? 'exit'}: shutting down`)
+  // app.close() stops accepting, lets in-flight requests finish, then destroys the pool.
+  if (app) await app.close()
+  else await db?.destroy()
+  await database?.embedded?.stop()
+  log.info('stopped')
+})
+
+try {
+  database = await resolveDatabase(config, log)
+  await migrate(database.url)
+  db = createDb({
+    connectionString: database.url,
+    max: config.DB_POOL_MAX,
+    connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
+    statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
+    idleTimeoutMs: config.DB_IDLE_TIMEOUT_MS,
+    log,
+  })
+
+  app = await buildApp({
+    db,
+    auth: auth.auth,
+    logger: loggerOptions(config.LOG_LEVEL),
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
+  })
+  await app.listen({ host: config.HOST, port: config.PORT })
+} catch (err) {
+  log.error({ err }, 'start failed')
+  await (app ? app.close() : db?.destroy())?.catch(() => {})
+  await database?.embedded?.stop().catch(() => {})
+  process.exit(1)
+}
+
+if (auth.devKey) await printDevBanner(auth.devKey, app)
+
+async function migrate(url: string): Promise<void> {
+  const migrationDb = createMigrationDb(url, log)
+  try {
+    const { results = [] } = await migrateToLatest(migrationDb)
+    log.info(results.length ? `applied migrations: ${results.map((r) => r.migrationName).join(', ')}` : 'database schema is up to date')
+  } finally {
+    await migrationDb.destroy()
+  }
+}
+
+async function printDevBanner(key: DevKey, app: App): Promise<void> {
+  const address = app.server.address()
+  const port = typeof address === 'object' && address ? address.port : config.PORT
+  const base = `http://localhost:${port}`
+  const token = await mintDevToken(key, { scope: 'admin pii:read', sub: 'dev:admin', ttl: '12h', issuer: config.AUTH_ISSUER, audience: config.AUTH_AUDIENCE })
+  process.stdout.write(
+    [
+      '',
+      `crm-api is running at ${base} (embedded PostgreSQL, local development key${key.created ? ' created' : ''} in ${key.privateFile})`,
+      '',
+      `  Swagger UI:  ${base}/docs   (click "Authorize" and paste the token below)`,
+      `  OpenAPI:     ${base}/openapi.json`,
+      '',
+      '  Admin token (scope "admin pii:read", sub "dev:admin", valid 12h):',
+      '',
+      token,
+      '',
+      `  curl -H "Authorization: Bearer <token>" ${base}/v1/customers`,
+      '  Other tokens: npm run token -- --scope "customers:read" [--sub me] [--ttl 1h]',
+      '',
+      '',
+    ].join('\n'),
+  )
+}
