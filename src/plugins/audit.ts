@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import { sql } from 'kysely'
+import type { FastifyReply } from 'fastify'
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 
@@ -18,19 +19,50 @@ export default fp(
       const handler = route.handler
       const routeName = `${methods.join(',')} ${route.url}`
       route.handler = async function transactional(request, reply) {
-        return app.db.transaction().execute(async (trx) => {
-          await sql`select set_config('crm.actor', ${request.auth?.sub ?? 'anonymous'}, true),
-                           set_config('crm.request_id', ${request.id}, true),
-                           set_config('crm.route', ${routeName}, true)`.execute(trx)
-          request.db = trx
-          try {
-            return await handler.call(this, request, reply)
-          } finally {
-            request.db = app.db
-          }
-        })
+        const held = holdSend(reply)
+        let result: unknown
+        try {
+          result = await app.db.transaction().execute(async (trx) => {
+            await sql`select set_config('crm.actor', ${request.auth?.sub ?? 'anonymous'}, true),
+                             set_config('crm.request_id', ${request.id}, true),
+                             set_config('crm.route', ${routeName}, true)`.execute(trx)
+            request.db = trx
+            try {
+              return await handler.call(this, request, reply)
+            } finally {
+              request.db = app.db
+            }
+          })
+        } finally {
+          held.release()
+        }
+        return held.called ? reply.send(held.payload) : result
       }
     })
   },
   { name: 'audit', dependencies: ['db'] },
 )
+
+/**
+ * A handler's reply.send() is held until the transaction has committed: otherwise the client
+ * could be told 201/204 about a change that a failing COMMIT then rolls back. While held,
+ * `return reply` must not wait (reply is a thenable that settles when the response ends).
+ */
+function holdSend(reply: FastifyReply) {
+  const own = reply as unknown as Record<string, unknown>
+  const held = {
+    called: false,
+    payload: undefined as unknown,
+    release() {
+      delete own.send
+      delete own.then
+    },
+  }
+  own.send = (payload: unknown) => {
+    held.called = true
+    held.payload = payload
+    return reply
+  }
+  own.then = undefined
+  return held
+}

@@ -101,7 +101,8 @@ export default fp<AuthOptions>(
       if (!scope || scope === 'public') return
       const header = request.headers.authorization
       if (!header) throw unauthorized('Send an access token: Authorization: Bearer <token>.')
-      const match = /^Bearer ([A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]*)$/.exec(header)
+      // The scheme name is case-insensitive (RFC 9110 section 11.1).
+      const match = /^Bearer ([A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]*)$/i.exec(header)
       if (!match) throw unauthorized('The Authorization header must be "Bearer <JWT>".', 'invalid_request')
       let payload
       try {

@@ -1,18 +1,30 @@
 import t from 'tap'
 import { SignJWT, exportJWK, generateKeyPair, type JWK } from 'jose'
 import { sql } from 'kysely'
+import type { FastifyPluginAsync } from 'fastify'
 import { buildApp, type App } from '../../src/app.js'
+import type { Db } from '../../src/db/database.js'
+import type { AuthOptions } from '../../src/plugins/auth.js'
 import { createTestDatabase, type TestDatabase } from './db.js'
 
 export const ISSUER = 'https://issuer.test'
 export const AUDIENCE = 'crm-api-test'
 
 const { publicKey, privateKey } = await generateKeyPair('ES256')
-const publicJwk: JWK = { ...(await exportJWK(publicKey)), kid: 'test-key', alg: 'ES256', use: 'sig' }
+/** The public half of the key that signs test tokens, as the test app trusts it. */
+export const TEST_PUBLIC_JWK: JWK = { ...(await exportJWK(publicKey)), kid: 'test-key', alg: 'ES256', use: 'sig' }
+
+export const TEST_AUTH: AuthOptions = {
+  issuer: ISSUER, audience: AUDIENCE, algorithms: ['ES256'], clockToleranceSeconds: 5, jwks: { keys: [TEST_PUBLIC_JWK] },
+}
 
 export interface TokenOptions {
-  sub?: string
-  expiresIn?: string | number
+  /** null leaves the claim out. */
+  sub?: string | null
+  /** A jose duration ("10m") or an absolute time in epoch seconds; null leaves the claim out. */
+  expiresIn?: string | number | null
+  /** The key id in the header (default: the trusted test key's). */
+  kid?: string
   issuer?: string
   audience?: string
   claims?: Record<string, unknown>
@@ -20,14 +32,10 @@ export interface TokenOptions {
 
 /** Mints a token the test app accepts (unless the options say otherwise). */
 export async function token(scope: string, opts: TokenOptions = {}): Promise<string> {
-  return new SignJWT({ scope, ...(opts.claims ?? {}) })
-    .setProtectedHeader({ alg: 'ES256', kid: 'test-key' })
-    .setSubject(opts.sub ?? 'user:test')
-    .setIssuer(opts.issuer ?? ISSUER)
-    .setAudience(opts.audience ?? AUDIENCE)
-    .setIssuedAt()
-    .setExpirationTime(opts.expiresIn ?? '10m')
-    .sign(privateKey)
+  const jwt = new SignJWT({ scope, ...(opts.claims ?? {}) }).setProtectedHeader({ alg: 'ES256', kid: opts.kid ?? 'test-key' })
+  if (opts.sub !== null) jwt.setSubject(opts.sub ?? 'user:test')
+  if (opts.expiresIn !== null) jwt.setExpirationTime(opts.expiresIn ?? '10m')
+  return jwt.setIssuer(opts.issuer ?? ISSUER).setAudience(opts.audience ?? AUDIENCE).setIssuedAt().sign(privateKey)
 }
 
 export const ALL_SCOPES = 'admin'
@@ -39,17 +47,28 @@ export interface TestContext extends TestDatabase {
   count(table: string): Promise<number>
 }
 
+/** A plugin of test-only routes or hooks (wrap it with fastify-plugin for hooks on every route). */
+export type TestPlugin = FastifyPluginAsync
+
+export interface SetupOptions {
+  /** Test-only plugins (routes, hooks) registered after the app's own, before app.ready(). */
+  plugins?: TestPlugin[]
+}
+
+/** The app as the tests run it, with the test key set and the given plugins; not yet ready. */
+export async function buildTestApp(db: Db, opts: SetupOptions = {}): Promise<App> {
+  const app = await buildApp({ db, ownsDb: false, auth: TEST_AUTH })
+  for (const plugin of opts.plugins ?? []) await app.register(plugin)
+  return app
+}
+
 /**
  * One migrated database and one app for the current test file, torn down when it ends.
  * Call at the top level of a test file.
  */
-export async function setup(): Promise<TestContext> {
+export async function setup(opts: SetupOptions = {}): Promise<TestContext> {
   const database = await createTestDatabase()
-  const app = await buildApp({
-    db: database.db,
-    ownsDb: false,
-    auth: { issuer: ISSUER, audience: AUDIENCE, algorithms: ['ES256'], clockToleranceSeconds: 5, jwks: { keys: [publicJwk] } },
-  })
+  const app = await buildTestApp(database.db, opts)
   await app.ready()
   t.teardown(async () => {
     await app.close()

@@ -1,0 +1,60 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { canReadPii } from '../../plugins/auth.js'
+import { DEFAULT_LIMIT, decodeCursor, parseSort, toPage } from '../../lib/pagination.js'
+import { maskAuditSnapshot } from '../../lib/pii.js'
+import { notFound } from '../../lib/problem.js'
+import { IdParams, problemResponses, ref } from '../../lib/schema.js'
+import * as repo from './audit.repository.js'
+import { AUDIT_SORTS, AuditEvent, AuditEventList, AuditEventListQuery, auditSchemas, type AuditEventDto } from './audit.schemas.js'
+
+const tags = ['audit']
+const READ_ERRORS = problemResponses(400, 401, 403, 404)
+
+/** The caller's view of an event: snapshots masked without pii:read (flagged by x-pii-masked). */
+function presenter(request: FastifyRequest, reply: FastifyReply) {
+  const pii = canReadPii(request.auth)
+  if (!pii) reply.header('x-pii-masked', 'true')
+  return (row: repo.AuditEventRecord): AuditEventDto => ({
+    ...row,
+    action: row.action as AuditEventDto['action'],
+    before: pii ? row.before : maskAuditSnapshot(row.before),
+    after: pii ? row.after : maskAuditSnapshot(row.after),
+  })
+}
+
+const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  for (const schema of auditSchemas) app.addSchema(schema)
+
+  app.get('/audit-events', {
+    config: { scope: 'audit:read' },
+    schema: {
+      operationId: 'listAuditEvents', tags, summary: 'List audit events',
+      description: 'Every insert, update and delete made through the API, one event per changed record. Cursor-paginated, newest first by default; filters combine with AND.',
+      querystring: AuditEventListQuery,
+      response: { 200: ref(AuditEventList), ...READ_ERRORS },
+    },
+  }, async (request, reply) => {
+    const { limit = DEFAULT_LIMIT, sort, cursor, ...filters } = request.query
+    const keys = parseSort(sort, AUDIT_SORTS, '-occurred_at')
+    const after = cursor ? decodeCursor(cursor, keys) : undefined
+    const present = presenter(request, reply)
+    const rows = await repo.listAuditEvents(request.db, filters, keys, after, limit)
+    return toPage(rows, limit, keys, present)
+  })
+
+  app.get('/audit-events/:id', {
+    config: { scope: 'audit:read' },
+    schema: {
+      operationId: 'getAuditEvent', tags, summary: 'Get an audit event',
+      params: IdParams,
+      response: { 200: ref(AuditEvent), ...READ_ERRORS },
+    },
+  }, async (request, reply) => {
+    const row = await repo.findAuditEvent(request.db, request.params.id)
+    if (!row) throw notFound('audit event')
+    return presenter(request, reply)(row)
+  })
+}
+
+export default auditRoutes

@@ -1,0 +1,62 @@
+import { Type, type Static } from 'typebox'
+import { Nullable, StringEnum, Timestamp, Uuid, ref } from '../../lib/schema.js'
+import { PageQuery, pageEnvelope } from '../../lib/pagination.js'
+
+export const AUDIT_ACTIONS = ['insert', 'update', 'delete'] as const
+export const AUDIT_SORTS = ['occurred_at'] as const
+
+const Snapshot = (description: string) =>
+  Nullable(Type.Object({}, { additionalProperties: true, description: `${description}; personal data masked unless the token has pii:read` }))
+
+export const AuditEvent = Type.Object(
+  {
+    id: Uuid(),
+    occurred_at: Timestamp({ description: 'When the transaction that made the change started' }),
+    actor: Type.String({ description: 'The token subject that made the change (db:<role> for changes made outside the API)', example: 'user:42' }),
+    request_id: Nullable(Type.String({ description: 'The x-request-id of the API request that made the change', example: 'b7c1e0a4-2f7d-4d7e-9a51-0f3f0c6c1a2e' })),
+    route: Nullable(Type.String({ description: 'Method and route of the API request', example: 'PATCH /v1/customers/:id' })),
+    action: StringEnum(AUDIT_ACTIONS),
+    entity: Type.String({ description: 'The changed record\'s table', example: 'customers' }),
+    entity_id: Uuid({ description: 'The changed record\'s id' }),
+    before: Snapshot('The record before the change (null for an insert)'),
+    after: Snapshot('The record after the change (null for a delete)'),
+  },
+  {
+    $id: 'AuditEvent',
+    description: 'One changed record: who changed it, in which request, and its state before and after',
+    example: {
+      id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0b01', occurred_at: '2026-11-22T08:30:00.123456Z', actor: 'user:42',
+      request_id: 'b7c1e0a4-2f7d-4d7e-9a51-0f3f0c6c1a2e', route: 'PATCH /v1/customers/:id', action: 'update', entity: 'customers',
+      entity_id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11',
+      before: { id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11', name: 'Li Na', job_title: null, version: 1 },
+      after: { id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11', name: 'Li Na', job_title: 'Head of purchasing', version: 2 },
+    },
+  },
+)
+
+export const AuditEventList = Type.Object(pageEnvelope(ref(AuditEvent), 'A page of audit events').properties, {
+  $id: 'AuditEventList',
+  description: 'A page of audit events',
+  example: { data: [], next_cursor: null },
+})
+
+export const AuditEventListQuery = Type.Object(
+  {
+    ...PageQuery,
+    sort: Type.Optional(Type.String({ maxLength: 100, description: 'occurred_at (oldest first) or -occurred_at (newest first, the default)', example: '-occurred_at' })),
+    entity: Type.Optional(Type.String({ pattern: '^[a-z][a-z0-9_]{0,62}$', description: 'Table of the changed records', example: 'customers' })),
+    entity_id: Type.Optional(Uuid({ description: 'Id of the changed record' })),
+    actor: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'Token subject that made the changes', example: 'user:42' })),
+    action: Type.Optional(StringEnum(AUDIT_ACTIONS)),
+    request_id: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'The x-request-id of the request that made the changes' })),
+    occurred_after: Type.Optional(Timestamp({ description: 'Events at or after this instant (RFC 3339)' })),
+    occurred_before: Type.Optional(Timestamp({ description: 'Events before this instant (RFC 3339)' })),
+  },
+  { additionalProperties: false },
+)
+
+export type AuditEventDto = Static<typeof AuditEvent>
+export type AuditEventListQueryT = Static<typeof AuditEventListQuery>
+
+/** Named schemas of this domain, registered once by the routes plugin. */
+export const auditSchemas = [AuditEvent, AuditEventList]

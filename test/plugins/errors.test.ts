@@ -1,0 +1,180 @@
+import t from 'tap'
+import type { FastifyInstance } from 'fastify'
+import { sql } from 'kysely'
+import { setup } from '../helpers/app.js'
+
+const Order = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'x~y', 'items'],
+  properties: {
+    name: { type: 'string' },
+    age: { type: 'integer' },
+    'a/b': { type: 'integer' },
+    'x~y': { type: 'string' },
+    items: {
+      type: 'array',
+      items: { type: 'object', additionalProperties: false, required: ['qty'], properties: { qty: { type: 'integer', minimum: 1 } } },
+    },
+    nested: { type: 'object', properties: { deep: { type: 'object', properties: { flag: { type: 'boolean' } } } } },
+  },
+}
+
+/** Test-only routes that provoke each kind of failure. */
+async function routes(app: FastifyInstance) {
+  const config = { scope: 'customers:write' as const }
+  app.post('/test/echo', { config }, async (request) => ({ body: request.body }))
+  app.post('/test/validate', { config, schema: { body: Order } }, async () => ({ ok: true }))
+  app.get('/test/boom', { config }, async () => {
+    throw new Error('password=hunter2 while running SELECT * FROM secret_table')
+  })
+  app.get('/test/bad-sql', { config }, async (request) => {
+    await sql`select secret_column from no_such_table`.execute(request.db)
+    return { ok: true }
+  })
+  app.post('/test/duplicate', { config }, async (request) => {
+    await request.db.insertInto('customers').values({ name: 'First', external_ref: 'dup-1' }).execute()
+    await request.db.insertInto('customers').values({ name: 'Second', external_ref: 'dup-1' }).execute()
+    return { ok: true }
+  })
+}
+
+const ctx = await setup({ plugins: [routes] })
+const auth = await ctx.auth('admin')
+
+function assertProblem(t: Pick<typeof import('tap').t, 'equal' | 'match' | 'notOk'>, res: { statusCode: number; headers: Record<string, unknown>; body: string; json(): unknown }, status: number) {
+  t.equal(res.statusCode, status, res.body)
+  t.match(res.headers['content-type'], /^application\/problem\+json/)
+  const body = res.json() as Record<string, unknown>
+  t.match(body, { type: String, title: String, status, instance: String, request_id: String })
+  t.equal(body.request_id, res.headers['x-request-id'], 'the body names the request id of the header')
+  for (const leak of ['stack', 'at async', 'node_modules', 'FST_', 'SyntaxError']) t.notOk(res.body.includes(leak), `no ${leak}`)
+}
+
+const post = (url: string, payload: string | Buffer, contentType = 'application/json', headers: Record<string, string> = {}) =>
+  ctx.app.inject({ method: 'POST', url, payload, headers: { ...auth, 'content-type': contentType, ...headers } })
+
+t.test('unknown routes are 404, known paths with another method 405 with Allow', async (t) => {
+  const nf = await ctx.app.inject({ url: '/v1/nothing-here?email=someone@example.com', headers: auth })
+  assertProblem(t, nf, 404)
+  t.match(nf.json(), { title: 'Not Found', instance: '/v1/nothing-here' })
+  t.notOk(nf.body.includes('someone@example.com'), 'the query string is not echoed')
+  const na = await ctx.app.inject({ method: 'PUT', url: '/test/echo', headers: auth, payload: {} })
+  assertProblem(t, na, 405)
+  t.equal(na.headers.allow, 'POST')
+  const audit = await ctx.app.inject({ method: 'DELETE', url: '/v1/audit-events/0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11', headers: auth })
+  assertProblem(t, audit, 405)
+  t.equal(audit.headers.allow, 'GET')
+})
+
+t.test('only JSON bodies are accepted: other media types are 415', async (t) => {
+  for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/xml']) {
+    const res = await post('/test/echo', 'name=x', type)
+    assertProblem(t, res, 415)
+    t.match(res.json(), { title: 'Unsupported Media Type' }, type)
+  }
+  const ok = await post('/test/echo', '{"a":1}', 'application/json; charset=utf-8')
+  t.equal(ok.statusCode, 200)
+  t.same(ok.json(), { body: { a: 1 } })
+  const patch = await post('/test/echo', '{"a":null}', 'application/merge-patch+json')
+  t.equal(patch.statusCode, 200, 'JSON Merge Patch is JSON')
+})
+
+t.test('a body over the limit is 413', async (t) => {
+  const big = JSON.stringify({ blob: 'x'.repeat(1024 * 1024 + 10) })
+  const res = await post('/test/echo', big)
+  assertProblem(t, res, 413)
+  t.match(res.json(), { title: 'Content Too Large' })
+})
+
+t.test('malformed JSON, too deep JSON and prototype keys are 400', async (t) => {
+  for (const [label, text] of [
+    ['truncated', '{"name": "x"'],
+    ['single quotes', "{'name': 'x'}"],
+    ['trailing comma', '{"name": "x",}'],
+    ['__proto__ key', '{"__proto__": {"admin": true}}'],
+    ['nested __proto__ key', '{"a": {"b": {"__proto__": {"admin": true}}}}'],
+    ['constructor.prototype', '{"constructor": {"prototype": {"admin": true}}}'],
+    ['33 levels of arrays', '['.repeat(33) + ']'.repeat(33)],
+    ['33 levels of objects', '{"a":'.repeat(32) + '{}' + '}'.repeat(32)],
+  ] as const) {
+    const res = await post('/test/echo', text)
+    assertProblem(t, res, 400)
+    t.match(res.json(), { title: 'Bad Request' }, label)
+  }
+  const empty = await post('/test/echo', '')
+  assertProblem(t, empty, 400)
+  const deep = await post('/test/echo', '['.repeat(33) + ']'.repeat(33))
+  t.match(deep.json().detail, /deeper than 32/)
+
+  const at32 = await post('/test/echo', '['.repeat(32) + ']'.repeat(32))
+  t.equal(at32.statusCode, 200, '32 levels are accepted')
+  t.equal(JSON.stringify(at32.json().body), '['.repeat(32) + ']'.repeat(32))
+  const objects32 = await post('/test/echo', '{"a":'.repeat(31) + '{}' + '}'.repeat(31))
+  t.equal(objects32.statusCode, 200)
+  const brackets = await post('/test/echo', JSON.stringify({ text: '['.repeat(100) + '{'.repeat(100) }))
+  t.equal(brackets.statusCode, 200, 'brackets inside strings do not count')
+})
+
+t.test('a schema-invalid body lists one error per bad field with RFC 6901 pointers', async (t) => {
+  const res = await post('/test/validate', JSON.stringify({
+    age: 'forty', 'a/b': 'nope', 'extra/key': 1, items: [{ qty: 1 }, { qty: 'two' }, { qty: 0, note: 'x' }], nested: { deep: { flag: 'yes' } },
+  }))
+  assertProblem(t, res, 400)
+  const body = res.json()
+  t.match(body, { title: 'Bad Request', detail: 'The request body is invalid.' })
+  const pointers = (body.errors as Array<{ pointer: string; message: string }>).map((e) => e.pointer).sort()
+  t.same(pointers, ['/a~1b', '/age', '/extra~1key', '/items/1/qty', '/items/2/note', '/items/2/qty', '/name', '/nested/deep/flag', '/x~0y'].sort())
+  const by = (p: string) => body.errors.find((e: { pointer: string }) => e.pointer === p).message
+  t.equal(by('/name'), 'is required')
+  t.equal(by('/extra~1key'), 'is not an accepted property (unknown or read-only)')
+  t.match(by('/age'), /integer/)
+
+  const types = await post('/test/validate', JSON.stringify({ name: 1, 'x~y': 'ok', items: [], age: '42' }))
+  assertProblem(t, types, 400)
+  t.same(types.json().errors.map((e: { pointer: string }) => e.pointer).sort(), ['/age', '/name'], 'no coercion of body values')
+  const notObject = await post('/test/validate', '[]')
+  assertProblem(t, notObject, 400)
+  t.same(notObject.json().errors.map((e: { pointer: string }) => e.pointer), [''], 'the root is the empty pointer')
+  const ok = await post('/test/validate', JSON.stringify({ name: 'n', 'x~y': 'v', items: [{ qty: 2 }] }))
+  t.equal(ok.statusCode, 200)
+})
+
+t.test('an unexpected error is a bare 500: no message, stack or SQL', async (t) => {
+  for (const url of ['/test/boom', '/test/bad-sql']) {
+    const res = await ctx.app.inject({ url, headers: auth })
+    assertProblem(t, res, 500)
+    t.same(Object.keys(res.json()).sort(), ['detail', 'instance', 'request_id', 'status', 'title', 'type'])
+    t.match(res.json(), { title: 'Internal Server Error', detail: 'An unexpected error occurred. It has been logged with this request id.' })
+    for (const leak of ['hunter2', 'secret', 'SELECT', 'select', 'no_such_table', 'relation', '42P01']) t.notOk(res.body.includes(leak), `${url}: no ${leak}`)
+  }
+})
+
+t.test('a unique violation is 409 without the constraint name, and nothing is kept', async (t) => {
+  const before = await ctx.count('customers')
+  const res = await post('/test/duplicate', '{}')
+  assertProblem(t, res, 409)
+  t.match(res.json(), { title: 'Conflict', detail: 'A record with the same unique value already exists.' })
+  for (const leak of ['customers_external_ref_key', 'external_ref', 'duplicate key', '23505', 'dup-1']) t.notOk(res.body.includes(leak), `no ${leak}`)
+  t.equal(await ctx.count('customers'), before, 'the first insert was rolled back with the request')
+})
+
+t.test('x-request-id is echoed on every response; a valid incoming id is reused', async (t) => {
+  const fresh = await ctx.app.inject({ url: '/healthz' })
+  t.match(fresh.headers['x-request-id'], /^[0-9a-f-]{36}$/, 'a UUID when none is sent')
+  const other = await ctx.app.inject({ url: '/healthz' })
+  t.not(other.headers['x-request-id'], fresh.headers['x-request-id'], 'each request has its own id')
+
+  const reused = await ctx.app.inject({ url: '/healthz', headers: { 'x-request-id': 'client-abc.123:4_5' } })
+  t.equal(reused.headers['x-request-id'], 'client-abc.123:4_5')
+  const problem = await ctx.app.inject({ url: '/v1/nothing', headers: { 'x-request-id': 'trace-42' } })
+  t.equal(problem.headers['x-request-id'], 'trace-42')
+  t.equal(problem.json().request_id, 'trace-42')
+  const unauthorized = await ctx.app.inject({ url: '/v1/audit-events', headers: { 'x-request-id': 'trace-43' } })
+  t.equal(unauthorized.json().request_id, 'trace-43')
+
+  for (const bad of ['has spaces', 'x'.repeat(65), '<script>', 'a\tb']) {
+    const res = await ctx.app.inject({ url: '/healthz', headers: { 'x-request-id': bad } })
+    t.match(res.headers['x-request-id'], /^[0-9a-f-]{36}$/, `"${bad.slice(0, 10)}" is replaced`)
+  }
+})
