@@ -12,6 +12,9 @@ import audit from './plugins/audit.js'
 import openapi from './plugins/openapi.js'
 import healthRoutes from './modules/health/health.routes.js'
 import customerRoutes from './modules/customers/customers.routes.js'
+import orderRoutes from './modules/orders/orders.routes.js'
+import timelineRoutes from './modules/timeline/timeline.routes.js'
+import auditRoutes from './modules/audit/audit.routes.js'
 
 export interface AppOptions {
   db: Db
@@ -78,7 +81,10 @@ export async function buildApp(opts: AppOptions) {
   app.addSchema(Problem)
 
   await app.register(healthRoutes)
+  await app.register(auditRoutes, { prefix: '/v1' })
   await app.register(customerRoutes, { prefix: '/v1' })
+  await app.register(orderRoutes, { prefix: '/v1' })
+  await app.register(timelineRoutes, { prefix: '/v1' })
 
   return app
 }

@@ -86,8 +86,6 @@ export interface OrdersTable {
   total: Generated<string>
   amount_paid: Generated<string>
   amount_refunded: Generated<string>
-  /** Generated column: total - amount_paid + amount_refunded while pending, else 0. */
-  amount_outstanding: ServerOwned<string>
   due_date: string | null
   ordered_at: Generated<string>
   notes: string | null

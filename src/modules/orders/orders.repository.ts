@@ -1,0 +1,194 @@
+import { type Insertable, type Updateable, sql } from 'kysely'
+import type { DbExecutor } from '../../db/database.js'
+import type { OrderItemRow, OrderItemsTable, OrderPaymentRow, OrderPaymentsTable, OrderRow, OrdersTable } from '../../db/schema.js'
+import { afterCursor, type SortKey } from '../../lib/pagination.js'
+
+/** An order row with what it owes and its overdue flag, as every order read returns it. */
+export type OrderRecord = OrderRow & { amount_outstanding: string; overdue: boolean }
+export type NewOrder = Insertable<OrdersTable>
+export type OrderChanges = Updateable<OrdersTable>
+export type NewOrderItem = Omit<Insertable<OrderItemsTable>, 'order_id'>
+export type NewOrderPayment = Omit<Insertable<OrderPaymentsTable>, 'order_id'>
+
+// Written exactly as the partial receivable indexes of the migration write their predicate,
+// so the planner can use them: a pending order owes total - paid + refunded, a settled one nothing.
+const OWES = sql<boolean>`orders.status = 'pending' and orders.total > orders.amount_paid - orders.amount_refunded`
+const OUTSTANDING = sql<string>`case when orders.status = 'pending' then orders.total - orders.amount_paid + orders.amount_refunded else 0.00 end`
+// Overdue depends on today, so it is computed when read rather than stored.
+const OVERDUE = sql<boolean>`coalesce(orders.due_date < current_date, false) and ${OWES}`
+const computed = [OUTSTANDING.as('amount_outstanding'), OVERDUE.as('overdue')]
+
+// Customers ------------------------------------------------------------------------------------
+
+/** A customer that can place orders (not archived), with the terms a credit sale defaults to. */
+export async function findOrderingCustomer(db: DbExecutor, id: string) {
+  return db
+    .selectFrom('customers')
+    .select(['id', 'payment_terms_days'])
+    .where('id', '=', id)
+    .where('archived_at', 'is', null)
+    .executeTakeFirst()
+}
+
+export async function customerExists(db: DbExecutor, id: string): Promise<boolean> {
+  return !!(await db.selectFrom('customers').select('id').where('id', '=', id).executeTakeFirst())
+}
+
+// Orders ----------------------------------------------------------------------------------------
+
+export async function findOrder(db: DbExecutor, id: string): Promise<OrderRecord | undefined> {
+  return db.selectFrom('orders').selectAll('orders').select(computed).where('orders.id', '=', id).executeTakeFirst()
+}
+
+export async function orderVersion(db: DbExecutor, id: string): Promise<number | undefined> {
+  return (await db.selectFrom('orders').select('version').where('id', '=', id).executeTakeFirst())?.version
+}
+
+/**
+ * Locks the order for the rest of the transaction; with expectedVersion only if it still has that
+ * version (WHERE version = n), so a concurrent writer either waits for us or finds a stale ETag.
+ */
+export async function lockOrder(db: DbExecutor, id: string, expectedVersion?: number): Promise<OrderRow | undefined> {
+  return db
+    .selectFrom('orders')
+    .selectAll()
+    .where('id', '=', id)
+    .$if(expectedVersion !== undefined, (qb) => qb.where('version', '=', expectedVersion!))
+    .forUpdate()
+    .executeTakeFirst()
+}
+
+export async function lockOrderByExternalRef(db: DbExecutor, externalRef: string): Promise<OrderRow | undefined> {
+  return db.selectFrom('orders').selectAll().where('external_ref', '=', externalRef).forUpdate().executeTakeFirst()
+}
+
+/** Inserts an order unless its external_ref exists already (a concurrent upsert won): then undefined. */
+export async function insertOrder(db: DbExecutor, row: NewOrder): Promise<string | undefined> {
+  const inserted = await db
+    .insertInto('orders')
+    .values(row)
+    .$if(row.external_ref != null, (qb) => qb.onConflict((oc) => oc.column('external_ref').doNothing()))
+    .returning('id')
+    .executeTakeFirst()
+  return inserted?.id
+}
+
+/**
+ * Updates the order row. `touch` bumps its version (the ETag) even when no column of the row
+ * changes, because its items are part of it: crm_touch sees a new updated_at and does the rest.
+ */
+export async function updateOrder(db: DbExecutor, id: string, changes: OrderChanges, touch: boolean): Promise<void> {
+  if (Object.keys(changes).length === 0 && !touch) return
+  const set = touch ? { ...changes, updated_at: sql<string>`clock_timestamp()` } : changes
+  await db.updateTable('orders').set(set as OrderChanges).where('id', '=', id).execute()
+}
+
+export async function archiveOrder(db: DbExecutor, id: string, expectedVersion?: number): Promise<boolean> {
+  const result = await db
+    .updateTable('orders')
+    .set({ archived_at: sql<string>`coalesce(archived_at, now())` })
+    .where('id', '=', id)
+    .$if(expectedVersion !== undefined, (qb) => qb.where('version', '=', expectedVersion!))
+    .executeTakeFirst()
+  return result.numUpdatedRows > 0n
+}
+
+export interface OrderFilters {
+  customer_id?: string
+  status?: string
+  channel?: string
+  ordered_after?: string
+  ordered_before?: string
+  overdue?: boolean
+  archived: boolean
+}
+
+export async function listOrders(db: DbExecutor, f: OrderFilters, keys: SortKey[], after: unknown[] | undefined, limit: number): Promise<OrderRecord[]> {
+  let query = db
+    .selectFrom('orders')
+    .selectAll('orders')
+    .select(computed)
+    .where('orders.archived_at', f.archived ? 'is not' : 'is', null)
+    .$if(!!f.customer_id, (qb) => qb.where('orders.customer_id', '=', f.customer_id!))
+    .$if(!!f.status, (qb) => qb.where('orders.status', '=', f.status!))
+    .$if(!!f.channel, (qb) => qb.where('orders.channel', '=', f.channel!))
+    .$if(!!f.ordered_after, (qb) => qb.where('orders.ordered_at', '>=', f.ordered_after!))
+    .$if(!!f.ordered_before, (qb) => qb.where('orders.ordered_at', '<', f.ordered_before!))
+    .$if(f.overdue === true, (qb) => qb.where(OVERDUE))
+    .$if(f.overdue === false, (qb) => qb.where(sql<boolean>`not (${OVERDUE})`))
+  if (after) {
+    query = query.where((eb) => afterCursor(eb, keys, after, (field) => sql.ref(`orders.${field}`), sql.ref('orders.id')))
+  }
+  for (const k of keys) query = query.orderBy(sql.ref(`orders.${k.field}`), k.desc ? 'desc' : 'asc')
+  const last = keys[keys.length - 1]
+  return query.orderBy('orders.id', last?.desc ? 'desc' : 'asc').limit(limit + 1).execute()
+}
+
+// Items and payments ------------------------------------------------------------------------------
+
+export async function listItems(db: DbExecutor, orderIds: string[]): Promise<OrderItemRow[]> {
+  if (orderIds.length === 0) return []
+  return db.selectFrom('order_items').selectAll().where('order_id', 'in', orderIds).orderBy('order_id').orderBy('position').execute()
+}
+
+/** Replaces the order's lines as a whole (the audit trail keeps the removed ones). */
+export async function replaceItems(db: DbExecutor, orderId: string, items: NewOrderItem[]): Promise<void> {
+  await db.deleteFrom('order_items').where('order_id', '=', orderId).execute()
+  await insertItems(db, orderId, items)
+}
+
+export async function insertItems(db: DbExecutor, orderId: string, items: NewOrderItem[]): Promise<void> {
+  if (items.length === 0) return
+  await db.insertInto('order_items').values(items.map((i) => ({ ...i, order_id: orderId }))).execute()
+}
+
+export async function listPayments(db: DbExecutor, orderIds: string[]): Promise<OrderPaymentRow[]> {
+  if (orderIds.length === 0) return []
+  return db
+    .selectFrom('order_payments')
+    .selectAll()
+    .where('order_id', 'in', orderIds)
+    .orderBy('order_id')
+    .orderBy('paid_at')
+    .orderBy('id')
+    .execute()
+}
+
+export async function insertPayments(db: DbExecutor, orderId: string, payments: NewOrderPayment[]): Promise<OrderPaymentRow[]> {
+  if (payments.length === 0) return []
+  return db.insertInto('order_payments').values(payments.map((p) => ({ ...p, order_id: orderId }))).returningAll().execute()
+}
+
+// Receivables -------------------------------------------------------------------------------------
+
+export interface ReceivableRow {
+  currency: string
+  outstanding: string
+  overdue_outstanding: string
+  open_orders: number
+  overdue_orders: number
+  oldest_due_date: string
+}
+
+/** Open credit orders of a customer summed per currency in SQL numeric (exact; sums keep two decimals). */
+export async function receivables(db: DbExecutor, customerId: string): Promise<{ as_of: string; rows: ReceivableRow[] }> {
+  const rows = await db
+    .selectFrom('orders')
+    .select([
+      'orders.currency',
+      sql<string>`sum(${OUTSTANDING})`.as('outstanding'),
+      sql<string>`coalesce(sum(${OUTSTANDING}) filter (where orders.due_date < current_date), 0.00)`.as('overdue_outstanding'),
+      sql<number>`count(*)`.as('open_orders'),
+      sql<number>`count(*) filter (where orders.due_date < current_date)`.as('overdue_orders'),
+      sql<string>`min(orders.due_date)`.as('oldest_due_date'),
+    ])
+    .where('orders.customer_id', '=', customerId)
+    .where('orders.due_date', 'is not', null)
+    .where(OWES)
+    .where('orders.archived_at', 'is', null)
+    .groupBy('orders.currency')
+    .orderBy('orders.currency')
+    .execute()
+  const { as_of } = await sql<{ as_of: string }>`select current_date as as_of`.execute(db).then((r) => r.rows[0]!)
+  return { as_of, rows }
+}

@@ -1,0 +1,185 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { Type } from 'typebox'
+import { BATCH_BODY_LIMIT, runBatch } from '../../lib/batch.js'
+import { ifMatchVersion, notModified, setEtag } from '../../lib/etag.js'
+import { DEFAULT_LIMIT, decodeCursor, parseSort, toPage } from '../../lib/pagination.js'
+import { notFound } from '../../lib/problem.js'
+import { IdParams, problemResponses, ref } from '../../lib/schema.js'
+import * as repo from './orders.repository.js'
+import * as service from './orders.service.js'
+import {
+  CustomerOrderListQuery, CustomerReceivables, Order, OrderBatch, OrderBatchResult, OrderCreate, OrderList, OrderListQuery, OrderPatch,
+  OrderPaymentCreate, OrderPaymentResult, ORDER_SORTS, orderSchemas, type OrderListQueryT,
+} from './orders.schemas.js'
+
+const tags = ['orders']
+const WRITE_ERRORS = problemResponses(400, 401, 403, 404, 409, 412, 413, 415, 422)
+const READ_ERRORS = problemResponses(400, 401, 403, 404)
+
+/** Reads an order back with its items and payments and sets its ETag. */
+async function present(request: FastifyRequest, reply: FastifyReply, id: string) {
+  const row = await repo.findOrder(request.db, id)
+  if (!row) throw notFound('order')
+  setEtag(reply, row.version)
+  return (await service.loadOrders(request.db, [row]))[0]!
+}
+
+async function listPage(request: FastifyRequest, q: OrderListQueryT) {
+  const limit = q.limit ?? DEFAULT_LIMIT
+  const keys = parseSort(q.sort, ORDER_SORTS, '-ordered_at')
+  const after = q.cursor ? decodeCursor(q.cursor, keys) : undefined
+  const rows = await repo.listOrders(request.db, {
+    customer_id: q.customer_id, status: q.status, channel: q.channel, ordered_after: q.ordered_after, ordered_before: q.ordered_before,
+    overdue: q.overdue, archived: q.archived ?? false,
+  }, keys, after, limit)
+  const page = toPage(rows, limit, keys, (r) => r)
+  return { data: await service.loadOrders(request.db, page.data), next_cursor: page.next_cursor }
+}
+
+const STATUS_RULES =
+  'Status transitions: pending → paid | cancelled; paid → fulfilled | refunded | partially_refunded; fulfilled → refunded | partially_refunded; ' +
+  'partially_refunded → partially_refunded | refunded; cancelled and refunded are final; any other change answers 422 (pointer /status). ' +
+  'A paid order is refunded, not cancelled. Moving to paid records the outstanding amount as a payment; moving to refunded records a refund of ' +
+  'everything received; partially_refunded is reached by recording a refund (createOrderPayment); a pending order holding payments is refunded before it can be cancelled. ' +
+  'items (replaced as a whole), tax_rate, shipping and currency change only while pending. Sending a field\'s current value is no change.'
+
+const orderRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  for (const schema of orderSchemas) app.addSchema(schema)
+
+  app.post('/orders', {
+    config: { scope: 'orders:write' },
+    schema: {
+      operationId: 'createOrder', tags, summary: 'Create an order (or update the one with the same external_ref)',
+      description:
+        '201 with Location for a new order; 200 when external_ref matched an existing order of the same customer, which is updated with the fields sent ' +
+        '(as updateOrder would; another customer\'s external_ref is a 422). Totals are computed from the items and cannot be sent (400). ' +
+        'A credit sale (payment_method credit) without due_date falls due ordered_at + the customer\'s payment_terms_days.',
+      body: ref(OrderCreate),
+      response: { 200: ref(Order), 201: ref(Order), ...WRITE_ERRORS },
+    },
+  }, async (request, reply) => {
+    const { id, created } = await service.createOrder(request.db, request.body)
+    if (created) reply.code(201).header('location', `/v1/orders/${id}`)
+    return present(request, reply, id)
+  })
+
+  app.post('/orders/batch', {
+    bodyLimit: BATCH_BODY_LIMIT,
+    config: { scope: 'orders:write' },
+    schema: {
+      operationId: 'batchCreateOrders', tags, summary: 'Create or update up to 1,000 orders, all or nothing',
+      description:
+        'Each item is handled as createOrder handles its body, in order, in one transaction. The first failing item rolls back the whole batch ' +
+        'and answers its problem with errors[] pointers under /items/<index>. On success: one result per item (201 created, 200 updated by external_ref).',
+      body: ref(OrderBatch),
+      response: { 200: ref(OrderBatchResult), ...WRITE_ERRORS },
+    },
+  }, async (request) => {
+    const customers: service.CustomerCache = new Map()
+    return runBatch(request.body.items, async (item) => {
+      const { id, created } = await service.createOrder(request.db, item, customers)
+      return { status: created ? 201 : 200, id }
+    })
+  })
+
+  app.get('/orders', {
+    config: { scope: 'orders:read' },
+    schema: {
+      operationId: 'listOrders', tags, summary: 'List orders',
+      description: 'Cursor-paginated, newest first by default. Filters combine with AND; archived orders are listed only with archived=true.',
+      querystring: OrderListQuery,
+      response: { 200: ref(OrderList), ...READ_ERRORS },
+    },
+  }, async (request) => listPage(request, request.query))
+
+  app.get('/orders/:id', {
+    config: { scope: 'orders:read' },
+    schema: {
+      operationId: 'getOrder', tags, summary: 'Get an order',
+      description: 'The order with its items and payments, and its ETag; If-None-Match with the current ETag answers 304.',
+      params: IdParams,
+      response: { 200: ref(Order), 304: Type.Null({ description: 'Not modified' }), ...READ_ERRORS },
+    },
+  }, async (request, reply) => {
+    const version = await repo.orderVersion(request.db, request.params.id)
+    if (version === undefined) throw notFound('order')
+    if (notModified(request, version)) {
+      setEtag(reply, version)
+      return reply.code(304).send(null)
+    }
+    return present(request, reply, request.params.id)
+  })
+
+  app.patch('/orders/:id', {
+    config: { scope: 'orders:write' },
+    schema: {
+      operationId: 'updateOrder', tags, summary: 'Update an order (JSON Merge Patch), including its status',
+      description: `RFC 7396: null clears a field, absent fields are untouched. With If-Match, a stale ETag answers 412. ${STATUS_RULES}`,
+      params: IdParams, body: ref(OrderPatch),
+      response: { 200: ref(Order), ...WRITE_ERRORS },
+    },
+  }, async (request, reply) => {
+    await service.patchOrder(request.db, request.params.id, request.body, ifMatchVersion(request))
+    return present(request, reply, request.params.id)
+  })
+
+  app.delete('/orders/:id', {
+    config: { scope: 'orders:write' },
+    schema: {
+      operationId: 'archiveOrder', tags, summary: 'Archive an order',
+      description: 'Hides the order from lists (see archived=true) and from receivables; keeps its data. Archiving again changes nothing.',
+      params: IdParams,
+      response: { 204: Type.Null({ description: 'Archived' }), ...WRITE_ERRORS },
+    },
+  }, async (request, reply) => {
+    await service.archiveOrder(request.db, request.params.id, ifMatchVersion(request))
+    return reply.code(204).send(null)
+  })
+
+  app.post('/orders/:id/payments', {
+    config: { scope: 'orders:write' },
+    schema: {
+      operationId: 'createOrderPayment', tags, summary: 'Record a payment or a refund',
+      description:
+        'kind payment: only on a pending order, at most amount_outstanding (total - amount_paid + amount_refunded); covering it makes the order paid. ' +
+        'kind refund: at most amount_paid - amount_refunded; on a paid, fulfilled or partially_refunded order the status becomes partially_refunded, ' +
+        'or refunded when everything received has gone back; on a pending order it reverses a partial payment, which is owed again. ' +
+        'Once an order is settled nothing is outstanding: refunds return money for returned goods and do not make the customer owe. With If-Match, a stale ETag answers 412.',
+      params: IdParams, body: ref(OrderPaymentCreate),
+      response: { 201: ref(OrderPaymentResult), ...WRITE_ERRORS },
+    },
+  }, async (request, reply) => {
+    const payment = await service.recordPayment(request.db, request.params.id, request.body, ifMatchVersion(request))
+    const order = await present(request, reply, request.params.id)
+    reply.code(201)
+    return { payment: service.toPaymentDto(payment), order }
+  })
+
+  app.get('/customers/:id/orders', {
+    config: { scope: 'orders:read' },
+    schema: {
+      operationId: 'listCustomerOrders', tags: ['orders', 'customers'], summary: 'List a customer\'s orders',
+      description: 'listOrders for one customer: same filters, sorting and cursors. 404 for an unknown customer.',
+      params: IdParams, querystring: CustomerOrderListQuery,
+      response: { 200: ref(OrderList), ...READ_ERRORS },
+    },
+  }, async (request) => {
+    if (!(await repo.customerExists(request.db, request.params.id))) throw notFound('customer')
+    return listPage(request, { ...request.query, customer_id: request.params.id })
+  })
+
+  app.get('/customers/:id/receivables', {
+    config: { scope: 'orders:read' },
+    schema: {
+      operationId: 'getCustomerReceivables', tags: ['orders', 'customers'], summary: 'A customer\'s open receivables',
+      description:
+        'Open credit orders (a due_date and something outstanding, not archived) summed per currency, with the overdue part ' +
+        '(due_date before today, UTC). The orders themselves: listCustomerOrders with overdue=true.',
+      params: IdParams,
+      response: { 200: ref(CustomerReceivables), ...READ_ERRORS },
+    },
+  }, async (request) => service.customerReceivables(request.db, request.params.id))
+}
+
+export default orderRoutes

@@ -1,0 +1,446 @@
+import type { DbExecutor } from '../../db/database.js'
+import type { OrderItemRow, OrderPaymentRow, OrderRow } from '../../db/schema.js'
+import { fitsMoneyColumn, formatMoney, multiplyMoney, parseMoney, parseRate, percentOf } from '../../lib/money.js'
+import { badRequest, conflict, type FieldError, notFound, pointer, preconditionFailed, unprocessable } from '../../lib/problem.js'
+import * as repo from './orders.repository.js'
+import type {
+  CustomerReceivablesDto, OrderCreateBody, OrderDto, OrderItemDto, OrderItemInputBody, OrderPatchBody, OrderPaymentCreateBody,
+  OrderPaymentDto, OrderStatus, PaymentMethod,
+} from './orders.schemas.js'
+
+// The status machine -------------------------------------------------------------------------------
+//
+//   pending ──> paid ──> fulfilled ──> refunded | partially_refunded
+//      │          └────> refunded | partially_refunded
+//      └──> cancelled           partially_refunded ──> partially_refunded | refunded
+//
+// cancelled and refunded are terminal. A paid order is refunded, not cancelled: money was taken,
+// so the way out is giving it back, which the ledger records. Sending the current status again
+// is not a transition and changes nothing (a re-synced order stays as it is).
+//
+// Money moves with the status, so amount_paid always equals Σ payments and amount_refunded Σ refunds:
+// - to paid: the outstanding amount is recorded as a payment (method: the order's payment_method);
+// - to refunded: everything received and not yet refunded is recorded as a refund;
+// - to partially_refunded: only by recording a refund with its amount (POST /v1/orders/{id}/payments);
+// - to cancelled: only when nothing is held (a pending order's partial payments are refunded first).
+// A pending order whose payments cover its (non-zero) total becomes paid by itself.
+
+export const TRANSITIONS: Readonly<Record<OrderStatus, readonly OrderStatus[]>> = {
+  pending: ['paid', 'cancelled'],
+  paid: ['fulfilled', 'refunded', 'partially_refunded'],
+  fulfilled: ['refunded', 'partially_refunded'],
+  partially_refunded: ['partially_refunded', 'refunded'],
+  cancelled: [],
+  refunded: [],
+}
+
+/** Statuses a new order may be created in, and the legal path from pending that reaches each. */
+const CREATE_PATHS: Partial<Record<OrderStatus, OrderStatus[]>> = {
+  pending: [],
+  paid: ['paid'],
+  fulfilled: ['paid', 'fulfilled'],
+  cancelled: ['cancelled'],
+}
+
+const REFUNDABLE: readonly OrderStatus[] = ['pending', 'paid', 'fulfilled', 'partially_refunded']
+
+export function canTransition(from: OrderStatus, to: OrderStatus): boolean {
+  return TRANSITIONS[from].includes(to)
+}
+
+function assertTransition(from: OrderStatus, to: OrderStatus): void {
+  if (canTransition(from, to)) return
+  const allowed = TRANSITIONS[from]
+  throw unprocessable(`An order cannot go from ${from} to ${to}.`, [
+    { pointer: pointer('status'), message: allowed.length ? `from ${from} the status can become ${allowed.join(', ')}` : `${from} is final` },
+  ])
+}
+
+/** The money state of one order, in minor units, while a request changes it. */
+interface Ledger {
+  status: OrderStatus
+  total: bigint
+  paid: bigint
+  refunded: bigint
+}
+
+const ledgerOf = (row: OrderRow): Ledger => ({
+  status: row.status as OrderStatus,
+  total: parseMoney(row.total),
+  paid: parseMoney(row.amount_paid),
+  refunded: parseMoney(row.amount_refunded),
+})
+const received = (l: Ledger) => l.paid - l.refunded
+/** What the customer owes: total - paid + refunded while pending (refunds of partial payments owe again); nothing after. */
+const outstanding = (l: Ledger) => (l.status === 'pending' ? l.total - received(l) : 0n)
+
+function settleIfCovered(l: Ledger): void {
+  if (l.status === 'pending' && l.total > 0n && received(l) === l.total) l.status = 'paid'
+}
+
+const entry = (kind: 'payment' | 'refund', amount: bigint, method: string, paidAt?: string): repo.NewOrderPayment => ({
+  kind, amount: formatMoney(amount), method, reference: null, ...(paidAt ? { paid_at: paidAt } : {}),
+})
+
+/** Moves the ledger to `to` and returns the payments or refunds that the move implies. */
+function moveTo(l: Ledger, to: OrderStatus, method: string, paidAt?: string): repo.NewOrderPayment[] {
+  if (to === l.status) return []
+  assertTransition(l.status, to)
+  const entries: repo.NewOrderPayment[] = []
+  if (to === 'paid') {
+    const due = l.total - received(l)
+    if (due > 0n) entries.push(entry('payment', due, method, paidAt))
+    l.paid += due
+  } else if (to === 'refunded') {
+    const back = received(l)
+    if (back > 0n) entries.push(entry('refund', back, method, paidAt))
+    l.refunded += back
+  } else if (to === 'cancelled' && received(l) > 0n) {
+    throw unprocessable(`${formatMoney(received(l))} has been received for this order: refund it before cancelling.`, [
+      { pointer: pointer('status'), message: 'an order holding payments cannot be cancelled' },
+    ])
+  } else if (to === 'partially_refunded') {
+    throw unprocessable('An order becomes partially_refunded by recording a refund with its amount: POST /v1/orders/{id}/payments with kind refund.', [
+      { pointer: pointer('status'), message: 'record a refund instead' },
+    ])
+  }
+  l.status = to
+  return entries
+}
+
+// Pricing ----------------------------------------------------------------------------------------------
+
+interface Priced {
+  lines: repo.NewOrderItem[]
+  tax_rate: string
+  subtotal: bigint
+  discount_total: bigint
+  tax_total: bigint
+  shipping_total: bigint
+  total: bigint
+}
+
+/**
+ * Totals from the line items, exact in minor units: subtotal = Σ quantity × unit_price,
+ * discount_total = Σ line discounts, tax_total = tax_rate % of (subtotal - discount_total)
+ * rounded half up to the cent, total = subtotal - discount_total + tax_total + shipping.
+ */
+export function priceOrder(items: OrderItemInputBody[], taxRate: string, shipping: string): Priced {
+  const errors: FieldError[] = []
+  const lines: repo.NewOrderItem[] = []
+  let subtotal = 0n
+  let discountTotal = 0n
+  items.forEach((item, i) => {
+    const unit = parseMoney(item.unit_price)
+    const gross = multiplyMoney(unit, item.quantity)
+    const discount = parseMoney(item.discount ?? '0')
+    if (!fitsMoneyColumn(gross)) errors.push({ pointer: pointer('items', i, 'quantity'), message: 'quantity × unit_price exceeds 999999999999.99' })
+    else if (discount > gross) errors.push({ pointer: pointer('items', i, 'discount'), message: `must not exceed quantity × unit_price (${formatMoney(gross)})` })
+    lines.push({
+      position: i, sku: item.sku ?? null, product_name: item.product_name, category: item.category ?? null, quantity: item.quantity,
+      unit_price: formatMoney(unit), discount: formatMoney(discount), line_total: formatMoney(gross - discount),
+    })
+    subtotal += gross
+    discountTotal += discount
+  })
+  if (errors.length) throw unprocessable('Some line items do not add up.', errors)
+  let rate: bigint
+  try {
+    rate = parseRate(taxRate)
+  } catch {
+    throw badRequest('The tax rate is a percentage from 0 to 100.', [{ pointer: pointer('tax_rate'), message: 'must be at most 100' }])
+  }
+  const shippingTotal = parseMoney(shipping)
+  const taxTotal = percentOf(subtotal - discountTotal, taxRate)
+  const total = subtotal - discountTotal + taxTotal + shippingTotal
+  if (!fitsMoneyColumn(subtotal) || !fitsMoneyColumn(total)) {
+    throw unprocessable('The order total exceeds 999999999999.99.', [{ pointer: pointer('items'), message: 'add up to more than an order can hold' }])
+  }
+  const formattedRate = `${rate / 10_000n}.${(rate % 10_000n).toString().padStart(4, '0')}`
+  return { lines, tax_rate: formattedRate, subtotal, discount_total: discountTotal, tax_total: taxTotal, shipping_total: shippingTotal, total }
+}
+
+const pricedColumns = (p: Priced): repo.OrderChanges => ({
+  tax_rate: p.tax_rate,
+  subtotal: formatMoney(p.subtotal),
+  discount_total: formatMoney(p.discount_total),
+  tax_total: formatMoney(p.tax_total),
+  shipping_total: formatMoney(p.shipping_total),
+  total: formatMoney(p.total),
+})
+
+const toItemInput = (r: OrderItemRow): OrderItemInputBody => ({
+  sku: r.sku, product_name: r.product_name, category: r.category, quantity: r.quantity, unit_price: r.unit_price, discount: r.discount,
+})
+
+function sameItems(lines: repo.NewOrderItem[], rows: OrderItemRow[]): boolean {
+  return lines.length === rows.length && lines.every((l, i) => {
+    const r = rows[i]!
+    return l.sku === r.sku && l.product_name === r.product_name && l.category === r.category && l.quantity === r.quantity
+      && l.unit_price === r.unit_price && l.discount === r.discount
+  })
+}
+
+// Writes -------------------------------------------------------------------------------------------------
+
+const UNIQUE_FIELDS: Record<string, string> = { orders_order_number_key: 'order_number', orders_external_ref_key: 'external_ref' }
+
+/** Unique order_number / external_ref violations become a 409 that names the field. */
+async function uniquely<T>(write: () => Promise<T>): Promise<T> {
+  try {
+    return await write()
+  } catch (err) {
+    const e = err as { code?: string; constraint?: string }
+    const field = e.code === '23505' && e.constraint ? UNIQUE_FIELDS[e.constraint] : undefined
+    if (field) throw conflict(`Another order already has this ${field}.`, [{ pointer: pointer(field), message: 'is already taken by another order' }])
+    throw err
+  }
+}
+
+type OrderingCustomer = NonNullable<Awaited<ReturnType<typeof repo.findOrderingCustomer>>>
+/** Customers already looked up in this request (a batch names the same ones again and again). */
+export type CustomerCache = Map<string, OrderingCustomer | undefined>
+
+async function orderingCustomer(db: DbExecutor, id: string, cache?: CustomerCache): Promise<OrderingCustomer> {
+  const customer = cache?.has(id) ? cache.get(id) : await repo.findOrderingCustomer(db, id)
+  cache?.set(id, customer)
+  if (!customer) throw unprocessable('No customer with that id can place orders.', [{ pointer: pointer('customer_id'), message: 'is not an existing, unarchived customer' }])
+  return customer
+}
+
+/** A credit sale without a due date falls due after the customer's payment terms. */
+function creditDueDate(body: OrderCreateBody, customer: OrderingCustomer): string | null {
+  if (body.due_date != null) return body.due_date
+  if (body.payment_method !== 'credit') return null
+  if (customer.payment_terms_days == null) {
+    throw unprocessable('A credit sale needs a due date, and the customer has no payment_terms_days to derive it from.', [
+      { pointer: pointer('due_date'), message: 'is required for a credit sale' },
+    ])
+  }
+  const start = body.ordered_at ? new Date(body.ordered_at) : new Date()
+  const due = new Date(Date.UTC(start.getUTCFullYear(), start.getUTCMonth(), start.getUTCDate() + customer.payment_terms_days))
+  return due.toISOString().slice(0, 10)
+}
+
+export interface CreateResult {
+  id: string
+  /** false when external_ref matched an existing order, which was updated instead. */
+  created: boolean
+}
+
+export async function createOrder(db: DbExecutor, body: OrderCreateBody, customers?: CustomerCache): Promise<CreateResult> {
+  const customer = await orderingCustomer(db, body.customer_id, customers)
+  if (body.external_ref != null) {
+    const existing = await repo.lockOrderByExternalRef(db, body.external_ref)
+    if (existing) return updateByExternalRef(db, existing, body)
+  }
+  const initial = body.status ?? 'pending'
+  const path = CREATE_PATHS[initial]
+  if (!path) {
+    throw unprocessable(`A new order cannot start as ${initial}.`, [
+      { pointer: pointer('status'), message: `a new order is ${Object.keys(CREATE_PATHS).join(', ')}` },
+    ])
+  }
+  const priced = priceOrder(body.items, body.tax_rate ?? '0', body.shipping ?? '0')
+  const ledger: Ledger = { status: 'pending', total: priced.total, paid: 0n, refunded: 0n }
+  const method = body.payment_method ?? 'other'
+  const payments = path.flatMap((step) => moveTo(ledger, step, method, body.ordered_at))
+  const id = await uniquely(() =>
+    repo.insertOrder(db, {
+      external_ref: body.external_ref ?? null,
+      ...(body.order_number ? { order_number: body.order_number } : {}),
+      customer_id: customer.id,
+      status: ledger.status,
+      channel: body.channel ?? 'other',
+      payment_method: body.payment_method ?? null,
+      currency: body.currency,
+      ...pricedColumns(priced),
+      amount_paid: formatMoney(ledger.paid),
+      amount_refunded: formatMoney(ledger.refunded),
+      due_date: creditDueDate(body, customer),
+      ...(body.ordered_at ? { ordered_at: body.ordered_at } : {}),
+      notes: body.notes ?? null,
+    }),
+  )
+  if (!id) {
+    // A concurrent request inserted the same external_ref after our look-up: update that one.
+    return updateByExternalRef(db, (await repo.lockOrderByExternalRef(db, body.external_ref!))!, body)
+  }
+  await repo.insertItems(db, id, priced.lines)
+  await repo.insertPayments(db, id, payments)
+  return { id, created: true }
+}
+
+async function updateByExternalRef(db: DbExecutor, existing: OrderRow, body: OrderCreateBody): Promise<CreateResult> {
+  if (existing.customer_id !== body.customer_id) {
+    throw unprocessable('This external_ref belongs to an order of another customer.', [
+      { pointer: pointer('customer_id'), message: 'differs from the customer of the order with this external_ref' },
+    ])
+  }
+  const { customer_id: _customer, ...patch } = body
+  await applyChanges(db, existing, patch)
+  return { id: existing.id, created: false }
+}
+
+async function lockForWrite(db: DbExecutor, id: string, expectedVersion?: number): Promise<OrderRow> {
+  const row = await repo.lockOrder(db, id, expectedVersion)
+  if (row) return row
+  if ((await repo.orderVersion(db, id)) === undefined) throw notFound('order')
+  throw preconditionFailed()
+}
+
+export async function patchOrder(db: DbExecutor, id: string, patch: OrderPatchBody, expectedVersion?: number): Promise<void> {
+  await applyChanges(db, await lockForWrite(db, id, expectedVersion), patch)
+}
+
+const PLAIN_FIELDS = ['external_ref', 'order_number', 'channel', 'payment_method', 'due_date', 'ordered_at', 'notes'] as const
+
+/** Applies a merge patch to a locked order: plain fields, then pricing (pending only), then the status. */
+async function applyChanges(db: DbExecutor, current: OrderRow, patch: OrderPatchBody): Promise<void> {
+  const changes: repo.OrderChanges = {}
+  for (const field of PLAIN_FIELDS) {
+    if (patch[field] !== undefined) (changes as Record<string, unknown>)[field] = patch[field]
+  }
+  const ledger = ledgerOf(current)
+  const lines = await reprice(db, current, patch, ledger, changes)
+  settleIfCovered(ledger)
+  const method = patch.payment_method ?? current.payment_method ?? 'other'
+  const payments = patch.status !== undefined ? moveTo(ledger, patch.status, method) : []
+
+  if (ledger.status !== current.status) changes.status = ledger.status
+  if (ledger.paid !== parseMoney(current.amount_paid)) changes.amount_paid = formatMoney(ledger.paid)
+  if (ledger.refunded !== parseMoney(current.amount_refunded)) changes.amount_refunded = formatMoney(ledger.refunded)
+  await uniquely(() => repo.updateOrder(db, current.id, changes, lines !== undefined))
+  if (lines) await repo.replaceItems(db, current.id, lines)
+  await repo.insertPayments(db, current.id, payments)
+}
+
+/**
+ * Re-prices the order when items, tax_rate, shipping or currency actually change (only while
+ * pending); returns the new lines when the items changed. Sending the current values is no change.
+ */
+async function reprice(db: DbExecutor, current: OrderRow, patch: OrderPatchBody, ledger: Ledger, changes: repo.OrderChanges) {
+  if (patch.items === undefined && patch.tax_rate === undefined && patch.shipping === undefined && patch.currency === undefined) return undefined
+  const currentItems = await repo.listItems(db, [current.id])
+  const priced = priceOrder(patch.items ?? currentItems.map(toItemInput), patch.tax_rate ?? current.tax_rate, patch.shipping ?? current.shipping_total)
+  const changed: string[] = []
+  if (patch.items !== undefined && !sameItems(priced.lines, currentItems)) changed.push('items')
+  if (patch.tax_rate !== undefined && parseRate(patch.tax_rate) !== parseRate(current.tax_rate)) changed.push('tax_rate')
+  if (patch.shipping !== undefined && parseMoney(patch.shipping) !== parseMoney(current.shipping_total)) changed.push('shipping')
+  if (patch.currency !== undefined && patch.currency !== current.currency) changed.push('currency')
+  if (changed.length === 0) return undefined
+  if (current.status !== 'pending') {
+    throw unprocessable(`Items, tax_rate, shipping and currency change only while the order is pending; it is ${current.status}.`,
+      changed.map((f) => ({ pointer: pointer(f), message: 'cannot change once the order has left pending' })))
+  }
+  if (changed.includes('currency') && received(ledger) > 0n) {
+    throw unprocessable('The currency of an order with payments cannot change.', [{ pointer: pointer('currency'), message: 'payments were received in the current currency' }])
+  }
+  if (priced.total < received(ledger)) {
+    throw unprocessable(`The new total ${formatMoney(priced.total)} is less than the ${formatMoney(received(ledger))} received; refund the difference first.`, [
+      { pointer: pointer(changed[0]!), message: 'would bring the total below the amount received' },
+    ])
+  }
+  ledger.total = priced.total
+  Object.assign(changes, pricedColumns(priced))
+  if (patch.currency !== undefined) changes.currency = patch.currency
+  return changed.includes('items') ? priced.lines : undefined
+}
+
+/**
+ * Records a payment (pending orders, at most the outstanding amount; covering it makes the order
+ * paid) or a refund (at most what was received and not refunded; on a settled order the status
+ * becomes partially_refunded, or refunded once everything received went back; on a pending order
+ * it reverses a partial payment and the order owes that amount again).
+ */
+export async function recordPayment(db: DbExecutor, id: string, body: OrderPaymentCreateBody, expectedVersion?: number): Promise<OrderPaymentRow> {
+  const current = await lockForWrite(db, id, expectedVersion)
+  const ledger = ledgerOf(current)
+  const amount = parseMoney(body.amount)
+  if (amount <= 0n) throw badRequest('The amount must be more than zero.', [{ pointer: pointer('amount'), message: 'must be more than zero' }])
+  const kind = body.kind ?? 'payment'
+  if (kind === 'payment') {
+    if (ledger.status !== 'pending') {
+      throw unprocessable(`A ${ledger.status} order takes no more payments.`, [{ pointer: pointer('kind'), message: 'payments are recorded against pending orders' }])
+    }
+    const due = outstanding(ledger)
+    if (amount > due) throw unprocessable(`The payment exceeds the outstanding ${formatMoney(due)}.`, [{ pointer: pointer('amount'), message: `must be at most ${formatMoney(due)}` }])
+    ledger.paid += amount
+    settleIfCovered(ledger)
+  } else {
+    if (!REFUNDABLE.includes(ledger.status)) {
+      throw unprocessable(`A ${ledger.status} order takes no refunds.`, [{ pointer: pointer('kind'), message: `refunds are recorded against ${REFUNDABLE.join(', ')} orders` }])
+    }
+    const refundable = received(ledger)
+    if (amount > refundable) throw unprocessable(`The refund exceeds the ${formatMoney(refundable)} received.`, [{ pointer: pointer('amount'), message: `must be at most ${formatMoney(refundable)}` }])
+    ledger.refunded += amount
+    if (ledger.status !== 'pending') {
+      const to: OrderStatus = received(ledger) === 0n ? 'refunded' : 'partially_refunded'
+      assertTransition(ledger.status, to)
+      ledger.status = to
+    }
+  }
+  await repo.updateOrder(db, id, {
+    status: ledger.status,
+    amount_paid: formatMoney(ledger.paid),
+    amount_refunded: formatMoney(ledger.refunded),
+  }, false)
+  const [payment] = await repo.insertPayments(db, id, [{
+    kind, amount: formatMoney(amount), method: body.method ?? current.payment_method ?? 'other', reference: body.reference ?? null,
+    ...(body.paid_at ? { paid_at: body.paid_at } : {}),
+  }])
+  return payment!
+}
+
+export async function archiveOrder(db: DbExecutor, id: string, expectedVersion?: number): Promise<void> {
+  if (await repo.archiveOrder(db, id, expectedVersion)) return
+  if ((await repo.orderVersion(db, id)) === undefined) throw notFound('order')
+  throw preconditionFailed()
+}
+
+export async function customerReceivables(db: DbExecutor, customerId: string): Promise<CustomerReceivablesDto> {
+  if (!(await repo.customerExists(db, customerId))) throw notFound('customer')
+  const { as_of, rows } = await repo.receivables(db, customerId)
+  return { customer_id: customerId, as_of, overdue: rows.some((r) => r.overdue_orders > 0), currencies: rows }
+}
+
+// Output -------------------------------------------------------------------------------------------------
+
+export function toPaymentDto(p: OrderPaymentRow): OrderPaymentDto {
+  return {
+    id: p.id, order_id: p.order_id, kind: p.kind as OrderPaymentDto['kind'], amount: p.amount, method: p.method as PaymentMethod,
+    paid_at: p.paid_at, reference: p.reference, created_at: p.created_at,
+  }
+}
+
+const toItemDto = (i: OrderItemRow): OrderItemDto => ({
+  id: i.id, sku: i.sku, product_name: i.product_name, category: i.category, quantity: i.quantity,
+  unit_price: i.unit_price, discount: i.discount, line_total: i.line_total,
+})
+
+export function toOrderDto(row: repo.OrderRecord, items: OrderItemRow[], payments: OrderPaymentRow[]): OrderDto {
+  return {
+    id: row.id, external_ref: row.external_ref, order_number: row.order_number, customer_id: row.customer_id,
+    status: row.status as OrderStatus, channel: row.channel as OrderDto['channel'], payment_method: row.payment_method as PaymentMethod | null,
+    currency: row.currency, tax_rate: row.tax_rate, subtotal: row.subtotal, discount_total: row.discount_total, tax_total: row.tax_total,
+    shipping_total: row.shipping_total, total: row.total, amount_paid: row.amount_paid, amount_refunded: row.amount_refunded,
+    amount_outstanding: row.amount_outstanding, overdue: row.overdue, due_date: row.due_date, ordered_at: row.ordered_at, notes: row.notes,
+    items: items.map(toItemDto), payments: payments.map(toPaymentDto),
+    version: row.version, created_at: row.created_at, updated_at: row.updated_at, archived_at: row.archived_at,
+  }
+}
+
+/** Orders with their items and payments: three queries for any number of orders, none per order. */
+export async function loadOrders(db: DbExecutor, rows: repo.OrderRecord[]): Promise<OrderDto[]> {
+  const ids = rows.map((r) => r.id)
+  const items = await repo.listItems(db, ids)
+  const payments = await repo.listPayments(db, ids)
+  const group = <T extends { order_id: string }>(list: T[]) => {
+    const by = new Map<string, T[]>()
+    for (const x of list) by.set(x.order_id, [...(by.get(x.order_id) ?? []), x])
+    return by
+  }
+  const itemsBy = group(items)
+  const paymentsBy = group(payments)
+  return rows.map((r) => toOrderDto(r, itemsBy.get(r.id) ?? [], paymentsBy.get(r.id) ?? []))
+}
