@@ -15,6 +15,7 @@ import customerRoutes from './modules/customers/customers.routes.js'
 import orderRoutes from './modules/orders/orders.routes.js'
 import timelineRoutes from './modules/timeline/timeline.routes.js'
 import auditRoutes from './modules/audit/audit.routes.js'
+import analyticsRoutes from './modules/analytics/analytics.routes.js'
 
 export interface AppOptions {
   db: Db
@@ -85,6 +86,7 @@ export async function buildApp(opts: AppOptions) {
   await app.register(customerRoutes, { prefix: '/v1' })
   await app.register(orderRoutes, { prefix: '/v1' })
   await app.register(timelineRoutes, { prefix: '/v1' })
+  await app.register(analyticsRoutes, { prefix: '/v1' })
 
   return app
 }

@@ -25,6 +25,7 @@ export default fp(
         tags: [
           { name: 'customers', description: 'Customer profiles and contact points' },
           { name: 'audit', description: 'The audit trail of every mutation' },
+          { name: 'analytics', description: 'Customer analytics computed in the database: RFM, lifetime value, lifecycle, acquisition, churn risk, cohorts, satisfaction' },
           { name: 'ops', description: 'Health and readiness' },
         ],
         components: {
