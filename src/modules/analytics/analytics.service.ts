@@ -3,7 +3,7 @@ import { cursorContext, decodeCursor, toPage, type CursorContext, type SortKey }
 import { badRequest, pointer } from '../../lib/problem.js'
 import * as repo from './analytics.repository.js'
 import {
-  LIFECYCLE_STAGES, RFM_SEGMENTS, RFM_SEGMENT_RULES, VALUE_TIERS,
+  LIFECYCLE_STAGES, RFM_SEGMENTS, RFM_SEGMENT_RULES, VALUE_TIERS, type ChurnBasis, type RfmSegment, type ValueTier,
   type AcquisitionQueryT, type ChurnRiskQueryT, type MethodDto, type MonthRangeQueryT, type RfmCustomersQueryT, type RfmQueryT,
   type ValueCustomersQueryT, type ValueTiersQueryT,
 } from './analytics.schemas.js'
@@ -83,11 +83,16 @@ function method(description: string, asOf: string, start: string | null, currenc
 }
 
 /**
- * A list's cursor carries the parameters it was computed with: a next page without as_of (or
- * currency) reuses the cursor's, so paging with the default as_of = now stays on one snapshot.
+ * A list's cursor carries the parameters it was computed with: a parameter a next page leaves out
+ * is taken from the cursor (so paging with the default as_of = now stays on one snapshot), and a
+ * parameter it sends must equal the cursor's, else the cursor is refused (400).
  */
-function fromCursor(cursor: string | undefined): CursorContext {
-  return (cursor ? cursorContext(cursor) : undefined) ?? {}
+function fromCursor(cursor: string | undefined) {
+  const x = (cursor ? cursorContext(cursor) : undefined) ?? {}
+  return {
+    str: <T extends string>(key: string): T | undefined => (typeof x[key] === 'string' ? (x[key] as T) : undefined),
+    num: (key: string): number | undefined => (typeof x[key] === 'number' ? x[key] : undefined),
+  }
 }
 
 async function currencyFor(db: DbExecutor, given: string | undefined, span: repo.Span): Promise<string | null> {
@@ -144,19 +149,20 @@ export async function rfmSummary(db: DbExecutor, q: RfmQueryT) {
 
 export async function rfmCustomers(db: DbExecutor, q: RfmCustomersQueryT) {
   const prior = fromCursor(q.cursor)
-  const asOf = resolveAsOf(q.as_of ?? (typeof prior.as_of === 'string' ? prior.as_of : undefined))
-  const days = q.window_days ?? DEFAULT_WINDOW_DAYS
+  const asOf = resolveAsOf(q.as_of ?? prior.str('as_of'))
+  const days = q.window_days ?? prior.num('window_days') ?? DEFAULT_WINDOW_DAYS
+  const segment = q.segment ?? prior.str<RfmSegment>('segment')
   const span = { asOf, windowStart: windowStart(asOf, days) }
-  const currency = await currencyFor(db, q.currency ?? (typeof prior.currency === 'string' ? prior.currency : undefined), span)
-  const context: CursorContext = { as_of: asOf, window_days: days, currency, segment: q.segment ?? null }
+  const currency = await currencyFor(db, q.currency ?? prior.str('currency'), span)
+  const context: CursorContext = { as_of: asOf, window_days: days, currency, segment: segment ?? null }
   const after = q.cursor ? decodeCursor(q.cursor, SCORE_KEYS, context) : undefined
   const limit = q.limit ?? 50
-  const rows = currency ? await repo.rfmCustomers(db, span, currency, q.segment, SCORE_KEYS, after, limit) : []
+  const rows = currency ? await repo.rfmCustomers(db, span, currency, segment, SCORE_KEYS, after, limit) : []
   const page = toPage(rows as unknown as Array<repo.RfmRow & Record<string, unknown>>, limit, SCORE_KEYS, (r) => ({
     customer_id: r.id, recency_days: r.recency_days, frequency: r.frequency, monetary: r.monetary, last_purchase_at: r.last_purchase_at,
     r_score: r.r_score, f_score: r.f_score, m_score: r.m_score, rfm: String(r.rfm_score), segment: r.segment,
   }), context)
-  return { method: method(RFM_METHOD, asOf, span.windowStart, currency, { window_days: days, segment: q.segment ?? null }), ...page }
+  return { method: method(RFM_METHOD, asOf, span.windowStart, currency, { window_days: days, segment: segment ?? null }), ...page }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -164,9 +170,9 @@ export async function rfmCustomers(db: DbExecutor, q: RfmCustomersQueryT) {
 
 const CLV_KEYS: SortKey[] = [{ field: 'historical_clv', desc: true }]
 
-function valueParams(q: ValueTiersQueryT, asOf: string) {
-  const days = q.window_days ?? DEFAULT_WINDOW_DAYS
-  const lifespan = q.lifespan_years ?? DEFAULT_LIFESPAN_YEARS
+function valueParams(q: ValueTiersQueryT, asOf: string, prior = fromCursor(undefined)) {
+  const days = q.window_days ?? prior.num('window_days') ?? DEFAULT_WINDOW_DAYS
+  const lifespan = q.lifespan_years ?? prior.num('lifespan_years') ?? DEFAULT_LIFESPAN_YEARS
   return { days, lifespan, span: { asOf, windowStart: windowStart(asOf, days) } }
 }
 
@@ -208,18 +214,19 @@ function sumMoney(values: string[]): string {
 
 export async function valueCustomers(db: DbExecutor, q: ValueCustomersQueryT) {
   const prior = fromCursor(q.cursor)
-  const asOf = resolveAsOf(q.as_of ?? (typeof prior.as_of === 'string' ? prior.as_of : undefined))
-  const { days, lifespan, span } = valueParams(q, asOf)
-  const currency = await currencyFor(db, q.currency ?? (typeof prior.currency === 'string' ? prior.currency : undefined), { asOf, windowStart: null })
-  const context: CursorContext = { as_of: asOf, window_days: days, lifespan_years: lifespan, currency, tier: q.tier ?? null }
+  const asOf = resolveAsOf(q.as_of ?? prior.str('as_of'))
+  const { days, lifespan, span } = valueParams(q, asOf, prior)
+  const tier = q.tier ?? prior.str<ValueTier>('tier')
+  const currency = await currencyFor(db, q.currency ?? prior.str('currency'), { asOf, windowStart: null })
+  const context: CursorContext = { as_of: asOf, window_days: days, lifespan_years: lifespan, currency, tier: tier ?? null }
   const after = q.cursor ? decodeCursor(q.cursor, CLV_KEYS, context) : undefined
   const limit = q.limit ?? 50
-  const rows = currency ? await repo.valueCustomers(db, span, { currency, windowDays: days, lifespanYears: lifespan }, q.tier, CLV_KEYS, after, limit) : []
+  const rows = currency ? await repo.valueCustomers(db, span, { currency, windowDays: days, lifespanYears: lifespan }, tier, CLV_KEYS, after, limit) : []
   const page = toPage(rows as unknown as Array<repo.ValueRow & Record<string, unknown>>, limit, CLV_KEYS, (r) => ({
     customer_id: r.id, purchases: r.purchases, historical_clv: r.historical_clv, avg_order_value: r.avg_order_value, purchases_per_year: r.purchases_per_year,
     predicted_clv: r.predicted_clv, tier: r.tier, first_purchase_at: r.first_purchase_at, last_purchase_at: r.last_purchase_at,
   }), context)
-  return { method: method(VALUE_METHOD, asOf, span.windowStart, currency, { window_days: days, lifespan_years: lifespan, tier: q.tier ?? null }), ...page }
+  return { method: method(VALUE_METHOD, asOf, span.windowStart, currency, { window_days: days, lifespan_years: lifespan, tier: tier ?? null }), ...page }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -256,11 +263,11 @@ const RISK_KEYS: SortKey[] = [{ field: 'risk_ratio', desc: true }]
 
 export async function churnRisk(db: DbExecutor, q: ChurnRiskQueryT) {
   const prior = fromCursor(q.cursor)
-  const asOf = resolveAsOf(q.as_of ?? (typeof prior.as_of === 'string' ? prior.as_of : undefined))
-  const days = q.window_days ?? null
+  const asOf = resolveAsOf(q.as_of ?? prior.str('as_of'))
+  const days = q.window_days ?? prior.num('window_days') ?? null
   const span = { asOf, windowStart: days === null ? null : windowStart(asOf, days) }
-  const k = q.k ?? DEFAULT_K
-  const basis = q.basis ?? 'median'
+  const k = q.k ?? prior.num('k') ?? DEFAULT_K
+  const basis = q.basis ?? prior.str<ChurnBasis>('basis') ?? 'median'
   const context: CursorContext = { as_of: asOf, window_days: days, k, basis }
   const after = q.cursor ? decodeCursor(q.cursor, RISK_KEYS, context) : undefined
   const limit = q.limit ?? 50
