@@ -48,7 +48,7 @@ const currency = Type.Optional(Currency({
   description: 'ISO 4217 currency of the money figures (amounts in different currencies are never added). Default: the currency with the most purchases in the window (ties: alphabetical)',
 }))
 const Month = (description: string) =>
-  Type.Optional(Type.String({ pattern: '^[0-9]{4}-(0[1-9]|1[0-2])$', maxLength: 7, description, example: '2026-01' }))
+  Type.Optional(Type.String({ pattern: '^(19[89][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])$', maxLength: 7, description: `${description}; years 1980 to 2999`, example: '2026-01' }))
 
 const query = <P extends TProperties>(properties: P) => Type.Object(properties, { additionalProperties: false })
 

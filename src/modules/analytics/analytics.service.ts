@@ -18,6 +18,9 @@ export const DEFAULT_WINDOW_DAYS = 365
 export const DEFAULT_LIFESPAN_YEARS = 3
 export const DEFAULT_K = 2
 const MAX_MONTH_SPAN = 36
+// Windows reach up to 3650 days back: as_of keeps them within years PostgreSQL and Date agree on.
+const EARLIEST_AS_OF = Date.UTC(1980, 0, 1)
+const LATEST_AS_OF = Date.UTC(2999, 11, 31, 23, 59, 59, 999)
 
 const PURCHASE =
   'A purchase is an order with status paid, fulfilled or partially_refunded that is not archived, ordered at or before as_of; its net amount is total - amount_refunded. ' +
@@ -73,6 +76,9 @@ function resolveAsOf(given: string | undefined): string {
   if (given === undefined) return new Date().toISOString()
   const t = Date.parse(given)
   if (Number.isNaN(t)) throw badRequest('as_of is not a valid time.', [{ pointer: pointer('as_of'), message: 'must be an RFC 3339 date-time' }])
+  if (t < EARLIEST_AS_OF || t > LATEST_AS_OF) {
+    throw badRequest('as_of is out of range.', [{ pointer: pointer('as_of'), message: 'must be between 1980-01-01 and 2999-12-31' }])
+  }
   return new Date(t).toISOString()
 }
 
