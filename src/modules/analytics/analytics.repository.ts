@@ -1,4 +1,4 @@
-import { expressionBuilder, sql, type RawBuilder } from 'kysely'
+import { expressionBuilder, sql, type Kysely, type RawBuilder } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
 import type { Database } from '../../db/schema.js'
 import { afterCursor, type SortKey } from '../../lib/pagination.js'
@@ -22,6 +22,20 @@ export interface Span {
 }
 
 const PURCHASE_STATUSES = sql`('paid', 'fulfilled', 'partially_refunded')`
+
+/**
+ * Runs an answer's queries in one read-only repeatable-read transaction, so that figures computed
+ * by several queries (the default currency and the scores, cohorts and their totals) come from one
+ * snapshot. The per-customer aggregates are sorted several times (ntile, ties, percentiles): a
+ * larger work_mem, local to the transaction, keeps those sorts in memory.
+ */
+export async function inSnapshot<T>(db: DbExecutor, fn: (trx: DbExecutor) => Promise<T>): Promise<T> {
+  if (db.isTransaction) return fn(db)
+  return (db as Kysely<Database>).transaction().setIsolationLevel('repeatable read').setAccessMode('read only').execute(async (trx) => {
+    await sql`set local work_mem = '32MB'`.execute(trx)
+    return fn(trx)
+  })
+}
 
 function purchases(span: Span, currency?: string | null): RawBuilder<unknown> {
   return sql`

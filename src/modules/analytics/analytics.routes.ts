@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { problemResponses, ref } from '../../lib/schema.js'
+import { inSnapshot } from './analytics.repository.js'
 import * as service from './analytics.service.js'
 import {
   AcquisitionQuery, AcquisitionSources, ChurnRiskPage, ChurnRiskQuery, CohortRetention, CohortsQuery, CustomerValuePage, LifecycleDistribution,
@@ -25,7 +26,7 @@ const analyticsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       querystring: RfmQuery,
       response: { 200: ref(RfmSummary), ...ERRORS },
     },
-  }, async (request) => service.rfmSummary(request.db, request.query))
+  }, async (request) => inSnapshot(request.db, (db) => service.rfmSummary(db, request.query)))
 
   app.get('/analytics/rfm/customers', {
     config,
@@ -35,7 +36,7 @@ const analyticsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       querystring: RfmCustomersQuery,
       response: { 200: ref(RfmCustomerPage), ...ERRORS },
     },
-  }, async (request) => service.rfmCustomers(request.db, request.query))
+  }, async (request) => inSnapshot(request.db, (db) => service.rfmCustomers(db, request.query)))
 
   app.get('/analytics/value-tiers', {
     config,
@@ -45,7 +46,7 @@ const analyticsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       querystring: ValueTiersQuery,
       response: { 200: ref(ValueTiers), ...ERRORS },
     },
-  }, async (request) => service.valueTiers(request.db, request.query))
+  }, async (request) => inSnapshot(request.db, (db) => service.valueTiers(db, request.query)))
 
   app.get('/analytics/value-tiers/customers', {
     config,
@@ -55,7 +56,7 @@ const analyticsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       querystring: ValueCustomersQuery,
       response: { 200: ref(CustomerValuePage), ...ERRORS },
     },
-  }, async (request) => service.valueCustomers(request.db, request.query))
+  }, async (request) => inSnapshot(request.db, (db) => service.valueCustomers(db, request.query)))
 
   app.get('/analytics/lifecycle', {
     config,
@@ -65,7 +66,7 @@ const analyticsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       querystring: LifecycleQuery,
       response: { 200: ref(LifecycleDistribution), ...ERRORS },
     },
-  }, async (request) => service.lifecycle(request.db, request.query))
+  }, async (request) => inSnapshot(request.db, (db) => service.lifecycle(db, request.query)))
 
   app.get('/analytics/acquisition-sources', {
     config,
@@ -75,7 +76,7 @@ const analyticsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       querystring: AcquisitionQuery,
       response: { 200: ref(AcquisitionSources), ...ERRORS },
     },
-  }, async (request) => service.acquisition(request.db, request.query))
+  }, async (request) => inSnapshot(request.db, (db) => service.acquisition(db, request.query)))
 
   app.get('/analytics/churn-risk', {
     config,
@@ -86,7 +87,7 @@ const analyticsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       querystring: ChurnRiskQuery,
       response: { 200: ref(ChurnRiskPage), ...ERRORS },
     },
-  }, async (request) => service.churnRisk(request.db, request.query))
+  }, async (request) => inSnapshot(request.db, (db) => service.churnRisk(db, request.query)))
 
   app.get('/analytics/retention/cohorts', {
     config,
@@ -96,7 +97,7 @@ const analyticsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       querystring: CohortsQuery,
       response: { 200: ref(CohortRetention), ...ERRORS },
     },
-  }, async (request) => service.cohorts(request.db, request.query))
+  }, async (request) => inSnapshot(request.db, (db) => service.cohorts(db, request.query)))
 
   app.get('/analytics/satisfaction', {
     config,
@@ -106,7 +107,7 @@ const analyticsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       querystring: SatisfactionQuery,
       response: { 200: ref(Satisfaction), ...ERRORS },
     },
-  }, async (request) => service.satisfaction(request.db, request.query))
+  }, async (request) => inSnapshot(request.db, (db) => service.satisfaction(db, request.query)))
 }
 
 export default analyticsRoutes
