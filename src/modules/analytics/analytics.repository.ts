@@ -115,10 +115,35 @@ function rfmScored(span: Span, currency: string): RawBuilder<unknown> {
     from scored`
 }
 
-export async function rfmSegmentCounts(db: DbExecutor, span: Span, currency: string) {
-  const r = await sql<{ segment: RfmSegment; customers: number; share: number }>`
-    select s.segment, count(*)::int as customers, round(count(*)::numeric / sum(count(*)) over (), 4)::float8 as share
-    from (${rfmScored(span, currency)}) s group by s.segment`.execute(db)
+export interface RfmGroupRow {
+  kind: 'segment' | 'recency' | 'frequency' | 'monetary'
+  segment: RfmSegment | null
+  score: number | null
+  customers: number
+  share: number
+  min: string | null
+  max: string | null
+}
+
+/**
+ * The distribution in one query over one scoring: customers per segment, and per score of each
+ * dimension the number of customers and the range of values that got it.
+ */
+export async function rfmDistribution(db: DbExecutor, span: Span, currency: string) {
+  const r = await sql<RfmGroupRow>`
+    with s as (${rfmScored(span, currency)}),
+    n as (select count(*)::numeric as total from s),
+    g as (
+      select 'segment' as kind, segment, null::int as score, count(*)::int as customers, null::text as min, null::text as max from s group by segment
+      union all
+      select 'recency', null, r_score, count(*)::int, min(recency_days)::text, max(recency_days)::text from s group by r_score
+      union all
+      select 'frequency', null, f_score, count(*)::int, min(frequency)::text, max(frequency)::text from s group by f_score
+      union all
+      select 'monetary', null, m_score, count(*)::int, round(min(monetary), 2)::text, round(max(monetary), 2)::text from s group by m_score
+    )
+    select g.*, round(g.customers / n.total, 4)::float8 as share from g cross join n
+    order by g.kind, g.score`.execute(db)
   return r.rows
 }
 

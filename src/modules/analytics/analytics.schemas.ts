@@ -145,14 +145,35 @@ export const RfmSegmentCount = Type.Object(
   { $id: 'RfmSegmentCount', description: 'How many scored customers fall in one RFM segment', example: { segment: 'champions', rule: 'R 5, F 4–5', customers: 42, share: 0.084 } },
 )
 
+export const RfmScoreBand = Type.Object(
+  {
+    score: Type.Integer({ minimum: 1, maximum: 5, example: 5 }),
+    customers: Type.Integer({ minimum: 1, example: 100 }),
+    share: Share('customers / all scored customers, rounded to 4 decimals', 0.2),
+    min: Type.String({ maxLength: 20, description: 'Smallest value with this score, as a decimal string (days, purchases or money)', example: '0' }),
+    max: Type.String({ maxLength: 20, description: 'Largest value with this score', example: '17' }),
+  },
+  { $id: 'RfmScoreBand', description: 'The customers and the range of values of one quintile score', example: { score: 5, customers: 100, share: 0.2, min: '0', max: '17' } },
+)
+
+const bands = (what: string) =>
+  Type.Array(ref(RfmScoreBand), { maxItems: 5, description: `${what}: the scores given, lowest first (a score no customer got because of ties is left out)` })
+
 export const RfmSummary = Type.Object(
   withMethod({
     customers: Type.Integer({ minimum: 0, description: 'Customers scored (at least one purchase in the window and currency)', example: 500 }),
     segments: Type.Array(ref(RfmSegmentCount), { maxItems: RFM_SEGMENTS.length, description: 'Every segment, in a fixed order, zero counts included' }),
+    scores: Type.Object(
+      { recency: bands('Recency in days'), frequency: bands('Frequency in purchases'), monetary: bands('Monetary in the currency') },
+      { description: 'The quintile cut points: per score, its customers and value range' },
+    ),
   }),
   {
-    $id: 'RfmSummary', description: 'The distribution of customers over RFM segments',
-    example: { method: ex(AnalyticsMethod), customers: 500, segments: [{ segment: 'champions', rule: 'R 5, F 4–5', customers: 42, share: 0.084 }] },
+    $id: 'RfmSummary', description: 'The distribution of customers over RFM segments and quintile scores',
+    example: {
+      method: ex(AnalyticsMethod), customers: 500, segments: [{ segment: 'champions', rule: 'R 5, F 4–5', customers: 42, share: 0.084 }],
+      scores: { recency: [ex(RfmScoreBand)], frequency: [], monetary: [] },
+    },
   },
 )
 
@@ -366,7 +387,7 @@ export const Satisfaction = Type.Object(
 export type MethodDto = Static<typeof AnalyticsMethod>
 
 export const analyticsSchemas = [
-  AnalyticsMethod, RfmSegmentCount, RfmSummary, RfmCustomer, RfmCustomerPage, ValueTierSummary, ValueTiers, CustomerValue, CustomerValuePage,
+  AnalyticsMethod, RfmSegmentCount, RfmScoreBand, RfmSummary, RfmCustomer, RfmCustomerPage, ValueTierSummary, ValueTiers, CustomerValue, CustomerValuePage,
   LifecycleStageCount, LifecycleDistribution, AcquisitionSource, AcquisitionSources, ChurnRiskCustomer, ChurnRiskPage, CohortMonth, Cohort, CohortRetention,
   SatisfactionFigures, Satisfaction,
 ]

@@ -142,14 +142,18 @@ export async function rfmSummary(db: DbExecutor, q: RfmQueryT) {
   const days = q.window_days ?? DEFAULT_WINDOW_DAYS
   const span = { asOf, windowStart: windowStart(asOf, days) }
   const currency = await currencyFor(db, q.currency, span)
-  const counts = currency ? await repo.rfmSegmentCounts(db, span, currency) : []
+  const groups = currency ? await repo.rfmDistribution(db, span, currency) : []
+  const counts = groups.filter((g) => g.kind === 'segment')
   const byName = new Map(counts.map((c) => [c.segment, c]))
+  const bands = (kind: repo.RfmGroupRow['kind']) =>
+    groups.filter((g) => g.kind === kind).map((g) => ({ score: g.score!, customers: g.customers, share: g.share, min: g.min!, max: g.max! }))
   return {
     method: method(RFM_METHOD, asOf, span.windowStart, currency, { window_days: days }),
     customers: counts.reduce((n, c) => n + c.customers, 0),
     segments: RFM_SEGMENTS.map((segment) => ({
       segment, rule: RFM_SEGMENT_RULES[segment], customers: byName.get(segment)?.customers ?? 0, share: byName.get(segment)?.share ?? 0,
     })),
+    scores: { recency: bands('recency'), frequency: bands('frequency'), monetary: bands('monetary') },
   }
 }
 

@@ -118,6 +118,17 @@ for (const [currency, windowDays, limit] of [[null, 365, 37], ['USD', 240, 9]] a
       t.equal(s.customers, n, `${s.segment} count`)
       t.equal(s.share, roundRatio(BigInt(n), BigInt(expected.size), 4), `${s.segment} share`)
     }
+    const cents = (m: string) => Number(m.replace('.', ''))
+    for (const [dim, field, score] of [['recency', 'recency_days', 'r_score'], ['frequency', 'frequency', 'f_score'], ['monetary', 'monetary', 'm_score']] as const) {
+      const want = [1, 2, 3, 4, 5].flatMap((sc) => {
+        const members = [...expected.values()].filter((e) => e[score] === sc)
+        if (members.length === 0) return []
+        const values = members.map((e) => (dim === 'monetary' ? cents(e.monetary) : (e[field] as number)))
+        const fmt = (v: number) => (dim === 'monetary' ? centsToMoney(v) : String(v))
+        return [{ score: sc, customers: members.length, share: roundRatio(BigInt(members.length), BigInt(expected.size), 4), min: fmt(Math.min(...values)), max: fmt(Math.max(...values)) }]
+      })
+      t.same(summary.scores[dim], want, `${dim} quintile bands`)
+    }
     t.match(summary.method, { as_of: AS_OF, window_end: AS_OF, window_start: new Date(AS_OF_MS - windowDays * DAY).toISOString(), currency: cur, parameters: { window_days: windowDays } })
     t.match(summary.method.description, /ntile\(5\)/)
   })
