@@ -97,7 +97,11 @@ function fromCursor(cursor: string | undefined) {
   const x = (cursor ? cursorContext(cursor) : undefined) ?? {}
   return {
     str: <T extends string>(key: string): T | undefined => (typeof x[key] === 'string' ? (x[key] as T) : undefined),
-    num: (key: string): number | undefined => (typeof x[key] === 'number' ? x[key] : undefined),
+    /** A number the query string would have accepted too; anything else is ignored (and then the cursor does not match: 400). */
+    num: (key: string, min: number, max: number): number | undefined => {
+      const v = x[key]
+      return typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max ? v : undefined
+    },
   }
 }
 
@@ -160,7 +164,7 @@ export async function rfmSummary(db: DbExecutor, q: RfmQueryT) {
 export async function rfmCustomers(db: DbExecutor, q: RfmCustomersQueryT) {
   const prior = fromCursor(q.cursor)
   const asOf = resolveAsOf(q.as_of ?? prior.str('as_of'))
-  const days = q.window_days ?? prior.num('window_days') ?? DEFAULT_WINDOW_DAYS
+  const days = q.window_days ?? prior.num('window_days', 1, 3650) ?? DEFAULT_WINDOW_DAYS
   const segment = q.segment ?? prior.str<RfmSegment>('segment')
   const span = { asOf, windowStart: windowStart(asOf, days) }
   const currency = await currencyFor(db, q.currency ?? prior.str('currency'), span)
@@ -181,8 +185,8 @@ export async function rfmCustomers(db: DbExecutor, q: RfmCustomersQueryT) {
 const CLV_KEYS: SortKey[] = [{ field: 'historical_clv', desc: true }]
 
 function valueParams(q: ValueTiersQueryT, asOf: string, prior = fromCursor(undefined)) {
-  const days = q.window_days ?? prior.num('window_days') ?? DEFAULT_WINDOW_DAYS
-  const lifespan = q.lifespan_years ?? prior.num('lifespan_years') ?? DEFAULT_LIFESPAN_YEARS
+  const days = q.window_days ?? prior.num('window_days', 1, 3650) ?? DEFAULT_WINDOW_DAYS
+  const lifespan = q.lifespan_years ?? prior.num('lifespan_years', 1, 50) ?? DEFAULT_LIFESPAN_YEARS
   return { days, lifespan, span: { asOf, windowStart: windowStart(asOf, days) } }
 }
 
@@ -274,9 +278,9 @@ const RISK_KEYS: SortKey[] = [{ field: 'risk_ratio', desc: true }]
 export async function churnRisk(db: DbExecutor, q: ChurnRiskQueryT) {
   const prior = fromCursor(q.cursor)
   const asOf = resolveAsOf(q.as_of ?? prior.str('as_of'))
-  const days = q.window_days ?? prior.num('window_days') ?? null
+  const days = q.window_days ?? prior.num('window_days', 1, 3650) ?? null
   const span = { asOf, windowStart: days === null ? null : windowStart(asOf, days) }
-  const k = q.k ?? prior.num('k') ?? DEFAULT_K
+  const k = q.k ?? prior.num('k', 1, 100) ?? DEFAULT_K
   const basis = q.basis ?? prior.str<ChurnBasis>('basis') ?? 'median'
   const context: CursorContext = { as_of: asOf, window_days: days, k, basis }
   const after = q.cursor ? decodeCursor(q.cursor, RISK_KEYS, context) : undefined

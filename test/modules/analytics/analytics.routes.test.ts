@@ -96,6 +96,12 @@ t.test('a cursor from one list is refused by another', async (t) => {
   t.same(pointers(res), ['/cursor'])
   const other = await get(`/v1/analytics/rfm/customers?cursor=${page.next_cursor}&window_days=30`)
   t.equal(other.statusCode, 400, 'a cursor with other parameters than it was issued with')
+  const decoded = JSON.parse(Buffer.from(page.next_cursor, 'base64url').toString())
+  for (const x of [{ window_days: 1e12 }, { window_days: -1 }, { as_of: 'never' }, { as_of: 1 }, { currency: 7 }]) {
+    const forged = Buffer.from(JSON.stringify({ ...decoded, x: { ...decoded.x, ...x } })).toString('base64url')
+    const res = await get(`/v1/analytics/rfm/customers?cursor=${forged}`)
+    t.equal(res.statusCode, 400, `a forged cursor context ${JSON.stringify(x)} is a 400`)
+  }
 })
 
 t.test('hand-checked figures on a small set', async (t) => {
