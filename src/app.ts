@@ -10,6 +10,7 @@ import dbPlugin from './plugins/db.js'
 import auth, { type AuthOptions } from './plugins/auth.js'
 import audit from './plugins/audit.js'
 import openapi from './plugins/openapi.js'
+import metrics from './plugins/metrics.js'
 import healthRoutes from './modules/health/health.routes.js'
 import customerRoutes from './modules/customers/customers.routes.js'
 import orderRoutes from './modules/orders/orders.routes.js'
@@ -78,6 +79,7 @@ export async function buildApp(opts: AppOptions) {
   await app.register(auth, opts.auth)
   await app.register(audit)
   await app.register(openapi)
+  await app.register(metrics)
   app.addSchema(Problem)
 
   await app.register(healthRoutes)
