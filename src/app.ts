@@ -16,6 +16,7 @@ import customerRoutes from './modules/customers/customers.routes.js'
 import orderRoutes from './modules/orders/orders.routes.js'
 import timelineRoutes from './modules/timeline/timeline.routes.js'
 import auditRoutes from './modules/audit/audit.routes.js'
+import importRoutes from './modules/imports/imports.routes.js'
 
 export interface AppOptions {
   db: Db
@@ -25,6 +26,8 @@ export interface AppOptions {
   logger?: FastifyServerOptions['logger']
   bodyLimit?: number
   requestTimeoutMs?: number
+  /** The largest bulk import upload (default 2 GiB). */
+  importMaxBytes?: number
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
@@ -87,6 +90,7 @@ export async function buildApp(opts: AppOptions) {
   await app.register(customerRoutes, { prefix: '/v1' })
   await app.register(orderRoutes, { prefix: '/v1' })
   await app.register(timelineRoutes, { prefix: '/v1' })
+  await app.register(importRoutes, { prefix: '/v1', ...(opts.importMaxBytes ? { maxBytes: opts.importMaxBytes } : {}) })
 
   return app
 }
