@@ -51,8 +51,7 @@ export async function up(db: Kysely<any>): Promise<void> {
       email_normalized text,
       phone text,
       phone_normalized text,
-      customer_id uuid,
-      existed boolean,
+      customer_id uuid not null,
       rejected text,
       primary key (import_id, line)
     )`.execute(db)

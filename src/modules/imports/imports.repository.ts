@@ -55,6 +55,7 @@ export async function updateJob(db: DbExecutor, id: string, u: JobUpdate): Promi
 export const STAGED_CUSTOMER_COLUMNS = [
   'import_id', 'line', 'external_ref', 'name', 'given_name', 'family_name', 'gender', 'birthday', 'occupation', 'marital_status',
   'company', 'job_title', 'preferred_channel', 'acquisition_source', 'tags', 'email', 'email_normalized', 'phone', 'phone_normalized',
+  'customer_id',
 ] as const
 
 /**
@@ -104,20 +105,19 @@ export interface MergeCounts {
   rejected: Array<{ line: number; message: string }>
 }
 
+/** The customer a staged row lands on: the one with its external_ref, else the id staged for it. */
+const TARGET = sql`coalesce((select c.id from customers c where c.external_ref = s.external_ref), s.customer_id)`
+
 /**
  * Merges a job's staged customers set-wise, in the caller's (audited) transaction: rows that
  * would break a rule of the data are marked rejected first, so the merge itself cannot fail
- * half-way; then one INSERT for the new customers, one UPDATE for those matched by external_ref,
- * and a few statements for their primary email and phone. Cells left empty keep the current value.
+ * half-way; then one UPDATE for the customers matched by external_ref (cells left empty keep the
+ * current value), one INSERT for the new ones (with the ids staged for them), and a few
+ * statements for their primary email and phone. Staged rows are written once, by COPY.
  */
 export async function mergeStagedCustomers(trx: DbExecutor, importId: string): Promise<MergeCounts> {
-  const steps = [
-    // Resolve each row to an existing customer (by external_ref) or a new id.
-    sql`update import_customer_rows s
-        set customer_id = coalesce(m.id, crm_uuid_v7()), existed = m.id is not null
-        from (select s2.line, c.id from import_customer_rows s2 left join customers c on c.external_ref = s2.external_ref
-              where s2.import_id = ${importId}) m
-        where s.import_id = ${importId} and s.line = m.line`,
+  const valid = sql`s.import_id = ${importId} and s.rejected is null`
+  const rejections = [
     // The same external_ref twice in one upload: the first line wins.
     sql`update import_customer_rows s set rejected = 'external_ref repeats line ' || f.first_line
         from (select external_ref, min(line) as first_line from import_customer_rows
@@ -125,59 +125,62 @@ export async function mergeStagedCustomers(trx: DbExecutor, importId: string): P
         where s.import_id = ${importId} and s.external_ref = f.external_ref and s.line > f.first_line`,
     // A primary email belongs to one customer: another customer's, or an earlier line's, is refused.
     sql`update import_customer_rows s set rejected = 'the email is the primary email of another customer'
-        where s.import_id = ${importId} and s.rejected is null and s.email_normalized is not null
+        where ${valid} and s.email_normalized is not null
           and exists (select 1 from contact_points cp where cp.kind = 'email' and cp.is_primary
-                      and cp.value_normalized = s.email_normalized and cp.customer_id <> s.customer_id)`,
+                      and cp.value_normalized = s.email_normalized and cp.customer_id <> ${TARGET})`,
     sql`update import_customer_rows s set rejected = 'the email repeats line ' || f.first_line
         from (select email_normalized, min(line) as first_line from import_customer_rows
               where import_id = ${importId} and rejected is null and email_normalized is not null group by email_normalized having count(*) > 1) f
-        where s.import_id = ${importId} and s.rejected is null and s.email_normalized = f.email_normalized and s.line > f.first_line`,
-    sql`insert into customers (id, external_ref, name, given_name, family_name, gender, birthday, occupation, marital_status, company,
-                               job_title, preferred_channel, acquisition_source, tags)
-        select customer_id, external_ref, name, given_name, family_name, gender, birthday, occupation, marital_status, company,
-               job_title, preferred_channel, acquisition_source, coalesce(tags, '{}')
-        from import_customer_rows where import_id = ${importId} and rejected is null and not existed
-        order by line`,
-    sql`update customers c set
-          name = s.name, given_name = coalesce(s.given_name, c.given_name), family_name = coalesce(s.family_name, c.family_name),
-          gender = coalesce(s.gender, c.gender), birthday = coalesce(s.birthday, c.birthday), occupation = coalesce(s.occupation, c.occupation),
-          marital_status = coalesce(s.marital_status, c.marital_status), company = coalesce(s.company, c.company),
-          job_title = coalesce(s.job_title, c.job_title), preferred_channel = coalesce(s.preferred_channel, c.preferred_channel),
-          acquisition_source = coalesce(s.acquisition_source, c.acquisition_source), tags = coalesce(s.tags, c.tags)
-        from import_customer_rows s
-        where s.import_id = ${importId} and s.rejected is null and s.existed and c.id = s.customer_id`,
-    ...(['email', 'phone'] as const).flatMap((kind) => {
-      const value = sql.ref(`s.${kind}`)
-      const normalized = sql.ref(`s.${kind}_normalized`)
-      return [
-        sql`update contact_points cp set is_primary = false
-            from import_customer_rows s
-            where s.import_id = ${importId} and s.rejected is null and ${normalized} is not null
-              and cp.customer_id = s.customer_id and cp.kind = ${kind} and cp.is_primary and cp.value_normalized <> ${normalized}`,
-        sql`update contact_points cp set is_primary = true
-            from import_customer_rows s
-            where s.import_id = ${importId} and s.rejected is null and ${normalized} is not null
-              and cp.customer_id = s.customer_id and cp.kind = ${kind} and not cp.is_primary and cp.value_normalized = ${normalized}`,
-        sql`insert into contact_points (customer_id, kind, value, value_normalized, is_primary)
-            select s.customer_id, ${kind}, ${value}, ${normalized}, true
-            from import_customer_rows s
-            where s.import_id = ${importId} and s.rejected is null and ${normalized} is not null
-              and not exists (select 1 from contact_points cp
-                              where cp.customer_id = s.customer_id and cp.kind = ${kind} and cp.value_normalized = ${normalized})`,
-      ]
-    }),
+        where ${valid} and s.email_normalized = f.email_normalized and s.line > f.first_line`,
   ]
-  for (const step of steps) await step.execute(trx)
-  const { rows } = await sql<{ created: number; updated: number; rejected_count: number; rejected: Array<{ line: number; message: string }> | null }>`
-    select count(*) filter (where rejected is null and not existed)::int as created,
-           count(*) filter (where rejected is not null)::int as rejected_count,
-           count(*) filter (where rejected is null and existed)::int as updated,
+  for (const step of rejections) await step.execute(trx)
+
+  const updated = await sql`
+    update customers c set
+      name = s.name, given_name = coalesce(s.given_name, c.given_name), family_name = coalesce(s.family_name, c.family_name),
+      gender = coalesce(s.gender, c.gender), birthday = coalesce(s.birthday, c.birthday), occupation = coalesce(s.occupation, c.occupation),
+      marital_status = coalesce(s.marital_status, c.marital_status), company = coalesce(s.company, c.company),
+      job_title = coalesce(s.job_title, c.job_title), preferred_channel = coalesce(s.preferred_channel, c.preferred_channel),
+      acquisition_source = coalesce(s.acquisition_source, c.acquisition_source), tags = coalesce(s.tags, c.tags)
+    from import_customer_rows s
+    where ${valid} and c.external_ref = s.external_ref`.execute(trx)
+  const created = await sql`
+    insert into customers (id, external_ref, name, given_name, family_name, gender, birthday, occupation, marital_status, company,
+                           job_title, preferred_channel, acquisition_source, tags)
+    select s.customer_id, s.external_ref, s.name, s.given_name, s.family_name, s.gender, s.birthday, s.occupation, s.marital_status, s.company,
+           s.job_title, s.preferred_channel, s.acquisition_source, coalesce(s.tags, '{}')
+    from import_customer_rows s
+    where ${valid} and (s.external_ref is null or not exists (select 1 from customers c where c.external_ref = s.external_ref))
+    order by s.line`.execute(trx)
+
+  for (const kind of ['email', 'phone'] as const) {
+    const value = sql.ref(`s.${kind}`)
+    const normalized = sql.ref(`s.${kind}_normalized`)
+    const rows = sql`select ${TARGET} as customer_id, ${value} as value, ${normalized} as normalized
+                     from import_customer_rows s where ${valid} and ${normalized} is not null`
+    await sql`update contact_points cp set is_primary = false from (${rows}) r
+              where cp.customer_id = r.customer_id and cp.kind = ${kind} and cp.is_primary and cp.value_normalized <> r.normalized`.execute(trx)
+    await sql`update contact_points cp set is_primary = true from (${rows}) r
+              where cp.customer_id = r.customer_id and cp.kind = ${kind} and not cp.is_primary and cp.value_normalized = r.normalized`.execute(trx)
+    await sql`insert into contact_points (customer_id, kind, value, value_normalized, is_primary)
+              select r.customer_id, ${kind}, r.value, r.normalized, true from (${rows}) r
+              where not exists (select 1 from contact_points cp
+                                where cp.customer_id = r.customer_id and cp.kind = ${kind} and cp.value_normalized = r.normalized)`.execute(trx)
+  }
+
+  const { rows } = await sql<{ rejected_count: number; rejected: Array<{ line: number; message: string }> | null }>`
+    select count(*)::int as rejected_count,
            (select jsonb_agg(jsonb_build_object('line', line, 'message', rejected) order by line)
             from (select line, rejected from import_customer_rows
                   where import_id = ${importId} and rejected is not null order by line limit 1000) r) as rejected
-    from import_customer_rows where import_id = ${importId}`.execute(trx)
+    from import_customer_rows where import_id = ${importId} and rejected is not null`.execute(trx)
   const r = rows[0]!
-  return { created: r.created, updated: r.updated, rejectedCount: r.rejected_count, rejected: r.rejected ?? [] }
+  return {
+    created: Number(created.numAffectedRows ?? 0n),
+    updated: Number(updated.numAffectedRows ?? 0n),
+    rejectedCount: r.rejected_count,
+    rejected: r.rejected ?? [],
+  }
 }
 
 /** Merges can outlast the API's per-statement limit; inside the merge transaction only. */

@@ -5,6 +5,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Db } from '../../db/database.js'
 import { inAuditedTransaction, type AuditContext } from '../../plugins/audit.js'
 import { HttpProblem, badRequest, type FieldError } from '../../lib/problem.js'
+import { uuidv7 } from '../../lib/uuid.js'
 import { compileStrictValidator, toFieldErrors } from '../../lib/validation.js'
 import { normalizeEmail, normalizePhone } from '../customers/customers.service.js'
 import * as repo from './imports.repository.js'
@@ -146,6 +147,7 @@ function stage(importId: string, r: Record_): { values?: unknown[]; errors?: Row
       importId, r.line, row.external_ref ?? null, row.name, row.given_name ?? null, row.family_name ?? null, row.gender ?? null,
       row.birthday ?? null, row.occupation ?? null, row.marital_status ?? null, row.company ?? null, row.job_title ?? null,
       row.preferred_channel ?? null, row.acquisition_source ?? null, tags, email, emailNormalized, phone, phoneNormalized,
+      uuidv7(),
     ],
   }
 }
