@@ -24,6 +24,7 @@ export default fp(
         servers: [{ url: '/' }],
         tags: [
           { name: 'customers', description: 'Customer profiles and contact points' },
+          { name: 'interactions', description: 'Calls, emails, messages, meetings, visits and other contacts with customers, with follow-ups' },
           { name: 'audit', description: 'The audit trail of every mutation' },
           { name: 'ops', description: 'Health and readiness' },
         ],
