@@ -233,3 +233,29 @@ t.test('archive (204, idempotent) hides it from lists; restore brings it back; b
   t.equal((await ctx.app.inject({ method: 'POST', url: `/v1/interactions/${UNKNOWN}/restore`, headers: writer })).statusCode, 404)
   t.equal((await ctx.app.inject({ method: 'DELETE', url, headers: reader })).statusCode, 403)
 })
+
+t.test('the contract: every operation named and tagged, every schema described with an example, every body string bounded', async (t) => {
+  const doc = (await ctx.app.inject({ url: '/openapi.json' })).json()
+  const ops = {
+    'get /v1/interactions': 'listInteractions', 'post /v1/interactions': 'createInteraction', 'post /v1/interactions/batch': 'batchCreateInteractions',
+    'get /v1/interactions/{id}': 'getInteraction', 'patch /v1/interactions/{id}': 'updateInteraction', 'delete /v1/interactions/{id}': 'archiveInteraction',
+    'post /v1/interactions/{id}/restore': 'restoreInteraction', 'get /v1/customers/{id}/interactions': 'listCustomerInteractions',
+  }
+  for (const [key, operationId] of Object.entries(ops)) {
+    const [method, path] = key.split(' ') as [string, string]
+    t.match(doc.paths[path]?.[method], { operationId, tags: ['interactions'], summary: String }, key)
+  }
+  t.ok(doc.tags.some((tag: { name: string }) => tag.name === 'interactions'))
+  for (const name of ['Interaction', 'InteractionCreate', 'InteractionPatch', 'InteractionList', 'InteractionBatch', 'InteractionBatchResult']) {
+    t.match(doc.components.schemas[name], { description: String, example: Object }, name)
+  }
+  for (const name of ['InteractionCreate', 'InteractionPatch']) {
+    const schema = doc.components.schemas[name]
+    t.equal(schema.additionalProperties, false, `${name} is closed`)
+    for (const [field, prop] of Object.entries(schema.properties as Record<string, { type?: string; maxLength?: number; format?: string; enum?: unknown[] }>)) {
+      if (prop.type !== 'string' || prop.enum) continue
+      t.ok(prop.maxLength !== undefined || ['uuid', 'date', 'date-time'].includes(prop.format ?? ''), `${name}.${field} is bounded`)
+    }
+    t.equal(schema.properties.notes.maxLength, 10_000)
+  }
+})
