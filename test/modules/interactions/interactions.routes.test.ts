@@ -259,3 +259,15 @@ t.test('the contract: every operation named and tagged, every schema described w
     t.equal(schema.properties.notes.maxLength, 10_000)
   }
 })
+
+t.test('the customer timeline shows interactions made through this API, and hides archived ones', async (t) => {
+  const c = await customer()
+  const i = (await post({ customer_id: c, channel: 'phone', direction: 'outbound', subject: 'Timeline call', outcome: 'completed', occurred_at: '2026-02-02T02:02:02Z' })).json()
+  const timeline = async () =>
+    (await ctx.app.inject({ url: `/v1/customers/${c}/timeline?types=interaction`, headers: await ctx.auth('interactions:read customers:read') })).json()
+  const shown = await timeline()
+  t.match(shown.data, [{ type: 'interaction', id: i.id, occurred_at: i.occurred_at, summary: { channel: 'phone', direction: 'outbound', subject: 'Timeline call', outcome: 'completed' } }])
+  t.equal(shown.data.length, 1)
+  await ctx.app.inject({ method: 'DELETE', url: `/v1/interactions/${i.id}`, headers: writer })
+  t.same((await timeline()).data, [])
+})
