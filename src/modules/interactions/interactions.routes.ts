@@ -4,7 +4,7 @@ import { Type } from 'typebox'
 import { BATCH_BODY_LIMIT, runBatch } from '../../lib/batch.js'
 import { ifMatchVersion, notModified, setEtag } from '../../lib/etag.js'
 import { DEFAULT_LIMIT, decodeCursor, parseSort, toPage } from '../../lib/pagination.js'
-import { notFound } from '../../lib/problem.js'
+import { badRequest, notFound, pointer } from '../../lib/problem.js'
 import { IdParams, problemResponses, ref } from '../../lib/schema.js'
 import { customerExists } from '../customers/customers.repository.js'
 import * as repo from './interactions.repository.js'
@@ -29,6 +29,11 @@ async function present(request: FastifyRequest, reply: FastifyReply, id: string)
 async function listPage(request: FastifyRequest, q: InteractionListQueryT) {
   const limit = q.limit ?? DEFAULT_LIMIT
   const keys = parseSort(q.sort, INTERACTION_SORTS, '-occurred_at')
+  if (q.follow_up_due !== true && keys.some((k) => k.field === 'follow_up_on')) {
+    throw badRequest('Sorting by follow_up_on needs follow_up_due=true (other interactions may have no follow-up date).', [
+      { pointer: pointer('sort'), message: 'follow_up_on sorts only the follow-up work list (follow_up_due=true)' },
+    ])
+  }
   const after = q.cursor ? decodeCursor(q.cursor, keys) : undefined
   const rows = await repo.listInteractions(request.db, {
     customer_id: q.customer_id, channel: q.channel, direction: q.direction, order_id: q.order_id,
@@ -84,7 +89,7 @@ const interactionRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       operationId: 'listInteractions', tags, summary: 'List interactions',
       description:
-        'Cursor-paginated, most recent first by default. Filters combine with AND; follow_up_due=true is the follow-up work list. ' +
+        'Cursor-paginated, most recent first by default. Filters combine with AND; follow_up_due=true is the follow-up work list (sort=follow_up_on: oldest due first). ' +
         'Archived interactions are listed only with archived=true.',
       querystring: InteractionListQuery,
       response: { 200: ref(InteractionList), ...READ_ERRORS },

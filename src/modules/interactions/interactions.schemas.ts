@@ -9,8 +9,12 @@ export const INTERACTION_DIRECTIONS = ['inbound', 'outbound', 'internal'] as con
 export const INTERACTION_OUTCOMES = [
   'completed', 'no_answer', 'voicemail', 'left_message', 'follow_up', 'resolved', 'escalated', 'not_interested', 'other',
 ] as const
-/** Sortable fields: each leads an index of the table (with id as the tie-breaker). */
-export const INTERACTION_SORTS = ['occurred_at'] as const
+/**
+ * Sortable fields: each leads an index of the table (with id as the tie-breaker). follow_up_on
+ * may be null, which keyset cursors cannot order, so it sorts only the follow-up work list
+ * (follow_up_due=true, where it is never null; the partial index interactions_follow_up_due_idx).
+ */
+export const INTERACTION_SORTS = ['occurred_at', 'follow_up_on'] as const
 
 const text = (maxLength: number, example: string, description: string) => Type.String({ minLength: 1, maxLength, example, description })
 
@@ -109,7 +113,7 @@ const listFilters = {
   ...PageQuery,
   sort: Type.Optional(Type.String({
     maxLength: 100, example: '-occurred_at',
-    description: `Comma-separated of ${INTERACTION_SORTS.join(', ')}; prefix - for descending. Default -occurred_at`,
+    description: `Comma-separated of ${INTERACTION_SORTS.join(', ')}; prefix - for descending. Default -occurred_at. follow_up_on only with follow_up_due=true`,
   })),
   channel: Type.Optional(StringEnum(INTERACTION_CHANNELS)),
   direction: Type.Optional(StringEnum(INTERACTION_DIRECTIONS)),

@@ -98,6 +98,7 @@ t.test('bad list parameters are 400s with pointers', async (t) => {
     t.same(res.json().errors.map((e: { pointer: string }) => e.pointer), [pointer], query)
   }
   await check('sort=subject', '/sort')
+  await check('sort=follow_up_on', '/sort')
   await check('sort=created_at', '/sort')
   await check('limit=0', '/limit')
   await check('limit=201', '/limit')
@@ -164,6 +165,13 @@ t.test('follow_up_due: follow_up_on today (UTC) or earlier, not done, not archiv
   const everyone = ids(await all('follow_up_due=true', '/v1/interactions', 50))
   t.same(everyone, [dueToday.id, overdue.id], 'the global work list holds only these two')
   t.same(ids(await all('follow_up_due=true&archived=true', path)), [archived.id], 'archived follow-ups only with archived=true')
+  t.same(ids(await all('follow_up_due=true&sort=follow_up_on', path, 1)), [overdue.id, dueToday.id], 'the work list, oldest due first, one per page')
+  t.same(ids(await all('follow_up_due=true&sort=-follow_up_on,-occurred_at', path, 1)), [dueToday.id, overdue.id])
+  for (const query of ['sort=follow_up_on', 'follow_up_due=false&sort=-follow_up_on']) {
+    const res = await ctx.app.inject({ url: `${path}?${query}`, headers: reader })
+    t.equal(res.statusCode, 400, query)
+    t.same(res.json().errors.map((e: { pointer: string }) => e.pointer), ['/sort'])
+  }
 
   const res = await ctx.app.inject({
     method: 'PATCH', url: `/v1/interactions/${overdue.id}`, headers: writer, payload: { follow_up_done: true, outcome: 'resolved' },
