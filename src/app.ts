@@ -13,6 +13,7 @@ import openapi from './plugins/openapi.js'
 import healthRoutes from './modules/health/health.routes.js'
 import customerRoutes from './modules/customers/customers.routes.js'
 import orderRoutes from './modules/orders/orders.routes.js'
+import feedbackRoutes from './modules/feedback/feedback.routes.js'
 import timelineRoutes from './modules/timeline/timeline.routes.js'
 import auditRoutes from './modules/audit/audit.routes.js'
 
@@ -84,6 +85,7 @@ export async function buildApp(opts: AppOptions) {
   await app.register(auditRoutes, { prefix: '/v1' })
   await app.register(customerRoutes, { prefix: '/v1' })
   await app.register(orderRoutes, { prefix: '/v1' })
+  await app.register(feedbackRoutes, { prefix: '/v1' })
   await app.register(timelineRoutes, { prefix: '/v1' })
 
   return app

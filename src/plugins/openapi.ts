@@ -24,6 +24,7 @@ export default fp(
         servers: [{ url: '/' }],
         tags: [
           { name: 'customers', description: 'Customer profiles and contact points' },
+          { name: 'feedback', description: 'Surveys (CSAT, NPS), complaints and their resolution workflow, suggestions, reviews and praise' },
           { name: 'audit', description: 'The audit trail of every mutation' },
           { name: 'ops', description: 'Health and readiness' },
         ],
