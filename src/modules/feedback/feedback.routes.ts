@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import { ifMatchVersion, notModified, setEtag } from '../../lib/etag.js'
-import { DEFAULT_LIMIT, decodeCursor, parseSort, toPage } from '../../lib/pagination.js'
+import { DEFAULT_LIMIT, decodeCursor, isCursorTimestamp, isCursorUuid, parseSort, toPage } from '../../lib/pagination.js'
 import { notFound } from '../../lib/problem.js'
 import { IdParams, problemResponses, ref } from '../../lib/schema.js'
 import { customerVersion } from '../customers/customers.repository.js'
@@ -28,7 +28,8 @@ async function present(request: FastifyRequest, reply: FastifyReply, id: string)
 async function listPage(request: FastifyRequest, q: FeedbackListQueryT) {
   const limit = q.limit ?? DEFAULT_LIMIT
   const keys = parseSort(q.sort, FEEDBACK_SORTS, '-submitted_at')
-  const after = q.cursor ? decodeCursor(q.cursor, keys) : undefined
+  // Every sortable field is a timestamp, then the id.
+  const after = q.cursor ? decodeCursor(q.cursor, keys, (v) => v.slice(0, -1).every(isCursorTimestamp) && isCursorUuid(v[v.length - 1])) : undefined
   const rows = await repo.listFeedback(request.db, {
     customer_id: q.customer_id, kind: q.kind, survey_type: q.survey_type, status: q.status, priority: q.priority, assignee: q.assignee,
     submitted_after: q.submitted_after, submitted_before: q.submitted_before, sla_breached: q.sla_breached, archived: q.archived ?? false,
