@@ -10,11 +10,15 @@ import dbPlugin from './plugins/db.js'
 import auth, { type AuthOptions } from './plugins/auth.js'
 import audit from './plugins/audit.js'
 import openapi from './plugins/openapi.js'
+import metrics from './plugins/metrics.js'
 import healthRoutes from './modules/health/health.routes.js'
 import customerRoutes from './modules/customers/customers.routes.js'
 import orderRoutes from './modules/orders/orders.routes.js'
+import interactionRoutes from './modules/interactions/interactions.routes.js'
+import feedbackRoutes from './modules/feedback/feedback.routes.js'
 import timelineRoutes from './modules/timeline/timeline.routes.js'
 import auditRoutes from './modules/audit/audit.routes.js'
+import importRoutes from './modules/imports/imports.routes.js'
 import analyticsRoutes from './modules/analytics/analytics.routes.js'
 
 export interface AppOptions {
@@ -25,6 +29,8 @@ export interface AppOptions {
   logger?: FastifyServerOptions['logger']
   bodyLimit?: number
   requestTimeoutMs?: number
+  /** The largest bulk import upload (default 2 GiB). */
+  importMaxBytes?: number
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
@@ -79,13 +85,17 @@ export async function buildApp(opts: AppOptions) {
   await app.register(auth, opts.auth)
   await app.register(audit)
   await app.register(openapi)
+  await app.register(metrics)
   app.addSchema(Problem)
 
   await app.register(healthRoutes)
   await app.register(auditRoutes, { prefix: '/v1' })
   await app.register(customerRoutes, { prefix: '/v1' })
   await app.register(orderRoutes, { prefix: '/v1' })
+  await app.register(interactionRoutes, { prefix: '/v1' })
+  await app.register(feedbackRoutes, { prefix: '/v1' })
   await app.register(timelineRoutes, { prefix: '/v1' })
+  await app.register(importRoutes, { prefix: '/v1', ...(opts.importMaxBytes ? { maxBytes: opts.importMaxBytes } : {}) })
   await app.register(analyticsRoutes, { prefix: '/v1' })
 
   return app

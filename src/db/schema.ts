@@ -192,6 +192,32 @@ export interface FeedbackTable {
   archived_at: Timestamp | null
 }
 
+export interface ImportsTable {
+  id: Generated<string>
+  kind: string
+  format: string
+  status: Generated<string>
+  rows_received: Generated<number>
+  rows_imported: Generated<number>
+  rows_created: Generated<number>
+  rows_updated: Generated<number>
+  rows_rejected: Generated<number>
+  errors: ColumnType<Array<{ line: number; pointer: string; message: string }>, string | undefined, string>
+  failure: string | null
+  actor: string
+  request_id: string | null
+  version: ServerOwned<number>
+  created_at: Generated<string>
+  updated_at: ServerOwned<string>
+  finished_at: Timestamp | null
+}
+
+/** Staging rows of customer imports (unlogged; filled by COPY, emptied when the job ends). */
+export interface ImportCustomerRowsTable {
+  import_id: string
+  line: number
+}
+
 export interface Database {
   customers: CustomersTable
   contact_points: ContactPointsTable
@@ -203,6 +229,8 @@ export interface Database {
   order_payments: OrderPaymentsTable
   interactions: InteractionsTable
   feedback: FeedbackTable
+  imports: ImportsTable
+  import_customer_rows: ImportCustomerRowsTable
 }
 
 export type CustomerRow = Selectable<CustomersTable>

@@ -75,8 +75,19 @@ export function cursorContext(cursor: string): CursorContext | undefined {
   }
 }
 
-/** With `context`, the cursor must have been issued with exactly that context (else 400). */
-export function decodeCursor(cursor: string, keys: SortKey[], context?: CursorContext): unknown[] {
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$/
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/** Cursor value checks for `decodeCursor`'s `valid`: a forged cursor is a 400 on /cursor, not a database error. */
+export const isCursorTimestamp = (v: unknown): v is string => typeof v === 'string' && RFC3339.test(v) && !Number.isNaN(Date.parse(v))
+export const isCursorUuid = (v: unknown): v is string => typeof v === 'string' && UUID.test(v)
+
+/**
+ * The sort values and id a cursor carries. `valid` checks them further (types, formats) for lists
+ * whose keys the database would otherwise fail to cast. With `context`, the cursor must have been
+ * issued with exactly that context (see cursorContext).
+ */
+export function decodeCursor(cursor: string, keys: SortKey[], valid?: (values: unknown[]) => boolean, context?: CursorContext): unknown[] {
   const invalid = () =>
     badRequest('The cursor is not valid for this list and sort order. Start again without a cursor.', [
       { pointer: pointer('cursor'), message: 'is not a cursor issued for this list and sort' },
@@ -92,6 +103,7 @@ export function decodeCursor(cursor: string, keys: SortKey[], context?: CursorCo
     throw invalid()
   }
   if (p.v.some((v) => v !== null && typeof v !== 'string' && typeof v !== 'number')) throw invalid()
+  if (valid && !valid(p.v)) throw invalid()
   if (context && JSON.stringify((p as { x?: unknown }).x ?? null) !== JSON.stringify(context)) throw invalid()
   return p.v
 }

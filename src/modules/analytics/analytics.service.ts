@@ -1,5 +1,5 @@
 import type { DbExecutor } from '../../db/database.js'
-import { cursorContext, decodeCursor, toPage, type CursorContext, type SortKey } from '../../lib/pagination.js'
+import { cursorContext, decodeCursor, isCursorUuid, toPage, type CursorContext, type SortKey } from '../../lib/pagination.js'
 import { badRequest, pointer } from '../../lib/problem.js'
 import * as repo from './analytics.repository.js'
 import {
@@ -136,6 +136,11 @@ function monthRange(q: MonthRangeQueryT, asOf: string): { from: string; to: stri
   return { from, to }
 }
 
+// Cursor values the database casts: a forged one is a 400 on /cursor, not a cast error.
+const DECIMAL = /^-?[0-9]{1,15}(\.[0-9]{1,6})?$/
+const validScore = (v: unknown[]) => Number.isInteger(v[0]) && isCursorUuid(v[1])
+const validDecimal = (v: unknown[]) => typeof v[0] === 'string' && DECIMAL.test(v[0]) && isCursorUuid(v[1])
+
 // ---------------------------------------------------------------------------------------------
 // RFM
 
@@ -169,7 +174,7 @@ export async function rfmCustomers(db: DbExecutor, q: RfmCustomersQueryT) {
   const span = { asOf, windowStart: windowStart(asOf, days) }
   const currency = await currencyFor(db, q.currency ?? prior.str('currency'), span)
   const context: CursorContext = { as_of: asOf, window_days: days, currency, segment: segment ?? null }
-  const after = q.cursor ? decodeCursor(q.cursor, SCORE_KEYS, context) : undefined
+  const after = q.cursor ? decodeCursor(q.cursor, SCORE_KEYS, validScore, context) : undefined
   const limit = q.limit ?? 50
   const rows = currency ? await repo.rfmCustomers(db, span, currency, segment, SCORE_KEYS, after, limit) : []
   const page = toPage(rows as unknown as Array<repo.RfmRow & Record<string, unknown>>, limit, SCORE_KEYS, (r) => ({
@@ -233,7 +238,7 @@ export async function valueCustomers(db: DbExecutor, q: ValueCustomersQueryT) {
   const tier = q.tier ?? prior.str<ValueTier>('tier')
   const currency = await currencyFor(db, q.currency ?? prior.str('currency'), { asOf, windowStart: null })
   const context: CursorContext = { as_of: asOf, window_days: days, lifespan_years: lifespan, currency, tier: tier ?? null }
-  const after = q.cursor ? decodeCursor(q.cursor, CLV_KEYS, context) : undefined
+  const after = q.cursor ? decodeCursor(q.cursor, CLV_KEYS, validDecimal, context) : undefined
   const limit = q.limit ?? 50
   const rows = currency ? await repo.valueCustomers(db, span, { currency, windowDays: days, lifespanYears: lifespan }, tier, CLV_KEYS, after, limit) : []
   const page = toPage(rows as unknown as Array<repo.ValueRow & Record<string, unknown>>, limit, CLV_KEYS, (r) => ({
@@ -283,7 +288,7 @@ export async function churnRisk(db: DbExecutor, q: ChurnRiskQueryT) {
   const k = q.k ?? prior.num('k', 1, 100) ?? DEFAULT_K
   const basis = q.basis ?? prior.str<ChurnBasis>('basis') ?? 'median'
   const context: CursorContext = { as_of: asOf, window_days: days, k, basis }
-  const after = q.cursor ? decodeCursor(q.cursor, RISK_KEYS, context) : undefined
+  const after = q.cursor ? decodeCursor(q.cursor, RISK_KEYS, validDecimal, context) : undefined
   const limit = q.limit ?? 50
   const rows = await repo.churnRisk(db, span, { k, basis }, RISK_KEYS, after, limit)
   const page = toPage(rows as unknown as Array<repo.ChurnRow & Record<string, unknown>>, limit, RISK_KEYS, (r) => ({
