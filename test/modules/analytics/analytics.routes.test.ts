@@ -102,6 +102,13 @@ t.test('a cursor from one list is refused by another', async (t) => {
     const res = await get(`/v1/analytics/rfm/customers?cursor=${forged}`)
     t.equal(res.statusCode, 400, `a forged cursor context ${JSON.stringify(x)} is a 400`)
   }
+  for (const [list, v] of [['rfm/customers', ['abc', decoded.v[1]]], ['rfm/customers', [515, 'not-a-uuid']], ['value-tiers/customers', ['1e9', decoded.v[1]]], ['churn-risk', [[1], decoded.v[1]]]] as const) {
+    const s = list === 'rfm/customers' ? decoded.s : list === 'churn-risk' ? '-risk_ratio' : '-historical_clv'
+    const forged = Buffer.from(JSON.stringify({ s, v })).toString('base64url')
+    const res = await get(`/v1/analytics/${list}?cursor=${forged}`)
+    t.equal(res.statusCode, 400, `${list}: forged cursor values ${JSON.stringify(v)}`)
+    t.same(pointers(res), ['/cursor'])
+  }
 })
 
 t.test('hand-checked figures on a small set', async (t) => {
