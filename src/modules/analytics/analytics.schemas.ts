@@ -45,7 +45,7 @@ const asOf = Type.Optional(Timestamp({
 const windowDays = (description: string) =>
   Type.Optional(Type.Integer({ minimum: 1, maximum: 3650, description, example: 365 }))
 const currency = Type.Optional(Currency({
-  description: 'ISO 4217 currency of the money figures (amounts in different currencies are never added). Default: the currency with the most purchases in the window (ties: alphabetical)',
+  description: 'ISO 4217 currency of the money figures (amounts in different currencies are never added). Default: the currency with the most purchases in the window (for lifetime value: up to as_of; ties: alphabetical); method.currency states the one used',
 }))
 const Month = (description: string) =>
   Type.Optional(Type.String({ pattern: '^(19[89][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])$', maxLength: 7, description: `${description}; years 1980 to 2999`, example: '2026-01' }))
