@@ -9,6 +9,8 @@ import jsonBody from './plugins/json-body.js'
 import dbPlugin from './plugins/db.js'
 import auth, { type AuthOptions } from './plugins/auth.js'
 import audit from './plugins/audit.js'
+import idempotency, { type IdempotencyOptions } from './plugins/idempotency.js'
+import limits, { type LimitsOptions } from './plugins/limits.js'
 import openapi from './plugins/openapi.js'
 import healthRoutes from './modules/health/health.routes.js'
 import customerRoutes from './modules/customers/customers.routes.js'
@@ -24,7 +26,18 @@ export interface AppOptions {
   logger?: FastifyServerOptions['logger']
   bodyLimit?: number
   requestTimeoutMs?: number
+  /** Defaults: the defaults of src/config.ts. */
+  rateLimit?: LimitsOptions['rateLimit']
+  pressure?: LimitsOptions['pressure']
+  idempotency?: IdempotencyOptions
 }
+
+/** The limits and idempotency settings from the configuration's defaults. */
+export const DEFAULT_LIMITS = {
+  rateLimit: { max: 1000, windowMs: 60_000 },
+  pressure: { maxEventLoopDelayMs: 1000, maxEventLoopUtilization: 0, maxHeapUsedBytes: 0, maxRssBytes: 0, retryAfterSeconds: 10 },
+  idempotency: { ttlSeconds: 86_400, purgeIntervalMs: 900_000 },
+} satisfies Pick<Required<AppOptions>, 'rateLimit' | 'pressure' | 'idempotency'>
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
 
@@ -76,7 +89,9 @@ export async function buildApp(opts: AppOptions) {
   await app.register(jsonBody)
   await app.register(dbPlugin, { db: opts.db, owned: opts.ownsDb ?? true })
   await app.register(auth, opts.auth)
+  await app.register(limits, { rateLimit: opts.rateLimit ?? DEFAULT_LIMITS.rateLimit, pressure: opts.pressure ?? DEFAULT_LIMITS.pressure })
   await app.register(audit)
+  await app.register(idempotency, opts.idempotency ?? DEFAULT_LIMITS.idempotency)
   await app.register(openapi)
   app.addSchema(Problem)
 

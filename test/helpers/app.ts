@@ -2,7 +2,7 @@ import t from 'tap'
 import { SignJWT, exportJWK, generateKeyPair, type JWK } from 'jose'
 import { sql } from 'kysely'
 import type { FastifyPluginAsync } from 'fastify'
-import { buildApp, type App } from '../../src/app.js'
+import { buildApp, type App, type AppOptions } from '../../src/app.js'
 import type { Db } from '../../src/db/database.js'
 import type { AuthOptions } from '../../src/plugins/auth.js'
 import { createTestDatabase, type TestDatabase } from './db.js'
@@ -53,11 +53,24 @@ export type TestPlugin = FastifyPluginAsync
 export interface SetupOptions {
   /** Test-only plugins (routes, hooks) registered after the app's own, before app.ready(). */
   plugins?: TestPlugin[]
+  /** App options over the test defaults (TEST_APP_OPTIONS). */
+  app?: Partial<Omit<AppOptions, 'db' | 'auth' | 'ownsDb'>>
 }
+
+/**
+ * What tests run with unless they say otherwise: no rate limit worth the name (suites fire
+ * thousands of requests with one token), no load shedding (a busy CI machine must not answer
+ * 503), no background purge of idempotency keys.
+ */
+export const TEST_APP_OPTIONS = {
+  rateLimit: { max: 1_000_000_000, windowMs: 60_000 },
+  pressure: { maxEventLoopDelayMs: 0, maxEventLoopUtilization: 0, maxHeapUsedBytes: 0, maxRssBytes: 0, retryAfterSeconds: 10 },
+  idempotency: { ttlSeconds: 86_400, purgeIntervalMs: 0 },
+} satisfies Partial<AppOptions>
 
 /** The app as the tests run it, with the test key set and the given plugins; not yet ready. */
 export async function buildTestApp(db: Db, opts: SetupOptions = {}): Promise<App> {
-  const app = await buildApp({ db, ownsDb: false, auth: TEST_AUTH })
+  const app = await buildApp({ db, ownsDb: false, auth: TEST_AUTH, ...TEST_APP_OPTIONS, ...opts.app })
   for (const plugin of opts.plugins ?? []) await app.register(plugin)
   return app
 }

@@ -1,0 +1,65 @@
+import fp from 'fastify-plugin'
+import rateLimit from '@fastify/rate-limit'
+import underPressure from '@fastify/under-pressure'
+import { HttpProblem, serviceUnavailable } from '../lib/problem.js'
+
+/**
+ * Load limits (API.md § Errors: 429 and 503, both with Retry-After).
+ *
+ * - Rate limit per caller: the token's `sub` once authenticated, else the client IP, `max`
+ *   requests per `windowMs` (RATE_LIMIT_MAX, RATE_LIMIT_WINDOW_MS). Every limited response carries
+ *   the IETF draft headers RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset; a refused one
+ *   answers 429 problem+json with Retry-After. The check runs after authentication (a route-level
+ *   onRequest hook runs after the app's), so one subject's budget is shared by all its tokens and
+ *   clients behind one NAT do not share a budget. Public ops and docs routes are not limited.
+ * - Shedding (@fastify/under-pressure): while the event loop lags or memory exceeds its
+ *   threshold (PRESSURE_*; 0 turns a check off), every request answers 503 problem+json with
+ *   Retry-After before any work is done.
+ */
+export interface LimitsOptions {
+  rateLimit: { max: number; windowMs: number }
+  pressure: {
+    maxEventLoopDelayMs: number
+    maxEventLoopUtilization: number
+    maxHeapUsedBytes: number
+    maxRssBytes: number
+    retryAfterSeconds: number
+    /** How often the measures are sampled (default 1 s). */
+    sampleIntervalMs?: number
+  }
+}
+
+export default fp<LimitsOptions>(
+  async (app, opts) => {
+    const p = opts.pressure
+    await app.register(underPressure, {
+      maxEventLoopDelay: p.maxEventLoopDelayMs,
+      maxEventLoopUtilization: p.maxEventLoopUtilization,
+      maxHeapUsedBytes: p.maxHeapUsedBytes,
+      maxRssBytes: p.maxRssBytes,
+      sampleInterval: p.sampleIntervalMs ?? 1000,
+      retryAfter: p.retryAfterSeconds,
+      pressureHandler: async (request, _reply, type) => {
+        request.log.warn({ type }, 'shedding load')
+        throw serviceUnavailable('The service is overloaded. Try again shortly.', p.retryAfterSeconds)
+      },
+    })
+
+    await app.register(rateLimit, {
+      global: true,
+      max: opts.rateLimit.max,
+      timeWindow: opts.rateLimit.windowMs,
+      enableDraftSpec: true,
+      keyGenerator: (request) => (request.auth ? `sub:${request.auth.sub}` : `ip:${request.ip}`),
+      allowList: (request) => request.routeOptions.config?.scope === 'public',
+      errorResponseBuilder: (_request, context) =>
+        new HttpProblem({
+          status: 429,
+          title: 'Too Many Requests',
+          detail: `Rate limit of ${context.max} requests exceeded. Retry in ${context.after}.`,
+          headers: { 'retry-after': String(Math.max(1, Math.ceil(context.ttl / 1000))) },
+        }),
+    })
+  },
+  { name: 'limits', dependencies: ['auth', 'errors'] },
+)
