@@ -3,7 +3,7 @@ import Fastify, { type FastifyServerOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Db } from './db/database.js'
 import { buildValidatorFactory } from './lib/validation.js'
-import { Problem } from './lib/schema.js'
+import { JsonValue, Problem } from './lib/schema.js'
 import errors from './plugins/errors.js'
 import jsonBody from './plugins/json-body.js'
 import dbPlugin from './plugins/db.js'
@@ -94,6 +94,7 @@ export async function buildApp(opts: AppOptions) {
   await app.register(idempotency, opts.idempotency ?? DEFAULT_LIMITS.idempotency)
   await app.register(openapi)
   app.addSchema(Problem)
+  app.addSchema(JsonValue)
 
   await app.register(healthRoutes)
   await app.register(auditRoutes, { prefix: '/v1' })
