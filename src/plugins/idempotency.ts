@@ -42,8 +42,9 @@ const IN_FLIGHT_RETRY_AFTER_S = 1
 /** Response headers that belong to the stored response (the rest are per request). */
 const REPLAYED_HEADERS = ['content-type', 'location', 'etag', 'x-pii-masked']
 
-/** The header as it appears in the contract of every POST operation. */
+/** The header as it appears in the contract of every POST operation (component IdempotencyKey). */
 export const IdempotencyKeyHeader = {
+  $id: 'IdempotencyKey',
   type: 'string',
   minLength: 1,
   maxLength: 255,
@@ -57,6 +58,7 @@ export const IdempotencyKeyHeader = {
 
 export default fp<IdempotencyOptions>(
   async (app, opts) => {
+    app.addSchema(IdempotencyKeyHeader)
     app.addHook('onRoute', (route) => {
       const methods = Array.isArray(route.method) ? route.method : [route.method]
       if (!methods.includes('POST')) return
@@ -64,7 +66,7 @@ export default fp<IdempotencyOptions>(
       schema.headers = {
         ...schema.headers,
         type: 'object',
-        properties: { ...schema.headers?.properties, [IDEMPOTENCY_HEADER]: IdempotencyKeyHeader },
+        properties: { ...schema.headers?.properties, [IDEMPOTENCY_HEADER]: { $ref: 'IdempotencyKey#' } },
       }
       if (schema.response) {
         for (const status of [409, 422]) schema.response[status] ??= { $ref: 'Problem#' }

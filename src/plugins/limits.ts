@@ -31,6 +31,13 @@ export interface LimitsOptions {
 
 export default fp<LimitsOptions>(
   async (app, opts) => {
+    // The contract says so on every operation: any of them can be limited or shed.
+    app.addHook('onRoute', (route) => {
+      const response = (route.schema as { response?: Record<string, unknown> } | undefined)?.response
+      if (!response || route.config?.scope === 'public') return
+      for (const status of [429, 503]) response[status] ??= { $ref: 'Problem#' }
+    })
+
     const p = opts.pressure
     await app.register(underPressure, {
       maxEventLoopDelay: p.maxEventLoopDelayMs,

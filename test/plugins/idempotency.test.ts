@@ -250,7 +250,11 @@ t.test('expired keys are ignored, taken over, and purged', async (t) => {
 })
 
 t.test('the contract documents Idempotency-Key on every POST and only there', async (t) => {
-  const doc = ctx.app.swagger() as { paths: Record<string, Record<string, { parameters?: Array<{ in: string; name: string; schema: { maxLength?: number } }> }>> }
+  const doc = ctx.app.swagger() as {
+    paths: Record<string, Record<string, { parameters?: Array<{ in: string; name: string; schema: { $ref?: string } }> }>>
+    components: { schemas: Record<string, { maxLength?: number; minLength?: number; description?: string }> }
+  }
+  t.match(doc.components.schemas.IdempotencyKey, { minLength: 1, maxLength: 255, description: /replays the first response/ }, 'one shared component')
   let posts = 0
   for (const [path, ops] of Object.entries(doc.paths)) {
     for (const [method, op] of Object.entries(ops)) {
@@ -258,7 +262,7 @@ t.test('the contract documents Idempotency-Key on every POST and only there', as
       if (method === 'post') {
         posts++
         t.ok(header, `POST ${path}`)
-        t.equal(header?.schema.maxLength, 255)
+        t.equal(header?.schema.$ref, '#/components/schemas/IdempotencyKey')
       } else t.notOk(header, `${method.toUpperCase()} ${path}`)
     }
   }
