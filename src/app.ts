@@ -88,8 +88,10 @@ export async function buildApp(opts: AppOptions) {
   await app.register(errors)
   await app.register(jsonBody)
   await app.register(dbPlugin, { db: opts.db, owned: opts.ownsDb ?? true })
-  await app.register(auth, opts.auth)
+  // Before auth: shedding answers before any token is verified. The rate limit still keys on
+  // the verified subject (its hooks are per route, and those run after the app's).
   await app.register(limits, { rateLimit: opts.rateLimit ?? DEFAULT_LIMITS.rateLimit, pressure: opts.pressure ?? DEFAULT_LIMITS.pressure })
+  await app.register(auth, opts.auth)
   await app.register(audit)
   await app.register(idempotency, opts.idempotency ?? DEFAULT_LIMITS.idempotency)
   await app.register(openapi)

@@ -13,8 +13,9 @@ import { HttpProblem, serviceUnavailable } from '../lib/problem.js'
  *   onRequest hook runs after the app's), so one subject's budget is shared by all its tokens and
  *   clients behind one NAT do not share a budget. Public ops and docs routes are not limited.
  * - Shedding (@fastify/under-pressure): while the event loop lags or memory exceeds its
- *   threshold (PRESSURE_*; 0 turns a check off), every request answers 503 problem+json with
- *   Retry-After before any work is done.
+ *   threshold (PRESSURE_*; 0 turns a check off), every request but the public ops and docs
+ *   routes answers 503 problem+json with Retry-After before any work is done (even before the
+ *   token is verified).
  */
 export interface LimitsOptions {
   rateLimit: { max: number; windowMs: number }
@@ -47,6 +48,8 @@ export default fp<LimitsOptions>(
       sampleInterval: p.sampleIntervalMs ?? 1000,
       retryAfter: p.retryAfterSeconds,
       pressureHandler: async (request, _reply, type) => {
+        // Health probes and docs stay up: a shedding instance is alive, not dead.
+        if (request.routeOptions.config?.scope === 'public') return
         request.log.warn({ type }, 'shedding load')
         throw serviceUnavailable('The service is overloaded. Try again shortly.', p.retryAfterSeconds)
       },
@@ -68,5 +71,5 @@ export default fp<LimitsOptions>(
         }),
     })
   },
-  { name: 'limits', dependencies: ['auth', 'errors'] },
+  { name: 'limits', dependencies: ['errors'] },
 )

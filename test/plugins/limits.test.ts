@@ -48,6 +48,9 @@ t.test('under pressure every request answers 503 problem+json with Retry-After',
   t.equal(res.headers['retry-after'], '7')
   t.match(res.headers['content-type'], /^application\/problem\+json/)
   t.match(res.json(), { status: 503, title: 'Service Unavailable' })
+  const unauthenticated = await app.inject({ url: '/v1/customers' })
+  t.equal(unauthenticated.statusCode, 503, 'shed before the token is even looked at')
+  t.equal((await app.inject({ url: '/healthz' })).statusCode, 200, 'the liveness probe still answers')
 })
 
 t.test('a body over 1 MiB is 413 on every route but the batch routes', async (t) => {
