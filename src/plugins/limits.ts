@@ -12,6 +12,9 @@ import { HttpProblem, serviceUnavailable } from '../lib/problem.js'
  *   answers 429 problem+json with Retry-After. The check runs after authentication (a route-level
  *   onRequest hook runs after the app's), so one subject's budget is shared by all its tokens and
  *   clients behind one NAT do not share a budget. Public ops and docs routes are not limited.
+ * - Requests that fail authentication never reach that check, so they are counted per client IP
+ *   instead: after `max` 401s in a window, the IP gets 429 before its tokens are even verified.
+ *   Guessing tokens costs the guesser, not the server.
  * - Shedding (@fastify/under-pressure): while the event loop lags or memory exceeds its
  *   threshold (PRESSURE_*; 0 turns a check off), every request but the public ops and docs
  *   routes answers 503 problem+json with Retry-After before any work is done (even before the
@@ -55,6 +58,14 @@ export default fp<LimitsOptions>(
       },
     })
 
+    const tooMany = (max: number, ttlMs: number, after?: string) =>
+      new HttpProblem({
+        status: 429,
+        title: 'Too Many Requests',
+        detail: `Rate limit of ${max} requests exceeded. Retry in ${after ?? `${Math.ceil(ttlMs / 1000)} s`}.`,
+        headers: { 'retry-after': String(Math.max(1, Math.ceil(ttlMs / 1000))) },
+      })
+
     await app.register(rateLimit, {
       global: true,
       max: opts.rateLimit.max,
@@ -62,13 +73,19 @@ export default fp<LimitsOptions>(
       enableDraftSpec: true,
       keyGenerator: (request) => (request.auth ? `sub:${request.auth.sub}` : `ip:${request.ip}`),
       allowList: (request) => request.routeOptions.config?.scope === 'public',
-      errorResponseBuilder: (_request, context) =>
-        new HttpProblem({
-          status: 429,
-          title: 'Too Many Requests',
-          detail: `Rate limit of ${context.max} requests exceeded. Retry in ${context.after}.`,
-          headers: { 'retry-after': String(Math.max(1, Math.ceil(context.ttl / 1000))) },
-        }),
+      errorResponseBuilder: (_request, context) => tooMany(context.max, context.ttl, context.after),
+    })
+
+    // Failed authentications per IP: checked before auth (this hook is registered before it),
+    // counted once the 401 has been answered.
+    const authFailures = app.createRateLimit({ keyGenerator: (request) => `auth-failures:${request.ip}` })
+    app.addHook('onRequest', async (request) => {
+      if (request.routeOptions.config?.scope === 'public') return
+      const state = await authFailures(request, { increment: false })
+      if (!state.isAllowed && state.remaining === 0) throw tooMany(state.max, state.ttl)
+    })
+    app.addHook('onResponse', async (request, reply) => {
+      if (reply.statusCode === 401) await authFailures(request)
     })
   },
   { name: 'limits', dependencies: ['errors'] },

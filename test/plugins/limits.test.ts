@@ -35,6 +35,20 @@ t.test('each subject gets max requests per window, with RateLimit-* headers, the
   t.notOk(health.headers['ratelimit-limit'])
 })
 
+t.test('failed authentications are limited per IP, before tokens are verified', async (t) => {
+  const bad = { authorization: 'Bearer a.b.c' }
+  const ip = { remoteAddress: '203.0.113.9' }
+  for (let i = 0; i < 3; i++) t.equal((await ctx.app.inject({ url: '/v1/customers', headers: bad, ...ip })).statusCode, 401)
+  const refused = await ctx.app.inject({ url: '/v1/customers', headers: bad, ...ip })
+  t.equal(refused.statusCode, 429)
+  t.ok(Number(refused.headers['retry-after']) >= 1)
+  t.match(refused.headers['content-type'], /^application\/problem\+json/)
+  const good = await ctx.app.inject({ url: '/v1/customers', headers: { authorization: `Bearer ${await token('customers:read', { sub: 'user:carol' })}` }, ...ip })
+  t.equal(good.statusCode, 429, 'the IP waits out its window, valid token or not')
+  const elsewhere = await ctx.app.inject({ url: '/v1/customers', headers: bad, remoteAddress: '203.0.113.10' })
+  t.equal(elsewhere.statusCode, 401, 'another IP is not affected')
+})
+
 t.test('under pressure every request answers 503 problem+json with Retry-After', async (t) => {
   // Any heap is over a 1-byte threshold: the app sheds load from its first sample on.
   const app = await buildTestApp(ctx.db, {
