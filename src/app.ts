@@ -12,11 +12,16 @@ import audit from './plugins/audit.js'
 import idempotency, { type IdempotencyOptions } from './plugins/idempotency.js'
 import limits, { type LimitsOptions } from './plugins/limits.js'
 import openapi from './plugins/openapi.js'
+import metrics from './plugins/metrics.js'
 import healthRoutes from './modules/health/health.routes.js'
 import customerRoutes from './modules/customers/customers.routes.js'
 import orderRoutes from './modules/orders/orders.routes.js'
+import interactionRoutes from './modules/interactions/interactions.routes.js'
+import feedbackRoutes from './modules/feedback/feedback.routes.js'
 import timelineRoutes from './modules/timeline/timeline.routes.js'
 import auditRoutes from './modules/audit/audit.routes.js'
+import importRoutes from './modules/imports/imports.routes.js'
+import analyticsRoutes from './modules/analytics/analytics.routes.js'
 
 export interface AppOptions {
   db: Db
@@ -30,6 +35,8 @@ export interface AppOptions {
   rateLimit?: LimitsOptions['rateLimit']
   pressure?: LimitsOptions['pressure']
   idempotency?: IdempotencyOptions
+  /** The largest bulk import upload (default 2 GiB). */
+  importMaxBytes?: number
 }
 
 /** The limits and idempotency settings from the configuration's defaults. */
@@ -95,6 +102,7 @@ export async function buildApp(opts: AppOptions) {
   await app.register(audit)
   await app.register(idempotency, opts.idempotency ?? DEFAULT_LIMITS.idempotency)
   await app.register(openapi)
+  await app.register(metrics)
   app.addSchema(Problem)
   app.addSchema(JsonValue)
 
@@ -102,7 +110,11 @@ export async function buildApp(opts: AppOptions) {
   await app.register(auditRoutes, { prefix: '/v1' })
   await app.register(customerRoutes, { prefix: '/v1' })
   await app.register(orderRoutes, { prefix: '/v1' })
+  await app.register(interactionRoutes, { prefix: '/v1' })
+  await app.register(feedbackRoutes, { prefix: '/v1' })
   await app.register(timelineRoutes, { prefix: '/v1' })
+  await app.register(importRoutes, { prefix: '/v1', ...(opts.importMaxBytes ? { maxBytes: opts.importMaxBytes } : {}) })
+  await app.register(analyticsRoutes, { prefix: '/v1' })
 
   return app
 }

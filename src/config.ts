@@ -40,6 +40,8 @@ export const ConfigSchema = Type.Object({
   /** How long an Idempotency-Key's response is kept, and how often expired ones are deleted (0: never). */
   IDEMPOTENCY_TTL_S: Type.Integer({ minimum: 60, default: 86400 }),
   IDEMPOTENCY_PURGE_INTERVAL_MS: Type.Integer({ minimum: 0, default: 900000 }),
+  /** How often the lifecycle rules are applied to everyone (time moves customers to at_risk/churned); 0 turns it off. */
+  LIFECYCLE_SWEEP_MS: Type.Integer({ minimum: 0, default: 3_600_000 }),
 })
 
 export type Config = Static<typeof ConfigSchema>

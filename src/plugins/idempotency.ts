@@ -26,6 +26,8 @@ import * as repo from './idempotency.repository.js'
  * - The response is stored in the request's own transaction (plugins/audit.ts), after the
  *   handler and before COMMIT: a request that fails or rolls back stores nothing, so errors
  *   (4xx, 5xx) are never replayed and the retry runs again.
+ * - Not on routes with config.transaction 'manual' (POST /v1/imports streams its upload outside
+ *   a request transaction): there the header is not in the contract and is ignored.
  * - Keys live 24 hours (IDEMPOTENCY_TTL_S). An expired key is ignored (the request runs again
  *   and takes the key over); expired rows are deleted every IDEMPOTENCY_PURGE_INTERVAL_MS.
  */
@@ -61,7 +63,9 @@ export default fp<IdempotencyOptions>(
     app.addSchema(IdempotencyKeyHeader)
     app.addHook('onRoute', (route) => {
       const methods = Array.isArray(route.method) ? route.method : [route.method]
-      if (!methods.includes('POST')) return
+      // Routes that manage their own transactions (a bulk import) have no request transaction to
+      // store a key in: the header is neither documented nor honoured there.
+      if (!methods.includes('POST') || route.config?.transaction === 'manual') return
       const schema = (route.schema ??= {}) as { headers?: { type?: string; properties?: Record<string, unknown> }; response?: Record<string, unknown> }
       schema.headers = {
         ...schema.headers,

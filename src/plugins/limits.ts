@@ -43,16 +43,24 @@ export default fp<LimitsOptions>(
     })
 
     const p = opts.pressure
+    const sampleIntervalMs = p.sampleIntervalMs ?? 1000
+    // Building the app (schema compilation) blocks the event loop for seconds before it is
+    // ready; the first samples would report that as lag and shed the first requests.
+    let settledAt = Infinity
+    app.addHook('onReady', async () => {
+      settledAt = Date.now() + 2 * sampleIntervalMs
+    })
     await app.register(underPressure, {
       maxEventLoopDelay: p.maxEventLoopDelayMs,
       maxEventLoopUtilization: p.maxEventLoopUtilization,
       maxHeapUsedBytes: p.maxHeapUsedBytes,
       maxRssBytes: p.maxRssBytes,
-      sampleInterval: p.sampleIntervalMs ?? 1000,
+      sampleInterval: sampleIntervalMs,
       retryAfter: p.retryAfterSeconds,
       pressureHandler: async (request, _reply, type) => {
         // Health probes and docs stay up: a shedding instance is alive, not dead.
         if (request.routeOptions.config?.scope === 'public') return
+        if (type === 'eventLoopDelay' && Date.now() < settledAt) return
         request.log.warn({ type }, 'shedding load')
         throw serviceUnavailable('The service is overloaded. Try again shortly.', p.retryAfterSeconds)
       },

@@ -53,8 +53,8 @@ export type TestPlugin = FastifyPluginAsync
 export interface SetupOptions {
   /** Test-only plugins (routes, hooks) registered after the app's own, before app.ready(). */
   plugins?: TestPlugin[]
-  /** App options over the test defaults (TEST_APP_OPTIONS). */
-  app?: Partial<Omit<AppOptions, 'db' | 'auth' | 'ownsDb'>>
+  /** App options over the test defaults (TEST_APP_OPTIONS): limits, for instance. */
+  app?: Partial<Omit<AppOptions, 'db' | 'auth'>>
 }
 
 /**
@@ -70,7 +70,7 @@ export const TEST_APP_OPTIONS = {
 
 /** The app as the tests run it, with the test key set and the given plugins; not yet ready. */
 export async function buildTestApp(db: Db, opts: SetupOptions = {}): Promise<App> {
-  const app = await buildApp({ db, ownsDb: false, auth: TEST_AUTH, ...TEST_APP_OPTIONS, ...opts.app })
+  const app = await buildApp({ ...TEST_APP_OPTIONS, ...opts.app, db, ownsDb: false, auth: TEST_AUTH })
   for (const plugin of opts.plugins ?? []) await app.register(plugin)
   return app
 }

@@ -24,6 +24,17 @@ export async function findCustomer(db: DbExecutor, id: string): Promise<Customer
   return db.selectFrom('customers').selectAll('customers').select(withPrimaries).where('customers.id', '=', id).executeTakeFirst()
 }
 
+/** Whether a customer with this id exists; with `active`, only if it is also not archived. */
+export async function customerExists(db: DbExecutor, id: string, opts: { active?: boolean } = {}): Promise<boolean> {
+  const row = await db
+    .selectFrom('customers')
+    .select('id')
+    .where('id', '=', id)
+    .$if(opts.active === true, (qb) => qb.where('archived_at', 'is', null))
+    .executeTakeFirst()
+  return row !== undefined
+}
+
 export async function customerVersion(db: DbExecutor, id: string): Promise<number | undefined> {
   const row = await db.selectFrom('customers').select('version').where('id', '=', id).executeTakeFirst()
   return row?.version
@@ -262,4 +273,13 @@ export async function findMetrics(db: DbExecutor, customerIds: string[]) {
 /** Recomputes metrics and, unless pinned by hand, the lifecycle stage (see the metrics migration). */
 export async function refreshMetrics(db: DbExecutor, customerId: string): Promise<void> {
   await sql`select crm_refresh_customer_metrics(array[${customerId}]::uuid[])`.execute(db)
+}
+
+/**
+ * Applies the lifecycle rules to every customer whose stage is not pinned by hand: time alone
+ * moves customers to at_risk and churned, with no write to trigger it. Returns how many changed.
+ */
+export async function refreshAllLifecycleStages(db: DbExecutor): Promise<number> {
+  const { rows } = await sql<{ changed: number }>`select crm_refresh_lifecycle() as changed`.execute(db)
+  return rows[0]?.changed ?? 0
 }
