@@ -67,6 +67,9 @@ const { publicKey, privateKey } = await generateKeyPair('ES256')
 const jwk = { ...(await exportJWK(publicKey)), kid: 'bench', alg: 'ES256', use: 'sig' }
 const app = await buildApp({
   db, ownsDb: false, bodyLimit: 1024 * 1024, requestTimeoutMs: 600_000,
+  // The bench measures the import, not the limits: no rate limit or load shedding.
+  rateLimit: { max: 1_000_000_000, windowMs: 60_000 },
+  pressure: { maxEventLoopDelayMs: 0, maxEventLoopUtilization: 0, maxHeapUsedBytes: 0, maxRssBytes: 0, retryAfterSeconds: 10 },
   auth: { issuer: 'bench', audience: 'crm-api', algorithms: ['ES256'], clockToleranceSeconds: 5, jwks: { keys: [jwk] } },
 })
 await app.listen({ host: '127.0.0.1', port: 0 })

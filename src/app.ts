@@ -3,12 +3,14 @@ import Fastify, { type FastifyServerOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Db } from './db/database.js'
 import { buildValidatorFactory } from './lib/validation.js'
-import { Problem } from './lib/schema.js'
+import { JsonValue, Problem } from './lib/schema.js'
 import errors from './plugins/errors.js'
 import jsonBody from './plugins/json-body.js'
 import dbPlugin from './plugins/db.js'
 import auth, { type AuthOptions } from './plugins/auth.js'
 import audit from './plugins/audit.js'
+import idempotency, { type IdempotencyOptions } from './plugins/idempotency.js'
+import limits, { type LimitsOptions } from './plugins/limits.js'
 import openapi from './plugins/openapi.js'
 import metrics from './plugins/metrics.js'
 import healthRoutes from './modules/health/health.routes.js'
@@ -29,9 +31,20 @@ export interface AppOptions {
   logger?: FastifyServerOptions['logger']
   bodyLimit?: number
   requestTimeoutMs?: number
+  /** Defaults: the defaults of src/config.ts. */
+  rateLimit?: LimitsOptions['rateLimit']
+  pressure?: LimitsOptions['pressure']
+  idempotency?: IdempotencyOptions
   /** The largest bulk import upload (default 2 GiB). */
   importMaxBytes?: number
 }
+
+/** The limits and idempotency settings from the configuration's defaults. */
+export const DEFAULT_LIMITS = {
+  rateLimit: { max: 1000, windowMs: 60_000 },
+  pressure: { maxEventLoopDelayMs: 1000, maxEventLoopUtilization: 0, maxHeapUsedBytes: 0, maxRssBytes: 0, retryAfterSeconds: 10 },
+  idempotency: { ttlSeconds: 86_400, purgeIntervalMs: 900_000 },
+} satisfies Pick<Required<AppOptions>, 'rateLimit' | 'pressure' | 'idempotency'>
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
 
@@ -82,11 +95,16 @@ export async function buildApp(opts: AppOptions) {
   await app.register(errors)
   await app.register(jsonBody)
   await app.register(dbPlugin, { db: opts.db, owned: opts.ownsDb ?? true })
+  // Before auth: shedding answers before any token is verified. The rate limit still keys on
+  // the verified subject (its hooks are per route, and those run after the app's).
+  await app.register(limits, { rateLimit: opts.rateLimit ?? DEFAULT_LIMITS.rateLimit, pressure: opts.pressure ?? DEFAULT_LIMITS.pressure })
   await app.register(auth, opts.auth)
   await app.register(audit)
+  await app.register(idempotency, opts.idempotency ?? DEFAULT_LIMITS.idempotency)
   await app.register(openapi)
   await app.register(metrics)
   app.addSchema(Problem)
+  app.addSchema(JsonValue)
 
   await app.register(healthRoutes)
   await app.register(auditRoutes, { prefix: '/v1' })

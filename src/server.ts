@@ -58,6 +58,15 @@ try {
     logger: loggerOptions(config.LOG_LEVEL),
     bodyLimit: config.BODY_LIMIT_BYTES,
     requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
+    rateLimit: { max: config.RATE_LIMIT_MAX, windowMs: config.RATE_LIMIT_WINDOW_MS },
+    pressure: {
+      maxEventLoopDelayMs: config.PRESSURE_MAX_EVENT_LOOP_DELAY_MS,
+      maxEventLoopUtilization: config.PRESSURE_MAX_EVENT_LOOP_UTILIZATION,
+      maxHeapUsedBytes: config.PRESSURE_MAX_HEAP_USED_BYTES,
+      maxRssBytes: config.PRESSURE_MAX_RSS_BYTES,
+      retryAfterSeconds: config.PRESSURE_RETRY_AFTER_S,
+    },
+    idempotency: { ttlSeconds: config.IDEMPOTENCY_TTL_S, purgeIntervalMs: config.IDEMPOTENCY_PURGE_INTERVAL_MS },
   })
   await app.listen({ host: config.HOST, port: config.PORT })
   scheduleLifecycleSweep(db)

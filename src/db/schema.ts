@@ -144,6 +144,21 @@ export interface CustomerSpendTable {
   total_spent: string
 }
 
+/** The stored response of a POST sent with an Idempotency-Key (see plugins/idempotency.ts). */
+export interface IdempotencyKeysTable {
+  actor: string
+  route: string
+  key: string
+  /** sha256 (hex) of the canonical JSON of the request: body, path params and query. */
+  fingerprint: string
+  status: number
+  headers: Json<Record<string, string>>
+  /** The response body exactly as sent, or null for none. */
+  body: string | null
+  created_at: Generated<string>
+  expires_at: string
+}
+
 export interface InteractionsTable {
   id: Generated<string>
   external_ref: string | null
@@ -227,6 +242,7 @@ export interface Database {
   orders: OrdersTable
   order_items: OrderItemsTable
   order_payments: OrderPaymentsTable
+  idempotency_keys: IdempotencyKeysTable
   interactions: InteractionsTable
   feedback: FeedbackTable
   imports: ImportsTable

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { badRequest, pointer } from './problem.js'
+import { badRequest, pointer, preconditionFailed } from './problem.js'
 
 /**
  * Optimistic concurrency: a resource's integer `version` is its ETag ("<version>").
@@ -10,15 +10,19 @@ export function setEtag(reply: FastifyReply, version: number): void {
   reply.header('etag', `"${version}"`)
 }
 
-/** The version an If-Match header requires, or undefined when absent or "*". */
+/**
+ * The version an If-Match header requires, or undefined when absent or "*". If-Match uses the
+ * strong comparison (RFC 9110 section 13.1.1): a weak tag (W/"3") never matches, so it is a 412.
+ */
 export function ifMatchVersion(request: FastifyRequest): number | undefined {
   const raw = request.headers['if-match']
   if (raw === undefined || raw.trim() === '*') return undefined
-  const m = /^\s*(?:W\/)?"(\d{1,9})"\s*$/.exec(raw)
+  const m = /^\s*(W\/)?"(\d{1,9})"\s*$/.exec(raw)
   if (!m) {
     throw badRequest('If-Match must be an ETag from this API, such as "3".', [{ pointer: pointer('headers', 'if-match'), message: 'must be a quoted version number' }])
   }
-  return Number(m[1])
+  if (m[1]) throw preconditionFailed('If-Match needs the strong ETag ("3"); a weak one (W/"3") never matches.')
+  return Number(m[2])
 }
 
 /** True when If-None-Match names the current version: answer 304 without a body. */

@@ -25,15 +25,48 @@ export function Nullable<T extends TSchema>(schema: T, options: Record<string, u
 export const Uuid = (options: Record<string, unknown> = {}) =>
   Type.String({ format: 'uuid', example: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11', ...options })
 
+/** RFC 3339; at most 35 characters (nanoseconds and a numeric offset): the format alone has no bound. */
 export const Timestamp = (options: Record<string, unknown> = {}) =>
-  Type.String({ format: 'date-time', example: '2026-11-22T08:30:00.000Z', ...options })
+  Type.String({ format: 'date-time', maxLength: 35, example: '2026-11-22T08:30:00.000Z', ...options })
 
 export const DateOnly = (options: Record<string, unknown> = {}) =>
   Type.String({ format: 'date', example: '1990-05-17', ...options })
 
-/** Exact money: a decimal string with up to 2 fraction digits, never a float. */
+/**
+ * Exact money: a decimal string with up to 2 fraction digits, never a float.
+ * Patterns in this API never nest quantifiers (star height 1, checked by safe-regex2 in
+ * test/plugins/openapi.test.ts), hence two anchored alternatives instead of `(\.[0-9]{1,2})?`.
+ */
 export const Money = (options: Record<string, unknown> = {}) =>
-  Type.String({ pattern: '^-?[0-9]{1,12}(\\.[0-9]{1,2})?$', example: '129.90', ...options })
+  Type.String({ pattern: '^-?[0-9]{1,12}$|^-?[0-9]{1,12}\\.[0-9]{1,2}$', maxLength: 16, example: '129.90', ...options })
+
+/**
+ * Any JSON value, bounded at every level: strings up to 1,000 characters, arrays up to 100
+ * items, objects up to 100 properties, nested (depth is bounded by the JSON parser, 32 levels).
+ * The values of free-form maps such as a customer's attributes; null is accepted (merge patch).
+ */
+export const JsonValue = Type.Unsafe<unknown>({
+  $id: 'JsonValue',
+  description: 'Any JSON value: a string (up to 1,000 characters), number, boolean, null, array (up to 100 items) or object (up to 100 properties)',
+  example: 38,
+  anyOf: [
+    { type: 'string', maxLength: 1000 },
+    { type: 'number' },
+    { type: 'boolean', nullable: true },
+    { type: 'array', maxItems: 100, items: { $ref: 'JsonValue#' } },
+    { type: 'object', maxProperties: 100, additionalProperties: { $ref: 'JsonValue#' } },
+  ],
+})
+
+/** A free-form object with snake_case keys and JsonValue values (attributes, preferences). */
+export const JsonMap = (maxProperties: number, options: Record<string, unknown> = {}) =>
+  Type.Unsafe<Record<string, unknown>>({
+    type: 'object',
+    maxProperties,
+    propertyNames: { pattern: '^[a-z][a-z0-9_]{0,63}$' },
+    additionalProperties: { $ref: 'JsonValue#' },
+    ...options,
+  })
 
 export const Currency = (options: Record<string, unknown> = {}) =>
   Type.String({ pattern: '^[A-Z]{3}$', example: 'CNY', description: 'ISO 4217 currency code', ...options })

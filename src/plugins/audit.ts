@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import { sql } from 'kysely'
-import type { FastifyReply } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Transaction } from 'kysely'
 import type { Db } from '../db/database.js'
 import type { Database } from '../db/schema.js'
@@ -28,14 +28,41 @@ export async function inAuditedTransaction<T>(db: Db, context: AuditContext, fn:
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 
+/** A response as the client receives it: status, headers and the serialized body. */
+export interface CapturedResponse {
+  status: number
+  headers: Record<string, string>
+  /** The exact bytes of the body (already serialized), or null for no body. */
+  body: string | null
+}
+
+/**
+ * What a transaction step decides before the handler runs:
+ * - `replay`: answer with this response instead of running the handler (nothing is written);
+ * - `onSuccess`: run the handler, then call this with the response the client will receive,
+ *   still inside the transaction, so anything it writes commits or rolls back with the change.
+ */
+export type StepOutcome = { replay: CapturedResponse } | { onSuccess: (response: CapturedResponse) => Promise<void> }
+
+/**
+ * A cross-cutting step of the request transaction (idempotency is one). It runs inside the
+ * transaction after the audit context is set, before the handler; it may throw an HttpProblem.
+ */
+export type TransactionStep = (request: FastifyRequest, trx: Transaction<Database>) => Promise<StepOutcome | undefined>
+
 declare module 'fastify' {
   interface FastifyContextConfig {
     /**
      * 'manual': the handler opens its own audited transactions with inAuditedTransaction (a bulk
      * import streams its upload for longer than a transaction may stay idle). The audit triggers
      * still record every row; the handler must pass the request's context so they name it.
+     * Transaction steps (idempotency) do not run for such routes.
      */
     transaction?: 'manual'
+  }
+  interface FastifyInstance {
+    /** Adds a step to every mutating route's transaction; call before the routes are registered. */
+    addTransactionStep(step: TransactionStep): void
   }
 }
 
@@ -45,9 +72,18 @@ declare module 'fastify' {
  * to PostgreSQL (set_config(..., true): local to the transaction). The audit triggers on every
  * audited table read them, so the change and its audit rows commit or roll back together and
  * no route can forget either. Handlers use request.db, which is that transaction.
+ *
+ * Steps added with app.addTransactionStep run inside that transaction before the handler. When a
+ * step asks for the response (onSuccess), the handler's payload is serialized with the route's
+ * response schema inside the transaction, and exactly those bytes are what the client receives.
  */
 export default fp(
   async (app) => {
+    const steps: TransactionStep[] = []
+    app.decorate('addTransactionStep', (step: TransactionStep) => {
+      steps.push(step)
+    })
+
     app.addHook('onRoute', (route) => {
       const methods = Array.isArray(route.method) ? route.method : [route.method]
       if (!methods.some((m) => MUTATING.has(m))) return
@@ -57,12 +93,32 @@ export default fp(
       route.handler = async function transactional(request, reply) {
         const held = holdSend(reply)
         let result: unknown
+        let replay: CapturedResponse | undefined
         try {
           const context = { actor: request.auth?.sub ?? 'anonymous', requestId: request.id, route: routeName }
           result = await inAuditedTransaction(app.db, context, async (trx) => {
             request.db = trx
             try {
-              return await handler.call(this, request, reply)
+              const onSuccess: Array<(response: CapturedResponse) => Promise<void>> = []
+              for (const step of steps) {
+                const outcome = await step(request, trx)
+                if (!outcome) continue
+                if ('replay' in outcome) {
+                  replay = outcome.replay
+                  return undefined
+                }
+                onSuccess.push(outcome.onSuccess)
+              }
+              const value = await handler.call(this, request, reply)
+              if (onSuccess.length === 0) return value
+              const response = capture(reply, held.called ? held.payload : value)
+              if (!response) return value
+              if (response.body !== null) {
+                held.called = true
+                held.payload = response.body
+              }
+              for (const fn of onSuccess) await fn(response)
+              return value
             } finally {
               request.db = app.db
             }
@@ -70,12 +126,38 @@ export default fp(
         } finally {
           held.release()
         }
+        if (replay) {
+          reply.code(replay.status).headers(replay.headers)
+          return reply.send(replay.body ?? undefined)
+        }
         return held.called ? reply.send(held.payload) : result
       }
     })
   },
   { name: 'audit', dependencies: ['db'] },
 )
+
+/**
+ * The response a payload becomes, serialized as Fastify would (the route's response schema for
+ * the reply's status code). Undefined for payloads that are not JSON (streams, buffers).
+ */
+function capture(reply: FastifyReply, payload: unknown): CapturedResponse | undefined {
+  let body: string | null
+  if (payload === undefined || payload === null || payload === reply) body = null
+  else if (typeof payload === 'string') body = payload
+  else if (typeof payload !== 'object' || Buffer.isBuffer(payload) || typeof (payload as { pipe?: unknown }).pipe === 'function') return undefined
+  else {
+    const serialized: unknown = reply.serialize(payload)
+    if (typeof serialized !== 'string') return undefined
+    body = serialized
+    if (!reply.hasHeader('content-type')) reply.type('application/json; charset=utf-8')
+  }
+  const headers: Record<string, string> = {}
+  for (const [name, value] of Object.entries(reply.getHeaders())) {
+    if (value !== undefined) headers[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : String(value)
+  }
+  return { status: reply.statusCode, headers, body }
+}
 
 /**
  * A handler's reply.send() is held until the transaction has committed: otherwise the client

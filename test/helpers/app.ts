@@ -53,13 +53,24 @@ export type TestPlugin = FastifyPluginAsync
 export interface SetupOptions {
   /** Test-only plugins (routes, hooks) registered after the app's own, before app.ready(). */
   plugins?: TestPlugin[]
-  /** App options beyond the test database and key (limits, for instance). */
+  /** App options over the test defaults (TEST_APP_OPTIONS): limits, for instance. */
   app?: Partial<Omit<AppOptions, 'db' | 'auth'>>
 }
 
+/**
+ * What tests run with unless they say otherwise: no rate limit worth the name (suites fire
+ * thousands of requests with one token), no load shedding (a busy CI machine must not answer
+ * 503), no background purge of idempotency keys.
+ */
+export const TEST_APP_OPTIONS = {
+  rateLimit: { max: 1_000_000_000, windowMs: 60_000 },
+  pressure: { maxEventLoopDelayMs: 0, maxEventLoopUtilization: 0, maxHeapUsedBytes: 0, maxRssBytes: 0, retryAfterSeconds: 10 },
+  idempotency: { ttlSeconds: 86_400, purgeIntervalMs: 0 },
+} satisfies Partial<AppOptions>
+
 /** The app as the tests run it, with the test key set and the given plugins; not yet ready. */
 export async function buildTestApp(db: Db, opts: SetupOptions = {}): Promise<App> {
-  const app = await buildApp({ ...opts.app, db, ownsDb: false, auth: TEST_AUTH })
+  const app = await buildApp({ ...TEST_APP_OPTIONS, ...opts.app, db, ownsDb: false, auth: TEST_AUTH })
   for (const plugin of opts.plugins ?? []) await app.register(plugin)
   return app
 }

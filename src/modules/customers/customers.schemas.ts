@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox'
-import { Currency, DateOnly, Money, Nullable, StringEnum, Timestamp, Uuid, ref } from '../../lib/schema.js'
+import { Currency, DateOnly, JsonMap, Money, Nullable, StringEnum, Timestamp, Uuid, ref } from '../../lib/schema.js'
 import { PageQuery, pageEnvelope } from '../../lib/pagination.js'
 
 export const GENDERS = ['female', 'male', 'non_binary', 'other', 'unknown'] as const
@@ -113,8 +113,8 @@ export const profileFields = {
   acquisition_source: Type.Optional(Nullable(StringEnum(SOURCES))),
   tags: Type.Optional(Type.Array(Tag, { maxItems: 50, uniqueItems: false, example: ['vip', 'newsletter'] })),
   interests: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 100 }), { maxItems: 50, example: ['running', 'tea'] })),
-  preferences: Type.Optional(Type.Object({}, { additionalProperties: true, maxProperties: 50, propertyNames: { pattern: '^[a-z][a-z0-9_]{0,63}$' }, example: { newsletter_frequency: 'weekly' } })),
-  attributes: Type.Optional(Type.Object({}, { additionalProperties: true, maxProperties: 100, propertyNames: { pattern: '^[a-z][a-z0-9_]{0,63}$' }, description: 'Custom attributes (snake_case keys)', example: { shoe_size: 38 } })),
+  preferences: Type.Optional(JsonMap(50, { description: 'Preferences (snake_case keys, up to 50)', example: { newsletter_frequency: 'weekly' } })),
+  attributes: Type.Optional(JsonMap(100, { description: 'Custom attributes (snake_case keys, up to 100)', example: { shoe_size: 38 } })),
   lifecycle_stage: Type.Optional(Nullable(StringEnum(LIFECYCLE_STAGES, { description: 'Setting it pins the stage by hand; null (in a PATCH) hands it back to the derived rules' }))),
   consent: Type.Optional(ref(Consent)),
   credit_limit: Type.Optional(Nullable(Money({ description: 'Credit limit for credit sales; needs credit_currency' }))),
@@ -246,7 +246,7 @@ export const ContactPointList = Type.Object(pageEnvelope(ref(ContactPoint), 'A p
 })
 
 export const IncludeQuery = Type.Optional(
-  Type.String({ pattern: '^[a-z_]+(,[a-z_]+)*$', maxLength: 200, description: `Comma-separated: ${CUSTOMER_INCLUDES.join(', ')}`, example: 'contact_points' }),
+  Type.String({ pattern: '^[a-z_,]+$', maxLength: 200, description: `Comma-separated: ${CUSTOMER_INCLUDES.join(', ')}`, example: 'contact_points' }),
 )
 
 export const CustomerListQuery = Type.Object(

@@ -17,10 +17,11 @@ const text = (maxLength: number, example: string, description?: string) =>
 
 /** Amounts a client sends are never negative. */
 const Amount = (description: string, example = '129.90') =>
-  Money({ pattern: '^[0-9]{1,12}(\\.[0-9]{1,2})?$', description, example })
+  Money({ pattern: '^[0-9]{1,12}$|^[0-9]{1,12}\\.[0-9]{1,2}$', maxLength: 15, description, example })
 
 const Rate = Type.String({
-  pattern: '^[0-9]{1,3}(\\.[0-9]{1,4})?$',
+  pattern: '^[0-9]{1,3}$|^[0-9]{1,3}\\.[0-9]{1,4}$',
+  maxLength: 8,
   description: 'Tax rate in percent (0 to 100, up to four decimals), applied to subtotal - discount_total and rounded half up to the cent',
   example: '13',
 })

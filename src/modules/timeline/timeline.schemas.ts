@@ -28,7 +28,7 @@ export const TimelinePage = Type.Object(pageEnvelope(ref(TimelineItem), 'A page 
 export const TimelineQuery = Type.Object(
   {
     ...PageQuery,
-    types: Type.Optional(Type.String({ pattern: '^[a-z_]+(,[a-z_]+)*$', maxLength: 100, description: `Comma-separated subset of ${TIMELINE_TYPES.join(', ')}`, example: 'order,interaction' })),
+    types: Type.Optional(Type.String({ pattern: '^[a-z_,]+$', maxLength: 100, description: `Comma-separated subset of ${TIMELINE_TYPES.join(', ')}`, example: 'order,interaction' })),
   },
   { additionalProperties: false },
 )
