@@ -15,6 +15,7 @@ import customerRoutes from './modules/customers/customers.routes.js'
 import orderRoutes from './modules/orders/orders.routes.js'
 import timelineRoutes from './modules/timeline/timeline.routes.js'
 import auditRoutes from './modules/audit/audit.routes.js'
+import auditSealer from './modules/audit/audit.sealer.js'
 
 export interface AppOptions {
   db: Db
@@ -24,6 +25,8 @@ export interface AppOptions {
   logger?: FastifyServerOptions['logger']
   bodyLimit?: number
   requestTimeoutMs?: number
+  /** Milliseconds between background seals of the audit hash chain (0 or unset: no schedule). */
+  auditSealIntervalMs?: number
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
@@ -77,6 +80,7 @@ export async function buildApp(opts: AppOptions) {
   await app.register(dbPlugin, { db: opts.db, owned: opts.ownsDb ?? true })
   await app.register(auth, opts.auth)
   await app.register(audit)
+  await app.register(auditSealer, { intervalMs: opts.auditSealIntervalMs ?? 0 })
   await app.register(openapi)
   app.addSchema(Problem)
 

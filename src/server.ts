@@ -48,6 +48,7 @@ try {
     connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
     statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
     idleTimeoutMs: config.DB_IDLE_TIMEOUT_MS,
+    role: config.DB_ROLE === 'none' ? null : config.DB_ROLE,
     log,
   })
 
@@ -57,6 +58,7 @@ try {
     logger: loggerOptions(config.LOG_LEVEL),
     bodyLimit: config.BODY_LIMIT_BYTES,
     requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
+    auditSealIntervalMs: config.AUDIT_SEAL_INTERVAL_MS,
   })
   await app.listen({ host: config.HOST, port: config.PORT })
 } catch (err) {

@@ -5,11 +5,24 @@ import type { FastifyReply } from 'fastify'
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 
 /**
+ * Serialization failures and deadlocks roll the whole transaction back and say so: running it
+ * again is safe and usually succeeds. After the last attempt the error answers 503 Retry-After.
+ */
+const TRANSIENT = new Set(['40001', '40P01'])
+export const MAX_ATTEMPTS = 4
+const RETRY_BASE_MS = 10
+
+const isTransient = (err: unknown) => TRANSIENT.has((err as { code?: string } | null)?.code ?? '')
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/**
  * The request transaction and its audit context. Every mutating route's handler is wrapped,
  * at registration, in one database transaction that first hands the actor, request id and route
  * to PostgreSQL (set_config(..., true): local to the transaction). The audit triggers on every
  * audited table read them, so the change and its audit rows commit or roll back together and
  * no route can forget either. Handlers use request.db, which is that transaction.
+ * A transaction that fails with a serialization failure or deadlock is retried a few times
+ * (with a fresh reply: status and headers as before the first attempt).
  */
 export default fp(
   async (app) => {
@@ -19,24 +32,34 @@ export default fp(
       const handler = route.handler
       const routeName = `${methods.join(',')} ${route.url}`
       route.handler = async function transactional(request, reply) {
-        const held = holdSend(reply)
-        let result: unknown
-        try {
-          result = await app.db.transaction().execute(async (trx) => {
-            await sql`select set_config('crm.actor', ${request.auth?.sub ?? 'anonymous'}, true),
-                             set_config('crm.request_id', ${request.id}, true),
-                             set_config('crm.route', ${routeName}, true)`.execute(trx)
-            request.db = trx
-            try {
-              return await handler.call(this, request, reply)
-            } finally {
-              request.db = app.db
-            }
-          })
-        } finally {
-          held.release()
+        const initial = snapshotReply(reply)
+        for (let attempt = 1; ; attempt++) {
+          const held = holdSend(reply)
+          let result: unknown
+          try {
+            result = await app.db.transaction().execute(async (trx) => {
+              await sql`select set_config('crm.actor', ${request.auth?.sub ?? 'anonymous'}, true),
+                               set_config('crm.request_id', ${request.id}, true),
+                               set_config('crm.route', ${routeName}, true)`.execute(trx)
+              request.db = trx
+              try {
+                return await handler.call(this, request, reply)
+              } finally {
+                request.db = app.db
+              }
+            })
+          } catch (err) {
+            if (attempt >= MAX_ATTEMPTS || !isTransient(err)) throw err
+            // The transaction rolled back as a whole: run the handler again on a clean reply.
+            request.log.info({ code: (err as { code?: string }).code, attempt }, 'transaction conflicted; retrying')
+            initial.restore()
+            await sleep(RETRY_BASE_MS * 2 ** (attempt - 1) * (0.5 + Math.random()))
+            continue
+          } finally {
+            held.release()
+          }
+          return held.called ? reply.send(held.payload) : result
         }
-        return held.called ? reply.send(held.payload) : result
       }
     })
   },
@@ -65,4 +88,19 @@ function holdSend(reply: FastifyReply) {
   }
   own.then = undefined
   return held
+}
+
+/** The reply's status and headers as they are now, to put back before a retry. */
+function snapshotReply(reply: FastifyReply) {
+  const statusCode = reply.statusCode
+  const headers = { ...reply.getHeaders() }
+  return {
+    restore() {
+      for (const name of Object.keys(reply.getHeaders())) {
+        if (!(name in headers)) reply.removeHeader(name)
+      }
+      reply.headers(headers)
+      reply.code(statusCode)
+    },
+  }
 }
