@@ -10,12 +10,14 @@ import dbPlugin from './plugins/db.js'
 import auth, { type AuthOptions } from './plugins/auth.js'
 import audit from './plugins/audit.js'
 import openapi from './plugins/openapi.js'
+import metrics from './plugins/metrics.js'
 import healthRoutes from './modules/health/health.routes.js'
 import customerRoutes from './modules/customers/customers.routes.js'
 import orderRoutes from './modules/orders/orders.routes.js'
 import timelineRoutes from './modules/timeline/timeline.routes.js'
 import auditRoutes from './modules/audit/audit.routes.js'
 import auditSealer from './modules/audit/audit.sealer.js'
+import importRoutes from './modules/imports/imports.routes.js'
 
 export interface AppOptions {
   db: Db
@@ -27,6 +29,8 @@ export interface AppOptions {
   requestTimeoutMs?: number
   /** Milliseconds between background seals of the audit hash chain (0 or unset: no schedule). */
   auditSealIntervalMs?: number
+  /** The largest bulk import upload (default 2 GiB). */
+  importMaxBytes?: number
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
@@ -82,6 +86,7 @@ export async function buildApp(opts: AppOptions) {
   await app.register(audit)
   await app.register(auditSealer, { intervalMs: opts.auditSealIntervalMs ?? 0 })
   await app.register(openapi)
+  await app.register(metrics)
   app.addSchema(Problem)
 
   await app.register(healthRoutes)
@@ -89,6 +94,7 @@ export async function buildApp(opts: AppOptions) {
   await app.register(customerRoutes, { prefix: '/v1' })
   await app.register(orderRoutes, { prefix: '/v1' })
   await app.register(timelineRoutes, { prefix: '/v1' })
+  await app.register(importRoutes, { prefix: '/v1', ...(opts.importMaxBytes ? { maxBytes: opts.importMaxBytes } : {}) })
 
   return app
 }

@@ -74,6 +74,21 @@ export function createPool(opts: DbOptions): pg.Pool {
   return pool
 }
 
+const pools = new WeakMap<Db, pg.Pool>()
+
 export function createDb(opts: DbOptions): Db {
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: createPool(opts) }) })
+  const pool = createPool(opts)
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  pools.set(db, pool)
+  return db
+}
+
+/**
+ * The pg pool behind a Db, for the few things Kysely does not do: COPY streams (pg-copy-streams)
+ * in bulk imports. Queries go through Kysely everywhere else.
+ */
+export function poolOf(db: Db): pg.Pool {
+  const pool = pools.get(db)
+  if (!pool) throw new Error('poolOf: this Kysely instance was not made by createDb')
+  return pool
 }

@@ -161,6 +161,80 @@ export interface CustomerSpendTable {
   total_spent: string
 }
 
+export interface InteractionsTable {
+  id: Generated<string>
+  external_ref: string | null
+  customer_id: string
+  channel: string
+  direction: Generated<string>
+  subject: string | null
+  notes: string | null
+  occurred_at: Generated<string>
+  duration_seconds: number | null
+  outcome: string | null
+  agent: string | null
+  follow_up_on: string | null
+  follow_up_done: Generated<boolean>
+  order_id: string | null
+  version: ServerOwned<number>
+  created_at: Generated<string>
+  updated_at: ServerOwned<string>
+  archived_at: Timestamp | null
+}
+
+export interface FeedbackTable {
+  id: Generated<string>
+  external_ref: string | null
+  customer_id: string
+  kind: string
+  /** csat or nps, for surveys only. */
+  survey_type: string | null
+  score: number | null
+  subject: string | null
+  body: string | null
+  channel: string | null
+  order_id: string | null
+  interaction_id: string | null
+  /** Complaint workflow status (open, in_progress, resolved, closed); null for other kinds. */
+  status: string | null
+  priority: string | null
+  assignee: string | null
+  sla_due_at: Timestamp | null
+  resolution_note: string | null
+  resolved_at: Timestamp | null
+  submitted_at: Generated<string>
+  version: ServerOwned<number>
+  created_at: Generated<string>
+  updated_at: ServerOwned<string>
+  archived_at: Timestamp | null
+}
+
+export interface ImportsTable {
+  id: Generated<string>
+  kind: string
+  format: string
+  status: Generated<string>
+  rows_received: Generated<number>
+  rows_imported: Generated<number>
+  rows_created: Generated<number>
+  rows_updated: Generated<number>
+  rows_rejected: Generated<number>
+  errors: ColumnType<Array<{ line: number; pointer: string; message: string }>, string | undefined, string>
+  failure: string | null
+  actor: string
+  request_id: string | null
+  version: ServerOwned<number>
+  created_at: Generated<string>
+  updated_at: ServerOwned<string>
+  finished_at: Timestamp | null
+}
+
+/** Staging rows of customer imports (unlogged; filled by COPY, emptied when the job ends). */
+export interface ImportCustomerRowsTable {
+  import_id: string
+  line: number
+}
+
 export interface Database {
   customers: CustomersTable
   contact_points: ContactPointsTable
@@ -172,6 +246,10 @@ export interface Database {
   orders: OrdersTable
   order_items: OrderItemsTable
   order_payments: OrderPaymentsTable
+  interactions: InteractionsTable
+  feedback: FeedbackTable
+  imports: ImportsTable
+  import_customer_rows: ImportCustomerRowsTable
 }
 
 export type CustomerRow = Selectable<CustomersTable>
@@ -182,3 +260,5 @@ export type AuditEventRow = Selectable<AuditEventsTable>
 export type OrderRow = Selectable<OrdersTable>
 export type OrderItemRow = Selectable<OrderItemsTable>
 export type OrderPaymentRow = Selectable<OrderPaymentsTable>
+export type InteractionRow = Selectable<InteractionsTable>
+export type FeedbackRow = Selectable<FeedbackTable>

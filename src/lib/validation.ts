@@ -27,12 +27,25 @@ function makeAjv(overrides: Options, externalSchemas: Record<string, unknown>): 
   return ajv
 }
 
+/**
+ * A validator for values that do not arrive as a request body but must meet the same rules (rows
+ * of a bulk import): strict, no coercion, unknown properties are errors. Errors go through
+ * toFieldErrors like a body's.
+ */
+export function compileStrictValidator(schema: object): ValidateFunction {
+  return makeAjv({ coerceTypes: false }, {}).compile(schema)
+}
+
+/** Marks a body schema whose content the handler reads as a stream: documented, never buffered or validated here. */
+export const STREAMED_BODY = 'x-streamed-body'
+
 export function buildValidatorFactory() {
   // Typed loosely: Fastify's ValidatorFactory type is tied to its bundled Ajv version.
   return ((externalSchemas: Record<string, unknown> = {}): FastifySchemaCompiler<unknown> => {
     const body = makeAjv({ coerceTypes: false }, externalSchemas)
     const text = makeAjv({ coerceTypes: 'array' }, externalSchemas)
     return ({ schema, httpPart }) => {
+      if ((schema as Record<string, unknown>)[STREAMED_BODY]) return () => true
       const ajv = httpPart === 'body' ? body : text
       return ajv.compile(schema as object) as ValidateFunction
     }

@@ -1,8 +1,43 @@
 import fp from 'fastify-plugin'
 import { sql } from 'kysely'
 import type { FastifyReply } from 'fastify'
+import type { Transaction } from 'kysely'
+import type { Db } from '../db/database.js'
+import type { Database } from '../db/schema.js'
+
+/** Who and what the audit rows of a transaction name. */
+export interface AuditContext {
+  actor: string
+  requestId: string
+  route: string
+}
+
+/**
+ * Runs `fn` in one transaction whose audit rows name the given actor, request and route: the
+ * same context the request wrapper below sets. Work that outlives its request (an import's merge)
+ * uses this so it is audited as the request that asked for it.
+ */
+export async function inAuditedTransaction<T>(db: Db, context: AuditContext, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+  return db.transaction().execute(async (trx) => {
+    await sql`select set_config('crm.actor', ${context.actor}, true),
+                     set_config('crm.request_id', ${context.requestId}, true),
+                     set_config('crm.route', ${context.route}, true)`.execute(trx)
+    return fn(trx)
+  })
+}
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * 'manual': the handler opens its own audited transactions with inAuditedTransaction (a bulk
+     * import streams its upload for longer than a transaction may stay idle). The audit triggers
+     * still record every row; the handler must pass the request's context so they name it.
+     */
+    transaction?: 'manual'
+  }
+}
 
 /**
  * Serialization failures and deadlocks roll the whole transaction back and say so: running it
@@ -29,18 +64,17 @@ export default fp(
     app.addHook('onRoute', (route) => {
       const methods = Array.isArray(route.method) ? route.method : [route.method]
       if (!methods.some((m) => MUTATING.has(m))) return
+      if (route.config?.transaction === 'manual') return
       const handler = route.handler
       const routeName = `${methods.join(',')} ${route.url}`
       route.handler = async function transactional(request, reply) {
         const initial = snapshotReply(reply)
+        const context = { actor: request.auth?.sub ?? 'anonymous', requestId: request.id, route: routeName }
         for (let attempt = 1; ; attempt++) {
           const held = holdSend(reply)
           let result: unknown
           try {
-            result = await app.db.transaction().execute(async (trx) => {
-              await sql`select set_config('crm.actor', ${request.auth?.sub ?? 'anonymous'}, true),
-                               set_config('crm.request_id', ${request.id}, true),
-                               set_config('crm.route', ${routeName}, true)`.execute(trx)
+            result = await inAuditedTransaction(app.db, context, async (trx) => {
               request.db = trx
               try {
                 return await handler.call(this, request, reply)

@@ -24,6 +24,7 @@ export default fp(
         servers: [{ url: '/' }],
         tags: [
           { name: 'customers', description: 'Customer profiles and contact points' },
+          { name: 'imports', description: 'Bulk imports of customers from CSV or NDJSON' },
           { name: 'audit', description: 'The audit trail of every mutation' },
           { name: 'ops', description: 'Health and readiness' },
         ],

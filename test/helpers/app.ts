@@ -2,7 +2,7 @@ import t from 'tap'
 import { SignJWT, exportJWK, generateKeyPair, type JWK } from 'jose'
 import { sql } from 'kysely'
 import type { FastifyPluginAsync } from 'fastify'
-import { buildApp, type App } from '../../src/app.js'
+import { buildApp, type App, type AppOptions } from '../../src/app.js'
 import type { Db } from '../../src/db/database.js'
 import type { AuthOptions } from '../../src/plugins/auth.js'
 import { createTestDatabase, type TestDatabase } from './db.js'
@@ -53,11 +53,13 @@ export type TestPlugin = FastifyPluginAsync
 export interface SetupOptions {
   /** Test-only plugins (routes, hooks) registered after the app's own, before app.ready(). */
   plugins?: TestPlugin[]
+  /** App options beyond the test database and key (limits, for instance). */
+  app?: Partial<Omit<AppOptions, 'db' | 'auth'>>
 }
 
 /** The app as the tests run it, with the test key set and the given plugins; not yet ready. */
 export async function buildTestApp(db: Db, opts: SetupOptions = {}): Promise<App> {
-  const app = await buildApp({ db, ownsDb: false, auth: TEST_AUTH })
+  const app = await buildApp({ ...opts.app, db, ownsDb: false, auth: TEST_AUTH })
   for (const plugin of opts.plugins ?? []) await app.register(plugin)
   return app
 }

@@ -263,3 +263,12 @@ export async function findMetrics(db: DbExecutor, customerIds: string[]) {
 export async function refreshMetrics(db: DbExecutor, customerId: string): Promise<void> {
   await sql`select crm_refresh_customer_metrics(array[${customerId}]::uuid[])`.execute(db)
 }
+
+/**
+ * Applies the lifecycle rules to every customer whose stage is not pinned by hand: time alone
+ * moves customers to at_risk and churned, with no write to trigger it. Returns how many changed.
+ */
+export async function refreshAllLifecycleStages(db: DbExecutor): Promise<number> {
+  const { rows } = await sql<{ changed: number }>`select crm_refresh_lifecycle() as changed`.execute(db)
+  return rows[0]?.changed ?? 0
+}

@@ -97,7 +97,8 @@ export const ContactPoint = Type.Object(
   },
 )
 
-const profileFields = {
+/** The profile fields of a customer as clients send them (bulk imports reuse them). */
+export const profileFields = {
   external_ref: Type.Optional(Nullable(text(200, 'shop-000123', 'Id in the source system; POST with a known external_ref updates that customer'))),
   name: text(200, '李娜 Li Na', 'Display name, any script'),
   given_name: Type.Optional(Nullable(text(100, 'Na'))),

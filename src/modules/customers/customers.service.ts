@@ -13,6 +13,17 @@ const PRIMARY_EMAIL_INDEX = 'contact_points_primary_email_idx'
 
 // Contact points -------------------------------------------------------------------------
 
+/** The normalized form of an email (lower-case), or undefined when it is not an email address. */
+export function normalizeEmail(value: string): string | undefined {
+  return emailFormat.test(value) ? value.toLowerCase() : undefined
+}
+
+/** The normalized form of a phone number (digits and a leading +), or undefined when it is not one. */
+export function normalizePhone(value: string): string | undefined {
+  const normalized = value.replace(PHONE_NOISE, '')
+  return PHONE.test(normalized) ? normalized : undefined
+}
+
 interface NormalizedContact {
   kind: string
   label: string | null
@@ -46,12 +57,13 @@ function normalizeContact(input: ContactPointCreateBody, at: string, errors: Fie
   const value = input.value?.trim()
   if (!value) return fail('value', 'is required')
   if (input.kind === 'email') {
-    if (!emailFormat.test(value)) return fail('value', 'must be an email address')
-    return { ...base, value, value_normalized: value.toLowerCase(), network: null, address: null }
+    const normalized = normalizeEmail(value)
+    if (!normalized) return fail('value', 'must be an email address')
+    return { ...base, value, value_normalized: normalized, network: null, address: null }
   }
   if (input.kind === 'phone') {
-    const normalized = value.replace(PHONE_NOISE, '')
-    if (!PHONE.test(normalized)) return fail('value', 'must be a phone number: digits, optionally a leading +, 5 to 20 digits')
+    const normalized = normalizePhone(value)
+    if (!normalized) return fail('value', 'must be a phone number: digits, optionally a leading +, 5 to 20 digits')
     return { ...base, value, value_normalized: normalized, network: null, address: null }
   }
   if (!input.network) return fail('network', 'is required for a social account')

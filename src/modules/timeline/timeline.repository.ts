@@ -23,7 +23,7 @@ const SOURCES: Record<TimelineType, (customerId: string) => RawBuilder<unknown>>
            jsonb_build_object('order_number', o.order_number, 'status', o.status, 'total', o.total::text, 'currency', o.currency) as summary
     from orders o where o.customer_id = ${id} and o.archived_at is null`,
   feedback: (id) => sql`
-    select 'feedback' as type, f.id, f.created_at as occurred_at,
+    select 'feedback' as type, f.id, f.submitted_at as occurred_at,
            jsonb_build_object('kind', f.kind, 'score', f.score, 'status', f.status, 'subject', f.subject) as summary
     from feedback f where f.customer_id = ${id} and f.archived_at is null`,
   profile_change: (id) => sql`

@@ -9,7 +9,7 @@ export const TimelineItem = Type.Object(
   {
     type: StringEnum(TIMELINE_TYPES),
     id: Uuid({ description: 'Id of the interaction, order, feedback or audit event' }),
-    occurred_at: Timestamp({ description: 'occurred_at, ordered_at, created_at or the audit time' }),
+    occurred_at: Timestamp({ description: 'occurred_at, ordered_at, submitted_at or the audit time' }),
     summary: Type.Object({}, { additionalProperties: true, description: 'A few fields of the item (never PII values); fetch the item for the rest' }),
   },
   {

@@ -21,3 +21,15 @@ t.test('unknown route is a 404 problem, known path with another method a 405', a
   t.equal(na.statusCode, 405)
   t.equal(na.headers.allow, 'GET')
 })
+
+t.test('metrics are Prometheus text with request durations by route pattern, not raw URL', async (t) => {
+  await ctx.app.inject({ method: 'GET', url: '/healthz' })
+  await ctx.app.inject({ method: 'GET', url: '/v1/customers/0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11' })
+  const res = await ctx.app.inject({ method: 'GET', url: '/metrics' })
+  t.equal(res.statusCode, 200)
+  t.match(res.headers['content-type'], /^text\/plain/)
+  t.match(res.body, /http_request_duration_seconds_count\{method="GET",route="\/healthz",status_code="200"\} \d+/)
+  t.match(res.body, /route="\/v1\/customers\/:id",status_code="401"/)
+  t.notOk(res.body.includes('0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11'), 'no raw ids in labels')
+  t.match(res.body, /process_cpu_user_seconds_total/)
+})

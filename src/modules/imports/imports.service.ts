@@ -1,0 +1,247 @@
+import { Readable, Transform } from 'node:stream'
+import { StringDecoder } from 'node:string_decoder'
+import { parse as parseCsv } from 'csv-parse'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Db } from '../../db/database.js'
+import { inAuditedTransaction, type AuditContext } from '../../plugins/audit.js'
+import { HttpProblem, badRequest, type FieldError } from '../../lib/problem.js'
+import { uuidv7 } from '../../lib/uuid.js'
+import { compileStrictValidator, toFieldErrors } from '../../lib/validation.js'
+import { normalizeEmail, normalizePhone } from '../customers/customers.service.js'
+import * as repo from './imports.repository.js'
+import { CUSTOMER_IMPORT_COLUMNS, CustomerImportRow, MAX_LISTED_ERRORS, type CustomerImportRowT } from './imports.schemas.js'
+
+export type ImportFormat = 'csv' | 'ndjson'
+
+/** How often (in rows) the job's received count is written while an upload streams in. */
+const PROGRESS_EVERY = 50_000
+/** The merge may take minutes for millions of rows; the API's 10 s statement limit is for requests. */
+const MERGE_STATEMENT_TIMEOUT_MS = 30 * 60_000
+
+const validateRow = compileStrictValidator(CustomerImportRow)
+
+interface RowError {
+  line: number
+  pointer: string
+  message: string
+}
+
+/** What the upload phase found: rows read, and the rows refused before staging. */
+interface Received {
+  rows: number
+  invalid: number
+  errors: RowError[]
+}
+
+/** A parsed record with the upload line it started on. */
+interface Record_ {
+  line: number
+  value: unknown
+  /** Set when the line could not even be parsed. */
+  error?: string
+}
+
+// Parsing ----------------------------------------------------------------------------------
+
+/**
+ * Data flows into the parsers before the staging COPY starts iterating them. A stream that fails
+ * in between keeps its error and the iterator throws it; this listener only stops it from being
+ * reported as unhandled meanwhile.
+ */
+function heldForIterator(stream: Readable): void {
+  stream.on('error', () => {})
+}
+
+/** Cuts the upload off with a 413 once it passes maxBytes (a streamed body has no bodyLimit). */
+function limitBytes(maxBytes: number): Transform {
+  let seen = 0
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      seen += chunk.length
+      if (seen > maxBytes) done(new HttpProblem({ status: 413, title: 'Content Too Large', detail: `An import is at most ${maxBytes} bytes.` }))
+      else done(null, chunk)
+    },
+  })
+}
+
+function checkHeader(header: string[]): string[] {
+  const known = new Set<string>(CUSTOMER_IMPORT_COLUMNS)
+  const errors: FieldError[] = header
+    .map((h, i) => ({ h, i }))
+    .filter(({ h }) => !known.has(h))
+    .map(({ h, i }) => ({ pointer: `/header/${i}`, message: `"${h}" is not a column of a customer import (${CUSTOMER_IMPORT_COLUMNS.join(', ')})` }))
+  if (!header.includes('name')) errors.push({ pointer: '/header', message: 'must have a name column' })
+  if (new Set(header).size !== header.length) errors.push({ pointer: '/header', message: 'names a column twice' })
+  if (errors.length) throw badRequest('The CSV header is not valid; nothing was imported.', errors)
+  return header
+}
+
+/**
+ * CSV: a header line naming columns, empty cells are absent values, tags are `|`-separated.
+ * The parser is wired at once (not when iteration starts) so an early upload error is kept for
+ * the iterator instead of going unhandled.
+ */
+function csvRecords(input: Readable): AsyncIterable<Record_> {
+  const parser = input.pipe(parseCsv({ bom: true, columns: checkHeader, skip_empty_lines: true, info: true, max_record_size: 64 * 1024 }))
+  input.on('error', (err) => parser.destroy(err))
+  heldForIterator(parser)
+  return (async function* () {
+    for await (const { record, info } of parser as AsyncIterable<{ record: Record<string, string>; info: { lines: number } }>) {
+      const value: Record<string, unknown> = {}
+      for (const [k, v] of Object.entries(record)) {
+        if (v === '') continue
+        value[k] = k === 'tags' ? v.split('|').map((t) => t.trim()).filter(Boolean) : v
+      }
+      yield { line: info.lines, value }
+    }
+  })()
+}
+
+/** NDJSON: one JSON object per line; blank lines are skipped. */
+async function* ndjsonRecords(input: Readable): AsyncGenerator<Record_> {
+  const decoder = new StringDecoder('utf8')
+  let pending = ''
+  let line = 0
+  const parse = (text: string): Record_ | undefined => {
+    line++
+    if (text.trim() === '') return undefined
+    try {
+      return { line, value: JSON.parse(text) as unknown }
+    } catch {
+      return { line, value: undefined, error: 'is not valid JSON' }
+    }
+  }
+  for await (const chunk of input) {
+    pending += decoder.write(chunk as Buffer)
+    let nl: number
+    while ((nl = pending.indexOf('\n')) >= 0) {
+      const r = parse(pending.slice(0, nl).replace(/\r$/, ''))
+      pending = pending.slice(nl + 1)
+      if (r) yield r
+    }
+  }
+  const last = parse(pending + decoder.end())
+  if (last) yield last
+}
+
+// Validation and staging -------------------------------------------------------------------
+
+/** The staged values of a valid row, or its errors. */
+function stage(importId: string, r: Record_): { values?: unknown[]; errors?: RowError[] } {
+  if (r.error) return { errors: [{ line: r.line, pointer: '', message: r.error }] }
+  if (!validateRow(r.value)) {
+    return { errors: toFieldErrors(validateRow.errors ?? []).map((e) => ({ line: r.line, ...e })) }
+  }
+  const row = r.value as CustomerImportRowT
+  const email = row.email?.trim() || null
+  const phone = row.phone?.trim() || null
+  const emailNormalized = email ? normalizeEmail(email) : null
+  const phoneNormalized = phone ? normalizePhone(phone) : null
+  const errors: RowError[] = []
+  if (email && !emailNormalized) errors.push({ line: r.line, pointer: '/email', message: 'must be an email address' })
+  if (phone && !phoneNormalized) errors.push({ line: r.line, pointer: '/phone', message: 'must be a phone number: digits, optionally a leading +, 5 to 20 digits' })
+  if (errors.length) return { errors }
+  const tags = row.tags ? [...new Set(row.tags.map((t) => t.trim().toLowerCase()).filter(Boolean))] : null
+  return {
+    values: [
+      importId, r.line, row.external_ref ?? null, row.name, row.given_name ?? null, row.family_name ?? null, row.gender ?? null,
+      row.birthday ?? null, row.occupation ?? null, row.marital_status ?? null, row.company ?? null, row.job_title ?? null,
+      row.preferred_channel ?? null, row.acquisition_source ?? null, tags, email, emailNormalized, phone, phoneNormalized,
+      uuidv7(),
+    ],
+  }
+}
+
+/** Reads, validates and COPYs the upload into staging; the refused rows are counted and listed. */
+async function receive(db: Db, jobId: string, format: ImportFormat, body: Readable, maxBytes: number, progress: (rows: number) => Promise<void>): Promise<Received> {
+  const received: Received = { rows: 0, invalid: 0, errors: [] }
+  const limited = limitBytes(maxBytes)
+  body.on('error', (err) => limited.destroy(err))
+  heldForIterator(limited)
+  body.pipe(limited)
+  const records = format === 'csv' ? csvRecords(limited) : ndjsonRecords(limited)
+  async function* copyLines(): AsyncGenerator<string> {
+    for await (const r of records) {
+      received.rows++
+      const { values, errors } = stage(jobId, r)
+      if (values) yield repo.encodeCopyRow(values)
+      else {
+        received.invalid++
+        for (const e of errors ?? []) if (received.errors.length < MAX_LISTED_ERRORS) received.errors.push(e)
+      }
+      if (received.rows % PROGRESS_EVERY === 0) await progress(received.rows)
+    }
+  }
+  await repo.copyStagedCustomers(db, Readable.from(copyLines()))
+  return received
+}
+
+// Jobs -------------------------------------------------------------------------------------
+
+export interface StartedImport {
+  job: repo.ImportJobRow
+  /** The merge, running in the background; resolves when the job has its final status. */
+  merged: Promise<void>
+}
+
+/**
+ * An import in two phases. Upload: the rows stream through validation into the staging table
+ * (COPY), so memory stays flat whatever the size; rows that fail validation are refused and
+ * listed. Merge: one audited transaction merges every valid row set-wise, or none, and records
+ * the outcome on the job. The request answers between the two, so clients poll the job.
+ */
+export async function startCustomerImport(
+  db: Db,
+  opts: { format: ImportFormat; body: Readable; context: AuditContext; maxBytes: number; log: FastifyBaseLogger },
+): Promise<StartedImport> {
+  const { context } = opts
+  const created = await inAuditedTransaction(db, context, (trx) =>
+    repo.insertJob(trx, { kind: 'customers', format: opts.format, actor: context.actor, request_id: context.requestId }),
+  )
+  const id = created.id
+  let received: Received
+  try {
+    received = await receive(db, id, opts.format, opts.body, opts.maxBytes, (rows) =>
+      inAuditedTransaction(db, context, (trx) => repo.updateJob(trx, id, { rows_received: rows })),
+    )
+  } catch (err) {
+    // The parser's own messages name the line and the fault; anything else (the database) is not the client's to read.
+    const parseError = (err as { code?: unknown }).code?.toString().startsWith('CSV_')
+    const problem = err instanceof HttpProblem ? err
+      : parseError ? badRequest(`The upload could not be read as CSV; nothing was imported. ${(err as Error).message}`)
+      : undefined
+    await inAuditedTransaction(db, context, async (trx) => {
+      await repo.deleteStaged(trx, id)
+      await repo.updateJob(trx, id, { status: 'failed', failure: problem?.detail ?? 'The upload failed; nothing was imported.', finished: true })
+    }).catch((e: unknown) => opts.log.error({ err: e, import_id: id }, 'could not record the failed import'))
+    throw problem ?? err
+  }
+  const job = await inAuditedTransaction(db, context, async (trx) => {
+    await repo.updateJob(trx, id, { status: 'merging', rows_received: received.rows, rows_rejected: received.invalid, errors: received.errors })
+    return (await repo.findJob(trx, id))!
+  })
+  return { job, merged: merge(db, id, context, received, opts.log) }
+}
+
+async function merge(db: Db, id: string, context: AuditContext, received: Received, log: FastifyBaseLogger): Promise<void> {
+  try {
+    await inAuditedTransaction(db, context, async (trx) => {
+      await repo.allowLongStatements(trx, MERGE_STATEMENT_TIMEOUT_MS)
+      const counts = await repo.mergeStagedCustomers(trx, id)
+      const errors = [...received.errors, ...counts.rejected.map((r) => ({ line: r.line, pointer: '', message: r.message }))]
+        .sort((a, b) => a.line - b.line)
+        .slice(0, MAX_LISTED_ERRORS)
+      await repo.updateJob(trx, id, {
+        status: 'succeeded', rows_imported: counts.created + counts.updated, rows_created: counts.created, rows_updated: counts.updated,
+        rows_rejected: received.invalid + counts.rejectedCount, errors, finished: true,
+      })
+      await repo.deleteStaged(trx, id)
+    })
+  } catch (err) {
+    log.error({ err, import_id: id }, 'import merge failed')
+    await inAuditedTransaction(db, context, async (trx) => {
+      await repo.deleteStaged(trx, id)
+      await repo.updateJob(trx, id, { status: 'failed', failure: 'The merge failed and was rolled back: nothing was imported. Retry the upload.', finished: true })
+    }).catch((e: unknown) => log.error({ err: e, import_id: id }, 'could not record the failed import'))
+  }
+}

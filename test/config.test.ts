@@ -1,0 +1,39 @@
+import t from 'tap'
+import { ConfigError, loadConfig } from '../src/config.js'
+
+t.test('defaults apply and numbers are converted from text', async (t) => {
+  const c = loadConfig({ PORT: '8080', DB_POOL_MAX: '4' })
+  t.equal(c.PORT, 8080)
+  t.equal(c.DB_POOL_MAX, 4)
+  t.equal(c.HOST, '0.0.0.0')
+  t.equal(c.DATABASE_URL, undefined, 'no DATABASE_URL: the embedded database is used')
+  t.equal(c.LOG_LEVEL, 'info')
+})
+
+t.test('an empty variable counts as unset', async (t) => {
+  t.equal(loadConfig({ PORT: '' }).PORT, 3000)
+})
+
+t.test('a bad value stops with a message naming the variable and the value', async (t) => {
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ PORT: 'eighty' }, /PORT: .*\(got "eighty"\)/],
+    [{ PORT: '70000' }, /PORT: /],
+    [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL: /],
+    [{ DATABASE_URL: 'mysql://x' }, /DATABASE_URL: /],
+    [{ AUTH_ALGORITHMS: 'ES256;none' }, /AUTH_ALGORITHMS: /],
+    [{ DB_STATEMENT_TIMEOUT_MS: '5' }, /DB_STATEMENT_TIMEOUT_MS: /],
+  ]
+  for (const [env, message] of cases) {
+    t.throws(() => loadConfig(env), ConfigError, JSON.stringify(env))
+    try {
+      loadConfig(env)
+    } catch (err) {
+      t.match((err as Error).message, message)
+      t.match((err as Error).message, /^Invalid configuration:/)
+    }
+  }
+})
+
+t.test('AUTH_JWKS_FILE and AUTH_JWKS_URL are exclusive', async (t) => {
+  t.throws(() => loadConfig({ AUTH_JWKS_FILE: '/k.json', AUTH_JWKS_URL: 'https://idp/jwks' }), /set one, not both/)
+})
