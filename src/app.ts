@@ -14,10 +14,13 @@ import metrics from './plugins/metrics.js'
 import healthRoutes from './modules/health/health.routes.js'
 import customerRoutes from './modules/customers/customers.routes.js'
 import orderRoutes from './modules/orders/orders.routes.js'
+import interactionRoutes from './modules/interactions/interactions.routes.js'
+import feedbackRoutes from './modules/feedback/feedback.routes.js'
 import timelineRoutes from './modules/timeline/timeline.routes.js'
 import auditRoutes from './modules/audit/audit.routes.js'
 import auditSealer from './modules/audit/audit.sealer.js'
 import importRoutes from './modules/imports/imports.routes.js'
+import analyticsRoutes from './modules/analytics/analytics.routes.js'
 
 export interface AppOptions {
   db: Db
@@ -93,8 +96,11 @@ export async function buildApp(opts: AppOptions) {
   await app.register(auditRoutes, { prefix: '/v1' })
   await app.register(customerRoutes, { prefix: '/v1' })
   await app.register(orderRoutes, { prefix: '/v1' })
+  await app.register(interactionRoutes, { prefix: '/v1' })
+  await app.register(feedbackRoutes, { prefix: '/v1' })
   await app.register(timelineRoutes, { prefix: '/v1' })
   await app.register(importRoutes, { prefix: '/v1', ...(opts.importMaxBytes ? { maxBytes: opts.importMaxBytes } : {}) })
+  await app.register(analyticsRoutes, { prefix: '/v1' })
 
   return app
 }

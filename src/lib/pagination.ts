@@ -47,12 +47,47 @@ export function sortSignature(keys: SortKey[]): string {
   return keys.map((k) => (k.desc ? '-' : '') + k.field).join(',')
 }
 
-export function encodeCursor(keys: SortKey[], row: Record<string, unknown>, idField = 'id'): string {
+/**
+ * Parameters a list depends on besides its sort (for example an analytics list's as_of), carried
+ * in the cursor so that the next page is computed over the same inputs; see cursorContext.
+ */
+export type CursorContext = Record<string, string | number | null>
+
+export function encodeCursor(keys: SortKey[], row: Record<string, unknown>, idField = 'id', context?: CursorContext): string {
   const values = [...keys.map((k) => row[k.field] ?? null), row[idField]]
-  return Buffer.from(JSON.stringify({ s: sortSignature(keys), v: values })).toString('base64url')
+  return Buffer.from(JSON.stringify({ s: sortSignature(keys), v: values, ...(context ? { x: context } : {}) })).toString('base64url')
 }
 
-export function decodeCursor(cursor: string, keys: SortKey[]): unknown[] {
+/** The context a cursor was issued with (undefined when it carries none or is not a cursor). */
+export function cursorContext(cursor: string): CursorContext | undefined {
+  try {
+    const p = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { x?: unknown }
+    const x = p?.x
+    if (!x || typeof x !== 'object' || Array.isArray(x)) return undefined
+    const out: CursorContext = {}
+    for (const [k, v] of Object.entries(x)) {
+      if (v !== null && typeof v !== 'string' && typeof v !== 'number') return undefined
+      out[k] = v
+    }
+    return out
+  } catch {
+    return undefined
+  }
+}
+
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$/
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/** Cursor value checks for `decodeCursor`'s `valid`: a forged cursor is a 400 on /cursor, not a database error. */
+export const isCursorTimestamp = (v: unknown): v is string => typeof v === 'string' && RFC3339.test(v) && !Number.isNaN(Date.parse(v))
+export const isCursorUuid = (v: unknown): v is string => typeof v === 'string' && UUID.test(v)
+
+/**
+ * The sort values and id a cursor carries. `valid` checks them further (types, formats) for lists
+ * whose keys the database would otherwise fail to cast. With `context`, the cursor must have been
+ * issued with exactly that context (see cursorContext).
+ */
+export function decodeCursor(cursor: string, keys: SortKey[], valid?: (values: unknown[]) => boolean, context?: CursorContext): unknown[] {
   const invalid = () =>
     badRequest('The cursor is not valid for this list and sort order. Start again without a cursor.', [
       { pointer: pointer('cursor'), message: 'is not a cursor issued for this list and sort' },
@@ -68,6 +103,8 @@ export function decodeCursor(cursor: string, keys: SortKey[]): unknown[] {
     throw invalid()
   }
   if (p.v.some((v) => v !== null && typeof v !== 'string' && typeof v !== 'number')) throw invalid()
+  if (valid && !valid(p.v)) throw invalid()
+  if (context && JSON.stringify((p as { x?: unknown }).x ?? null) !== JSON.stringify(context)) throw invalid()
   return p.v
 }
 
@@ -101,13 +138,13 @@ export interface Page<T> {
 }
 
 /** Rows were fetched with limit + 1; the extra row only says whether another page exists. */
-export function toPage<R extends Record<string, unknown>, T>(rows: R[], limit: number, keys: SortKey[], map: (row: R) => T): Page<T> {
+export function toPage<R extends Record<string, unknown>, T>(rows: R[], limit: number, keys: SortKey[], map: (row: R) => T, context?: CursorContext): Page<T> {
   const hasMore = rows.length > limit
   const pageRows = hasMore ? rows.slice(0, limit) : rows
   const last = pageRows[pageRows.length - 1]
   return {
     data: pageRows.map(map),
-    next_cursor: hasMore && last ? encodeCursor(keys, last) : null,
+    next_cursor: hasMore && last ? encodeCursor(keys, last, 'id', context) : null,
   }
 }
 

@@ -25,7 +25,10 @@ export default fp(
         tags: [
           { name: 'customers', description: 'Customer profiles and contact points' },
           { name: 'imports', description: 'Bulk imports of customers from CSV or NDJSON' },
+          { name: 'interactions', description: 'Calls, emails, messages, meetings, visits and other contacts with customers, with follow-ups' },
+          { name: 'feedback', description: 'Surveys (CSAT, NPS), complaints and their resolution workflow, suggestions, reviews and praise' },
           { name: 'audit', description: 'The audit trail of every mutation' },
+          { name: 'analytics', description: 'Customer analytics computed in the database: RFM, lifetime value, lifecycle, acquisition, churn risk, cohorts, satisfaction' },
           { name: 'ops', description: 'Health and readiness' },
         ],
         components: {

@@ -24,6 +24,17 @@ export async function findCustomer(db: DbExecutor, id: string): Promise<Customer
   return db.selectFrom('customers').selectAll('customers').select(withPrimaries).where('customers.id', '=', id).executeTakeFirst()
 }
 
+/** Whether a customer with this id exists; with `active`, only if it is also not archived. */
+export async function customerExists(db: DbExecutor, id: string, opts: { active?: boolean } = {}): Promise<boolean> {
+  const row = await db
+    .selectFrom('customers')
+    .select('id')
+    .where('id', '=', id)
+    .$if(opts.active === true, (qb) => qb.where('archived_at', 'is', null))
+    .executeTakeFirst()
+  return row !== undefined
+}
+
 export async function customerVersion(db: DbExecutor, id: string): Promise<number | undefined> {
   const row = await db.selectFrom('customers').select('version').where('id', '=', id).executeTakeFirst()
   return row?.version

@@ -30,9 +30,8 @@ export async function findOrderingCustomer(db: DbExecutor, id: string) {
     .executeTakeFirst()
 }
 
-export async function customerExists(db: DbExecutor, id: string): Promise<boolean> {
-  return !!(await db.selectFrom('customers').select('id').where('id', '=', id).executeTakeFirst())
-}
+/** Shared with every domain that hangs off a customer; it lives with the customers. */
+export { customerExists } from '../customers/customers.repository.js'
 
 // Orders ----------------------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 import type { DbExecutor } from '../../db/database.js'
 import type { OrderItemRow, OrderPaymentRow, OrderRow } from '../../db/schema.js'
+import { upsertByExternalRef, type UpsertResult } from '../../lib/external-ref.js'
 import { fitsMoneyColumn, formatMoney, multiplyMoney, parseMoney, parseRate, percentOf } from '../../lib/money.js'
 import { badRequest, conflict, type FieldError, notFound, pointer, preconditionFailed, unprocessable } from '../../lib/problem.js'
 import * as repo from './orders.repository.js'
@@ -222,18 +223,19 @@ function creditDueDate(body: OrderCreateBody, customer: OrderingCustomer): strin
   return due.toISOString().slice(0, 10)
 }
 
-export interface CreateResult {
-  id: string
-  /** false when external_ref matched an existing order, which was updated instead. */
-  created: boolean
-}
+export type CreateResult = UpsertResult
 
 export async function createOrder(db: DbExecutor, body: OrderCreateBody, customers?: CustomerCache): Promise<CreateResult> {
   const customer = await orderingCustomer(db, body.customer_id, customers)
-  if (body.external_ref != null) {
-    const existing = await repo.lockOrderByExternalRef(db, body.external_ref)
-    if (existing) return updateByExternalRef(db, existing, body)
-  }
+  return upsertByExternalRef(body.external_ref, {
+    lock: (ref) => repo.lockOrderByExternalRef(db, ref),
+    update: (existing) => updateByExternalRef(db, existing, body),
+    insert: () => insertNewOrder(db, body, customer),
+  })
+}
+
+/** Inserts the order with its items and payments; undefined when its external_ref exists already. */
+async function insertNewOrder(db: DbExecutor, body: OrderCreateBody, customer: OrderingCustomer): Promise<string | undefined> {
   const initial = body.status ?? 'pending'
   const path = CREATE_PATHS[initial]
   if (!path) {
@@ -262,16 +264,13 @@ export async function createOrder(db: DbExecutor, body: OrderCreateBody, custome
       notes: body.notes ?? null,
     }),
   )
-  if (!id) {
-    // A concurrent request inserted the same external_ref after our look-up: update that one.
-    return updateByExternalRef(db, (await repo.lockOrderByExternalRef(db, body.external_ref!))!, body)
-  }
+  if (!id) return undefined
   await repo.insertItems(db, id, priced.lines)
   await repo.insertPayments(db, id, payments)
-  return { id, created: true }
+  return id
 }
 
-async function updateByExternalRef(db: DbExecutor, existing: OrderRow, body: OrderCreateBody): Promise<CreateResult> {
+async function updateByExternalRef(db: DbExecutor, existing: OrderRow, body: OrderCreateBody): Promise<void> {
   if (existing.customer_id !== body.customer_id) {
     throw unprocessable('This external_ref belongs to an order of another customer.', [
       { pointer: pointer('customer_id'), message: 'differs from the customer of the order with this external_ref' },
@@ -279,7 +278,6 @@ async function updateByExternalRef(db: DbExecutor, existing: OrderRow, body: Ord
   }
   const { customer_id: _customer, ...patch } = body
   await applyChanges(db, existing, patch)
-  return { id: existing.id, created: false }
 }
 
 async function lockForWrite(db: DbExecutor, id: string, expectedVersion?: number): Promise<OrderRow> {

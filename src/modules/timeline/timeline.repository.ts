@@ -9,41 +9,63 @@ export interface TimelineRow {
   summary: Record<string, unknown>
 }
 
-/**
- * Each source as (type, id, occurred_at, summary) for one customer. Summaries carry no PII
- * values: a profile change lists the names of the fields that changed, not their values.
- */
-const SOURCES: Record<TimelineType, (customerId: string) => RawBuilder<unknown>> = {
-  interaction: (id) => sql`
-    select 'interaction' as type, i.id, i.occurred_at,
-           jsonb_build_object('channel', i.channel, 'direction', i.direction, 'subject', i.subject, 'outcome', i.outcome) as summary
-    from interactions i where i.customer_id = ${id} and i.archived_at is null`,
-  order: (id) => sql`
-    select 'order' as type, o.id, o.ordered_at as occurred_at,
-           jsonb_build_object('order_number', o.order_number, 'status', o.status, 'total', o.total::text, 'currency', o.currency) as summary
-    from orders o where o.customer_id = ${id} and o.archived_at is null`,
-  feedback: (id) => sql`
-    select 'feedback' as type, f.id, f.submitted_at as occurred_at,
-           jsonb_build_object('kind', f.kind, 'score', f.score, 'status', f.status, 'subject', f.subject) as summary
-    from feedback f where f.customer_id = ${id} and f.archived_at is null`,
-  profile_change: (id) => sql`
-    select 'profile_change' as type, a.id, a.occurred_at,
-           jsonb_build_object('action', a.action, 'actor', a.actor, 'changed_fields',
-             (select coalesce(jsonb_agg(k order by k), '[]'::jsonb) from jsonb_object_keys(coalesce(a.after, a.before)) k
-              where k not in ('version', 'updated_at') and (a.before -> k) is distinct from (a.after -> k))) as summary
-    from audit_events a where a.entity = 'customers' and a.entity_id = ${id}`,
+interface Source {
+  /** Its columns as (type, id, occurred_at, summary). Summaries carry no PII values. */
+  select: RawBuilder<unknown>
+  from: RawBuilder<unknown>
+  /** The time and id columns its (customer, time, id) index orders by. */
+  time: RawBuilder<unknown>
+  id: RawBuilder<unknown>
+  where: (customerId: string) => RawBuilder<unknown>
 }
 
 /**
- * One page of the merged timeline in one query: UNION ALL of the sources, each filtered by
- * its (customer_id, time) index and the cursor, then the newest `limit + 1`.
+ * Each source for one customer. A profile change lists the names of the fields that changed,
+ * not their values.
+ */
+const SOURCES: Record<TimelineType, Source> = {
+  interaction: {
+    select: sql`'interaction' as type, i.id, i.occurred_at,
+      jsonb_build_object('channel', i.channel, 'direction', i.direction, 'subject', i.subject, 'outcome', i.outcome) as summary`,
+    from: sql`interactions i`, time: sql`i.occurred_at`, id: sql`i.id`,
+    where: (id) => sql`i.customer_id = ${id} and i.archived_at is null`,
+  },
+  order: {
+    select: sql`'order' as type, o.id, o.ordered_at as occurred_at,
+      jsonb_build_object('order_number', o.order_number, 'status', o.status, 'total', o.total::text, 'currency', o.currency) as summary`,
+    from: sql`orders o`, time: sql`o.ordered_at`, id: sql`o.id`,
+    where: (id) => sql`o.customer_id = ${id} and o.archived_at is null`,
+  },
+  feedback: {
+    select: sql`'feedback' as type, f.id, f.submitted_at as occurred_at,
+      jsonb_build_object('kind', f.kind, 'score', f.score, 'status', f.status, 'subject', f.subject) as summary`,
+    from: sql`feedback f`, time: sql`f.submitted_at`, id: sql`f.id`,
+    where: (id) => sql`f.customer_id = ${id} and f.archived_at is null`,
+  },
+  profile_change: {
+    select: sql`'profile_change' as type, a.id, a.occurred_at,
+      jsonb_build_object('action', a.action, 'actor', a.actor, 'changed_fields',
+        (select coalesce(jsonb_agg(k order by k), '[]'::jsonb) from jsonb_object_keys(coalesce(a.after, a.before)) k
+         where k not in ('version', 'updated_at') and (a.before -> k) is distinct from (a.after -> k))) as summary`,
+    from: sql`audit_events a`, time: sql`a.occurred_at`, id: sql`a.id`,
+    where: (id) => sql`a.entity = 'customers' and a.entity_id = ${id}`,
+  },
+}
+
+/**
+ * One page of the merged timeline in one query: UNION ALL of the sources, each reading only its
+ * newest `limit + 1` rows after the cursor through its (customer, time, id) index, so a page
+ * costs the same for a customer with ten events or a million; then the newest `limit + 1` of those.
  */
 export async function timelinePage(db: DbExecutor, customerId: string, types: TimelineType[], after: [string, string] | undefined, limit: number): Promise<TimelineRow[]> {
-  const union = sql.join(types.map((t) => SOURCES[t](customerId)), sql` union all `)
-  const cursor = after ? sql`where (t.occurred_at, t.id) < (${after[0]}::timestamptz, ${after[1]}::uuid)` : sql``
+  const branches = types.map((t) => {
+    const s = SOURCES[t]
+    const cursor = after ? sql`and (${s.time}, ${s.id}) < (${after[0]}::timestamptz, ${after[1]}::uuid)` : sql``
+    return sql`(select ${s.select} from ${s.from} where ${s.where(customerId)} ${cursor}
+      order by ${s.time} desc, ${s.id} desc limit ${limit + 1})`
+  })
   const result = await sql<TimelineRow>`
-    select t.type, t.id, t.occurred_at, t.summary from (${union}) t
-    ${cursor}
+    select t.type, t.id, t.occurred_at, t.summary from (${sql.join(branches, sql` union all `)}) t
     order by t.occurred_at desc, t.id desc
     limit ${limit + 1}`.execute(db)
   return result.rows

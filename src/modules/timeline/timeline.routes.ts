@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { hasScope } from '../../plugins/auth.js'
-import { DEFAULT_LIMIT, decodeCursor, toPage, type SortKey } from '../../lib/pagination.js'
+import { DEFAULT_LIMIT, decodeCursor, isCursorTimestamp, isCursorUuid, toPage, type SortKey } from '../../lib/pagination.js'
 import { badRequest, notFound, pointer } from '../../lib/problem.js'
 import { IdParams, problemResponses, ref } from '../../lib/schema.js'
 import { customerVersion } from '../customers/customers.repository.js'
@@ -8,6 +8,8 @@ import { timelinePage } from './timeline.repository.js'
 import { TIMELINE_TYPES, TimelinePage, TimelineQuery, timelineSchemas, type TimelineType } from './timeline.schemas.js'
 
 const KEYS: SortKey[] = [{ field: 'occurred_at', desc: true }]
+/** A timeline cursor is (occurred_at, id); anything else would fail the query's casts. */
+const validCursor = (v: unknown[]) => isCursorTimestamp(v[0]) && isCursorUuid(v[1])
 
 /** Which sources a token may see: each needs its domain's read scope. */
 const SOURCE_SCOPE = { interaction: 'interactions:read', order: 'orders:read', feedback: 'feedback:read', profile_change: 'customers:read' } as const
@@ -35,7 +37,7 @@ const timelineRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const types = (wanted as TimelineType[]).filter((t) => hasScope(request.auth, SOURCE_SCOPE[t]))
     if ((await customerVersion(request.db, request.params.id)) === undefined) throw notFound('customer')
     if (types.length === 0) return { data: [], next_cursor: null }
-    const after = cursor ? (decodeCursor(cursor, KEYS) as [string, string]) : undefined
+    const after = cursor ? (decodeCursor(cursor, KEYS, validCursor) as [string, string]) : undefined
     const rows = await timelinePage(request.db, request.params.id, types, after, limit)
     return toPage(rows as unknown as Array<Record<string, unknown>>, limit, KEYS, (r) => r as never)
   })

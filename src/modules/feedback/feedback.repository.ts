@@ -1,0 +1,126 @@
+import { type InsertObject, type UpdateObject, sql } from 'kysely'
+import type { DbExecutor } from '../../db/database.js'
+import type { Database, FeedbackRow } from '../../db/schema.js'
+import { afterCursor, type SortKey } from '../../lib/pagination.js'
+
+/** A feedback row with its SLA state, as every feedback read returns it. */
+export type FeedbackRecord = FeedbackRow & { sla_breached: boolean | null }
+/** Column values or SQL expressions (the database clock sets resolved_at and derives sla_due_at). */
+export type NewFeedback = InsertObject<Database, 'feedback'>
+export type FeedbackChanges = UpdateObject<Database, 'feedback'>
+
+// Breached depends on the clock, so it is computed when read rather than stored. An open complaint
+// is breached once its due time has passed; a resolved one stays breached if it was resolved late.
+const OPEN_BREACHED = sql<boolean>`feedback.status in ('open', 'in_progress') and feedback.sla_due_at < now()`
+const RESOLVED_LATE = sql<boolean>`feedback.status in ('resolved', 'closed') and feedback.resolved_at > feedback.sla_due_at`
+const BREACHED = sql<boolean>`feedback.kind = 'complaint' and ((${OPEN_BREACHED}) or (${RESOLVED_LATE}))`
+const SLA_BREACHED = sql<boolean | null>`case when feedback.kind = 'complaint' then coalesce(${BREACHED}, false) end`
+
+// Links -----------------------------------------------------------------------------------------------
+
+/** A customer that can give feedback (not archived). */
+export async function activeCustomerExists(db: DbExecutor, id: string): Promise<boolean> {
+  const row = await db.selectFrom('customers').select('id').where('id', '=', id).where('archived_at', 'is', null).executeTakeFirst()
+  return !!row
+}
+
+/** The customer an order belongs to, or undefined for an unknown order. */
+export async function orderCustomer(db: DbExecutor, orderId: string): Promise<string | undefined> {
+  return (await db.selectFrom('orders').select('customer_id').where('id', '=', orderId).executeTakeFirst())?.customer_id
+}
+
+/** The customer an interaction belongs to, or undefined for an unknown interaction. */
+export async function interactionCustomer(db: DbExecutor, interactionId: string): Promise<string | undefined> {
+  return (await db.selectFrom('interactions').select('customer_id').where('id', '=', interactionId).executeTakeFirst())?.customer_id
+}
+
+// Feedback ----------------------------------------------------------------------------------------------
+
+export async function findFeedback(db: DbExecutor, id: string): Promise<FeedbackRecord | undefined> {
+  return db.selectFrom('feedback').selectAll('feedback').select(SLA_BREACHED.as('sla_breached')).where('feedback.id', '=', id).executeTakeFirst()
+}
+
+export async function feedbackVersion(db: DbExecutor, id: string): Promise<number | undefined> {
+  return (await db.selectFrom('feedback').select('version').where('id', '=', id).executeTakeFirst())?.version
+}
+
+/**
+ * Locks the feedback for the rest of the transaction; with expectedVersion only if it still has
+ * that version (WHERE version = n), so of concurrent writers with the same ETag exactly one wins.
+ */
+export async function lockFeedback(db: DbExecutor, id: string, expectedVersion?: number): Promise<FeedbackRow | undefined> {
+  return db
+    .selectFrom('feedback')
+    .selectAll()
+    .where('id', '=', id)
+    .$if(expectedVersion !== undefined, (qb) => qb.where('version', '=', expectedVersion!))
+    .forUpdate()
+    .executeTakeFirst()
+}
+
+export async function lockFeedbackByExternalRef(db: DbExecutor, externalRef: string): Promise<FeedbackRow | undefined> {
+  return db.selectFrom('feedback').selectAll().where('external_ref', '=', externalRef).forUpdate().executeTakeFirst()
+}
+
+/** Inserts feedback unless its external_ref exists already (a concurrent upsert won): then undefined. */
+export async function insertFeedback(db: DbExecutor, row: NewFeedback): Promise<string | undefined> {
+  const inserted = await db
+    .insertInto('feedback')
+    .values(row)
+    .$if(row.external_ref != null, (qb) => qb.onConflict((oc) => oc.column('external_ref').doNothing()))
+    .returning('id')
+    .executeTakeFirst()
+  return inserted?.id
+}
+
+export async function updateFeedback(db: DbExecutor, id: string, changes: FeedbackChanges): Promise<void> {
+  if (Object.keys(changes).length === 0) return
+  await db.updateTable('feedback').set(changes).where('id', '=', id).execute()
+}
+
+export async function archiveFeedback(db: DbExecutor, id: string, expectedVersion?: number): Promise<boolean> {
+  const result = await db
+    .updateTable('feedback')
+    .set({ archived_at: sql<string>`coalesce(archived_at, now())` })
+    .where('id', '=', id)
+    .$if(expectedVersion !== undefined, (qb) => qb.where('version', '=', expectedVersion!))
+    .executeTakeFirst()
+  return result.numUpdatedRows > 0n
+}
+
+export interface FeedbackFilters {
+  customer_id?: string
+  kind?: string
+  survey_type?: string
+  status?: string
+  priority?: string
+  assignee?: string
+  submitted_after?: string
+  submitted_before?: string
+  sla_breached?: boolean
+  archived: boolean
+}
+
+export async function listFeedback(db: DbExecutor, f: FeedbackFilters, keys: SortKey[], after: unknown[] | undefined, limit: number): Promise<FeedbackRecord[]> {
+  let query = db
+    .selectFrom('feedback')
+    .selectAll('feedback')
+    .select(SLA_BREACHED.as('sla_breached'))
+    .where('feedback.archived_at', f.archived ? 'is not' : 'is', null)
+    .$if(!!f.customer_id, (qb) => qb.where('feedback.customer_id', '=', f.customer_id!))
+    .$if(!!f.kind, (qb) => qb.where('feedback.kind', '=', f.kind!))
+    .$if(!!f.survey_type, (qb) => qb.where('feedback.survey_type', '=', f.survey_type!))
+    .$if(!!f.status, (qb) => qb.where('feedback.status', '=', f.status!))
+    .$if(!!f.priority, (qb) => qb.where('feedback.priority', '=', f.priority!))
+    .$if(!!f.assignee, (qb) => qb.where('feedback.assignee', '=', f.assignee!))
+    .$if(!!f.submitted_after, (qb) => qb.where('feedback.submitted_at', '>=', f.submitted_after!))
+    .$if(!!f.submitted_before, (qb) => qb.where('feedback.submitted_at', '<', f.submitted_before!))
+    .$if(f.sla_breached === true, (qb) => qb.where(BREACHED))
+    .$if(f.sla_breached === false, (qb) => qb.where('feedback.kind', '=', 'complaint').where(sql<boolean>`not coalesce(${BREACHED}, false)`))
+  if (after) {
+    query = query.where((eb) => afterCursor(eb, keys, after, (field) => sql.ref(`feedback.${field}`), sql.ref('feedback.id')))
+  }
+  for (const k of keys) query = query.orderBy(sql.ref(`feedback.${k.field}`), k.desc ? 'desc' : 'asc')
+  const last = keys[keys.length - 1]
+  return query.orderBy('feedback.id', last?.desc ? 'desc' : 'asc').limit(limit + 1).execute()
+}

@@ -1,0 +1,105 @@
+import { type Insertable, type Updateable, sql } from 'kysely'
+import type { DbExecutor } from '../../db/database.js'
+import type { InteractionRow, InteractionsTable } from '../../db/schema.js'
+import { afterCursor, type SortKey } from '../../lib/pagination.js'
+
+/** An interaction row with its follow-up-due flag, as every interaction read returns it. */
+export type InteractionRecord = InteractionRow & { follow_up_due: boolean }
+export type NewInteraction = Insertable<InteractionsTable>
+export type InteractionChanges = Updateable<InteractionsTable>
+
+// Due depends on today, so it is computed when read. Sessions run in UTC, so current_date is the
+// UTC date. The filter form matches the partial index interactions_follow_up_due_idx.
+const DUE = sql<boolean>`interactions.follow_up_on is not null and not interactions.follow_up_done and interactions.follow_up_on <= current_date`
+const computed = [sql<boolean>`coalesce(${DUE}, false)`.as('follow_up_due')]
+
+export async function findInteraction(db: DbExecutor, id: string): Promise<InteractionRecord | undefined> {
+  return db.selectFrom('interactions').selectAll('interactions').select(computed).where('interactions.id', '=', id).executeTakeFirst()
+}
+
+export async function interactionVersion(db: DbExecutor, id: string): Promise<number | undefined> {
+  return (await db.selectFrom('interactions').select('version').where('id', '=', id).executeTakeFirst())?.version
+}
+
+/** Locks the interaction; with expectedVersion only if it still has that version (WHERE version = n). */
+export async function lockInteraction(db: DbExecutor, id: string, expectedVersion?: number): Promise<InteractionRow | undefined> {
+  return db
+    .selectFrom('interactions')
+    .selectAll()
+    .where('id', '=', id)
+    .$if(expectedVersion !== undefined, (qb) => qb.where('version', '=', expectedVersion!))
+    .forUpdate()
+    .executeTakeFirst()
+}
+
+export async function lockInteractionByExternalRef(db: DbExecutor, externalRef: string): Promise<InteractionRow | undefined> {
+  return db.selectFrom('interactions').selectAll().where('external_ref', '=', externalRef).forUpdate().executeTakeFirst()
+}
+
+/** Inserts an interaction unless its external_ref exists already (a concurrent upsert won): then undefined. */
+export async function insertInteraction(db: DbExecutor, row: NewInteraction): Promise<string | undefined> {
+  const inserted = await db
+    .insertInto('interactions')
+    .values(row)
+    .$if(row.external_ref != null, (qb) => qb.onConflict((oc) => oc.column('external_ref').doNothing()))
+    .returning('id')
+    .executeTakeFirst()
+  return inserted?.id
+}
+
+/** Updates a row locked by lockInteraction; the version check already happened there. */
+export async function updateInteraction(db: DbExecutor, id: string, changes: InteractionChanges): Promise<void> {
+  if (Object.keys(changes).length === 0) return
+  await db.updateTable('interactions').set(changes).where('id', '=', id).execute()
+}
+
+/** Archives (keeping the first archived_at) or restores; with expectedVersion only at that version. */
+export async function setArchived(db: DbExecutor, id: string, archived: boolean, expectedVersion?: number): Promise<boolean> {
+  const result = await db
+    .updateTable('interactions')
+    .set({ archived_at: archived ? sql<string>`coalesce(archived_at, now())` : null })
+    .where('id', '=', id)
+    .$if(expectedVersion !== undefined, (qb) => qb.where('version', '=', expectedVersion!))
+    .executeTakeFirst()
+  return result.numUpdatedRows > 0n
+}
+
+/** The customer of an order, for the rule that an interaction links only its own customer's orders. */
+export async function orderCustomer(db: DbExecutor, orderId: string): Promise<string | undefined> {
+  return (await db.selectFrom('orders').select('customer_id').where('id', '=', orderId).executeTakeFirst())?.customer_id
+}
+
+export interface InteractionFilters {
+  customer_id?: string
+  channel?: string
+  direction?: string
+  order_id?: string
+  occurred_after?: string
+  occurred_before?: string
+  follow_up_due?: boolean
+  archived: boolean
+}
+
+export async function listInteractions(
+  db: DbExecutor, f: InteractionFilters, keys: SortKey[], after: unknown[] | undefined, limit: number,
+): Promise<InteractionRecord[]> {
+  let query = db
+    .selectFrom('interactions')
+    .selectAll('interactions')
+    .select(computed)
+    .where('interactions.archived_at', f.archived ? 'is not' : 'is', null)
+    .$if(!!f.customer_id, (qb) => qb.where('interactions.customer_id', '=', f.customer_id!))
+    .$if(!!f.channel, (qb) => qb.where('interactions.channel', '=', f.channel!))
+    .$if(!!f.direction, (qb) => qb.where('interactions.direction', '=', f.direction!))
+    .$if(!!f.order_id, (qb) => qb.where('interactions.order_id', '=', f.order_id!))
+    .$if(!!f.occurred_after, (qb) => qb.where('interactions.occurred_at', '>=', f.occurred_after!))
+    .$if(!!f.occurred_before, (qb) => qb.where('interactions.occurred_at', '<', f.occurred_before!))
+    .$if(f.follow_up_due === true, (qb) => qb.where(DUE))
+    .$if(f.follow_up_due === false, (qb) => qb.where(sql<boolean>`not coalesce(${DUE}, false)`))
+  if (after) {
+    query = query.where((eb) => afterCursor(eb, keys, after, (field) => sql.ref(`interactions.${field}`), sql.ref('interactions.id')))
+  }
+  for (const k of keys) query = query.orderBy(sql.ref(`interactions.${k.field}`), k.desc ? 'desc' : 'asc')
+  const last = keys[keys.length - 1]
+  return query.orderBy('interactions.id', last?.desc ? 'desc' : 'asc').limit(limit + 1).execute()
+}

@@ -1,0 +1,172 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { Type } from 'typebox'
+import { BATCH_BODY_LIMIT, runBatch } from '../../lib/batch.js'
+import { ifMatchVersion, notModified, setEtag } from '../../lib/etag.js'
+import { DEFAULT_LIMIT, decodeCursor, parseSort, toPage } from '../../lib/pagination.js'
+import { badRequest, notFound, pointer } from '../../lib/problem.js'
+import { IdParams, problemResponses, ref } from '../../lib/schema.js'
+import { customerExists } from '../customers/customers.repository.js'
+import * as repo from './interactions.repository.js'
+import * as service from './interactions.service.js'
+import {
+  CustomerInteractionListQuery, Interaction, InteractionBatch, InteractionBatchResult, InteractionCreate, InteractionList, InteractionListQuery,
+  InteractionPatch, INTERACTION_SORTS, interactionSchemas, type InteractionListQueryT,
+} from './interactions.schemas.js'
+
+const tags = ['interactions']
+const WRITE_ERRORS = problemResponses(400, 401, 403, 404, 409, 412, 413, 415, 422)
+const READ_ERRORS = problemResponses(400, 401, 403, 404)
+
+/** Reads an interaction back and sets its ETag. */
+async function present(request: FastifyRequest, reply: FastifyReply, id: string) {
+  const row = await repo.findInteraction(request.db, id)
+  if (!row) throw notFound('interaction')
+  setEtag(reply, row.version)
+  return service.toInteractionDto(row)
+}
+
+async function listPage(request: FastifyRequest, q: InteractionListQueryT) {
+  const limit = q.limit ?? DEFAULT_LIMIT
+  const keys = parseSort(q.sort, INTERACTION_SORTS, '-occurred_at')
+  if (q.follow_up_due !== true && keys.some((k) => k.field === 'follow_up_on')) {
+    throw badRequest('Sorting by follow_up_on needs follow_up_due=true (other interactions may have no follow-up date).', [
+      { pointer: pointer('sort'), message: 'follow_up_on sorts only the follow-up work list (follow_up_due=true)' },
+    ])
+  }
+  const after = q.cursor ? decodeCursor(q.cursor, keys) : undefined
+  const rows = await repo.listInteractions(request.db, {
+    customer_id: q.customer_id, channel: q.channel, direction: q.direction, order_id: q.order_id,
+    occurred_after: q.occurred_after, occurred_before: q.occurred_before, follow_up_due: q.follow_up_due, archived: q.archived ?? false,
+  }, keys, after, limit)
+  return toPage(rows, limit, keys, service.toInteractionDto)
+}
+
+const RULES =
+  'customer_id names an existing, unarchived customer (422 /customer_id otherwise) and never changes; order_id, when set, names an order ' +
+  'of the same customer (422 /order_id otherwise).'
+
+const interactionRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  for (const schema of interactionSchemas) app.addSchema(schema)
+
+  app.post('/interactions', {
+    config: { scope: 'interactions:write' },
+    schema: {
+      operationId: 'createInteraction', tags, summary: 'Record an interaction (or update the one with the same external_ref)',
+      description:
+        '201 with Location for a new interaction; 200 when external_ref matched an existing interaction of the same customer, which is updated ' +
+        `with the fields sent (as updateInteraction would; another customer's external_ref is a 422). ${RULES}`,
+      body: ref(InteractionCreate),
+      response: { 200: ref(Interaction), 201: ref(Interaction), ...WRITE_ERRORS },
+    },
+  }, async (request, reply) => {
+    const { id, created } = await service.createInteraction(request.db, request.body)
+    if (created) reply.code(201).header('location', `/v1/interactions/${id}`)
+    return present(request, reply, id)
+  })
+
+  app.post('/interactions/batch', {
+    bodyLimit: BATCH_BODY_LIMIT,
+    config: { scope: 'interactions:write' },
+    schema: {
+      operationId: 'batchCreateInteractions', tags, summary: 'Record or update up to 1,000 interactions, all or nothing',
+      description:
+        'Each item is handled as createInteraction handles its body, in order, in one transaction. The first failing item rolls back the whole ' +
+        'batch and answers its problem with errors[] pointers under /items/<index>. On success: one result per item (201 created, 200 updated by external_ref).',
+      body: ref(InteractionBatch),
+      response: { 200: ref(InteractionBatchResult), ...WRITE_ERRORS },
+    },
+  }, async (request) => {
+    const customers: service.CustomerCache = new Set()
+    return runBatch(request.body.items, async (item) => {
+      const { id, created } = await service.createInteraction(request.db, item, customers)
+      return { status: created ? 201 : 200, id }
+    })
+  })
+
+  app.get('/interactions', {
+    config: { scope: 'interactions:read' },
+    schema: {
+      operationId: 'listInteractions', tags, summary: 'List interactions',
+      description:
+        'Cursor-paginated, most recent first by default. Filters combine with AND; follow_up_due=true is the follow-up work list (sort=follow_up_on: oldest due first). ' +
+        'Archived interactions are listed only with archived=true.',
+      querystring: InteractionListQuery,
+      response: { 200: ref(InteractionList), ...READ_ERRORS },
+    },
+  }, async (request) => listPage(request, request.query))
+
+  app.get('/interactions/:id', {
+    config: { scope: 'interactions:read' },
+    schema: {
+      operationId: 'getInteraction', tags, summary: 'Get an interaction',
+      description: 'The interaction and its ETag; If-None-Match with the current ETag answers 304.',
+      params: IdParams,
+      response: { 200: ref(Interaction), 304: Type.Null({ description: 'Not modified' }), ...READ_ERRORS },
+    },
+  }, async (request, reply) => {
+    const version = await repo.interactionVersion(request.db, request.params.id)
+    if (version === undefined) throw notFound('interaction')
+    if (notModified(request, version)) {
+      setEtag(reply, version)
+      return reply.code(304).send(null)
+    }
+    return present(request, reply, request.params.id)
+  })
+
+  app.patch('/interactions/:id', {
+    config: { scope: 'interactions:write' },
+    schema: {
+      operationId: 'updateInteraction', tags, summary: 'Update an interaction (JSON Merge Patch)',
+      description: `RFC 7396: null clears a field, absent fields are untouched. With If-Match, a stale ETag answers 412. ${RULES}`,
+      params: IdParams, body: ref(InteractionPatch),
+      response: { 200: ref(Interaction), ...WRITE_ERRORS },
+    },
+  }, async (request, reply) => {
+    await service.patchInteraction(request.db, request.params.id, request.body, ifMatchVersion(request))
+    return present(request, reply, request.params.id)
+  })
+
+  app.delete('/interactions/:id', {
+    config: { scope: 'interactions:write' },
+    schema: {
+      operationId: 'archiveInteraction', tags, summary: 'Archive an interaction',
+      description:
+        'Hides the interaction from lists (see archived=true), the timeline and the customer\'s metrics; keeps its data. Archiving again changes ' +
+        'nothing; restore with POST /v1/interactions/{id}/restore. With If-Match, a stale ETag answers 412.',
+      params: IdParams,
+      response: { 204: Type.Null({ description: 'Archived' }), ...WRITE_ERRORS },
+    },
+  }, async (request, reply) => {
+    await service.setArchived(request.db, request.params.id, true, ifMatchVersion(request))
+    return reply.code(204).send(null)
+  })
+
+  app.post('/interactions/:id/restore', {
+    config: { scope: 'interactions:write' },
+    schema: {
+      operationId: 'restoreInteraction', tags, summary: 'Restore an archived interaction',
+      description: 'Brings the interaction back into lists, the timeline and the metrics. With If-Match, a stale ETag answers 412.',
+      params: IdParams,
+      response: { 200: ref(Interaction), ...WRITE_ERRORS },
+    },
+  }, async (request, reply) => {
+    await service.setArchived(request.db, request.params.id, false, ifMatchVersion(request))
+    return present(request, reply, request.params.id)
+  })
+
+  app.get('/customers/:id/interactions', {
+    config: { scope: 'interactions:read' },
+    schema: {
+      operationId: 'listCustomerInteractions', tags: ['interactions', 'customers'], summary: 'List a customer\'s interactions',
+      description: 'listInteractions for one customer: same filters, sorting and cursors. 404 for an unknown customer.',
+      params: IdParams, querystring: CustomerInteractionListQuery,
+      response: { 200: ref(InteractionList), ...READ_ERRORS },
+    },
+  }, async (request) => {
+    if (!(await customerExists(request.db, request.params.id))) throw notFound('customer')
+    return listPage(request, { ...request.query, customer_id: request.params.id })
+  })
+}
+
+export default interactionRoutes

@@ -1,0 +1,126 @@
+import type { DbExecutor } from '../../db/database.js'
+import type { InteractionRow } from '../../db/schema.js'
+import { upsertByExternalRef, type UpsertResult } from '../../lib/external-ref.js'
+import { conflict, notFound, pointer, preconditionFailed, unprocessable } from '../../lib/problem.js'
+import { customerExists } from '../customers/customers.repository.js'
+import * as repo from './interactions.repository.js'
+import type { InteractionCreateBody, InteractionDto, InteractionPatchBody } from './interactions.schemas.js'
+
+// Rules --------------------------------------------------------------------------------------------
+//
+// - An interaction is recorded for an existing, unarchived customer (422 /customer_id otherwise),
+//   and never moves to another customer: PATCH cannot send customer_id, and an external_ref upsert
+//   naming another customer is a 422.
+// - order_id links an order of the same customer (422 /order_id otherwise): a call about an order
+//   belongs on the timeline of the customer who placed it.
+// - Customer metrics (interaction_count, last_interaction_at) are kept by the database triggers of
+//   the interactions table, in the same transaction as each write.
+
+/** Customers already found active in this request (a batch names the same ones again and again). */
+export type CustomerCache = Set<string>
+
+async function assertActiveCustomer(db: DbExecutor, id: string, cache?: CustomerCache): Promise<void> {
+  if (cache?.has(id)) return
+  if (!(await customerExists(db, id, { active: true }))) {
+    throw unprocessable('No customer with that id can have interactions recorded.', [
+      { pointer: pointer('customer_id'), message: 'is not an existing, unarchived customer' },
+    ])
+  }
+  cache?.add(id)
+}
+
+async function assertOrderOfCustomer(db: DbExecutor, orderId: string | null | undefined, customerId: string): Promise<void> {
+  if (orderId == null) return
+  const owner = await repo.orderCustomer(db, orderId)
+  if (owner === customerId) return
+  throw unprocessable(owner === undefined ? 'No order with that id exists.' : 'The order belongs to another customer.', [
+    { pointer: pointer('order_id'), message: 'must be an existing order of the same customer' },
+  ])
+}
+
+/** A unique external_ref violation becomes a 409 that names the field (PATCH to a taken external_ref). */
+async function uniquely<T>(write: () => Promise<T>): Promise<T> {
+  try {
+    return await write()
+  } catch (err) {
+    const e = err as { code?: string; constraint?: string }
+    if (e.code === '23505' && e.constraint === 'interactions_external_ref_key') {
+      throw conflict('Another interaction already has this external_ref.', [{ pointer: pointer('external_ref'), message: 'is already taken by another interaction' }])
+    }
+    throw err
+  }
+}
+
+const PATCHABLE = [
+  'external_ref', 'channel', 'direction', 'subject', 'notes', 'occurred_at', 'duration_seconds', 'outcome', 'agent',
+  'follow_up_on', 'follow_up_done', 'order_id',
+] as const
+
+/** The columns a merge patch sets: every field present (null clears it); absent fields are untouched. */
+function changesOf(patch: InteractionPatchBody): repo.InteractionChanges {
+  const changes: Record<string, unknown> = {}
+  for (const field of PATCHABLE) {
+    if (patch[field] !== undefined) changes[field] = patch[field]
+  }
+  return changes as repo.InteractionChanges
+}
+
+// Writes -------------------------------------------------------------------------------------------
+
+export async function createInteraction(db: DbExecutor, body: InteractionCreateBody, customers?: CustomerCache): Promise<UpsertResult> {
+  await assertActiveCustomer(db, body.customer_id, customers)
+  return upsertByExternalRef(body.external_ref, {
+    lock: (ref) => repo.lockInteractionByExternalRef(db, ref),
+    update: (existing) => updateByExternalRef(db, existing, body),
+    insert: async () => {
+      await assertOrderOfCustomer(db, body.order_id, body.customer_id)
+      return repo.insertInteraction(db, { ...changesOf(body), customer_id: body.customer_id, channel: body.channel } as repo.NewInteraction)
+    },
+  })
+}
+
+async function updateByExternalRef(db: DbExecutor, existing: InteractionRow, body: InteractionCreateBody): Promise<void> {
+  if (existing.customer_id !== body.customer_id) {
+    throw unprocessable('This external_ref belongs to an interaction of another customer.', [
+      { pointer: pointer('customer_id'), message: 'differs from the customer of the interaction with this external_ref' },
+    ])
+  }
+  const { customer_id: _customer, ...patch } = body
+  await applyChanges(db, existing, patch)
+}
+
+async function applyChanges(db: DbExecutor, current: InteractionRow, patch: InteractionPatchBody): Promise<void> {
+  if (patch.order_id !== undefined && patch.order_id !== current.order_id) await assertOrderOfCustomer(db, patch.order_id, current.customer_id)
+  await uniquely(() => repo.updateInteraction(db, current.id, changesOf(patch)))
+}
+
+async function lockForWrite(db: DbExecutor, id: string, expectedVersion?: number): Promise<InteractionRow> {
+  const row = await repo.lockInteraction(db, id, expectedVersion)
+  if (row) return row
+  if ((await repo.interactionVersion(db, id)) === undefined) throw notFound('interaction')
+  throw preconditionFailed()
+}
+
+export async function patchInteraction(db: DbExecutor, id: string, patch: InteractionPatchBody, expectedVersion?: number): Promise<void> {
+  await applyChanges(db, await lockForWrite(db, id, expectedVersion), patch)
+}
+
+/** archived true archives (again: no change), false restores. */
+export async function setArchived(db: DbExecutor, id: string, archived: boolean, expectedVersion?: number): Promise<void> {
+  if (await repo.setArchived(db, id, archived, expectedVersion)) return
+  if ((await repo.interactionVersion(db, id)) === undefined) throw notFound('interaction')
+  throw preconditionFailed()
+}
+
+// Output -------------------------------------------------------------------------------------------
+
+export function toInteractionDto(r: repo.InteractionRecord): InteractionDto {
+  return {
+    id: r.id, external_ref: r.external_ref, customer_id: r.customer_id,
+    channel: r.channel as InteractionDto['channel'], direction: r.direction as InteractionDto['direction'],
+    subject: r.subject, notes: r.notes, occurred_at: r.occurred_at, duration_seconds: r.duration_seconds,
+    outcome: r.outcome as InteractionDto['outcome'], agent: r.agent,
+    follow_up_on: r.follow_up_on, follow_up_done: r.follow_up_done, follow_up_due: r.follow_up_due, order_id: r.order_id,
+    version: r.version, created_at: r.created_at, updated_at: r.updated_at, archived_at: r.archived_at,
+  }
+}
