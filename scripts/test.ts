@@ -46,7 +46,7 @@ try {
     }
     await c.query(`create database "${template}"`)
   })
-  const db = createDb({ connectionString: withDatabase(adminUrl, template), max: 1 })
+  const db = createDb({ connectionString: withDatabase(adminUrl, template), max: 1, role: null })
   await migrateToLatest(db)
   await db.destroy()
 

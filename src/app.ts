@@ -20,6 +20,7 @@ import interactionRoutes from './modules/interactions/interactions.routes.js'
 import feedbackRoutes from './modules/feedback/feedback.routes.js'
 import timelineRoutes from './modules/timeline/timeline.routes.js'
 import auditRoutes from './modules/audit/audit.routes.js'
+import auditSealer from './modules/audit/audit.sealer.js'
 import importRoutes from './modules/imports/imports.routes.js'
 import analyticsRoutes from './modules/analytics/analytics.routes.js'
 
@@ -35,6 +36,8 @@ export interface AppOptions {
   rateLimit?: LimitsOptions['rateLimit']
   pressure?: LimitsOptions['pressure']
   idempotency?: IdempotencyOptions
+  /** Milliseconds between background seals of the audit hash chain (0 or unset: no schedule). */
+  auditSealIntervalMs?: number
   /** The largest bulk import upload (default 2 GiB). */
   importMaxBytes?: number
 }
@@ -101,6 +104,7 @@ export async function buildApp(opts: AppOptions) {
   await app.register(auth, opts.auth)
   await app.register(audit)
   await app.register(idempotency, opts.idempotency ?? DEFAULT_LIMITS.idempotency)
+  await app.register(auditSealer, { intervalMs: opts.auditSealIntervalMs ?? 0 })
   await app.register(openapi)
   await app.register(metrics)
   app.addSchema(Problem)

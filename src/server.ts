@@ -49,6 +49,7 @@ try {
     connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
     statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
     idleTimeoutMs: config.DB_IDLE_TIMEOUT_MS,
+    role: config.DB_ROLE === 'none' ? null : config.DB_ROLE,
     log,
   })
 
@@ -67,6 +68,7 @@ try {
       retryAfterSeconds: config.PRESSURE_RETRY_AFTER_S,
     },
     idempotency: { ttlSeconds: config.IDEMPOTENCY_TTL_S, purgeIntervalMs: config.IDEMPOTENCY_PURGE_INTERVAL_MS },
+    auditSealIntervalMs: config.AUDIT_SEAL_INTERVAL_MS,
   })
   await app.listen({ host: config.HOST, port: config.PORT })
   scheduleLifecycleSweep(db)

@@ -48,10 +48,11 @@ export async function resolveDatabase(
 
 /**
  * A one-connection handle for running migrations: no statement timeout, since building an index
- * on a large table can outlast the API's per-query limit.
+ * on a large table can outlast the API's per-query limit; as the login user (the owner), not
+ * the API's role.
  */
 export function createMigrationDb(url: string, log?: DbOptions['log']): Db {
-  return createDb({ connectionString: url, max: 1, statementTimeoutMs: 0, applicationName: 'crm-api-migrate', log })
+  return createDb({ connectionString: url, max: 1, statementTimeoutMs: 0, applicationName: 'crm-api-migrate', role: null, log })
 }
 
 /**

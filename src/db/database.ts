@@ -31,10 +31,22 @@ export interface DbOptions {
   statementTimeoutMs?: number
   idleTimeoutMs?: number
   applicationName?: string
+  /**
+   * The role every connection takes at start (SET ROLE through the startup options), so the
+   * API works with crm_app's privileges, not the login user's. null keeps the login user's:
+   * migrations and test set-up need the owner.
+   */
+  role?: string | null
   log?: Pick<FastifyBaseLogger, 'warn' | 'error'>
 }
 
+/** The least-privilege role the API runs as (created by the audit_chain migration). */
+export const APP_ROLE = 'crm_app'
+const ROLE_NAME = /^[a-z_][a-z0-9_]{0,62}$/
+
 export function createPool(opts: DbOptions): pg.Pool {
+  const role = opts.role === undefined ? APP_ROLE : opts.role
+  if (role !== null && !ROLE_NAME.test(role)) throw new Error(`invalid database role name: ${role}`)
   const pool = new pg.Pool({
     connectionString: opts.connectionString,
     max: opts.max ?? 10,
@@ -44,12 +56,20 @@ export function createPool(opts: DbOptions): pg.Pool {
     idle_in_transaction_session_timeout: (opts.statementTimeoutMs ?? 10000) * 3,
     application_name: opts.applicationName ?? 'crm-api',
     keepAlive: true,
-    options: '-c TimeZone=UTC',
+    options: `-c TimeZone=UTC${role ? ` -c role=${role}` : ''}`,
   })
   // An idle client whose connection drops emits 'error' on the pool; without a listener
   // Node would treat it as unhandled and crash the process.
   pool.on('error', (err) => {
     opts.log?.warn({ err: { message: err.message, code: (err as { code?: string }).code } }, 'idle database connection failed')
+  })
+  // The pool listens only while a client is idle. A checked-out client whose backend is killed
+  // gets the error for its running query, then emits 'error' again when the socket closes;
+  // unheard, that would crash the process. The pool drops the dead client on release.
+  pool.on('connect', (client) => {
+    client.on('error', (err) => {
+      opts.log?.warn({ err: { message: err.message, code: (err as { code?: string }).code } }, 'database connection lost')
+    })
   })
   return pool
 }

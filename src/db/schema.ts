@@ -68,6 +68,23 @@ export interface AuditEventsTable {
   txid: ColumnType<string, never, never>
 }
 
+/** One position of the audit hash chain, written only by crm_audit_seal(). */
+export interface AuditChainTable {
+  seq: ColumnType<number, never, never>
+  audit_event_id: ColumnType<string, never, never>
+  hash: ColumnType<Buffer, never, never>
+  seal_id: ColumnType<number, never, never>
+}
+
+/** One sealing batch: the chain positions it appended and the horizon it reached. */
+export interface AuditSealsTable {
+  id: ColumnType<number, never, never>
+  sealed_at: ColumnType<string, never, never>
+  first_seq: ColumnType<number, never, never>
+  last_seq: ColumnType<number, never, never>
+  horizon_txid: ColumnType<number, never, never>
+}
+
 export interface OrdersTable {
   id: Generated<string>
   external_ref: string | null
@@ -237,6 +254,8 @@ export interface Database {
   customers: CustomersTable
   contact_points: ContactPointsTable
   audit_events: AuditEventsTable
+  audit_chain: AuditChainTable
+  audit_seals: AuditSealsTable
   customer_metrics: CustomerMetricsTable
   customer_spend: CustomerSpendTable
   orders: OrdersTable

@@ -67,15 +67,29 @@ declare module 'fastify' {
 }
 
 /**
+ * Serialization failures and deadlocks roll the whole transaction back and say so: running it
+ * again is safe and usually succeeds. After the last attempt the error answers 503 Retry-After.
+ */
+const TRANSIENT = new Set(['40001', '40P01'])
+export const MAX_ATTEMPTS = 4
+const RETRY_BASE_MS = 10
+
+const isTransient = (err: unknown) => TRANSIENT.has((err as { code?: string } | null)?.code ?? '')
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/**
  * The request transaction and its audit context. Every mutating route's handler is wrapped,
  * at registration, in one database transaction that first hands the actor, request id and route
  * to PostgreSQL (set_config(..., true): local to the transaction). The audit triggers on every
  * audited table read them, so the change and its audit rows commit or roll back together and
  * no route can forget either. Handlers use request.db, which is that transaction.
- *
+
  * Steps added with app.addTransactionStep run inside that transaction before the handler. When a
  * step asks for the response (onSuccess), the handler's payload is serialized with the route's
  * response schema inside the transaction, and exactly those bytes are what the client receives.
+ *
+ * A transaction that fails with a serialization failure or deadlock is retried a few times
+ * (with a fresh reply: status and headers as before the first attempt).
  */
 export default fp(
   async (app) => {
@@ -91,46 +105,56 @@ export default fp(
       const handler = route.handler
       const routeName = `${methods.join(',')} ${route.url}`
       route.handler = async function transactional(request, reply) {
-        const held = holdSend(reply)
-        let result: unknown
-        let replay: CapturedResponse | undefined
-        try {
-          const context = { actor: request.auth?.sub ?? 'anonymous', requestId: request.id, route: routeName }
-          result = await inAuditedTransaction(app.db, context, async (trx) => {
-            request.db = trx
-            try {
-              const onSuccess: Array<(response: CapturedResponse) => Promise<void>> = []
-              for (const step of steps) {
-                const outcome = await step(request, trx)
-                if (!outcome) continue
-                if ('replay' in outcome) {
-                  replay = outcome.replay
-                  return undefined
+        const initial = snapshotReply(reply)
+        const context = { actor: request.auth?.sub ?? 'anonymous', requestId: request.id, route: routeName }
+        for (let attempt = 1; ; attempt++) {
+          const held = holdSend(reply)
+          let result: unknown
+          let replay: CapturedResponse | undefined
+          try {
+            result = await inAuditedTransaction(app.db, context, async (trx) => {
+              request.db = trx
+              try {
+                const onSuccess: Array<(response: CapturedResponse) => Promise<void>> = []
+                for (const step of steps) {
+                  const outcome = await step(request, trx)
+                  if (!outcome) continue
+                  if ('replay' in outcome) {
+                    replay = outcome.replay
+                    return undefined
+                  }
+                  onSuccess.push(outcome.onSuccess)
                 }
-                onSuccess.push(outcome.onSuccess)
+                const value = await handler.call(this, request, reply)
+                if (onSuccess.length === 0) return value
+                const response = capture(reply, held.called ? held.payload : value)
+                if (!response) return value
+                if (response.body !== null) {
+                  held.called = true
+                  held.payload = response.body
+                }
+                for (const fn of onSuccess) await fn(response)
+                return value
+              } finally {
+                request.db = app.db
               }
-              const value = await handler.call(this, request, reply)
-              if (onSuccess.length === 0) return value
-              const response = capture(reply, held.called ? held.payload : value)
-              if (!response) return value
-              if (response.body !== null) {
-                held.called = true
-                held.payload = response.body
-              }
-              for (const fn of onSuccess) await fn(response)
-              return value
-            } finally {
-              request.db = app.db
-            }
-          })
-        } finally {
-          held.release()
+            })
+          } catch (err) {
+            if (attempt >= MAX_ATTEMPTS || !isTransient(err)) throw err
+            // The transaction rolled back as a whole: run the steps and the handler again on a clean reply.
+            request.log.info({ code: (err as { code?: string }).code, attempt }, 'transaction conflicted; retrying')
+            initial.restore()
+            await sleep(RETRY_BASE_MS * 2 ** (attempt - 1) * (0.5 + Math.random()))
+            continue
+          } finally {
+            held.release()
+          }
+          if (replay) {
+            reply.code(replay.status).headers(replay.headers)
+            return reply.send(replay.body ?? undefined)
+          }
+          return held.called ? reply.send(held.payload) : result
         }
-        if (replay) {
-          reply.code(replay.status).headers(replay.headers)
-          return reply.send(replay.body ?? undefined)
-        }
-        return held.called ? reply.send(held.payload) : result
       }
     })
   },
@@ -181,4 +205,19 @@ function holdSend(reply: FastifyReply) {
   }
   own.then = undefined
   return held
+}
+
+/** The reply's status and headers as they are now, to put back before a retry. */
+function snapshotReply(reply: FastifyReply) {
+  const statusCode = reply.statusCode
+  const headers = { ...reply.getHeaders() }
+  return {
+    restore() {
+      for (const name of Object.keys(reply.getHeaders())) {
+        if (!(name in headers)) reply.removeHeader(name)
+      }
+      reply.headers(headers)
+      reply.code(statusCode)
+    },
+  }
 }

@@ -129,7 +129,9 @@ export function fromDatabaseError(err: { code?: string; message?: string }): Htt
   const unavailable = (detail: string) =>
     new HttpProblem({ status: 503, title: 'Service Unavailable', detail, headers: { 'retry-after': '2' } })
   if (code && CONNECTION_ERRORS.has(code)) return unavailable('The database is unreachable. Try again shortly.')
-  if (/Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end/i.test(message)) {
+  // pg's own messages for a connection that died or could not be made (no SQLSTATE): the
+  // rollback after a lost connection fails with "Client was closed and is not queryable".
+  if (/Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end|is not queryable|Query read timeout/i.test(message)) {
     return unavailable('The database is unreachable. Try again shortly.')
   }
   if (!code || !/^[0-9A-Z]{5}$/.test(code)) return undefined

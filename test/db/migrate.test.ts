@@ -6,7 +6,8 @@ import { MIGRATIONS_DIR, migrateDown, migrateToLatest, pendingMigrations } from 
 
 const database = await createTestDatabase()
 t.teardown(() => database.drop())
-const db = database.db
+// Migrations run as the owner, as the server runs them, not as the API role.
+const db = database.ownerDb
 
 const files = readdirSync(MIGRATIONS_DIR).filter((f) => /\.ts$/.test(f)).map((f) => f.replace(/\.ts$/, '')).sort()
 const tables = async () =>

@@ -7,7 +7,10 @@ import { createDb, type Db } from '../../src/db/database.js'
  * prepared, and dropped when the file ends.
  */
 export interface TestDatabase {
+  /** The pool the app uses: it runs as the API's role (crm_app), as in production. */
   db: Db
+  /** The same database as its owner (the login user), for set-up the API's role may not do. */
+  ownerDb: Db
   url: string
   name: string
   drop(): Promise<void>
@@ -48,12 +51,15 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   u.pathname = '/' + name
   const url = u.toString()
   const db = createDb({ connectionString: url, max: 5 })
+  const ownerDb = createDb({ connectionString: url, max: 2, role: null })
   return {
     db,
+    ownerDb,
     url,
     name,
     async drop() {
       await db.destroy()
+      await ownerDb.destroy()
       await admin((c) => c.query(`drop database if exists "${name}" with (force)`))
     },
   }

@@ -146,7 +146,7 @@ t.test('a failure at COMMIT is answered as an error, also when the handler alrea
   await sql`create table test_deferred (
     id serial primary key,
     customer_id uuid references customers (id) deferrable initially deferred
-  )`.execute(ctx.db)
+  )`.execute(ctx.ownerDb)
   for (const sendEarly of [false, true]) {
     const customers = await ctx.count('customers')
     const res = await send('POST', '/test/deferred', { send: sendEarly })

@@ -39,3 +39,31 @@ export async function listAuditEvents(db: DbExecutor, f: AuditEventFilters, keys
   const last = keys[keys.length - 1]
   return query.orderBy('id', last?.desc ? 'desc' : 'asc').limit(limit + 1).execute()
 }
+
+/**
+ * Appends every visible, not yet sealed audit event to the hash chain (crm_audit_seal, see the
+ * audit_chain migration). With wait = false it returns 0 at once when another seal is running.
+ * Runs on the pool, never in a request transaction: it needs its own READ COMMITTED snapshots.
+ */
+export async function sealAuditTrail(db: DbExecutor, opts: { maxRows?: number; wait?: boolean } = {}): Promise<number> {
+  const { rows } = await sql<{ sealed: number }>`
+    select crm_audit_seal(${opts.maxRows ?? 50_000}::int, ${opts.wait ?? true}::boolean) as sealed`.execute(db)
+  return rows[0]?.sealed ?? 0
+}
+
+export interface ChainVerification {
+  intact: boolean
+  sealed_count: number
+  unsealed_count: number
+  head_seq: number | null
+  head_hash: string | null
+  broken_seq: number | null
+  broken_audit_event_id: string | null
+  reason: string | null
+}
+
+/** Recomputes every link of the chain in SQL (crm_audit_verify) and reports the first broken one. */
+export async function verifyAuditChain(db: DbExecutor): Promise<ChainVerification> {
+  const { rows } = await sql<ChainVerification>`select * from crm_audit_verify()`.execute(db)
+  return rows[0]!
+}

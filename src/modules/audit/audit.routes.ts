@@ -6,7 +6,7 @@ import { maskAuditSnapshot } from '../../lib/pii.js'
 import { notFound } from '../../lib/problem.js'
 import { IdParams, problemResponses, ref } from '../../lib/schema.js'
 import * as repo from './audit.repository.js'
-import { AUDIT_SORTS, AuditEvent, AuditEventList, AuditEventListQuery, auditSchemas, type AuditEventDto } from './audit.schemas.js'
+import { AUDIT_SORTS, AuditChainVerification, AuditEvent, AuditEventList, AuditEventListQuery, auditSchemas, type AuditChainVerificationDto, type AuditEventDto } from './audit.schemas.js'
 
 const tags = ['audit']
 const READ_ERRORS = problemResponses(400, 401, 403, 404)
@@ -21,6 +21,16 @@ function presenter(request: FastifyRequest, reply: FastifyReply) {
     before: pii ? row.before : maskAuditSnapshot(row.before),
     after: pii ? row.after : maskAuditSnapshot(row.after),
   })
+}
+
+function toVerification(v: repo.ChainVerification): AuditChainVerificationDto {
+  return {
+    intact: v.intact,
+    sealed_count: v.sealed_count,
+    unsealed_count: v.unsealed_count,
+    head: v.head_seq === null ? null : { seq: v.head_seq, hash: v.head_hash! },
+    first_broken: v.intact ? null : { seq: v.broken_seq!, audit_event_id: v.broken_audit_event_id, reason: v.reason! },
+  }
 }
 
 const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -41,6 +51,19 @@ const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const present = presenter(request, reply)
     const rows = await repo.listAuditEvents(request.db, filters, keys, after, limit)
     return toPage(rows, limit, keys, present)
+  })
+
+  // Registered before /audit-events/:id so the static path wins (find-my-way prefers it anyway).
+  app.get('/audit-events/verify', {
+    config: { scope: 'audit:read' },
+    schema: {
+      operationId: 'verifyAuditChain', tags, summary: 'Verify the audit hash chain',
+      description: 'Seals every committed audit event not yet in the chain, then recomputes the whole chain in the database: each position\'s SHA-256 covers the previous hash and the event\'s full content. Answers intact, or the first broken position and why.',
+      response: { 200: ref(AuditChainVerification), ...problemResponses(401, 403, 503) },
+    },
+  }, async () => {
+    await repo.sealAuditTrail(app.db)
+    return toVerification(await repo.verifyAuditChain(app.db))
   })
 
   app.get('/audit-events/:id', {

@@ -55,8 +55,38 @@ export const AuditEventListQuery = Type.Object(
   { additionalProperties: false },
 )
 
+export const AuditChainVerification = Type.Object(
+  {
+    intact: Type.Boolean({ description: 'True when every sealed audit event is unchanged and the chain has no missing position' }),
+    sealed_count: Type.Integer({ minimum: 0, description: 'Audit events covered by the hash chain', example: 1520 }),
+    unsealed_count: Type.Integer({ minimum: 0, description: 'Audit events not yet sealed (written by transactions still running when the chain was sealed)', example: 0 }),
+    head: Nullable(
+      Type.Object({
+        seq: Type.Integer({ minimum: 1, description: 'The last chain position', example: 1520 }),
+        hash: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'SHA-256 of the last position (hex): publish it to detect a rewrite of the whole chain', example: 'a9903de3b1d9d23d1b0a62b1fd88d03366a671b0b5727fe0a9f18a3248596246' }),
+      }, { description: 'The end of the chain (null while it is empty)' }),
+    ),
+    first_broken: Nullable(
+      Type.Object({
+        seq: Type.Integer({ minimum: 1, description: 'The first chain position that does not verify', example: 17 }),
+        audit_event_id: Nullable(Uuid({ description: 'The audit event sealed at that position (null when the position itself is missing)' })),
+        reason: Type.String({ description: 'Why the position does not verify', example: 'the audit event or its hash differs from what was sealed' }),
+      }, { description: 'The first broken position (null when intact)' }),
+    ),
+  },
+  {
+    $id: 'AuditChainVerification',
+    description: 'The result of recomputing the audit hash chain: each sealed event\'s hash covers the previous one, so a changed, removed or reordered event breaks every link after it',
+    example: {
+      intact: true, sealed_count: 1520, unsealed_count: 0,
+      head: { seq: 1520, hash: 'a9903de3b1d9d23d1b0a62b1fd88d03366a671b0b5727fe0a9f18a3248596246' }, first_broken: null,
+    },
+  },
+)
+
 export type AuditEventDto = Static<typeof AuditEvent>
 export type AuditEventListQueryT = Static<typeof AuditEventListQuery>
+export type AuditChainVerificationDto = Static<typeof AuditChainVerification>
 
 /** Named schemas of this domain, registered once by the routes plugin. */
-export const auditSchemas = [AuditEvent, AuditEventList]
+export const auditSchemas = [AuditEvent, AuditEventList, AuditChainVerification]

@@ -91,7 +91,7 @@ t.test('invalid list parameters are 400s with pointers', async (t) => {
 })
 
 t.test('the q search sorts the matches, it does not walk the sort index hoping to meet them', async (t) => {
-  await sql`analyze customers`.execute(ctx.db)
+  await sql`analyze customers`.execute(ctx.ownerDb)
   const plan = await sql<{ 'QUERY PLAN': string }>`
     explain select id from customers where archived_at is null and id in (select id from customers m where m.name ilike '%chen 01%')
     order by created_at desc, id desc limit 51`.execute(ctx.db)
