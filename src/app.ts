@@ -4,7 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Db } from './db/database.js'
 import { buildValidatorFactory } from './lib/validation.js'
 import { Problem } from './lib/schema.js'
-import errors from './plugins/errors.js'
+import errors, { frameworkErrors } from './plugins/errors.js'
 import jsonBody from './plugins/json-body.js'
 import dbPlugin from './plugins/db.js'
 import auth, { type AuthOptions } from './plugins/auth.js'
@@ -70,6 +70,7 @@ export async function buildApp(opts: AppOptions) {
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
     },
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    frameworkErrors,
     ajv: { customOptions: {} },
     schemaController: { compilersFactory: { buildValidator: buildValidatorFactory() } },
   }).withTypeProvider<TypeBoxTypeProvider>()
