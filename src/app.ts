@@ -11,6 +11,7 @@ import auth, { type AuthOptions } from './plugins/auth.js'
 import audit from './plugins/audit.js'
 import openapi from './plugins/openapi.js'
 import metrics from './plugins/metrics.js'
+import security from './plugins/security.js'
 import healthRoutes from './modules/health/health.routes.js'
 import customerRoutes from './modules/customers/customers.routes.js'
 import orderRoutes from './modules/orders/orders.routes.js'
@@ -31,6 +32,8 @@ export interface AppOptions {
   requestTimeoutMs?: number
   /** The largest bulk import upload (default 2 GiB). */
   importMaxBytes?: number
+  /** Browser origins allowed by CORS; default none. */
+  corsOrigins?: string[]
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
@@ -81,6 +84,7 @@ export async function buildApp(opts: AppOptions) {
 
   // Cross-cutting plugins first, one concern each; then the domains.
   await app.register(errors)
+  await app.register(security, { corsOrigins: opts.corsOrigins ?? [] })
   await app.register(jsonBody)
   await app.register(dbPlugin, { db: opts.db, owned: opts.ownsDb ?? true })
   await app.register(auth, opts.auth)

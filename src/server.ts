@@ -6,7 +6,7 @@
 import closeWithGrace from 'close-with-grace'
 import { pino, type LoggerOptions } from 'pino'
 import { buildApp, loggerOptions, type App } from './app.js'
-import { ConfigError, loadConfig, type Config } from './config.js'
+import { ConfigError, corsOrigins, loadConfig, type Config } from './config.js'
 import { createDb, type Db } from './db/database.js'
 import { createMigrationDb, releaseEmbeddedSignalHandlers, resolveDatabase, type DatabaseTarget } from './db/connect.js'
 import { migrateToLatest } from './db/migrate.js'
@@ -58,6 +58,7 @@ try {
     logger: loggerOptions(config.LOG_LEVEL),
     bodyLimit: config.BODY_LIMIT_BYTES,
     requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
+    corsOrigins: corsOrigins(config),
   })
   await app.listen({ host: config.HOST, port: config.PORT })
   scheduleLifecycleSweep(db)

@@ -47,7 +47,8 @@ export default fp(
         route.config = { ...(route.config ?? {}), scope: 'public' }
         route.schema = { ...(route.schema ?? {}), hide: true }
       })
-      await docs.register(swaggerUi, { routePrefix: '/docs' })
+      // The API's own CSP allows nothing (plugins/security.ts); the UI needs its scripts and styles.
+      await docs.register(swaggerUi, { routePrefix: '/docs', staticCSP: true })
     })
     app.get('/openapi.json', { config: { scope: 'public' }, schema: { hide: true } }, async () => app.swagger())
   },
