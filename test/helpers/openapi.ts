@@ -42,6 +42,10 @@ export interface Operation {
   query: Parameter[]
   /** The request body schema as written in the document (often a $ref), if any. */
   body?: JsonSchema
+  /** The body's media types (application/json first when accepted). */
+  bodyMediaTypes: string[]
+  /** True when the body is JSON (not a streamed upload such as CSV or NDJSON). */
+  jsonBody: boolean
   bodyRequired: boolean
   /** Response schemas by status code; undefined for a response without content (204, 304). */
   responses: Record<string, JsonSchema | undefined>
@@ -81,6 +85,8 @@ export function operations(doc: OpenApiDoc): Operation[] {
         pathParams: parameters.filter((p) => p.in === 'path'),
         query: parameters.filter((p) => p.in === 'query'),
         ...(bodyMedia ? { body: bodyMedia.schema } : {}),
+        bodyMediaTypes: Object.keys(content).sort((a, b) => Number(b === 'application/json') - Number(a === 'application/json')),
+        jsonBody: Object.keys(content).some((m) => m === 'application/json' || m.endsWith('+json')),
         bodyRequired: op.requestBody?.required ?? false,
         responses,
       })
