@@ -69,6 +69,21 @@ const idFor = (resource: string) =>
   })
 const uuidField = (name: string) => (name.endsWith('_id') ? idFor(resourceOf(name)) : fc.oneof(idFor('any'), fc.uuid({ version: 7 })))
 
+/** An example with *_id fields pointing at created records and unique values made unique. */
+function freshen(value: unknown, key: string, n: number): unknown {
+  if (Array.isArray(value)) return value.map((v) => freshen(v, key, n))
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, freshen(v, k, n)]))
+  if (typeof value === 'string') {
+    if (key.endsWith('_id') && UUID.test(value)) {
+      const list = pool.get(resourceOf(key)) ?? []
+      return list.length > 0 ? list[n % list.length]! : value
+    }
+    if (key === 'external_ref' || key === 'order_number') return `${value}-${randomUUID().slice(0, 8)}`
+    if (/^[^@\s]+@[^@\s]+$/.test(value)) return `u${randomUUID().slice(0, 8)}@example.com`
+  }
+  return value
+}
+
 const BAD_IDS = fc.oneof(
   fc.string({ maxLength: 60 }),
   fc.constantFrom('0', '-1', 'null', 'undefined', 'x'.repeat(250), '../../etc/passwd', '%2e%2e%2f', '0193A7D0-6F1E-7C3A-9B1E-2F4C8D9E0A11', '0193a7d06f1e7c3a9b1e2f4c8d9e0a11', '{id}', "1' or '1'='1", '00000000-0000-0000-0000-000000000000'),
@@ -140,7 +155,11 @@ function bodyArb(op: Operation, mode: 'valid' | 'mutated'): fc.Arbitrary<FuzzReq
     const text = fc.tuple(fc.constantFrom(...op.bodyMediaTypes), fc.oneof(fc.string(), fc.jsonValue().map((v) => JSON.stringify(v)), fc.array(fc.jsonValue().map((v) => JSON.stringify(v)), { maxLength: 5 }).map((l) => l.join('\n')))).map(([contentType, raw]) => ({ raw, contentType }))
     return mode === 'valid' ? text : fc.oneof(text, RAW_BODIES)
   }
-  const good = valid(doc, op.body, { uuid: uuidField })
+  const example = resolve(doc, op.body).example
+  const generated = valid(doc, op.body, { uuid: uuidField })
+  // Half the valid bodies are the schema's example made fresh (ids of created records, unique
+  // refs and emails): generated bodies often break a business rule, examples reach the handler.
+  const good = example === undefined ? generated : fc.oneof(generated, fc.nat().map((n) => freshen(structuredClone(example), '', n)))
   const json = (v: unknown) => (v === undefined ? undefined : { raw: JSON.stringify(v), contentType: op.method === 'PATCH' ? 'application/merge-patch+json' : 'application/json' })
   if (mode === 'valid') return good.map(json)
   const serverOwned = ['id', 'version', 'created_at', 'updated_at', 'archived_at', ...Object.keys(responseProperties(op))]

@@ -255,8 +255,11 @@ t.test('invalid JWTs: 401 and nothing changed, on every mutating operation', asy
 // ---------------------------------------------------------------------------------------------
 // API1 object-level access: unknown ids, ids of other resources, a child under another parent.
 
+/** Operations whose path parameters are all record ids. */
+const byUuid = (op: Operation) => op.pathParams.every((p) => resolve(doc, p.schema).format === 'uuid')
+
 t.test('object-level access: unknown and foreign ids answer 404 and leak nothing', async (t) => {
-  const withIds = ops.filter((o) => o.pathParams.length > 0 && scopes.get(`${o.method} ${routeUrl(o.path)}`) !== 'public')
+  const withIds = ops.filter((o) => o.pathParams.length > 0 && byUuid(o) && scopes.get(`${o.method} ${routeUrl(o.path)}`) !== 'public')
   t.ok(withIds.length >= 10, `${withIds.length} operations address a record`)
   const foreignIds = [...fixtures.entries()]
   for (const op of withIds) {
@@ -278,7 +281,7 @@ t.test('object-level access: unknown and foreign ids answer 404 and leak nothing
 })
 
 t.test('object-level access: a child record reached under another parent is 404', async (t) => {
-  const nested = ops.filter((o) => o.pathParams.length >= 2)
+  const nested = ops.filter((o) => o.pathParams.length >= 2 && byUuid(o))
   t.ok(nested.length >= 2, `${nested.length} nested operations`)
   const createParent = creators.find((o) => o.pathParams.length === 0 && pathResource(o.path) === 'customers')!
   const other = (await send(request(createParent, admin))).json() as { id: string }
@@ -289,13 +292,11 @@ t.test('object-level access: a child record reached under another parent is 404'
     const res = await send(request(op, admin, { path: pathValues(op, { [parent!.name]: other.id }) }))
     assertProblem(t, res, 404, `${op.operationId}: the first customer's child under the second customer`)
     await unchanged(t, before, op.operationId)
-    const own = await send(request(op, await ctx.auth('customers:read'), {}))
-    t.ok([403, 404].includes(own.statusCode) || own.statusCode < 300, `${op.operationId}: a read-only token is refused or reads (${own.statusCode})`)
   }
 })
 
 t.test('object-level access: a token without the scope learns nothing about existence', async (t) => {
-  for (const op of ops.filter((o) => o.pathParams.length > 0 && o.method === 'GET')) {
+  for (const op of ops.filter((o) => o.pathParams.length > 0 && byUuid(o) && o.method === 'GET')) {
     const scope = scopes.get(`${op.method} ${routeUrl(op.path)}`)
     if (!scope || scope === 'public') continue
     const outsider = SCOPES.find((s) => !hasScope({ sub: 'x', scopes: new Set([s]) }, scope))!
@@ -313,8 +314,9 @@ t.test('archived records: readable by id, hidden from lists unless archived=true
     const get = ops.find((o) => o.method === 'GET' && o.path === del.path)
     const list = ops.find((o) => o.method === 'GET' && o.path === del.path.replace(/\/\{id\}$/, ''))
     const create = creators.find((o) => o.path === del.path.replace(/\/\{id\}$/, ''))
-    if (!get || !list || !create) {
-      t.comment(`${del.operationId}: no get/list/create pair, skipped`)
+    const record = get?.responses['200'] ? resolve(doc, get.responses['200']) : undefined
+    if (!get || !list || !create || !record?.properties?.archived_at) {
+      t.comment(`${del.operationId}: no get/list/create and archived_at, skipped`)
       continue
     }
     const created = await send(request(create, admin))
@@ -525,6 +527,7 @@ t.test('Swagger UI at /docs still works under its own CSP', async (t) => {
   const csp = String(page.headers['content-security-policy'])
   t.match(csp, /script-src 'self'/, 'the UI may run its own scripts')
   t.notMatch(csp, /default-src 'none'/, 'not the API\'s deny-all policy')
+  t.notMatch(csp, /upgrade-insecure-requests/, 'usable on a plain-http development server')
   const initializer = await send({ url: '/docs/static/swagger-initializer.js' })
   t.equal(initializer.statusCode, 200)
   const spec = await send({ url: '/docs/json' })
