@@ -4,7 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Db } from './db/database.js'
 import { buildValidatorFactory } from './lib/validation.js'
 import { JsonValue, Problem } from './lib/schema.js'
-import errors from './plugins/errors.js'
+import errors, { frameworkErrors } from './plugins/errors.js'
 import jsonBody from './plugins/json-body.js'
 import dbPlugin from './plugins/db.js'
 import auth, { type AuthOptions } from './plugins/auth.js'
@@ -13,6 +13,7 @@ import idempotency, { type IdempotencyOptions } from './plugins/idempotency.js'
 import limits, { type LimitsOptions } from './plugins/limits.js'
 import openapi from './plugins/openapi.js'
 import metrics from './plugins/metrics.js'
+import security from './plugins/security.js'
 import healthRoutes from './modules/health/health.routes.js'
 import customerRoutes from './modules/customers/customers.routes.js'
 import orderRoutes from './modules/orders/orders.routes.js'
@@ -40,6 +41,8 @@ export interface AppOptions {
   auditSealIntervalMs?: number
   /** The largest bulk import upload (default 2 GiB). */
   importMaxBytes?: number
+  /** Browser origins allowed by CORS; default none. */
+  corsOrigins?: string[]
 }
 
 /** The limits and idempotency settings from the configuration's defaults. */
@@ -86,6 +89,7 @@ export async function buildApp(opts: AppOptions) {
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
     },
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    frameworkErrors,
     ajv: { customOptions: {} },
     schemaController: { compilersFactory: { buildValidator: buildValidatorFactory() } },
   }).withTypeProvider<TypeBoxTypeProvider>()
@@ -96,6 +100,7 @@ export async function buildApp(opts: AppOptions) {
 
   // Cross-cutting plugins first, one concern each; then the domains.
   await app.register(errors)
+  await app.register(security, { corsOrigins: opts.corsOrigins ?? [] })
   await app.register(jsonBody)
   await app.register(dbPlugin, { db: opts.db, owned: opts.ownsDb ?? true })
   // Before auth: shedding answers before any token is verified. The rate limit still keys on

@@ -6,7 +6,7 @@
 import closeWithGrace from 'close-with-grace'
 import { pino, type LoggerOptions } from 'pino'
 import { buildApp, loggerOptions, type App } from './app.js'
-import { ConfigError, loadConfig, type Config } from './config.js'
+import { ConfigError, corsOrigins, loadConfig, type Config } from './config.js'
 import { createDb, type Db } from './db/database.js'
 import { createMigrationDb, releaseEmbeddedSignalHandlers, resolveDatabase, type DatabaseTarget } from './db/connect.js'
 import { migrateToLatest } from './db/migrate.js'
@@ -69,6 +69,7 @@ try {
     },
     idempotency: { ttlSeconds: config.IDEMPOTENCY_TTL_S, purgeIntervalMs: config.IDEMPOTENCY_PURGE_INTERVAL_MS },
     auditSealIntervalMs: config.AUDIT_SEAL_INTERVAL_MS,
+    corsOrigins: corsOrigins(config),
   })
   await app.listen({ host: config.HOST, port: config.PORT })
   scheduleLifecycleSweep(db)

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { ConfigError, loadConfig } from '../src/config.js'
+import { ConfigError, corsOrigins, loadConfig } from '../src/config.js'
 
 t.test('defaults apply and numbers are converted from text', async (t) => {
   const c = loadConfig({ PORT: '8080', DB_POOL_MAX: '4' })
@@ -36,4 +36,12 @@ t.test('a bad value stops with a message naming the variable and the value', asy
 
 t.test('AUTH_JWKS_FILE and AUTH_JWKS_URL are exclusive', async (t) => {
   t.throws(() => loadConfig({ AUTH_JWKS_FILE: '/k.json', AUTH_JWKS_URL: 'https://idp/jwks' }), /set one, not both/)
+})
+
+t.test('CORS_ORIGINS is a comma-separated list of origins, empty by default', async (t) => {
+  t.same(corsOrigins(loadConfig({})), [], 'no origin is allowed unless configured')
+  t.same(corsOrigins(loadConfig({ CORS_ORIGINS: 'https://app.example.com,http://localhost:5173' })), ['https://app.example.com', 'http://localhost:5173'])
+  for (const bad of ['*', 'app.example.com', 'https://app.example.com/', 'https://a.example, https://b.example', 'javascript:alert(1)']) {
+    t.throws(() => loadConfig({ CORS_ORIGINS: bad }), /CORS_ORIGINS: /, bad)
+  }
 })

@@ -59,6 +59,9 @@ function keySet(opts: AuthOptions): JWTVerifyGetKey {
   throw new Error('auth: configure AUTH_JWKS_FILE or AUTH_JWKS_URL')
 }
 
+/** Longer Authorization headers are refused unread (real tokens here are well under 2 KiB). */
+export const MAX_AUTHORIZATION_LENGTH = 8192
+
 const unauthorized = (detail: string, error?: string) =>
   new HttpProblem({
     status: 401,
@@ -101,6 +104,8 @@ export default fp<AuthOptions>(
       if (!scope || scope === 'public') return
       const header = request.headers.authorization
       if (!header) throw unauthorized('Send an access token: Authorization: Bearer <token>.')
+      // A token is a few hundred bytes; a huge one is refused before any parsing or crypto.
+      if (header.length > MAX_AUTHORIZATION_LENGTH) throw unauthorized('The token is not valid.', 'invalid_token')
       // The scheme name is case-insensitive (RFC 9110 section 11.1).
       const match = /^Bearer ([A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]*)$/i.exec(header)
       if (!match) throw unauthorized('The Authorization header must be "Bearer <JWT>".', 'invalid_request')

@@ -69,7 +69,20 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, proble
   return reply.send(body)
 }
 
+/**
+ * Fastify's `frameworkErrors` option: errors the router raises before any route or hook runs
+ * (a malformed percent-encoding, a path parameter over routerOptions.maxParamLength). Without
+ * it Fastify answers them with its own JSON, which echoes the URL and names its error code.
+ */
+export function frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  // No route was found, so no hook runs: set what the app's onSend hook would.
+  reply.header('x-request-id', request.id)
+  return sendProblem(request, reply, toProblem(error))
+}
+
 const FRAMEWORK: Record<string, { status: number; title: string; detail: string }> = {
+  FST_ERR_BAD_URL: { status: 400, title: 'Bad Request', detail: 'The URL path is not valid (bad percent-encoding).' },
+  FST_ERR_MAX_PARAM_LENGTH: { status: 414, title: 'URI Too Long', detail: 'A path parameter is longer than this API accepts.' },
   FST_ERR_CTP_INVALID_MEDIA_TYPE: { status: 415, title: 'Unsupported Media Type', detail: 'Send the body as application/json.' },
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, title: 'Bad Request', detail: 'Content-Length does not match the body.' },
   FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, title: 'Content Too Large', detail: 'The request body is larger than this route accepts.' },

@@ -47,7 +47,13 @@ export default fp(
         route.config = { ...(route.config ?? {}), scope: 'public' }
         route.schema = { ...(route.schema ?? {}), hide: true }
       })
-      await docs.register(swaggerUi, { routePrefix: '/docs' })
+      // The API's own CSP allows nothing (plugins/security.ts); the UI needs its scripts and styles.
+      // upgrade-insecure-requests would send the UI's own requests to https on a plain-http dev server.
+      await docs.register(swaggerUi, {
+        routePrefix: '/docs',
+        staticCSP: true,
+        transformStaticCSP: (header) => header.replace(/\s*upgrade-insecure-requests;?/, ''),
+      })
     })
     app.get('/openapi.json', { config: { scope: 'public' }, schema: { hide: true } }, async () => app.swagger())
   },

@@ -178,3 +178,14 @@ t.test('x-request-id is echoed on every response; a valid incoming id is reused'
     t.match(res.headers['x-request-id'], /^[0-9a-f-]{36}$/, `"${bad.slice(0, 10)}" is replaced`)
   }
 })
+
+t.test('router-level errors (bad percent-encoding, over-long path parameter) are problem+json too', async (t) => {
+  const long = await ctx.app.inject({ url: `/v1/audit-events/${'x'.repeat(250)}`, headers: auth })
+  assertProblem(t, long, 414)
+  t.match(long.json(), { title: 'URI Too Long', detail: 'A path parameter is longer than this API accepts.' })
+  t.notOk(long.body.includes('FST_'), 'no framework error code')
+  const bad = await ctx.app.inject({ url: '/v1/audit-events/%E0%A4%A', headers: auth })
+  assertProblem(t, bad, 400)
+  t.match(bad.json(), { title: 'Bad Request', detail: 'The URL path is not valid (bad percent-encoding).' })
+  t.notOk(bad.body.includes('FST_'), 'no framework error code')
+})

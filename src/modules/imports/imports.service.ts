@@ -1,6 +1,6 @@
 import { Readable, Transform } from 'node:stream'
 import { StringDecoder } from 'node:string_decoder'
-import { parse as parseCsv } from 'csv-parse'
+import { CsvError, parse as parseCsv } from 'csv-parse'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Db } from '../../db/database.js'
 import { inAuditedTransaction, type AuditContext } from '../../plugins/audit.js'
@@ -206,7 +206,8 @@ export async function startCustomerImport(
     )
   } catch (err) {
     // The parser's own messages name the line and the fault; anything else (the database) is not the client's to read.
-    const parseError = (err as { code?: unknown }).code?.toString().startsWith('CSV_')
+    // Not every parser code starts with CSV_ (INVALID_OPENING_QUOTE does not): test the class.
+    const parseError = err instanceof CsvError
     const problem = err instanceof HttpProblem ? err
       : parseError ? badRequest(`The upload could not be read as CSV; nothing was imported. ${(err as Error).message}`)
       : undefined

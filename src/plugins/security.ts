@@ -1,0 +1,58 @@
+import fp from 'fastify-plugin'
+import helmet from '@fastify/helmet'
+import cors from '@fastify/cors'
+
+export interface SecurityOptions {
+  /** Browser origins allowed to call the API (exact matches, e.g. https://app.example.com); empty: none. */
+  corsOrigins: string[]
+}
+
+/** Request headers a browser client may send, and response headers its scripts may read. */
+export const CORS_ALLOWED_HEADERS = ['authorization', 'content-type', 'if-match', 'if-none-match', 'idempotency-key', 'x-request-id']
+export const CORS_EXPOSED_HEADERS = [
+  'etag', 'location', 'x-request-id', 'idempotent-replayed', 'retry-after', 'www-authenticate', 'x-pii-masked',
+  'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset', 'ratelimit-policy',
+]
+
+/**
+ * HTTP-level hardening for browser callers. Helmet's headers on every response, with a CSP that
+ * allows nothing (the API answers JSON, never a page; Swagger UI at /docs sets its own, see
+ * plugins/openapi.ts) and no framing. CORS only for the configured origins: with none, no
+ * response carries Access-Control-Allow-Origin and a preflight is refused (405). Registered before auth,
+ * so a preflight (which carries no token) is answered before authentication, and 401s stay
+ * readable by allowed origins.
+ */
+export default fp<SecurityOptions>(
+  async (app, opts) => {
+    await app.register(helmet, {
+      global: true,
+      contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+      frameguard: { action: 'deny' },
+      // Bearer tokens, no cookies: nothing here for a cross-origin page to embed.
+      crossOriginResourcePolicy: { policy: 'same-origin' },
+      referrerPolicy: { policy: 'no-referrer' },
+    })
+
+    // No origin configured: no CORS at all (no Access-Control-* header, OPTIONS is a 405 like any
+    // other unsupported method).
+    if (opts.corsOrigins.length === 0) return
+    // @fastify/cors adds an OPTIONS catch-all route for preflights; it needs no token.
+    app.addHook('onRoute', (route) => {
+      if (route.method === 'OPTIONS' && (route.url === '*' || route.url === '/*') && !route.config?.scope) {
+        route.config = { ...(route.config ?? {}), scope: 'public' }
+      }
+    })
+    await app.register(cors, {
+      origin: opts.corsOrigins,
+      methods: ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE'],
+      allowedHeaders: CORS_ALLOWED_HEADERS,
+      exposedHeaders: CORS_EXPOSED_HEADERS,
+      credentials: false,
+      maxAge: 600,
+      // A bare OPTIONS (no Origin or Access-Control-Request-Method) is answered like a preflight
+      // instead of with a text/plain 400: every error this API gives is problem+json.
+      strictPreflight: false,
+    })
+  },
+  { name: 'security' },
+)
