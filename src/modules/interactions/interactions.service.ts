@@ -14,7 +14,7 @@ import type { InteractionCreateBody, InteractionDto, InteractionPatchBody } from
 // - order_id links an order of the same customer (422 /order_id otherwise): a call about an order
 //   belongs on the timeline of the customer who placed it.
 // - Customer metrics (interaction_count, last_interaction_at) are kept by the database triggers of
-//   the interactions table, in the same transaction as each write.
+//   the interactions table, in the same transaction as the writes (refreshed once, at commit).
 
 /** Customers already found active in this request (a batch names the same ones again and again). */
 export type CustomerCache = Set<string>
