@@ -1,7 +1,7 @@
 import { fullFormats } from 'ajv-formats/dist/formats.js'
 import type { DbExecutor } from '../../db/database.js'
 import type { ContactPointRow } from '../../db/schema.js'
-import { badRequest, conflict, type FieldError, notFound, pointer, preconditionFailed } from '../../lib/problem.js'
+import { badRequest, conflict, type FieldError, notFound, pointer, preconditionFailed, unprocessable } from '../../lib/problem.js'
 import { maskAddress, maskContactValue } from '../../lib/pii.js'
 import * as repo from './customers.repository.js'
 import type { ContactPointCreateBody, ContactPointDto, ContactPointPatchBody, CustomerCreateBody, CustomerDto, CustomerMetricsDto, CustomerPatchBody } from './customers.schemas.js'
@@ -160,9 +160,18 @@ export async function createCustomer(db: DbExecutor, body: CustomerCreateBody): 
   let created = true
   if (profile.external_ref) {
     const updatable = Object.keys(columns).filter((c) => c !== 'external_ref')
-    const r = await repo.upsertCustomerByExternalRef(db, { ...columns, external_ref: profile.external_ref }, updatable)
-    id = r.id
-    created = r.inserted
+    // A merged duplicate keeps its external_ref; writes by it go to the customer it was merged into.
+    const mergedInto = (await repo.lockByExternalRef(db, profile.external_ref))?.merged_into_id
+    if (mergedInto) {
+      const { external_ref: _ref, ...changes } = columns
+      await repo.updateCustomer(db, mergedInto, changes)
+      id = mergedInto
+      created = false
+    } else {
+      const r = await repo.upsertCustomerByExternalRef(db, { ...columns, external_ref: profile.external_ref }, updatable)
+      id = r.id
+      created = r.inserted
+    }
   } else {
     id = await repo.insertCustomer(db, columns)
   }
@@ -184,6 +193,10 @@ export async function patchCustomer(db: DbExecutor, id: string, body: CustomerPa
 }
 
 export async function archiveCustomer(db: DbExecutor, id: string, archived: boolean, expectedVersion?: number): Promise<void> {
+  if (!archived) {
+    const [row] = await repo.lockCustomers(db, [id])
+    if (row?.merged_into_id) throw unprocessable(`This customer was merged into ${row.merged_into_id} and cannot be restored.`)
+  }
   if (await repo.setArchived(db, id, archived, expectedVersion)) return
   if ((await repo.customerVersion(db, id)) === undefined) throw notFound('customer')
   throw preconditionFailed()
