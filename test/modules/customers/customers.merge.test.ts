@@ -363,3 +363,24 @@ t.test('merging a target away repoints earlier merges, so external_refs follow t
   t.not(clash.statusCode, 200, 'a merged duplicate\'s external_ref stays reserved')
   t.ok(clash.statusCode < 500, clash.body)
 })
+
+t.test('a bulk import by a merged duplicate\'s external_ref updates the survivor', async (t) => {
+  const target = await create({ name: 'Imp Target', external_ref: 'imp-t' })
+  const dup = await create({ name: 'Imp Dup', external_ref: 'imp-d' })
+  t.equal((await merge(target.id, { duplicate_id: dup.id })).statusCode, 200)
+  const before = await ctx.count('customers')
+  const csv = ['external_ref,name,email', 'imp-d,Imp Survivor,imp@example.com', 'imp-t,Imp Twice,', 'imp-new,Imp New,'].join('\n')
+  const res = await ctx.app.inject({ method: 'POST', url: '/v1/imports', headers: { ...admin, 'content-type': 'text/csv' }, payload: csv })
+  t.equal(res.statusCode, 202, res.body)
+  let job: Record<string, any> = {}
+  for (let i = 0; i < 200 && job.status !== 'succeeded' && job.status !== 'failed'; i++) {
+    if (i) await new Promise((r) => setTimeout(r, 25))
+    job = (await ctx.app.inject({ url: `/v1/imports/${res.json().id}`, headers: admin })).json()
+  }
+  t.match(job, { status: 'succeeded', rows_created: 1, rows_updated: 1, rows_rejected: 1 })
+  t.same(job.errors.map((e: { line: number; message: string }) => [e.line, e.message]), [[3, 'external_ref names the same customer as line 2']],
+    'the survivor\'s own ref in the same file is refused, as a repeated ref is')
+  t.equal(await ctx.count('customers'), before + 1)
+  t.match((await get(target.id)).json(), { name: 'Imp Survivor', primary_email: 'imp@example.com', external_ref: 'imp-t' })
+  t.match((await get(dup.id)).json(), { name: 'Imp Dup', primary_email: null, merged_into_id: target.id }, 'the merged duplicate is not written')
+})
