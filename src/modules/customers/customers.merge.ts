@@ -29,6 +29,14 @@ const SCALARS = [
   'preferred_channel', 'acquisition_source', 'payment_terms_days',
 ] as const
 
+/**
+ * A merged customer is a forwarding record: writes to it (profile, contact points, restore) are
+ * refused with the customer that holds its data now, so nothing new lands on it.
+ */
+export function refuseIfMerged(row: Pick<CustomerRow, 'merged_into_id'> | undefined): void {
+  if (row?.merged_into_id) throw unprocessable(`This customer was merged into ${row.merged_into_id}; write to that customer instead.`)
+}
+
 const rejected = (detail: string, field = 'duplicate_id') => unprocessable(detail, [{ pointer: pointer(field), message: detail }])
 
 function mergedScalars(target: CustomerRow, duplicate: CustomerRow, preferDuplicate: boolean): Record<string, unknown> {

@@ -1,9 +1,10 @@
 import { fullFormats } from 'ajv-formats/dist/formats.js'
 import type { DbExecutor } from '../../db/database.js'
 import type { ContactPointRow } from '../../db/schema.js'
-import { badRequest, conflict, type FieldError, notFound, pointer, preconditionFailed, unprocessable } from '../../lib/problem.js'
+import { badRequest, conflict, type FieldError, notFound, pointer, preconditionFailed } from '../../lib/problem.js'
 import { maskAddress, maskContactValue } from '../../lib/pii.js'
 import * as repo from './customers.repository.js'
+import { refuseIfMerged } from './customers.merge.js'
 import type { ContactPointCreateBody, ContactPointDto, ContactPointPatchBody, CustomerCreateBody, CustomerDto, CustomerMetricsDto, CustomerPatchBody } from './customers.schemas.js'
 
 const emailFormat = fullFormats.email as RegExp
@@ -183,6 +184,7 @@ export async function patchCustomer(db: DbExecutor, id: string, body: CustomerPa
   if (body.name === null) throw badRequest('name cannot be cleared.', [{ pointer: pointer('name'), message: 'must be a string' }])
   const current = await repo.findCustomer(db, id)
   if (!current) throw notFound('customer')
+  refuseIfMerged(current)
   checkCredit({
     credit_limit: body.credit_limit !== undefined ? body.credit_limit : current.credit_limit,
     credit_currency: body.credit_currency !== undefined ? body.credit_currency : current.credit_currency,
@@ -193,17 +195,16 @@ export async function patchCustomer(db: DbExecutor, id: string, body: CustomerPa
 }
 
 export async function archiveCustomer(db: DbExecutor, id: string, archived: boolean, expectedVersion?: number): Promise<void> {
-  if (!archived) {
-    const [row] = await repo.lockCustomers(db, [id])
-    if (row?.merged_into_id) throw unprocessable(`This customer was merged into ${row.merged_into_id} and cannot be restored.`)
-  }
+  if (!archived) refuseIfMerged((await repo.lockCustomers(db, [id]))[0])
   if (await repo.setArchived(db, id, archived, expectedVersion)) return
   if ((await repo.customerVersion(db, id)) === undefined) throw notFound('customer')
   throw preconditionFailed()
 }
 
 export async function addContactPoint(db: DbExecutor, customerId: string, body: ContactPointCreateBody): Promise<ContactPointRow> {
-  if ((await repo.customerVersion(db, customerId)) === undefined) throw notFound('customer')
+  const [customer] = await repo.lockCustomers(db, [customerId])
+  if (!customer) throw notFound('customer')
+  refuseIfMerged(customer)
   return addContact(db, customerId, normalizeOne(body), '')
 }
 

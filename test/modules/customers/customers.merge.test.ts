@@ -222,10 +222,18 @@ t.test('everything moves, contact points dedupe, the target wins by default, and
   const own = await ctx.app.inject({ method: 'POST', url: '/v1/customers', headers: admin, payload: { external_ref: 'merge-T1', name: 'Target Tan' } })
   t.equal(own.json().id, target.id, 'the target\'s own external_ref still works')
 
-  // A merged customer is not restored.
+  // A merged customer is a forwarding record: not restored, not written.
+  const auditBefore = await auditCount()
+  const dupBefore = (await get(dup.id)).json()
   const restore = await ctx.app.inject({ method: 'POST', url: `/v1/customers/${dup.id}/restore`, headers: admin })
   t.equal(restore.statusCode, 422)
-  t.match((await get(dup.id)).json(), { archived_at: String, merged_into_id: target.id })
+  t.match(restore.json().detail, target.id, 'names the survivor')
+  const patch = await ctx.app.inject({ method: 'PATCH', url: `/v1/customers/${dup.id}`, headers: admin, payload: { job_title: 'Ghost' } })
+  t.equal(patch.statusCode, 422, 'no profile writes')
+  const point = await ctx.app.inject({ method: 'POST', url: `/v1/customers/${dup.id}/contact-points`, headers: admin, payload: { kind: 'email', value: 'ghost@example.com' } })
+  t.equal(point.statusCode, 422, 'no contact points')
+  t.same((await get(dup.id)).json(), dupBefore, 'the duplicate is unchanged')
+  t.equal(await auditCount(), auditBefore, 'and nothing was audited')
 })
 
 t.test('prefer=duplicate: the duplicate\'s values win where both are set, nulls are still filled', async (t) => {
