@@ -114,7 +114,7 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
     config: { scope: 'customers:write' },
     schema: {
       operationId: 'updateCustomer', tags, summary: 'Update a customer (JSON Merge Patch)',
-      description: 'RFC 7396: null clears a field, absent fields are untouched, attributes/preferences/consent merge key by key. With If-Match, a stale ETag answers 412.',
+      description: 'RFC 7396: null clears a field, absent fields are untouched, attributes/preferences/consent merge key by key. With If-Match, a stale ETag answers 412. A customer merged into another answers 422.',
       params: IdParams, body: ref(CustomerPatch),
       response: { 200: ref(Customer), ...WRITE_ERRORS },
     },
@@ -140,7 +140,7 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
     config: { scope: 'customers:write' },
     schema: {
       operationId: 'restoreCustomer', tags, summary: 'Restore an archived customer',
-      description: 'A customer merged into another cannot be restored (422).',
+      description: 'A customer merged into another cannot be restored (422): merges are not undone.',
       params: IdParams,
       response: { 200: ref(Customer), ...WRITE_ERRORS },
     },
@@ -189,7 +189,7 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
     config: { scope: 'customers:write' },
     schema: {
       operationId: 'createContactPoint', tags, summary: 'Add a contact point',
-      description: 'The first of a kind becomes primary; is_primary=true demotes the previous primary. Another customer\'s primary email answers 409.',
+      description: 'The first of a kind becomes primary; is_primary=true demotes the previous primary. Another customer\'s primary email answers 409; a customer merged into another answers 422.',
       params: IdParams, body: ref(ContactPointCreate),
       response: { 201: ref(ContactPoint), ...WRITE_ERRORS },
     },
