@@ -36,6 +36,8 @@ export interface CustomersTable {
   created_at: Generated<string>
   updated_at: ServerOwned<string>
   archived_at: Timestamp | null
+  /** Set when this customer was merged into another as a duplicate (it is then archived too). */
+  merged_into_id: Generated<string | null>
 }
 
 export interface ContactPointsTable {

@@ -283,3 +283,69 @@ export async function refreshAllLifecycleStages(db: DbExecutor): Promise<number>
   const { rows } = await sql<{ changed: number }>`select crm_refresh_lifecycle() as changed`.execute(db)
   return rows[0]?.changed ?? 0
 }
+
+// Merge ------------------------------------------------------------------------------------
+
+/** Both customers of a merge, locked in id order (so two merges of the same pair cannot deadlock). */
+export async function lockCustomers(db: DbExecutor, ids: string[]): Promise<CustomerRow[]> {
+  return db.selectFrom('customers').selectAll().where('id', 'in', ids).orderBy('id').forUpdate().execute()
+}
+
+/** The customer holding an external_ref, locked, with where it was merged into (if it was). */
+export async function lockByExternalRef(db: DbExecutor, externalRef: string) {
+  return db.selectFrom('customers').select(['id', 'merged_into_id']).where('external_ref', '=', externalRef).forUpdate().executeTakeFirst()
+}
+
+/** The contact points of some customers, locked for the rest of the transaction. */
+export async function lockContactPoints(db: DbExecutor, customerIds: string[]): Promise<ContactPointRow[]> {
+  return db.selectFrom('contact_points').selectAll().where('customer_id', 'in', customerIds).orderBy('created_at').orderBy('id').forUpdate().execute()
+}
+
+/** Moves a customer's orders, interactions and feedback to another (the metrics triggers recompute both). */
+export async function moveActivity(db: DbExecutor, fromId: string, toId: string): Promise<void> {
+  for (const table of ['orders', 'interactions', 'feedback'] as const) {
+    await db.updateTable(table).set({ customer_id: toId }).where('customer_id', '=', fromId).execute()
+  }
+}
+
+/**
+ * Applies the merged profile to the target in one UPDATE: the scalar values decided by the
+ * service, tags and interests as the union (the target's first), the JSON documents deep-merged
+ * with the preferred side winning key by key, and the loyalty points of both.
+ */
+export async function applyMergedProfile(db: DbExecutor, targetId: string, duplicateId: string, scalars: Record<string, unknown>, preferDuplicate: boolean): Promise<void> {
+  const union = (column: 'tags' | 'interests') =>
+    sql`t.${sql.ref(column)} || array(select x from unnest(d.${sql.ref(column)}) with ordinality u(x, n) where x <> all(t.${sql.ref(column)}) order by n)`
+  const merged = (column: 'preferences' | 'attributes' | 'consent') =>
+    preferDuplicate
+      ? sql`crm_jsonb_merge_patch(t.${sql.ref(column)}, d.${sql.ref(column)})`
+      : sql`crm_jsonb_merge_patch(d.${sql.ref(column)}, t.${sql.ref(column)})`
+  await db
+    .updateTable('customers as t')
+    .from('customers as d')
+    .set({
+      ...(scalars as object),
+      tags: union('tags'),
+      interests: union('interests'),
+      preferences: merged('preferences'),
+      attributes: merged('attributes'),
+      consent: merged('consent'),
+      loyalty_points: sql`t.loyalty_points + d.loyalty_points`,
+    } as never)
+    .where('t.id', '=', targetId)
+    .where('d.id', '=', duplicateId)
+    .execute()
+}
+
+/**
+ * Archives the duplicate as merged into the target (its loyalty points went to the target), and
+ * repoints customers merged into the duplicate earlier, so merged_into_id is always one step.
+ */
+export async function markMerged(db: DbExecutor, duplicateId: string, targetId: string): Promise<void> {
+  await db
+    .updateTable('customers')
+    .set({ merged_into_id: targetId, loyalty_points: 0, archived_at: sql<string>`coalesce(archived_at, now())` } as never)
+    .where('id', '=', duplicateId)
+    .execute()
+  await db.updateTable('customers').set({ merged_into_id: targetId }).where('merged_into_id', '=', duplicateId).execute()
+}

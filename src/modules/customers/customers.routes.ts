@@ -8,8 +8,9 @@ import { badRequest, notFound, pointer } from '../../lib/problem.js'
 import { IdParams, problemResponses, ref } from '../../lib/schema.js'
 import * as repo from './customers.repository.js'
 import * as service from './customers.service.js'
+import { mergeCustomers } from './customers.merge.js'
 import {
-  ContactPoint, ContactPointCreate, ContactPointList, ContactPointParams, ContactPointPatch, Customer, CustomerCreate, CustomerGetQuery,
+  ContactPoint, ContactPointCreate, ContactPointList, ContactPointParams, ContactPointPatch, Customer, CustomerCreate, CustomerGetQuery, CustomerMerge,
   CustomerList, CustomerListQuery, CustomerPatch, CUSTOMER_INCLUDES, CUSTOMER_SORTS, customerSchemas,
 } from './customers.schemas.js'
 
@@ -92,7 +93,9 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
     config: { scope: 'customers:read' },
     schema: {
       operationId: 'getCustomer', tags, summary: 'Get a customer',
-      description: 'Answers the customer with its ETag; If-None-Match with the current ETag answers 304.',
+      description:
+        'Answers the customer with its ETag; If-None-Match with the current ETag answers 304. Archived customers stay readable by id; ' +
+        'a customer merged into another (see mergeCustomers) answers 200 with archived_at and merged_into_id, the customer that holds its data now.',
       params: IdParams, querystring: CustomerGetQuery,
       response: { 200: ref(Customer), 304: Type.Null({ description: 'Not modified' }), ...READ_ERRORS },
     },
@@ -111,7 +114,7 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
     config: { scope: 'customers:write' },
     schema: {
       operationId: 'updateCustomer', tags, summary: 'Update a customer (JSON Merge Patch)',
-      description: 'RFC 7396: null clears a field, absent fields are untouched, attributes/preferences/consent merge key by key. With If-Match, a stale ETag answers 412.',
+      description: 'RFC 7396: null clears a field, absent fields are untouched, attributes/preferences/consent merge key by key. With If-Match, a stale ETag answers 412. A customer merged into another answers 422.',
       params: IdParams, body: ref(CustomerPatch),
       response: { 200: ref(Customer), ...WRITE_ERRORS },
     },
@@ -137,11 +140,32 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
     config: { scope: 'customers:write' },
     schema: {
       operationId: 'restoreCustomer', tags, summary: 'Restore an archived customer',
+      description: 'A customer merged into another cannot be restored (422): merges are not undone.',
       params: IdParams,
       response: { 200: ref(Customer), ...WRITE_ERRORS },
     },
   }, async (request, reply) => {
     await service.archiveCustomer(request.db, request.params.id, false, ifMatchVersion(request))
+    return present(request, reply, request.params.id)
+  })
+
+  app.post('/customers/:id/merge', {
+    config: { scope: 'customers:write' },
+    schema: {
+      operationId: 'mergeCustomers', tags, summary: 'Merge a duplicate customer into this one',
+      description:
+        'In one audited transaction: the duplicate\'s orders, interactions and feedback move to this customer (metrics and lifecycle are ' +
+        'recomputed for both); contact points are united, one per kind and normalized value, this customer keeping its primary per kind ' +
+        '(taking the duplicate\'s where it has none); tags and interests are united; preferences, attributes and consent deep-merged and ' +
+        'scalar fields filled where one side is null, the `prefer` side winning where both are set; loyalty points add up. This customer keeps ' +
+        'its external_ref; the duplicate keeps its own, is archived with merged_into_id set, and createCustomer with the duplicate\'s ' +
+        'external_ref updates this customer from then on. Answers the merged customer with its ETag; If-Match applies to this customer (412). ' +
+        '422 when merging a customer into itself, into an archived or merged customer, or an unknown or already merged duplicate.',
+      params: IdParams, body: ref(CustomerMerge),
+      response: { 200: ref(Customer), ...WRITE_ERRORS },
+    },
+  }, async (request, reply) => {
+    await mergeCustomers(request.db, request.params.id, request.body, ifMatchVersion(request))
     return present(request, reply, request.params.id)
   })
 
@@ -165,7 +189,7 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
     config: { scope: 'customers:write' },
     schema: {
       operationId: 'createContactPoint', tags, summary: 'Add a contact point',
-      description: 'The first of a kind becomes primary; is_primary=true demotes the previous primary. Another customer\'s primary email answers 409.',
+      description: 'The first of a kind becomes primary; is_primary=true demotes the previous primary. Another customer\'s primary email answers 409; a customer merged into another answers 422.',
       params: IdParams, body: ref(ContactPointCreate),
       response: { 201: ref(ContactPoint), ...WRITE_ERRORS },
     },

@@ -218,6 +218,7 @@ export const Customer = Type.Object(
     created_at: Timestamp(),
     updated_at: Timestamp(),
     archived_at: Nullable(Timestamp()),
+    merged_into_id: Nullable(Uuid({ description: 'Set when this customer was merged into another as a duplicate (it is archived too): the customer that holds its data now' })),
   },
   {
     $id: 'Customer',
@@ -228,8 +229,24 @@ export const Customer = Type.Object(
       preferred_channel: 'email', acquisition_source: 'referral', tags: ['vip'], interests: [], preferences: {}, attributes: { shoe_size: 38 },
       lifecycle_stage: 'lead', lifecycle_stage_manual: false, consent: { email_marketing: true }, credit_limit: null, credit_currency: null, payment_terms_days: null,
       loyalty_points: 0, primary_email: 'li.na@example.com', primary_phone: null, version: 1,
-      created_at: '2026-11-22T08:30:00.000000Z', updated_at: '2026-11-22T08:30:00.000000Z', archived_at: null,
+      created_at: '2026-11-22T08:30:00.000000Z', updated_at: '2026-11-22T08:30:00.000000Z', archived_at: null, merged_into_id: null,
     },
+  },
+)
+
+export const CustomerMerge = Type.Object(
+  {
+    duplicate_id: Uuid({ description: 'The duplicate customer: its data moves to this one, and it is archived with merged_into_id' }),
+    prefer: Type.Optional(StringEnum(['target', 'duplicate'] as const, {
+      description: 'Whose profile value wins where both customers have one set (default target); nulls are always filled from the other side',
+      default: 'target',
+    })),
+  },
+  {
+    $id: 'CustomerMerge',
+    additionalProperties: false,
+    description: 'Which duplicate to merge into the customer of the path, and whose profile values win',
+    example: { duplicate_id: '0193a7d0-7a2b-7c3a-9b1e-2f4c8d9e0a12', prefer: 'target' },
   },
 )
 
@@ -273,9 +290,10 @@ export type CustomerPatchBody = Static<typeof CustomerPatch>
 export type ContactPointCreateBody = Static<typeof ContactPointCreate>
 export type ContactPointPatchBody = Static<typeof ContactPointPatch>
 export type CustomerDto = Static<typeof Customer>
+export type CustomerMergeBody = Static<typeof CustomerMerge>
 export type CustomerMetricsDto = Static<typeof CustomerMetrics>
 export type ContactPointDto = Static<typeof ContactPoint>
 export type CustomerListQueryT = Static<typeof CustomerListQuery>
 
 /** Named schemas of this domain, registered once by the routes plugin. */
-export const customerSchemas = [Address, Consent, ContactPointCreate, ContactPointPatch, ContactPoint, CustomerCreate, CustomerPatch, CustomerMetrics, Customer, CustomerList, ContactPointList]
+export const customerSchemas = [Address, Consent, ContactPointCreate, ContactPointPatch, ContactPoint, CustomerCreate, CustomerPatch, CustomerMetrics, Customer, CustomerMerge, CustomerList, ContactPointList]

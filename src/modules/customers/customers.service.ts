@@ -4,6 +4,7 @@ import type { ContactPointRow } from '../../db/schema.js'
 import { badRequest, conflict, type FieldError, notFound, pointer, preconditionFailed } from '../../lib/problem.js'
 import { maskAddress, maskContactValue } from '../../lib/pii.js'
 import * as repo from './customers.repository.js'
+import { refuseIfMerged } from './customers.merge.js'
 import type { ContactPointCreateBody, ContactPointDto, ContactPointPatchBody, CustomerCreateBody, CustomerDto, CustomerMetricsDto, CustomerPatchBody } from './customers.schemas.js'
 
 const emailFormat = fullFormats.email as RegExp
@@ -160,9 +161,18 @@ export async function createCustomer(db: DbExecutor, body: CustomerCreateBody): 
   let created = true
   if (profile.external_ref) {
     const updatable = Object.keys(columns).filter((c) => c !== 'external_ref')
-    const r = await repo.upsertCustomerByExternalRef(db, { ...columns, external_ref: profile.external_ref }, updatable)
-    id = r.id
-    created = r.inserted
+    // A merged duplicate keeps its external_ref; writes by it go to the customer it was merged into.
+    const mergedInto = (await repo.lockByExternalRef(db, profile.external_ref))?.merged_into_id
+    if (mergedInto) {
+      const { external_ref: _ref, ...changes } = columns
+      await repo.updateCustomer(db, mergedInto, changes)
+      id = mergedInto
+      created = false
+    } else {
+      const r = await repo.upsertCustomerByExternalRef(db, { ...columns, external_ref: profile.external_ref }, updatable)
+      id = r.id
+      created = r.inserted
+    }
   } else {
     id = await repo.insertCustomer(db, columns)
   }
@@ -174,6 +184,7 @@ export async function patchCustomer(db: DbExecutor, id: string, body: CustomerPa
   if (body.name === null) throw badRequest('name cannot be cleared.', [{ pointer: pointer('name'), message: 'must be a string' }])
   const current = await repo.findCustomer(db, id)
   if (!current) throw notFound('customer')
+  refuseIfMerged(current)
   checkCredit({
     credit_limit: body.credit_limit !== undefined ? body.credit_limit : current.credit_limit,
     credit_currency: body.credit_currency !== undefined ? body.credit_currency : current.credit_currency,
@@ -184,13 +195,16 @@ export async function patchCustomer(db: DbExecutor, id: string, body: CustomerPa
 }
 
 export async function archiveCustomer(db: DbExecutor, id: string, archived: boolean, expectedVersion?: number): Promise<void> {
+  if (!archived) refuseIfMerged((await repo.lockCustomers(db, [id]))[0])
   if (await repo.setArchived(db, id, archived, expectedVersion)) return
   if ((await repo.customerVersion(db, id)) === undefined) throw notFound('customer')
   throw preconditionFailed()
 }
 
 export async function addContactPoint(db: DbExecutor, customerId: string, body: ContactPointCreateBody): Promise<ContactPointRow> {
-  if ((await repo.customerVersion(db, customerId)) === undefined) throw notFound('customer')
+  const [customer] = await repo.lockCustomers(db, [customerId])
+  if (!customer) throw notFound('customer')
+  refuseIfMerged(customer)
   return addContact(db, customerId, normalizeOne(body), '')
 }
 

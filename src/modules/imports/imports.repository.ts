@@ -105,8 +105,11 @@ export interface MergeCounts {
   rejected: Array<{ line: number; message: string }>
 }
 
-/** The customer a staged row lands on: the one with its external_ref, else the id staged for it. */
-const TARGET = sql`coalesce((select c.id from customers c where c.external_ref = s.external_ref), s.customer_id)`
+/**
+ * The customer a staged row lands on: the one with its external_ref (or, for a duplicate merged
+ * into another, the customer it was merged into), else the id staged for it.
+ */
+const TARGET = sql`coalesce((select coalesce(c.merged_into_id, c.id) from customers c where c.external_ref = s.external_ref), s.customer_id)`
 
 /**
  * Merges a job's staged customers set-wise, in the caller's (audited) transaction: rows that
@@ -123,6 +126,11 @@ export async function mergeStagedCustomers(trx: DbExecutor, importId: string): P
         from (select external_ref, min(line) as first_line from import_customer_rows
               where import_id = ${importId} and external_ref is not null group by external_ref having count(*) > 1) f
         where s.import_id = ${importId} and s.external_ref = f.external_ref and s.line > f.first_line`,
+    // Two external_refs of one customer (a merged duplicate's and its survivor's): the first line wins.
+    sql`update import_customer_rows s set rejected = 'external_ref names the same customer as line ' || f.first_line
+        from (select ${TARGET} as customer_id, min(line) as first_line from import_customer_rows s
+              where ${valid} and s.external_ref is not null group by 1 having count(*) > 1) f
+        where ${valid} and s.external_ref is not null and ${TARGET} = f.customer_id and s.line > f.first_line`,
     // A primary email belongs to one customer: another customer's, or an earlier line's, is refused.
     sql`update import_customer_rows s set rejected = 'the email is the primary email of another customer'
         where ${valid} and s.email_normalized is not null
@@ -142,8 +150,8 @@ export async function mergeStagedCustomers(trx: DbExecutor, importId: string): P
       marital_status = coalesce(s.marital_status, c.marital_status), company = coalesce(s.company, c.company),
       job_title = coalesce(s.job_title, c.job_title), preferred_channel = coalesce(s.preferred_channel, c.preferred_channel),
       acquisition_source = coalesce(s.acquisition_source, c.acquisition_source), tags = coalesce(s.tags, c.tags)
-    from import_customer_rows s
-    where ${valid} and c.external_ref = s.external_ref`.execute(trx)
+    from import_customer_rows s join customers r on r.external_ref = s.external_ref
+    where ${valid} and c.id = coalesce(r.merged_into_id, r.id)`.execute(trx)
   const created = await sql`
     insert into customers (id, external_ref, name, given_name, family_name, gender, birthday, occupation, marital_status, company,
                            job_title, preferred_channel, acquisition_source, tags)
