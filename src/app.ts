@@ -4,6 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Db } from './db/database.js'
 import { buildValidatorFactory } from './lib/validation.js'
 import { Problem } from './lib/schema.js'
+import { filterSchemas } from './lib/filters/filter.schemas.js'
 import errors from './plugins/errors.js'
 import jsonBody from './plugins/json-body.js'
 import dbPlugin from './plugins/db.js'
@@ -79,6 +80,8 @@ export async function buildApp(opts: AppOptions) {
   await app.register(audit)
   await app.register(openapi)
   app.addSchema(Problem)
+  // The customer filter language is shared by customers (search) and segments: registered once.
+  for (const schema of filterSchemas) app.addSchema(schema)
 
   await app.register(healthRoutes)
   await app.register(auditRoutes, { prefix: '/v1' })
