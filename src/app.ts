@@ -16,6 +16,7 @@ import customerRoutes from './modules/customers/customers.routes.js'
 import orderRoutes from './modules/orders/orders.routes.js'
 import timelineRoutes from './modules/timeline/timeline.routes.js'
 import auditRoutes from './modules/audit/audit.routes.js'
+import segmentRoutes from './modules/segments/segments.routes.js'
 
 export interface AppOptions {
   db: Db
@@ -88,6 +89,7 @@ export async function buildApp(opts: AppOptions) {
   await app.register(customerRoutes, { prefix: '/v1' })
   await app.register(orderRoutes, { prefix: '/v1' })
   await app.register(timelineRoutes, { prefix: '/v1' })
+  await app.register(segmentRoutes, { prefix: '/v1' })
 
   return app
 }

@@ -24,6 +24,7 @@ export default fp(
         servers: [{ url: '/' }],
         tags: [
           { name: 'customers', description: 'Customer profiles and contact points' },
+          { name: 'segments', description: 'Dynamic (filter) and static (listed) sets of customers, their export and membership history' },
           { name: 'audit', description: 'The audit trail of every mutation' },
           { name: 'ops', description: 'Health and readiness' },
         ],
