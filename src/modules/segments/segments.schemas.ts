@@ -1,7 +1,7 @@
 import { Type, type Static } from 'typebox'
 import { Nullable, StringEnum, Timestamp, Uuid, ref } from '../../lib/schema.js'
 import { PageQuery, pageEnvelope } from '../../lib/pagination.js'
-import { CustomerFilter } from '../../lib/filters/filter.schemas.js'
+import { CustomerFilter, type CustomerFilterT } from '../../lib/filters/filter.schemas.js'
 import { Customer } from '../customers/customers.schemas.js'
 
 export const SEGMENT_KINDS = ['dynamic', 'static'] as const
@@ -21,7 +21,8 @@ export const Segment = Type.Object(
     name: Type.String(),
     description: Nullable(Type.String()),
     kind: StringEnum(SEGMENT_KINDS, { description: 'dynamic: members are the customers its filter selects; static: members added and removed by id' }),
-    filter: Nullable(ref(CustomerFilter), { description: 'The stored filter of a dynamic segment; null for a static one' }),
+    // nullable next to a bare $ref is ignored (OpenAPI 3.0 and the serializer alike): wrap it.
+    filter: Type.Unsafe<CustomerFilterT | null>({ anyOf: [{ $ref: 'CustomerFilter#' }, { type: 'null' }], description: 'The stored filter of a dynamic segment; null for a static one' }),
     version: Type.Integer({ description: 'Optimistic concurrency version; also the ETag' }),
     created_at: Timestamp(),
     updated_at: Timestamp(),
