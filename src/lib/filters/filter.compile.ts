@@ -77,8 +77,27 @@ function spendAllTime(currency: string | undefined): RawBuilder<unknown> {
 const likePattern = (term: string) => `%${term.replace(/[\\%_]/g, (c) => '\\' + c)}%`
 const CMP = { gt: sql.raw('>'), gte: sql.raw('>='), lt: sql.raw('<'), lte: sql.raw('<=') } as const
 
+/** Metrics read from customer_metrics, which has no row for a customer with no activity yet. */
+const METRIC_COLUMNS = new Set(['order_count', 'interaction_count', 'open_complaints', 'latest_csat', 'latest_nps', 'first_order_at', 'last_order_at', 'last_interaction_at', 'recency_days'])
+
 function condition(f: FieldAst): Expression<SqlBool> {
-  const x = operand(f)
+  if (f.spec.source === 'metric' && METRIC_COLUMNS.has(f.field)) return metricCondition(f)
+  return test(f, operand(f))
+}
+
+/**
+ * A metric condition as a semi-join rather than a scalar subquery per customer: customers whose
+ * metrics row passes, or (when the condition holds for the no-activity value, a constant the
+ * planner folds away otherwise) customers with no row at all.
+ */
+function metricCondition(f: FieldAst): Expression<SqlBool> {
+  const column = f.field === 'recency_days' ? sql`floor(extract(epoch from (now() - m.last_order_at)) / 86400)::int` : sql`${sql.ref(`m.${f.field}`)}`
+  const missing = f.spec.missing === 0 ? sql`0` : f.spec.type === 'timestamp' ? sql`null::timestamptz` : sql`null::int`
+  return sql<SqlBool>`(exists (select 1 from customer_metrics m where m.customer_id = ${customerId} and ${test(f, column)})
+    or (${test(f, missing)} and not exists (select 1 from customer_metrics m where m.customer_id = ${customerId})))`
+}
+
+function test(f: FieldAst, x: RawBuilder<unknown>): Expression<SqlBool> {
   if (f.op === 'exists') {
     if (f.spec.type === 'list') return f.value ? sql<SqlBool>`cardinality(${x}) > 0` : sql<SqlBool>`cardinality(${x}) = 0`
     if (f.attribute !== undefined) {

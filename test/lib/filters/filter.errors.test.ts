@@ -84,3 +84,27 @@ t.test('random junk never yields a 500', async (t) => {
     t.equal(res.statusCode, 400, JSON.stringify(filter))
   }
 })
+
+t.test('the contract carries the filter language, recursive through CustomerFilter', async (t) => {
+  const doc = (await ctx.app.inject({ url: '/openapi.json' })).json()
+  const s = doc.components.schemas
+  t.same(s.CustomerFilter.anyOf.map((x: { $ref: string }) => x.$ref.split('/').pop()),
+    ['FilterAnd', 'FilterOr', 'FilterNot', 'FilterCondition', 'FilterOrders', 'FilterInteractions', 'FilterFeedback'])
+  t.equal(s.FilterAnd.properties.and.items.$ref, '#/components/schemas/CustomerFilter')
+  t.equal(s.FilterNot.properties.not.$ref, '#/components/schemas/CustomerFilter')
+  for (const name of ['CustomerFilter', 'FilterCondition', 'FilterOrders', 'CustomerSearch', 'Segment', 'SegmentPreview']) {
+    t.ok(s[name].description && s[name].example, `${name} has a description and an example`)
+  }
+  t.match(doc.paths['/v1/customers/search'].post, { operationId: 'searchCustomers', tags: ['customers'] })
+  t.equal(doc.paths['/v1/customers/search'].post.requestBody.content['application/json'].schema.$ref, '#/components/schemas/CustomerSearch')
+  t.equal(s.CustomerSearch.properties.filter.$ref, '#/components/schemas/CustomerFilter')
+  for (const [path, method, id] of [
+    ['/v1/segments', 'post', 'createSegment'], ['/v1/segments', 'get', 'listSegments'], ['/v1/segments/{id}', 'patch', 'updateSegment'],
+    ['/v1/segments/{id}/members', 'get', 'listSegmentMembers'], ['/v1/segments/{id}/members', 'post', 'addSegmentMembers'],
+    ['/v1/segments/{id}/members', 'delete', 'removeSegmentMembers'], ['/v1/segments/{id}/count', 'get', 'countSegmentMembers'],
+    ['/v1/segments/preview', 'post', 'previewSegment'], ['/v1/segments/{id}/export', 'get', 'exportSegmentMembers'],
+    ['/v1/segments/{id}/refresh', 'post', 'refreshSegment'], ['/v1/segments/{id}/history', 'get', 'listSegmentHistory'],
+  ] as const) {
+    t.equal(doc.paths[path]?.[method]?.operationId, id, `${method.toUpperCase()} ${path}`)
+  }
+})
