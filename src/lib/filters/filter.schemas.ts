@@ -110,7 +110,15 @@ export const FilterCondition = Type.Object(
     last_n_days: Type.Optional(Type.Integer({ minimum: 1, maximum: 36500, description: 'monetary only: spend over the last N days (default: all time)' })),
   },
   {
-    $id: 'FilterCondition', additionalProperties: false, description: 'A condition on a customer field, attribute or computed metric',
+    $id: 'FilterCondition', additionalProperties: false,
+    description: 'A condition on a customer field, attribute or computed metric. Operators by field type: ' +
+      'text (name, given_name, family_name, occupation, company, job_title, external_ref): eq ne in not_in contains match exists; ' +
+      'enums (gender, marital_status, preferred_channel, acquisition_source, lifecycle_stage): eq ne in not_in exists; ' +
+      'integers (loyalty_points, payment_terms_days, order_count, interaction_count, open_complaints, latest_csat, latest_nps, recency_days): eq ne in not_in gt gte lt lte exists; ' +
+      'money as decimal strings (credit_limit, monetary, lifetime_value): eq ne gt gte lt lte exists; ' +
+      'timestamps (created_at, updated_at, first_order_at, last_order_at, last_interaction_at; a date, timestamp or {last_n_days}): gt gte lt lte exists; ' +
+      'lists (tags, interests): has_any has_all exists (non-empty); attributes.<key>: eq ne in not_in (JSON equality), gt gte lt lte (numbers), contains (strings), exists (key present). ' +
+      'contains is a case-insensitive substring; match requires every word, in any order and case. A missing value fails every operator except ne, not_in and exists:false.',
     example: { field: 'order_count', op: 'gte', value: 3 },
   },
 )
