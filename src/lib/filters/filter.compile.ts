@@ -166,21 +166,25 @@ function jsonCondition(f: FieldAst, x: RawBuilder<unknown>): Expression<SqlBool>
 }
 
 function related(r: RelatedAst): Expression<SqlBool> {
-  const matching = relatedRows(r)
   if (r.max === undefined) {
     if (r.min === 0) return sql<SqlBool>`true`
-    if (r.min === 1) return sql<SqlBool>`exists (${matching})`
+    if (r.min === 1) return sql<SqlBool>`exists (${relatedRows(r, true)})`
   }
-  if (r.max === 0) return sql<SqlBool>`not exists (${matching})`
-  // Counting stops at the first row past what the bounds need to know.
-  const cap = r.max !== undefined ? r.max + 1 : r.min
-  const count = sql`(select count(*) from (${matching} limit ${cap}) capped)`
-  const lower = sql<SqlBool>`${count} >= ${r.min}`
-  return r.max === undefined ? lower : sql<SqlBool>`${count} between ${r.min} and ${r.max}`
+  if (r.max === 0) return sql<SqlBool>`not exists (${relatedRows(r, true)})`
+  // Other counts: one grouped pass over the matching rows (on the status/kind/time indexes),
+  // hashed against the customers, rather than a count per customer.
+  const counted = sql`select m.customer_id from (${relatedRows(r, false)}) m group by m.customer_id`
+  if (r.min === 0) return sql<SqlBool>`${customerId} not in (${counted} having count(*) > ${r.max!})`
+  const upper = r.max === undefined ? sql`` : sql`and count(*) <= ${r.max}`
+  return sql<SqlBool>`${customerId} in (${counted} having count(*) >= ${r.min} ${upper})`
 }
 
-/** `select 1 from <related> where customer_id = customers.id and …`, on the customer+time indexes. */
-function relatedRows(r: RelatedAst): RawBuilder<unknown> {
+/**
+ * `select customer_id from <related> where …`: correlated with the outer customer (for EXISTS, on
+ * the customer+time indexes) or not (for grouped counts).
+ */
+function relatedRows(r: RelatedAst, correlated: boolean): RawBuilder<unknown> {
+  const owner = (alias: string) => (correlated ? sql`and ${sql.ref(`${alias}.customer_id`)} = ${customerId}` : sql``)
   const window = (column: RawBuilder<unknown>) => sql`
     ${r.since ? sql`and ${column} >= ${timeBound(r.since)}` : sql``}
     ${r.before ? sql`and ${column} < ${timeBound(r.before)}` : sql``}`
@@ -189,19 +193,19 @@ function relatedRows(r: RelatedAst): RawBuilder<unknown> {
       const statuses = r.values ?? [...PURCHASE_STATUSES]
       const item = (column: 'category' | 'sku', value: string | undefined) =>
         value === undefined ? sql`` : sql`and exists (select 1 from order_items i where i.order_id = o.id and ${sql.ref(`i.${column}`)} = ${value})`
-      return sql`select 1 from orders o where o.customer_id = ${customerId} and o.archived_at is null
+      return sql`select o.customer_id from orders o where o.archived_at is null ${owner('o')}
         and o.status in (${sql.join(statuses)})
         ${r.currency ? sql`and o.currency = ${r.currency}` : sql``}
         ${window(sql`o.ordered_at`)} ${item('category', r.category)} ${item('sku', r.sku)}`
     }
     case 'interactions':
-      return sql`select 1 from interactions x where x.customer_id = ${customerId} and x.archived_at is null
+      return sql`select x.customer_id from interactions x where x.archived_at is null ${owner('x')}
         ${r.values ? sql`and x.channel in (${sql.join(r.values)})` : sql``}
         ${r.directions ? sql`and x.direction in (${sql.join(r.directions)})` : sql``}
         ${window(sql`x.occurred_at`)}`
     case 'feedback': {
       const open = r.open === undefined ? sql`` : r.open ? sql`and f.status in ('open', 'in_progress')` : sql`and f.status in ('resolved', 'closed')`
-      return sql`select 1 from feedback f where f.customer_id = ${customerId} and f.archived_at is null
+      return sql`select f.customer_id from feedback f where f.archived_at is null ${owner('f')}
         ${r.values ? sql`and f.kind in (${sql.join(r.values)})` : sql``} ${open}
         ${window(sql`f.submitted_at`)}`
     }
