@@ -4,6 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Db } from './db/database.js'
 import { buildValidatorFactory } from './lib/validation.js'
 import { JsonValue, Problem } from './lib/schema.js'
+import { filterSchemas } from './lib/filters/filter.schemas.js'
 import errors, { frameworkErrors } from './plugins/errors.js'
 import jsonBody from './plugins/json-body.js'
 import dbPlugin from './plugins/db.js'
@@ -24,6 +25,7 @@ import auditRoutes from './modules/audit/audit.routes.js'
 import auditSealer from './modules/audit/audit.sealer.js'
 import importRoutes from './modules/imports/imports.routes.js'
 import analyticsRoutes from './modules/analytics/analytics.routes.js'
+import segmentRoutes from './modules/segments/segments.routes.js'
 
 export interface AppOptions {
   db: Db
@@ -114,6 +116,8 @@ export async function buildApp(opts: AppOptions) {
   await app.register(metrics)
   app.addSchema(Problem)
   app.addSchema(JsonValue)
+  // The customer filter language is shared by customers (search) and segments: registered once.
+  for (const schema of filterSchemas) app.addSchema(schema)
 
   await app.register(healthRoutes)
   await app.register(auditRoutes, { prefix: '/v1' })
@@ -124,6 +128,7 @@ export async function buildApp(opts: AppOptions) {
   await app.register(timelineRoutes, { prefix: '/v1' })
   await app.register(importRoutes, { prefix: '/v1', ...(opts.importMaxBytes ? { maxBytes: opts.importMaxBytes } : {}) })
   await app.register(analyticsRoutes, { prefix: '/v1' })
+  await app.register(segmentRoutes, { prefix: '/v1' })
 
   return app
 }

@@ -252,6 +252,49 @@ export interface ImportCustomerRowsTable {
   line: number
 }
 
+export interface SegmentsTable {
+  id: Generated<string>
+  name: string
+  description: string | null
+  kind: string
+  filter: Json<unknown> | null
+  version: ServerOwned<number>
+  created_at: Generated<string>
+  updated_at: ServerOwned<string>
+  archived_at: Timestamp | null
+}
+
+export interface SegmentMembersTable {
+  id: Generated<string>
+  segment_id: string
+  customer_id: string
+  added_at: Generated<string>
+  version: ServerOwned<number>
+  created_at: Generated<string>
+  updated_at: ServerOwned<string>
+}
+
+export interface SegmentSnapshotsTable {
+  id: Generated<string>
+  segment_id: string
+  customer_id: string
+  entered_at: Generated<string>
+  version: ServerOwned<number>
+  created_at: Generated<string>
+  updated_at: ServerOwned<string>
+}
+
+export interface SegmentMembershipEventsTable {
+  id: Generated<string>
+  segment_id: string
+  customer_id: string
+  event: string
+  occurred_at: Generated<string>
+  version: ServerOwned<number>
+  created_at: Generated<string>
+  updated_at: ServerOwned<string>
+}
+
 export interface Database {
   customers: CustomersTable
   contact_points: ContactPointsTable
@@ -268,6 +311,10 @@ export interface Database {
   feedback: FeedbackTable
   imports: ImportsTable
   import_customer_rows: ImportCustomerRowsTable
+  segments: SegmentsTable
+  segment_members: SegmentMembersTable
+  segment_snapshots: SegmentSnapshotsTable
+  segment_membership_events: SegmentMembershipEventsTable
 }
 
 export type CustomerRow = Selectable<CustomersTable>
@@ -280,3 +327,5 @@ export type OrderItemRow = Selectable<OrderItemsTable>
 export type OrderPaymentRow = Selectable<OrderPaymentsTable>
 export type InteractionRow = Selectable<InteractionsTable>
 export type FeedbackRow = Selectable<FeedbackTable>
+export type SegmentRow = Selectable<SegmentsTable>
+export type SegmentEventRow = Selectable<SegmentMembershipEventsTable>

@@ -27,6 +27,7 @@ export default fp(
           { name: 'imports', description: 'Bulk imports of customers from CSV or NDJSON' },
           { name: 'interactions', description: 'Calls, emails, messages, meetings, visits and other contacts with customers, with follow-ups' },
           { name: 'feedback', description: 'Surveys (CSAT, NPS), complaints and their resolution workflow, suggestions, reviews and praise' },
+          { name: 'segments', description: 'Dynamic (filter) and static (listed) sets of customers, their export and membership history' },
           { name: 'audit', description: 'The audit trail of every mutation' },
           { name: 'analytics', description: 'Customer analytics computed in the database: RFM, lifetime value, lifecycle, acquisition, churn risk, cohorts, satisfaction' },
           { name: 'ops', description: 'Health and readiness' },

@@ -2,6 +2,7 @@ import { type ExpressionBuilder, type Expression, sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
 import type { ContactPointRow, CustomerRow, Database, NewCustomerRow } from '../../db/schema.js'
 import { afterCursor, type SortKey } from '../../lib/pagination.js'
+import type { CustomerPredicate } from '../../lib/filters/filter.compile.js'
 
 /** A customer row with the primary email and phone, as every customer read returns it. */
 export type CustomerRecord = CustomerRow & { primary_email: string | null; primary_phone: string | null }
@@ -149,6 +150,30 @@ export async function listCustomers(db: DbExecutor, f: CustomerFilters, keys: So
   for (const k of keys) query = query.orderBy(sql.ref(`customers.${k.field}`), k.desc ? 'desc' : 'asc')
   const last = keys[keys.length - 1]
   return query.orderBy('customers.id', last?.desc ? 'desc' : 'asc').limit(limit + 1).execute()
+}
+
+/**
+ * Customers matching a compiled filter (lib/filters), keyset-paginated like every list. Used by
+ * search and by segments (members, preview, export), so they all page and present alike.
+ */
+export async function searchCustomers(db: DbExecutor, where: CustomerPredicate, keys: SortKey[], after: unknown[] | undefined, limit: number): Promise<CustomerRecord[]> {
+  let query = db.selectFrom('customers').selectAll('customers').select(withPrimaries).where('customers.archived_at', 'is', null).where(where)
+  if (after) {
+    query = query.where((eb) => afterCursor(eb, keys, after, (field) => sql.ref(`customers.${field}`), sql.ref('customers.id')))
+  }
+  for (const k of keys) query = query.orderBy(sql.ref(`customers.${k.field}`), k.desc ? 'desc' : 'asc')
+  const last = keys[keys.length - 1]
+  return query.orderBy('customers.id', last?.desc ? 'desc' : 'asc').limit(limit + 1).execute()
+}
+
+export async function countCustomers(db: DbExecutor, where: CustomerPredicate): Promise<number> {
+  const row = await db
+    .selectFrom('customers')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('customers.archived_at', 'is', null)
+    .where(where)
+    .executeTakeFirstOrThrow()
+  return Number(row.n)
 }
 
 // Contact points ---------------------------------------------------------------------------

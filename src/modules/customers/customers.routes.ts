@@ -6,12 +6,15 @@ import { ifMatchVersion, notModified, setEtag } from '../../lib/etag.js'
 import { DEFAULT_LIMIT, decodeCursor, parseSort, toPage } from '../../lib/pagination.js'
 import { badRequest, notFound, pointer } from '../../lib/problem.js'
 import { IdParams, problemResponses, ref } from '../../lib/schema.js'
+import { sql, type SqlBool } from 'kysely'
+import { compileFilter } from '../../lib/filters/filter.compile.js'
+import { filterFromBody } from '../../lib/filters/filter.request.js'
 import * as repo from './customers.repository.js'
 import * as service from './customers.service.js'
 import { mergeCustomers } from './customers.merge.js'
 import {
   ContactPoint, ContactPointCreate, ContactPointList, ContactPointParams, ContactPointPatch, Customer, CustomerCreate, CustomerGetQuery, CustomerMerge,
-  CustomerList, CustomerListQuery, CustomerPatch, CUSTOMER_INCLUDES, CUSTOMER_SORTS, customerSchemas,
+  CustomerList, CustomerListQuery, CustomerPatch, CUSTOMER_INCLUDES, CUSTOMER_SORTS, CustomerSearch, CustomerSearchResult, customerSchemas,
 } from './customers.schemas.js'
 
 const tags = ['customers']
@@ -87,6 +90,26 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
       data: page.data.map((r) => service.toCustomerDto(r, pii, include.has('contact_points') ? byCustomer.get(r.id) ?? [] : undefined, metrics)),
       next_cursor: page.next_cursor,
     }
+  })
+
+  app.post('/customers/search', {
+    config: { scope: 'customers:read' },
+    attachValidation: true,
+    schema: {
+      operationId: 'searchCustomers', tags, summary: 'Search customers with the filter language',
+      description: 'The full boolean filter language (CustomerFilter), the same one segments store. Cursor-paginated like every list; ' +
+        'include_total adds the number of all matches. A filter that is malformed, too deep (over 8 levels) or too large (over 100 nodes) answers 400 with pointers to the bad nodes.',
+      body: ref(CustomerSearch),
+      response: { 200: ref(CustomerSearchResult), ...problemResponses(400, 401, 403, 413, 415) },
+    },
+  }, async (request, reply) => {
+    const ast = filterFromBody(request, request.body?.filter)
+    const body = request.body
+    const where = ast ? compileFilter(ast) : () => sql<SqlBool>`true`
+    const pii = canReadPii(request.auth)
+    if (!pii) reply.header('x-pii-masked', 'true')
+    const page = await service.searchPage(request.db, where, pii, body)
+    return body.include_total ? { ...page, total: await repo.countCustomers(request.db, where) } : page
   })
 
   app.get('/customers/:id', {

@@ -1,6 +1,7 @@
 import { Type, type Static } from 'typebox'
 import { Currency, DateOnly, JsonMap, Money, Nullable, StringEnum, Timestamp, Uuid, ref } from '../../lib/schema.js'
 import { PageQuery, pageEnvelope } from '../../lib/pagination.js'
+import { CustomerFilter } from '../../lib/filters/filter.schemas.js'
 
 export const GENDERS = ['female', 'male', 'non_binary', 'other', 'unknown'] as const
 export const MARITAL_STATUSES = ['single', 'married', 'divorced', 'widowed', 'separated', 'domestic_partnership', 'unknown'] as const
@@ -282,6 +283,30 @@ export const CustomerListQuery = Type.Object(
   { additionalProperties: false },
 )
 
+export const CustomerSearch = Type.Object(
+  {
+    filter: Type.Optional(ref(CustomerFilter)),
+    sort: Type.Optional(Type.String({ maxLength: 100, description: `Comma-separated of ${CUSTOMER_SORTS.join(', ')}; prefix - for descending`, example: '-created_at' })),
+    limit: PageQuery.limit,
+    cursor: PageQuery.cursor,
+    include_total: Type.Optional(Type.Boolean({ description: 'Also count every match (one more query)', default: false })),
+  },
+  {
+    $id: 'CustomerSearch',
+    additionalProperties: false,
+    description: 'A search over non-archived customers with the filter language; without a filter every customer matches',
+    example: { filter: { and: [{ field: 'tags', op: 'has_any', value: ['vip'] }, { orders: { min_count: 3, since: { last_n_days: 90 } } }] }, sort: '-created_at', limit: 50, include_total: true },
+  },
+)
+
+export const CustomerSearchResult = Type.Object(
+  {
+    ...pageEnvelope(ref(Customer), 'A page of customers').properties,
+    total: Type.Optional(Type.Integer({ minimum: 0, description: 'Every match, with include_total=true' })),
+  },
+  { $id: 'CustomerSearchResult', description: 'A page of customers that match the filter', example: { data: [], next_cursor: null, total: 0 } },
+)
+
 export const CustomerGetQuery = Type.Object({ include: IncludeQuery }, { additionalProperties: false })
 export const ContactPointParams = Type.Object({ id: Uuid(), contact_point_id: Uuid() }, { additionalProperties: false })
 
@@ -296,4 +321,4 @@ export type ContactPointDto = Static<typeof ContactPoint>
 export type CustomerListQueryT = Static<typeof CustomerListQuery>
 
 /** Named schemas of this domain, registered once by the routes plugin. */
-export const customerSchemas = [Address, Consent, ContactPointCreate, ContactPointPatch, ContactPoint, CustomerCreate, CustomerPatch, CustomerMetrics, Customer, CustomerMerge, CustomerList, ContactPointList]
+export const customerSchemas = [Address, Consent, ContactPointCreate, ContactPointPatch, ContactPoint, CustomerCreate, CustomerPatch, CustomerMetrics, Customer, CustomerMerge, CustomerList, ContactPointList, CustomerSearch, CustomerSearchResult]

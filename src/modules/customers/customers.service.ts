@@ -5,7 +5,10 @@ import { badRequest, conflict, type FieldError, notFound, pointer, preconditionF
 import { maskAddress, maskContactValue } from '../../lib/pii.js'
 import * as repo from './customers.repository.js'
 import { refuseIfMerged } from './customers.merge.js'
+import type { CustomerPredicate } from '../../lib/filters/filter.compile.js'
+import { DEFAULT_LIMIT, decodeCursor, parseSort, toPage } from '../../lib/pagination.js'
 import type { ContactPointCreateBody, ContactPointDto, ContactPointPatchBody, CustomerCreateBody, CustomerDto, CustomerMetricsDto, CustomerPatchBody } from './customers.schemas.js'
+import { CUSTOMER_SORTS } from './customers.schemas.js'
 
 const emailFormat = fullFormats.email as RegExp
 const PHONE = /^\+?[0-9]{5,20}$/
@@ -295,4 +298,24 @@ export function toCustomerDto(row: repo.CustomerRecord, pii: boolean, contactPoi
   if (contactPoints) dto.contact_points = contactPoints.map((c) => toContactPointDto(c, pii))
   if (metrics) dto.metrics = toMetricsDto(row.id, metrics)
   return dto
+}
+
+// Search ------------------------------------------------------------------------------------
+
+export interface SearchPageOptions {
+  sort?: string
+  cursor?: string
+  limit?: number
+}
+
+/**
+ * One page of the non-archived customers that match a compiled filter, in the caller's view
+ * (masked without pii:read). Search, segment members and segment previews all page through here.
+ */
+export async function searchPage(db: DbExecutor, where: CustomerPredicate, pii: boolean, opts: SearchPageOptions) {
+  const limit = opts.limit ?? DEFAULT_LIMIT
+  const keys = parseSort(opts.sort, CUSTOMER_SORTS, '-created_at')
+  const after = opts.cursor ? decodeCursor(opts.cursor, keys) : undefined
+  const rows = await repo.searchCustomers(db, where, keys, after, limit)
+  return toPage(rows, limit, keys, (r) => toCustomerDto(r, pii))
 }

@@ -1,0 +1,223 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { canReadPii } from '../../plugins/auth.js'
+import { ifMatchVersion, notModified, setEtag } from '../../lib/etag.js'
+import { compileFilter } from '../../lib/filters/filter.compile.js'
+import { filterFromBody } from '../../lib/filters/filter.request.js'
+import { DEFAULT_LIMIT, decodeCursor, parseSort, toPage } from '../../lib/pagination.js'
+import { notFound, preconditionFailed } from '../../lib/problem.js'
+import { IdParams, problemResponses, ref } from '../../lib/schema.js'
+import { countCustomers } from '../customers/customers.repository.js'
+import { searchPage } from '../customers/customers.service.js'
+import { ContactPoint, Customer, CustomerList, CustomerMetrics } from '../customers/customers.schemas.js'
+import * as repo from './segments.repository.js'
+import * as service from './segments.service.js'
+import {
+  ExportQuery, HistoryQuery, MemberListQuery, MembershipEventList, Segment, SegmentCount, SegmentCreate, SegmentList, SegmentListQuery,
+  SegmentMemberChange, SegmentMemberIds, SegmentPatch, SegmentPreview, SegmentPreviewResult, SegmentRefreshResult, SEGMENT_SORTS, segmentSchemas,
+} from './segments.schemas.js'
+
+const tags = ['segments']
+const WRITE_ERRORS = problemResponses(400, 401, 403, 404, 409, 412, 413, 415, 422)
+const READ_ERRORS = problemResponses(400, 401, 403, 404)
+
+const segmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  // Members are customers: the customer shapes are registered in this context too (the
+  // customers plugin's own registrations are encapsulated), under the same $ids.
+  for (const schema of [ContactPoint, CustomerMetrics, Customer, CustomerList, ...segmentSchemas]) app.addSchema(schema)
+
+  app.post('/segments', {
+    config: { scope: 'segments:write' },
+    attachValidation: true,
+    schema: {
+      operationId: 'createSegment', tags, summary: 'Create a segment',
+      description: 'A dynamic segment stores a CustomerFilter; a static one starts empty and takes members by id.',
+      body: ref(SegmentCreate),
+      response: { 201: ref(Segment), ...WRITE_ERRORS },
+    },
+  }, async (request, reply) => {
+    const ast = filterFromBody(request, request.body?.filter)
+    const row = await service.createSegment(request.db, request.body, ast)
+    setEtag(reply, row.version)
+    reply.code(201).header('location', `/v1/segments/${row.id}`)
+    return service.toSegmentDto(row)
+  })
+
+  app.get('/segments', {
+    config: { scope: 'segments:read' },
+    schema: {
+      operationId: 'listSegments', tags, summary: 'List segments',
+      querystring: SegmentListQuery,
+      response: { 200: ref(SegmentList), ...READ_ERRORS },
+    },
+  }, async (request) => {
+    const q = request.query
+    const limit = q.limit ?? DEFAULT_LIMIT
+    const keys = parseSort(q.sort, SEGMENT_SORTS, '-created_at')
+    const after = q.cursor ? decodeCursor(q.cursor, keys) : undefined
+    const rows = await repo.listSegments(request.db, { kind: q.kind, archived: q.archived ?? false }, keys, after, limit)
+    return toPage(rows, limit, keys, service.toSegmentDto)
+  })
+
+  app.post('/segments/preview', {
+    config: { scope: 'segments:read' },
+    attachValidation: true,
+    schema: {
+      operationId: 'previewSegment', tags, summary: 'Count and list the customers an unsaved filter selects',
+      description: 'What a dynamic segment with this filter would hold now: the count and the first page (next_cursor pages on with GET …/members once saved, or with POST /v1/customers/search).',
+      body: ref(SegmentPreview),
+      response: { 200: ref(SegmentPreviewResult), ...problemResponses(400, 401, 403, 413, 415) },
+    },
+  }, async (request, reply) => {
+    const where = compileFilter(filterFromBody(request, request.body?.filter)!)
+    const pii = canReadPii(request.auth)
+    if (!pii) reply.header('x-pii-masked', 'true')
+    const page = await searchPage(request.db, where, pii, { sort: request.body.sort, limit: request.body.limit })
+    return { count: await countCustomers(request.db, where), ...page }
+  })
+
+  app.get('/segments/:id', {
+    config: { scope: 'segments:read' },
+    schema: {
+      operationId: 'getSegment', tags, summary: 'Get a segment',
+      params: IdParams,
+      response: { 200: ref(Segment), 304: Type.Null({ description: 'Not modified' }), ...READ_ERRORS },
+    },
+  }, async (request, reply) => {
+    const row = await service.getSegment(request.db, request.params.id)
+    setEtag(reply, row.version)
+    if (notModified(request, row.version)) return reply.code(304).send(null)
+    return service.toSegmentDto(row)
+  })
+
+  app.patch('/segments/:id', {
+    config: { scope: 'segments:write' },
+    attachValidation: true,
+    schema: {
+      operationId: 'updateSegment', tags, summary: 'Update a segment (JSON Merge Patch)',
+      description: 'name, description and (dynamic segments) filter; the filter is replaced as a whole. With If-Match, a stale ETag answers 412.',
+      params: IdParams, body: ref(SegmentPatch),
+      response: { 200: ref(Segment), ...WRITE_ERRORS },
+    },
+  }, async (request, reply) => {
+    filterFromBody(request, request.body?.filter ?? undefined)
+    const row = await service.patchSegment(request.db, request.params.id, request.body, ifMatchVersion(request))
+    setEtag(reply, row.version)
+    return service.toSegmentDto(row)
+  })
+
+  app.delete('/segments/:id', {
+    config: { scope: 'segments:write' },
+    schema: {
+      operationId: 'archiveSegment', tags, summary: 'Archive a segment',
+      description: 'Hides it from lists (see archived=true) and frees its name; its members and history are kept.',
+      params: IdParams,
+      response: { 204: Type.Null({ description: 'Archived' }), ...WRITE_ERRORS },
+    },
+  }, async (request, reply) => {
+    const expected = ifMatchVersion(request)
+    if (!(await repo.archiveSegment(request.db, request.params.id, expected))) {
+      if (await repo.findSegment(request.db, request.params.id)) throw preconditionFailed()
+      throw notFound('segment')
+    }
+    return reply.code(204).send(null)
+  })
+
+  app.get('/segments/:id/members', {
+    config: { scope: 'segments:read' },
+    schema: {
+      operationId: 'listSegmentMembers', tags, summary: 'List the customers in a segment',
+      description: 'Evaluated now: a dynamic segment\'s filter, or a static segment\'s members; archived customers are left out.',
+      params: IdParams, querystring: MemberListQuery,
+      response: { 200: ref(CustomerList), ...READ_ERRORS },
+    },
+  }, async (request, reply) => {
+    const segment = await service.getSegment(request.db, request.params.id)
+    const pii = canReadPii(request.auth)
+    if (!pii) reply.header('x-pii-masked', 'true')
+    return searchPage(request.db, service.membersOf(segment), pii, request.query)
+  })
+
+  app.get('/segments/:id/count', {
+    config: { scope: 'segments:read' },
+    schema: {
+      operationId: 'countSegmentMembers', tags, summary: 'Count the customers in a segment',
+      params: IdParams,
+      response: { 200: ref(SegmentCount), ...READ_ERRORS },
+    },
+  }, async (request) => {
+    const segment = await service.getSegment(request.db, request.params.id)
+    return { count: await countCustomers(request.db, service.membersOf(segment)) }
+  })
+
+  app.post('/segments/:id/members', {
+    config: { scope: 'segments:write' },
+    schema: {
+      operationId: 'addSegmentMembers', tags, summary: 'Add customers to a static segment',
+      description: 'Up to 1,000 ids, all or none: an id that is not a customer answers 422 and adds nothing. Ids already in count as unchanged.',
+      params: IdParams, body: ref(SegmentMemberIds),
+      response: { 200: ref(SegmentMemberChange), ...WRITE_ERRORS },
+    },
+  }, async (request) => service.changeStaticMembers(request.db, request.params.id, request.body.customer_ids, 'add'))
+
+  app.delete('/segments/:id/members', {
+    config: { scope: 'segments:write' },
+    schema: {
+      operationId: 'removeSegmentMembers', tags, summary: 'Remove customers from a static segment',
+      description: 'Up to 1,000 ids in the body; ids that are not members count as unchanged.',
+      params: IdParams, body: ref(SegmentMemberIds),
+      response: { 200: ref(SegmentMemberChange), ...WRITE_ERRORS },
+    },
+  }, async (request) => service.changeStaticMembers(request.db, request.params.id, request.body.customer_ids, 'remove'))
+
+  app.get('/segments/:id/export', {
+    config: { scope: 'segments:read' },
+    schema: {
+      operationId: 'exportSegmentMembers', tags, summary: 'Export the customers in a segment (CSV or NDJSON, streamed)',
+      description: 'Streams every member in batches (flat memory whatever the size). CSV has a header row and masks PII without pii:read, like NDJSON (one Customer per line).',
+      params: IdParams, querystring: ExportQuery,
+      response: {
+        200: Type.String({ description: 'text/csv or application/x-ndjson' }),
+        ...READ_ERRORS,
+      },
+    },
+  }, async (request, reply) => {
+    const segment = await service.getSegment(request.db, request.params.id)
+    const format = request.query.format ?? 'csv'
+    const pii = canReadPii(request.auth)
+    if (!pii) reply.header('x-pii-masked', 'true')
+    reply
+      .type(format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson')
+      .header('content-disposition', `attachment; filename="segment-${segment.id}.${format}"`)
+    return reply.send(service.exportStream(request.db, service.membersOf(segment), pii, format) as never)
+  })
+
+  app.post('/segments/:id/refresh', {
+    config: { scope: 'segments:write' },
+    schema: {
+      operationId: 'refreshSegment', tags, summary: 'Refresh a dynamic segment\'s membership history',
+      description: 'Evaluates the filter now and records, set-wise in one statement, who entered and who left since the last refresh.',
+      params: IdParams,
+      response: { 200: ref(SegmentRefreshResult), ...WRITE_ERRORS },
+    },
+  }, async (request) => service.refresh(request.db, request.params.id))
+
+  app.get('/segments/:id/history', {
+    config: { scope: 'segments:read' },
+    schema: {
+      operationId: 'listSegmentHistory', tags, summary: 'Membership events of a segment, newest first',
+      params: IdParams, querystring: HistoryQuery,
+      response: { 200: ref(MembershipEventList), ...READ_ERRORS },
+    },
+  }, async (request) => {
+    await service.getSegment(request.db, request.params.id)
+    const q = request.query
+    const limit = q.limit ?? DEFAULT_LIMIT
+    const keys = parseSort(undefined, ['occurred_at'], '-occurred_at')
+    const after = q.cursor ? decodeCursor(q.cursor, keys) : undefined
+    const rows = await repo.listEvents(request.db, request.params.id, { event: q.event, customer_id: q.customer_id }, keys, after, limit)
+    return toPage(rows, limit, keys, (r) => ({ id: r.id, segment_id: r.segment_id, customer_id: r.customer_id, event: r.event as 'entered' | 'left', occurred_at: r.occurred_at }))
+  })
+}
+
+export default segmentRoutes

@@ -1,0 +1,130 @@
+import { Readable } from 'node:stream'
+import type { DbExecutor } from '../../db/database.js'
+import type { SegmentRow } from '../../db/schema.js'
+import { compileFilter, type CustomerPredicate } from '../../lib/filters/filter.compile.js'
+import { parseFilter, type FilterAst } from '../../lib/filters/filter.parse.js'
+import { conflict, notFound, preconditionFailed, unprocessable } from '../../lib/problem.js'
+import * as customers from '../customers/customers.repository.js'
+import { toCustomerDto } from '../customers/customers.service.js'
+import * as repo from './segments.repository.js'
+import type { SegmentCreateBody, SegmentDto, SegmentPatchBody } from './segments.schemas.js'
+
+export function toSegmentDto(row: SegmentRow): SegmentDto {
+  return {
+    id: row.id,
+    name: row.name,
+    description: row.description,
+    kind: row.kind as SegmentDto['kind'],
+    filter: (row.filter ?? null) as SegmentDto['filter'],
+    version: row.version,
+    created_at: row.created_at,
+    updated_at: row.updated_at,
+    archived_at: row.archived_at,
+  }
+}
+
+const isNameTaken = (err: unknown) => (err as { code?: string; constraint?: string }).code === '23505' && (err as { constraint?: string }).constraint === 'segments_live_name_idx'
+const nameTaken = () => conflict('A live segment already has this name.', [{ pointer: '/name', message: 'is already used by another segment' }])
+
+/** `filter` arrives already checked by the route (filterFromBody); here only the kind rules. */
+export async function createSegment(db: DbExecutor, body: SegmentCreateBody, ast: FilterAst | undefined): Promise<SegmentRow> {
+  if (body.kind === 'dynamic' && !ast) throw unprocessable('A dynamic segment needs a filter.', [{ pointer: '/filter', message: 'is required for a dynamic segment' }])
+  if (body.kind === 'static' && ast) throw unprocessable('A static segment has members, not a filter.', [{ pointer: '/filter', message: 'is only for dynamic segments' }])
+  try {
+    return await repo.insertSegment(db, { name: body.name, description: body.description ?? null, kind: body.kind, filter: body.filter ?? null })
+  } catch (err) {
+    if (isNameTaken(err)) throw nameTaken()
+    throw err
+  }
+}
+
+export async function patchSegment(db: DbExecutor, id: string, body: SegmentPatchBody, expectedVersion: number | undefined): Promise<SegmentRow> {
+  const current = await repo.findSegment(db, id, true)
+  if (!current) throw notFound('segment')
+  if (expectedVersion !== undefined && current.version !== expectedVersion) throw preconditionFailed()
+  if ('filter' in body && current.kind !== 'dynamic') throw unprocessable('A static segment has members, not a filter.', [{ pointer: '/filter', message: 'is only for dynamic segments' }])
+  if ('filter' in body && body.filter === null) throw unprocessable('A dynamic segment needs a filter.', [{ pointer: '/filter', message: 'cannot be cleared' }])
+  try {
+    const row = await repo.updateSegment(db, id, body as Record<string, unknown>, current.version)
+    if (!row) throw preconditionFailed()
+    return row
+  } catch (err) {
+    if (isNameTaken(err)) throw nameTaken()
+    throw err
+  }
+}
+
+export async function getSegment(db: DbExecutor, id: string, lock = false): Promise<SegmentRow> {
+  const row = await repo.findSegment(db, id, lock)
+  if (!row) throw notFound('segment')
+  return row
+}
+
+/** The customers a segment holds now: its filter, or its member list. */
+export function membersOf(segment: SegmentRow): CustomerPredicate {
+  return segment.kind === 'dynamic' ? compileFilter(parseFilter(segment.filter, '/filter')) : repo.staticMembers(segment.id)
+}
+
+export async function changeStaticMembers(db: DbExecutor, id: string, ids: string[], op: 'add' | 'remove') {
+  const segment = await getSegment(db, id, true)
+  if (segment.kind !== 'static') throw unprocessable('Members of a dynamic segment follow its filter; only static segments take members by id.')
+  if (segment.archived_at) throw unprocessable('The segment is archived.')
+  if (op === 'remove') {
+    const removed = await repo.removeMembers(db, id, ids)
+    return { removed, unchanged: ids.length - removed }
+  }
+  const known = await repo.existingCustomers(db, ids)
+  const unknown = ids.flatMap((c, i) => (known.has(c) ? [] : [{ pointer: `/customer_ids/${i}`, message: 'is not a customer' }]))
+  if (unknown.length > 0) throw unprocessable('Some ids are not customers; nothing was added.', unknown.slice(0, 50))
+  const added = await repo.addMembers(db, id, ids)
+  return { added, unchanged: ids.length - added }
+}
+
+export async function refresh(db: DbExecutor, id: string) {
+  const segment = await getSegment(db, id, true)
+  if (segment.kind !== 'dynamic') throw unprocessable('Only dynamic segments are refreshed; a static segment\'s history is written as members are added and removed.')
+  const { entered, left, refreshed_at } = await repo.refreshSnapshot(db, id, membersOf(segment))
+  return { entered, left, refreshed_at, member_count: await repo.snapshotSize(db, id) }
+}
+
+// Export ------------------------------------------------------------------------------------
+
+export const EXPORT_BATCH = 500
+const CSV_COLUMNS = [
+  'id', 'external_ref', 'name', 'given_name', 'family_name', 'gender', 'lifecycle_stage', 'acquisition_source', 'preferred_channel',
+  'company', 'job_title', 'tags', 'loyalty_points', 'primary_email', 'primary_phone', 'created_at', 'updated_at',
+] as const
+
+/** One CSV cell (RFC 4180); a leading = + - @ is neutralised so spreadsheets never run it as a formula. */
+function csvCell(value: unknown): string {
+  let s = value === null || value === undefined ? '' : Array.isArray(value) ? value.join(';') : String(value)
+  if (/^[=+\-@\t\r]/.test(s)) s = `'${s}`
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s
+}
+
+/**
+ * The members as CSV or NDJSON, read in keyset batches of EXPORT_BATCH (created_at, id), so memory
+ * stays flat whatever the segment's size and no statement or transaction stays open between
+ * batches. A customer created or changed during a long export may or may not appear.
+ */
+export function exportStream(db: DbExecutor, where: CustomerPredicate, pii: boolean, format: 'csv' | 'ndjson'): Readable {
+  const keys = [{ field: 'created_at', desc: false }]
+  async function* lines() {
+    if (format === 'csv') yield CSV_COLUMNS.join(',') + '\r\n'
+    let after: unknown[] | undefined
+    for (;;) {
+      const rows = await customers.searchCustomers(db, where, keys, after, EXPORT_BATCH)
+      const batch = rows.slice(0, EXPORT_BATCH)
+      let chunk = ''
+      for (const row of batch) {
+        const dto = toCustomerDto(row, pii)
+        chunk += format === 'csv' ? CSV_COLUMNS.map((c) => csvCell(dto[c])).join(',') + '\r\n' : JSON.stringify(dto) + '\n'
+      }
+      if (chunk) yield chunk
+      if (rows.length <= EXPORT_BATCH) return
+      const last = batch[batch.length - 1]!
+      after = [last.created_at, last.id]
+    }
+  }
+  return Readable.from(lines(), { objectMode: false })
+}
