@@ -18,9 +18,7 @@ import type { CustomerMergeBody } from './customers.schemas.js'
  *   limit and currency go together). Loyalty points add up;
  * - the target keeps its external_ref; the duplicate keeps its own, is archived and gets
  *   merged_into_id, which the external_ref upsert follows (see createCustomer).
- *
- * Segment memberships do not exist on main yet; a segments module must move its static
- * memberships here too.
+ * - static segment memberships move to the target (one membership per segment).
  */
 
 /** Profile fields that merge as "the preferred side's value, else the other side's". */
@@ -107,4 +105,6 @@ export async function mergeCustomers(db: DbExecutor, targetId: string, body: Cus
   await mergeContactPoints(db, targetId, duplicateId)
   await repo.applyMergedProfile(db, targetId, duplicateId, mergedScalars(target, duplicate, preferDuplicate), preferDuplicate)
   await repo.markMerged(db, duplicateId, targetId)
+  // The answer shows the target's metrics-derived stage and final version, as they will commit.
+  await repo.flushPendingMetrics(db)
 }

@@ -296,6 +296,15 @@ export async function findMetrics(db: DbExecutor, customerIds: string[]) {
 }
 
 /** Recomputes metrics and, unless pinned by hand, the lifecycle stage (see the metrics migration). */
+/**
+ * Metrics and the derived stage of customers touched in this transaction are refreshed at commit
+ * (see the metrics_deferred migration); this runs that refresh now, for a handler that answers
+ * with them.
+ */
+export async function flushPendingMetrics(db: DbExecutor): Promise<void> {
+  await sql`select crm_flush_customer_metrics()`.execute(db)
+}
+
 export async function refreshMetrics(db: DbExecutor, customerId: string): Promise<void> {
   await sql`select crm_refresh_customer_metrics(array[${customerId}]::uuid[])`.execute(db)
 }
@@ -326,11 +335,21 @@ export async function lockContactPoints(db: DbExecutor, customerIds: string[]): 
   return db.selectFrom('contact_points').selectAll().where('customer_id', 'in', customerIds).orderBy('created_at').orderBy('id').forUpdate().execute()
 }
 
-/** Moves a customer's orders, interactions and feedback to another (the metrics triggers recompute both). */
+/**
+ * Moves a customer's orders, interactions and feedback to another (the metrics triggers
+ * recompute both), and its static segment memberships: where both were members, the
+ * duplicate's membership is dropped. Dynamic segments follow their filter on the next refresh.
+ */
 export async function moveActivity(db: DbExecutor, fromId: string, toId: string): Promise<void> {
   for (const table of ['orders', 'interactions', 'feedback'] as const) {
     await db.updateTable(table).set({ customer_id: toId }).where('customer_id', '=', fromId).execute()
   }
+  await db
+    .deleteFrom('segment_members')
+    .where('customer_id', '=', fromId)
+    .where('segment_id', 'in', (eb) => eb.selectFrom('segment_members').select('segment_id').where('customer_id', '=', toId))
+    .execute()
+  await db.updateTable('segment_members').set({ customer_id: toId }).where('customer_id', '=', fromId).execute()
 }
 
 /**

@@ -392,3 +392,24 @@ t.test('a bulk import by a merged duplicate\'s external_ref updates the survivor
   t.match((await get(target.id)).json(), { name: 'Imp Survivor', primary_email: 'imp@example.com', external_ref: 'imp-t' })
   t.match((await get(dup.id)).json(), { name: 'Imp Dup', primary_email: null, merged_into_id: target.id }, 'the merged duplicate is not written')
 })
+
+t.test('static segment memberships move to the target, one per segment', async (t) => {
+  const target = await create({ name: 'Seg Target' })
+  const dup = await create({ name: 'Seg Dup' })
+  const segment = async (name: string, members: string[]) => {
+    const res = await ctx.app.inject({ method: 'POST', url: '/v1/segments', headers: admin, payload: { name, kind: 'static' } })
+    t.equal(res.statusCode, 201, res.body)
+    const id = res.json().id as string
+    const add = await ctx.app.inject({ method: 'POST', url: `/v1/segments/${id}/members`, headers: admin, payload: { customer_ids: members } })
+    t.ok(add.statusCode < 300, add.body)
+    return id
+  }
+  const both = await segment('merge both', [target.id, dup.id])
+  const onlyDup = await segment('merge only dup', [dup.id])
+  const res = await merge(target.id, { duplicate_id: dup.id })
+  t.equal(res.statusCode, 200, res.body)
+  const members = async (segmentId: string) =>
+    (await ctx.db.selectFrom('segment_members').select('customer_id').where('segment_id', '=', segmentId).execute()).map((r) => r.customer_id)
+  t.same(await members(both), [target.id], 'one membership where both were members')
+  t.same(await members(onlyDup), [target.id], 'the duplicate\'s membership moves')
+})
