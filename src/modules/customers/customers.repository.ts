@@ -20,8 +20,12 @@ const withPrimaries = (eb: ExpressionBuilder<Database, 'customers'>) => [
   primaryOf(eb, 'phone').as('primary_phone'),
 ]
 
+/** The one query of a customer read (bench/ runs the same SQL in its baselines). */
+export const findCustomerQuery = (db: DbExecutor, id: string) =>
+  db.selectFrom('customers').selectAll('customers').select(withPrimaries).where('customers.id', '=', id)
+
 export async function findCustomer(db: DbExecutor, id: string): Promise<CustomerRecord | undefined> {
-  return db.selectFrom('customers').selectAll('customers').select(withPrimaries).where('customers.id', '=', id).executeTakeFirst()
+  return findCustomerQuery(db, id).executeTakeFirst()
 }
 
 export async function customerVersion(db: DbExecutor, id: string): Promise<number | undefined> {
