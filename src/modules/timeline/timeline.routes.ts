@@ -33,10 +33,13 @@ const timelineRoutes: FastifyPluginAsyncTypebox = async (app) => {
       }
     }
     const types = (wanted as TimelineType[]).filter((t) => hasScope(request.auth, SOURCE_SCOPE[t]))
-    if ((await customerVersion(request.db, request.params.id)) === undefined) throw notFound('customer')
-    if (types.length === 0) return { data: [], next_cursor: null }
+    if (types.length === 0) {
+      if ((await customerVersion(request.db, request.params.id)) === undefined) throw notFound('customer')
+      return { data: [], next_cursor: null }
+    }
     const after = cursor ? (decodeCursor(cursor, KEYS) as [string, string]) : undefined
     const rows = await timelinePage(request.db, request.params.id, types, after, limit)
+    if (!rows) throw notFound('customer')
     return toPage(rows as unknown as Array<Record<string, unknown>>, limit, KEYS, (r) => r as never)
   })
 }
