@@ -30,6 +30,10 @@ const median = (xs: number[]) => {
 const f = (x: number, digits = 2) => (Number.isFinite(x) ? x.toFixed(digits) : 'n/a')
 /** median [min–max] */
 const spread = (xs: number[], digits = 2) => `${f(median(xs), digits)} [${f(Math.min(...xs), digits)}–${f(Math.max(...xs), digits)}]`
+const cpu = (rs: Result[]) => {
+  const xs = rs.map((r) => r.m.serverCpuMsPerRequest).filter((x): x is number => x !== undefined)
+  return xs.length ? spread(xs, 3) : 'n/a'
+}
 const sizeLabel = (n: number) => (n >= 1_000_000 ? `${n / 1_000_000}M` : n >= 1000 ? `${n / 1000}k` : String(n))
 
 export function report(input: ReportInput): string {
@@ -41,14 +45,14 @@ export function report(input: ReportInput): string {
     `(${input.connections.throughput} connections for throughput scenarios, ${input.connections.latency} for latency scenarios). ` +
     'Each cell: median of the rounds [min–max]. Latencies in ms.', '')
 
-  lines.push('## Figures', '', '| scenario | size | variant | req/s | p50 ms | p99 ms | errors |', '|---|---|---|---|---|---|---|')
+  lines.push('## Figures', '', '| scenario | size | variant | req/s | p50 ms | p99 ms | server CPU ms/req | errors |', '|---|---|---|---|---|---|---|---|')
   for (const s of input.scenarios.filter((x) => !x.pending)) {
     for (const size of sizes) {
       for (const v of s.variants) {
         const rs = pick(s.name, size, v)
         if (rs.length === 0) continue
         lines.push(`| ${s.name} | ${sizeLabel(size)} | ${v} | ${spread(rs.map((r) => r.m.rps), 0)} | ${spread(rs.map((r) => r.m.p50Ms))} | ` +
-          `${spread(rs.map((r) => r.m.p99Ms))} | ${rs.reduce((a, r) => a + r.m.errors, 0)} |`)
+          `${spread(rs.map((r) => r.m.p99Ms))} | ${cpu(rs)} | ${rs.reduce((a, r) => a + r.m.errors, 0)} |`)
       }
     }
   }
@@ -67,10 +71,15 @@ export function report(input: ReportInput): string {
     const vsMin = ratio('get_customer', size, 'full', 'minimal', (m) => m.rps)
     const vsPg = ratio('get_customer', size, 'full', 'pgbench', (m) => m.rps)
     const minVsPg = ratio('get_customer', size, 'minimal', 'pgbench', (m) => m.rps)
-    if (vsMin.length) getRatios.push(`| ${sizeLabel(size)} | ${spread(vsMin)} | ${vsPg.length ? spread(vsPg) : 'n/a'} | ${minVsPg.length ? spread(minVsPg) : 'n/a'} |`)
+    const cpuRatio = ratio('get_customer', size, 'minimal', 'full', (m) => m.serverCpuMsPerRequest ?? NaN).filter(Number.isFinite)
+    if (vsMin.length) {
+      getRatios.push(`| ${sizeLabel(size)} | ${spread(vsMin)} | ${cpuRatio.length ? spread(cpuRatio) : 'n/a'} | ${vsPg.length ? spread(vsPg) : 'n/a'} | ${minVsPg.length ? spread(minVsPg) : 'n/a'} |`)
+    }
   }
   if (getRatios.length) {
-    lines.push('', '## get_customer throughput ratios (per round, paired)', '', '| size | full / minimal | full / pgbench | minimal / pgbench |', '|---|---|---|---|', ...getRatios)
+    lines.push('', '## get_customer ratios (per round, paired)', '',
+      'req/s ratios, and the CPU ratio: minimal\'s server CPU per request / full\'s, i.e. the share of the minimal route\'s throughput the full stack reaches on a dedicated core.', '',
+      '| size | req/s full / minimal | CPU-bound full / minimal | req/s full / pgbench | req/s minimal / pgbench |', '|---|---|---|---|---|', ...getRatios)
   }
 
   if (sizes.length > 1) {
@@ -107,10 +116,12 @@ export function report(input: ReportInput): string {
     if (t.ratioToMinimal) {
       const r = median(ratio(s.name, largest, 'full', 'minimal', (m) => m.rps))
       lines.push(`| ${s.name} | req/s ≥ ${t.ratioToMinimal * 100} % of minimal | ${f(r * 100, 0)} % | ${r >= t.ratioToMinimal ? 'yes' : 'NO'} |`)
+      const c = median(ratio(s.name, largest, 'minimal', 'full', (m) => m.serverCpuMsPerRequest ?? NaN).filter(Number.isFinite))
+      if (Number.isFinite(c)) lines.push(`| ${s.name} | CPU-bound throughput ≥ ${t.ratioToMinimal * 100} % of minimal | ${f(c * 100, 0)} % | ${c >= t.ratioToMinimal ? 'yes' : 'NO'} |`)
     }
     if (t.p99Ms) {
       const p99 = median(rs.map((r) => r.m.p99Ms))
-      lines.push(`| ${s.name} | p99 ≤ ${t.p99Ms} ms | ${f(p99)} ms | ${p99 <= t.p99Ms ? 'yes' : 'NO'} |`)
+      lines.push(`| ${s.name} | p99 ${s.name === 'search_q' ? '<' : '≤'} ${t.p99Ms} ms | ${f(p99)} ms | ${p99 <= t.p99Ms ? 'yes' : 'NO'} |`)
     }
     if (t.maxMs) {
       const max = Math.max(...rs.map((r) => r.m.maxMs))

@@ -8,7 +8,7 @@
  * their min and max. See bench/README.md.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
@@ -86,6 +86,20 @@ interface Target {
   fixtures: Fixtures
   full: string
   minimal: string
+  pids: { full: number; minimal: number }
+}
+
+/**
+ * CPU time (user + system, ms) a process has used, from /proc: the server's CPU per request
+ * is a figure other processes on a shared machine barely disturb, unlike latency and req/s.
+ */
+function cpuMs(pid: number): number | undefined {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100
+  } catch {
+    return undefined
+  }
 }
 
 const targets: Target[] = []
@@ -100,15 +114,15 @@ try {
     const fixtures = await loadFixtures(url, size)
     const full = `http://127.0.0.1:${3910 + k * 10}`
     const minimal = `http://127.0.0.1:${3911 + k * 10}`
-    startProcess('src/server.ts', {
+    const fullProcess = startProcess('src/server.ts', {
       DATABASE_URL: url, PORT: String(3910 + k * 10), HOST: '127.0.0.1', LOG_LEVEL: 'warn', NODE_ENV: 'production',
       AUTH_JWKS_FILE: jwksFile, AUTH_ISSUER: ISSUER, AUTH_AUDIENCE: AUDIENCE, AUTH_ALGORITHMS: 'ES256',
     })
-    startProcess('bench/baseline/minimal-server.ts', {
+    const minimalProcess = startProcess('bench/baseline/minimal-server.ts', {
       DATABASE_URL: url, PORT: String(3911 + k * 10), BENCH_SQL: getSql.sql, BENCH_PARAMS: JSON.stringify(getSql.parameters), BENCH_ID_INDEX: String(getSql.idIndex),
     })
     await Promise.all([waitReady(full), waitReady(minimal)])
-    targets.push({ size, url, fixtures, full, minimal })
+    targets.push({ size, url, fixtures, full, minimal, pids: { full: fullProcess.pid!, minimal: minimalProcess.pid! } })
   }
   log(`load generator: ${loader}${pgbenchPath() ? ', pgbench' : ''}; servers on CPU ${SERVER_CPU}, load on CPU ${LOAD_CPU}${has('taskset') ? '' : ' (taskset missing: not pinned)'}`)
 
@@ -117,7 +131,12 @@ try {
   const measure = async (s: Scenario, t: Target, v: Variant, secs: number): Promise<Measurement> => {
     const connections = Number(s.load === 'throughput' ? values['throughput-connections'] : values['latency-connections'])
     if (v === 'pgbench') return pgbenchLoad(t.url, pgbenchGetScript(getSql, t.fixtures.customerIds.length), connections, secs, LOAD_CPU)
-    return httpLoad({ baseUrl: v === 'minimal' ? t.minimal : t.full, paths: s.paths!(t.fixtures, v), headers: { authorization }, connections, seconds: secs }, LOAD_CPU)
+    const pid = v === 'minimal' ? t.pids.minimal : t.pids.full
+    const before = cpuMs(pid)
+    const m = await httpLoad({ baseUrl: v === 'minimal' ? t.minimal : t.full, paths: s.paths!(t.fixtures, v), headers: { authorization }, connections, seconds: secs }, LOAD_CPU)
+    const after = cpuMs(pid)
+    if (before !== undefined && after !== undefined && m.requests > 0) m.serverCpuMsPerRequest = (after - before) / m.requests
+    return m
   }
   const variantsOf = (s: Scenario) => s.variants.filter((v) => v !== 'pgbench' || pgbenchPath())
 
@@ -132,7 +151,8 @@ try {
         for (const v of order) {
           const m = await measure(s, t, v, seconds)
           results.push({ scenario: s.name, size: t.size, variant: v, round: r, m })
-          log(`round ${r + 1}/${rounds} ${s.name} ${t.size} ${v}: ${m.rps.toFixed(0)} req/s, p50 ${m.p50Ms.toFixed(2)} ms, p99 ${m.p99Ms.toFixed(2)} ms${m.errors ? `, ${m.errors} ERRORS` : ''}`)
+          log(`round ${r + 1}/${rounds} ${s.name} ${t.size} ${v}: ${m.rps.toFixed(0)} req/s, p50 ${m.p50Ms.toFixed(2)} ms, p99 ${m.p99Ms.toFixed(2)} ms` +
+            `${m.serverCpuMsPerRequest !== undefined ? `, server CPU ${m.serverCpuMsPerRequest.toFixed(3)} ms/req` : ''}${m.errors ? `, ${m.errors} ERRORS` : ''}`)
         }
       }
     }

@@ -18,6 +18,8 @@ export interface Measurement {
   maxMs: number
   /** Non-2xx/3xx answers, timeouts and socket errors: must be 0 for a valid figure. */
   errors: number
+  /** CPU time the server process spent per request (HTTP variants on Linux). */
+  serverCpuMsPerRequest?: number
 }
 
 export interface HttpLoad {

@@ -1,5 +1,6 @@
 import { type ExpressionBuilder, type Expression, sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
+import { compiledByKey } from '../../db/compiled.js'
 import type { ContactPointRow, CustomerRow, Database, NewCustomerRow } from '../../db/schema.js'
 import { afterCursor, type SortKey } from '../../lib/pagination.js'
 
@@ -24,8 +25,10 @@ const withPrimaries = (eb: ExpressionBuilder<Database, 'customers'>) => [
 export const findCustomerQuery = (db: DbExecutor, id: string) =>
   db.selectFrom('customers').selectAll('customers').select(withPrimaries).where('customers.id', '=', id)
 
+const findCustomerCompiled = compiledByKey(findCustomerQuery)
+
 export async function findCustomer(db: DbExecutor, id: string): Promise<CustomerRecord | undefined> {
-  return findCustomerQuery(db, id).executeTakeFirst()
+  return (await findCustomerCompiled(db, id))[0]
 }
 
 export async function customerVersion(db: DbExecutor, id: string): Promise<number | undefined> {
