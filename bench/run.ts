@@ -141,7 +141,7 @@ try {
   const variantsOf = (s: Scenario) => s.variants.filter((v) => v !== 'pgbench' || pgbenchPath())
 
   log('warm-up')
-  for (const s of active) for (const t of targets) for (const v of variantsOf(s)) await measure(s, t, v, 2)
+  for (const s of active) for (const t of targets) for (const v of variantsOf(s)) await measure(s, t, v, 5)
 
   for (let r = 0; r < rounds; r++) {
     for (const s of active) {
