@@ -109,8 +109,12 @@ export function decodeCursor(cursor: string, keys: SortKey[], valid?: (values: u
 }
 
 /**
- * The row-after-cursor predicate for a sort with mixed directions:
- * (a > x) or (a = x and b > y) or (a = x and b = y and id > z), with < for descending keys.
+ * The row-after-cursor predicate. When every key (and the id) sorts the same way it is a row
+ * comparison, (a, b, id) > (x, y, z) (< when descending), which an index on (a, b, id) answers
+ * as a range: the scan starts at the cursor. With mixed directions it is
+ * (a > x) or (a = x and b < y) or (a = x and b = y and id > z), and the bound a >= x is added so
+ * that an index on a still starts at the cursor: without it the OR is only a filter, and a page
+ * deep in a large table read every row before it (O(position) instead of O(page)).
  * `column` maps an API field to the SQL expression it sorts by.
  */
 export function afterCursor<DB, TB extends keyof DB>(
@@ -121,6 +125,12 @@ export function afterCursor<DB, TB extends keyof DB>(
   idColumn: Expression<unknown>,
 ): Expression<SqlBool> {
   const all = [...keys.map((k) => ({ expr: column(k.field), desc: k.desc })), { expr: idColumn, desc: keys[keys.length - 1]?.desc ?? false }]
+  const first = all[0]!
+  if (all.every((k) => k.desc === first.desc)) {
+    const columns = sql.join(all.map((k) => k.expr))
+    const cursor = sql.join(values.slice(0, all.length).map((v) => sql`${v}`))
+    return first.desc ? sql<SqlBool>`(${columns}) < (${cursor})` : sql<SqlBool>`(${columns}) > (${cursor})`
+  }
   const ors: Expression<SqlBool>[] = []
   for (let i = 0; i < all.length; i++) {
     const ands: Expression<SqlBool>[] = []
@@ -129,7 +139,8 @@ export function afterCursor<DB, TB extends keyof DB>(
     ands.push(cur.desc ? sql<SqlBool>`${cur.expr} < ${values[i]}` : sql<SqlBool>`${cur.expr} > ${values[i]}`)
     ors.push(eb.and(ands))
   }
-  return eb.or(ors)
+  const bound = first.desc ? sql<SqlBool>`${first.expr} <= ${values[0]}` : sql<SqlBool>`${first.expr} >= ${values[0]}`
+  return eb.and([bound, eb.or(ors)])
 }
 
 export interface Page<T> {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import fp from 'fastify-plugin'
-import { createLocalJWKSet, createRemoteJWKSet, errors as joseErrors, jwtVerify, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose'
+import { createLocalJWKSet, createRemoteJWKSet, errors as joseErrors, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from 'jose'
 import { HttpProblem, serviceUnavailable } from '../lib/problem.js'
 
 /** Every scope a token can carry (API.md § Security). `domain:*` grants the domain's read and write. */
@@ -61,6 +61,34 @@ function keySet(opts: AuthOptions): JWTVerifyGetKey {
 
 /** Longer Authorization headers are refused unread (real tokens here are well under 2 KiB). */
 export const MAX_AUTHORIZATION_LENGTH = 8192
+/**
+ * Verified tokens, so a client sending the same token on every request pays the signature check
+ * (an ECDSA/RSA verify: the most expensive step of a keyed read) once per minute, not per request.
+ * An entry lives until the token's exp or for VERIFIED_TTL_MS, whichever is sooner; a key removed
+ * from the key set therefore stops being honoured within that minute. Bounded: the oldest entry
+ * is evicted first. Only successful verifications are kept, keyed by the whole token string.
+ */
+const VERIFIED_TTL_MS = 60_000
+const VERIFIED_MAX = 10_000
+
+export class VerifiedTokens {
+  private readonly entries = new Map<string, { payload: JWTPayload; until: number }>()
+
+  get(token: string, now = Date.now()): JWTPayload | undefined {
+    const hit = this.entries.get(token)
+    if (!hit) return undefined
+    if (hit.until > now) return hit.payload
+    this.entries.delete(token)
+    return undefined
+  }
+
+  set(token: string, payload: JWTPayload, now = Date.now()): void {
+    const until = Math.min(typeof payload.exp === 'number' ? payload.exp * 1000 : 0, now + VERIFIED_TTL_MS)
+    if (until <= now) return
+    if (this.entries.size >= VERIFIED_MAX) this.entries.delete(this.entries.keys().next().value!)
+    this.entries.set(token, { payload, until })
+  }
+}
 
 const unauthorized = (detail: string, error?: string) =>
   new HttpProblem({
@@ -78,6 +106,7 @@ const unauthorized = (detail: string, error?: string) =>
 export default fp<AuthOptions>(
   async (app, opts) => {
     const getKey = keySet(opts)
+    const verified = new VerifiedTokens()
     const verifyOptions = {
       issuer: opts.issuer,
       audience: opts.audience,
@@ -109,16 +138,20 @@ export default fp<AuthOptions>(
       // The scheme name is case-insensitive (RFC 9110 section 11.1).
       const match = /^Bearer ([A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]*)$/i.exec(header)
       if (!match) throw unauthorized('The Authorization header must be "Bearer <JWT>".', 'invalid_request')
-      let payload
-      try {
-        ;({ payload } = await jwtVerify(match[1]!, getKey, verifyOptions))
-      } catch (err) {
-        if (err instanceof joseErrors.JWKSTimeout || !(err instanceof joseErrors.JOSEError)) {
-          // The key set could not be fetched: our fault, not the caller's.
-          request.log.warn({ err }, 'token verification could not complete')
-          throw serviceUnavailable('Token keys are unavailable. Try again shortly.')
+      const jwt = match[1]!
+      let payload = verified.get(jwt)
+      if (!payload) {
+        try {
+          ;({ payload } = await jwtVerify(jwt, getKey, verifyOptions))
+          verified.set(jwt, payload)
+        } catch (err) {
+          if (err instanceof joseErrors.JWKSTimeout || !(err instanceof joseErrors.JOSEError)) {
+            // The key set could not be fetched: our fault, not the caller's.
+            request.log.warn({ err }, 'token verification could not complete')
+            throw serviceUnavailable('Token keys are unavailable. Try again shortly.')
+          }
+          throw unauthorized(describe(err), 'invalid_token')
         }
-        throw unauthorized(describe(err), 'invalid_token')
       }
       if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 200) {
         throw unauthorized('The token has no valid subject.', 'invalid_token')

@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { SignJWT, exportSPKI, generateKeyPair, importJWK, type CryptoKey } from 'jose'
 import { AUDIENCE, ISSUER, TEST_PUBLIC_JWK, buildTestApp, setup, token } from '../helpers/app.js'
-import { SCOPES } from '../../src/plugins/auth.js'
+import { SCOPES, VerifiedTokens } from '../../src/plugins/auth.js'
 
 /** Test-only routes, so these tests do not depend on any domain module. */
 async function routes(app: FastifyInstance) {
@@ -174,4 +174,36 @@ t.test('a route registered without a scope stops the app from starting', async (
   const scoped = await buildTestApp(ctx.db, { plugins: [routes] })
   await t.resolves(async () => { await scoped.ready() }, 'the same app with scoped routes starts')
   await scoped.close()
+})
+
+t.test('a verified token is remembered: the same token again is still checked for scope, and a changed token is verified anew', async (t) => {
+  const jwt = await token('orders:read', { sub: 'user:cached' })
+  for (let i = 0; i < 3; i++) {
+    const res = await get('/test/scoped', `Bearer ${jwt}`)
+    t.equal(res.statusCode, 200, `request ${i + 1}`)
+    t.equal(res.json().sub, 'user:cached')
+  }
+  t.equal((await ctx.app.inject({ method: 'POST', url: '/test/scoped/1', headers: { authorization: `Bearer ${jwt}` } })).statusCode, 403, 'a remembered token gets no more scopes')
+  const [h, p, sig] = jwt.split('.')
+  const otherSig = sig!.slice(0, -2) + (sig!.endsWith('AA') ? 'BB' : 'AA')
+  assertUnauthorized(t, await get('/test/scoped', `Bearer ${h}.${p}.${otherSig}`), 'the remembered token with another signature')
+  assertUnauthorized(t, await get('/test/scoped', `Bearer ${h}.${b64({ ...claims(), scope: 'admin' })}.${sig}`), 'the remembered signature with other claims')
+})
+
+t.test('VerifiedTokens keeps an entry until exp or one minute, whichever is sooner, and stays bounded', async (t) => {
+  const cache = new VerifiedTokens()
+  const at = 1_800_000_000_000
+  cache.set('long', { sub: 'a', exp: at / 1000 + 3600 }, at)
+  cache.set('short', { sub: 'b', exp: at / 1000 + 10 }, at)
+  cache.set('expired', { sub: 'c', exp: at / 1000 - 1 }, at)
+  cache.set('no-exp', { sub: 'd' }, at)
+  t.equal(cache.get('long', at + 59_000)?.sub, 'a')
+  t.equal(cache.get('long', at + 60_000), undefined, 'verified again after a minute')
+  t.equal(cache.get('short', at + 9_000)?.sub, 'b')
+  t.equal(cache.get('short', at + 10_000), undefined, 'never past exp')
+  t.equal(cache.get('expired', at), undefined)
+  t.equal(cache.get('no-exp', at), undefined)
+  for (let i = 0; i < 10_001; i++) cache.set(`t${i}`, { sub: String(i), exp: at / 1000 + 3600 }, at)
+  t.equal(cache.get('t0', at), undefined, 'the oldest entry is evicted at the bound')
+  t.equal(cache.get('t10000', at)?.sub, '10000')
 })

@@ -1,5 +1,6 @@
 import { type ExpressionBuilder, type Expression, sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
+import { compiledByKey } from '../../db/compiled.js'
 import type { ContactPointRow, CustomerRow, Database, NewCustomerRow } from '../../db/schema.js'
 import { afterCursor, type SortKey } from '../../lib/pagination.js'
 import type { CustomerPredicate } from '../../lib/filters/filter.compile.js'
@@ -21,8 +22,14 @@ const withPrimaries = (eb: ExpressionBuilder<Database, 'customers'>) => [
   primaryOf(eb, 'phone').as('primary_phone'),
 ]
 
+/** The one query of a customer read (bench/ runs the same SQL in its baselines). */
+export const findCustomerQuery = (db: DbExecutor, id: string) =>
+  db.selectFrom('customers').selectAll('customers').select(withPrimaries).where('customers.id', '=', id)
+
+const findCustomerCompiled = compiledByKey(findCustomerQuery)
+
 export async function findCustomer(db: DbExecutor, id: string): Promise<CustomerRecord | undefined> {
-  return db.selectFrom('customers').selectAll('customers').select(withPrimaries).where('customers.id', '=', id).executeTakeFirst()
+  return (await findCustomerCompiled(db, id))[0]
 }
 
 /** Whether a customer with this id exists; with `active`, only if it is also not archived. */
@@ -111,6 +118,24 @@ export interface CustomerFilters {
 
 const likePattern = (term: string) => `%${term.replace(/[\\%_]/g, (c) => '\\' + c)}%`
 
+/** Terms of this length have no trigram: the bigram indexes of the search migration serve them. */
+const BIGRAM_LENGTH = 2
+
+/** Ids of the customers whose name (or, with qContacts, email or phone) contains the term. */
+function matchingIds(q: string, qContacts: boolean) {
+  const contactTerm = q.toLowerCase().replace(/[\s().-]/g, '')
+  const byName = sql`
+    select m.id from customers m
+    where m.name ilike ${likePattern(q)}
+    ${[...q].length === BIGRAM_LENGTH ? sql`and crm_bigrams(lower(m.name)) @> array[${q.toLowerCase()}]::text[]` : sql``}`
+  if (!qContacts) return byName
+  return sql`${byName}
+    union
+    select cp.customer_id from contact_points cp
+    where cp.kind in ('email', 'phone') and cp.value_normalized like ${likePattern(contactTerm)}
+    ${[...contactTerm].length === BIGRAM_LENGTH ? sql`and crm_bigrams(cp.value_normalized) @> array[${contactTerm}]::text[]` : sql``}`
+}
+
 export async function listCustomers(db: DbExecutor, f: CustomerFilters, keys: SortKey[], after: unknown[] | undefined, limit: number): Promise<CustomerRecord[]> {
   let query = db
     .selectFrom('customers')
@@ -124,25 +149,11 @@ export async function listCustomers(db: DbExecutor, f: CustomerFilters, keys: So
     .$if(!!f.created_before, (qb) => qb.where('customers.created_at', '<', f.created_before!))
 
   if (f.q) {
-    // The matching ids come from the trigram indexes first (a materialised set), so the
-    // planner never walks the sort index hoping to meet matches: no ORDER BY ... LIMIT trap.
-    const nameLike = likePattern(f.q)
-    const contactLike = likePattern(f.q.toLowerCase().replace(/[\s().-]/g, ''))
-    query = query.where('customers.id', 'in', (eb) =>
-      f.qContacts
-        ? eb
-            .selectFrom('customers as m')
-            .select('m.id')
-            .where('m.name', 'ilike', nameLike)
-            .union(
-              eb
-                .selectFrom('contact_points as cp')
-                .select('cp.customer_id as id')
-                .where('cp.kind', 'in', ['email', 'phone'])
-                .where('cp.value_normalized', 'like', contactLike),
-            )
-        : eb.selectFrom('customers as m').select('m.id').where('m.name', 'ilike', nameLike),
-    )
+    // The matching ids are gathered first, from the trigram (or, for two-character terms, bigram)
+    // indexes, into an array: the customers are then fetched by primary key and the page sorted
+    // from those few rows. A plain IN (subquery) let the planner misjudge how many match and
+    // hash-join a sequential scan of all customers, or walk the sort index hoping to meet matches.
+    query = query.where(sql<boolean>`customers.id = any(array(${matchingIds(f.q, f.qContacts)}))`)
   }
   if (after) {
     query = query.where((eb) => afterCursor(eb, keys, after, (field) => sql.ref(`customers.${field}`), sql.ref('customers.id')))

@@ -183,8 +183,8 @@ t.test('a refresh failing at commit rolls the whole transaction back', async (t)
     begin raise exception 'metrics refused for %', new.customer_id; end $$;
     create trigger test_refuse before insert or update on customer_metrics for each row
       when (new.customer_id = '${id}') execute function test_refuse_metrics();
-  `).execute(ctx.db)
-  t.teardown(() => sql.raw('drop trigger test_refuse on customer_metrics; drop function test_refuse_metrics()').execute(ctx.db))
+  `).execute(ctx.ownerDb)
+  t.teardown(() => sql.raw('drop trigger test_refuse on customer_metrics; drop function test_refuse_metrics()').execute(ctx.ownerDb))
   const orders = await ctx.count('orders')
   const audit = await ctx.count('audit_events')
 
