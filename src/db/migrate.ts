@@ -8,6 +8,9 @@ export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.met
 export function createMigrator(db: Kysely<any>): Migrator {
   return new Migrator({
     db,
+    // Work lands from parallel branches: a migration dated before one a database already ran
+    // (written at the same time, merged later) still applies, in name order among the pending.
+    allowUnorderedMigrations: true,
     provider: new FileMigrationProvider({ fs, path, migrationFolder: MIGRATIONS_DIR }),
   })
 }

@@ -37,7 +37,11 @@ export function valid(doc: OpenApiDoc, schema: JsonSchema, opts: ArbitraryOption
   return s.nullable && !s.enum ? fc.oneof({ weight: 4, arbitrary: base }, { weight: 1, arbitrary: fc.constant(null) }) : base
 }
 
+/** Past this depth a schema with an example yields its example: recursive schemas (the customer filter) end. */
+const MAX_GENERATED_DEPTH = 6
+
 function validNotNull(doc: OpenApiDoc, s: JsonSchema, opts: ArbitraryOptions, name: string, depth: number): fc.Arbitrary<unknown> {
+  if (depth > MAX_GENERATED_DEPTH && s.example !== undefined) return fc.constant(s.example)
   if (s.enum) return fc.constantFrom(...s.enum)
   if ('const' in s) return fc.constant(s.const)
   const alternatives = s.anyOf ?? s.oneOf

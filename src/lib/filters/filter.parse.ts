@@ -114,9 +114,11 @@ class Parser {
     }
     if (!isObject(raw)) return this.fail(at, 'must be a filter node (an object)')
     const keys = Object.keys(raw)
+    // A combinator node has one property: the first other one is the pointer of the error.
+    const extra = (k: string) => `${at}/${pointerToken(keys.find((other) => other !== k)!)}`
     for (const k of ['and', 'or'] as const) {
       if (!(k in raw)) continue
-      if (keys.length !== 1) return this.fail(at, `an "${k}" node has no other properties`)
+      if (keys.length !== 1) return this.fail(extra(k), `is not an accepted property: an "${k}" node has no other properties`)
       const list = raw[k]
       if (!Array.isArray(list) || list.length === 0) return this.fail(`${at}/${k}`, 'must be a non-empty array of filter nodes')
       if (list.length > FILTER_LIMITS.maxNodes) return this.fail(`${at}/${k}`, `must have at most ${FILTER_LIMITS.maxNodes} items`)
@@ -124,13 +126,13 @@ class Parser {
       return children.every(Boolean) ? { kind: k, children: children as FilterAst[] } : undefined
     }
     if ('not' in raw) {
-      if (keys.length !== 1) return this.fail(at, 'a "not" node has no other properties')
+      if (keys.length !== 1) return this.fail(extra('not'), 'is not an accepted property: a "not" node has no other properties')
       const child = this.node(raw.not, `${at}/not`, depth + 1)
       return child ? { kind: 'not', child } : undefined
     }
     for (const k of ['orders', 'interactions', 'feedback'] as const) {
       if (!(k in raw)) continue
-      if (keys.length !== 1) return this.fail(at, `an "${k}" node has no other properties`)
+      if (keys.length !== 1) return this.fail(extra(k), `is not an accepted property: an "${k}" node has no other properties`)
       return this.related(k, raw[k], `${at}/${pointerToken(k)}`)
     }
     if ('field' in raw) return this.condition(raw, at)

@@ -36,7 +36,7 @@ const cases: Array<[string, unknown, string[]]> = [
   ['max below min', { orders: { min_count: 3, max_count: 1 } }, ['/filter/orders/max_count']],
   ['empty and', { and: [] }, ['/filter/and']],
   ['not an object', { not: 42 }, ['/filter/not']],
-  ['two kinds in one node', { and: [leaf], or: [leaf] }, ['/filter']],
+  ['two kinds in one node', { and: [leaf], or: [leaf] }, ['/filter/or']],
   ['unknown property on a condition', { field: 'name', op: 'eq', value: 'x', extra: 1 }, ['/filter/extra']],
   ['string too long', { field: 'name', op: 'eq', value: 'x'.repeat(201) }, ['/filter/value']],
   ['too many values', { field: 'tags', op: 'has_any', value: Array.from({ length: 501 }, (_, i) => `t${i}`) }, ['/filter/value']],
