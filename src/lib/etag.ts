@@ -32,3 +32,14 @@ export function notModified(request: FastifyRequest, version: number): boolean {
   if (raw.trim() === '*') return true
   return raw.split(',').some((tag) => tag.trim().replace(/^W\//, '') === `"${version}"`)
 }
+
+/**
+ * The conditional GET of every resource: when If-None-Match names the current version, answers
+ * 304 with the ETag and no body and returns true (the handler then returns the reply).
+ */
+export function replyNotModified(request: FastifyRequest, reply: FastifyReply, version: number): boolean {
+  if (!notModified(request, version)) return false
+  setEtag(reply, version)
+  reply.code(304).send(null)
+  return true
+}

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import { canReadPii } from '../../plugins/auth.js'
-import { ifMatchVersion, notModified, setEtag } from '../../lib/etag.js'
+import { ifMatchVersion, replyNotModified, setEtag } from '../../lib/etag.js'
 import { DEFAULT_LIMIT, decodeCursor, parseSort, toPage } from '../../lib/pagination.js'
 import { badRequest, notFound, pointer } from '../../lib/problem.js'
 import { IdParams, problemResponses, ref } from '../../lib/schema.js'
@@ -133,10 +133,7 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
     // One query for the row, its version and its primary contacts: a conditional GET costs no more.
     const row = await repo.findCustomer(request.db, request.params.id)
     if (!row) throw notFound('customer')
-    if (notModified(request, row.version)) {
-      setEtag(reply, row.version)
-      return reply.code(304).send(null)
-    }
+    if (replyNotModified(request, reply, row.version)) return reply
     return render(request, reply, row, include)
   })
 

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import { BATCH_BODY_LIMIT, runBatch } from '../../lib/batch.js'
-import { ifMatchVersion, notModified, setEtag } from '../../lib/etag.js'
+import { ifMatchVersion, replyNotModified, setEtag } from '../../lib/etag.js'
 import { DEFAULT_LIMIT, decodeCursor, parseSort, toPage } from '../../lib/pagination.js'
 import { notFound } from '../../lib/problem.js'
 import { IdParams, problemResponses, ref } from '../../lib/schema.js'
@@ -104,10 +104,7 @@ const orderRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (request, reply) => {
     const version = await repo.orderVersion(request.db, request.params.id)
     if (version === undefined) throw notFound('order')
-    if (notModified(request, version)) {
-      setEtag(reply, version)
-      return reply.code(304).send(null)
-    }
+    if (replyNotModified(request, reply, version)) return reply
     return present(request, reply, request.params.id)
   })
 

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { canReadPii } from '../../plugins/auth.js'
-import { ifMatchVersion, notModified, setEtag } from '../../lib/etag.js'
+import { ifMatchVersion, replyNotModified, setEtag } from '../../lib/etag.js'
 import { compileFilter } from '../../lib/filters/filter.compile.js'
 import { filterFromBody } from '../../lib/filters/filter.request.js'
 import { DEFAULT_LIMIT, decodeCursor, parseSort, toPage } from '../../lib/pagination.js'
@@ -86,7 +86,7 @@ const segmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (request, reply) => {
     const row = await service.getSegment(request.db, request.params.id)
     setEtag(reply, row.version)
-    if (notModified(request, row.version)) return reply.code(304).send(null)
+    if (replyNotModified(request, reply, row.version)) return reply
     return service.toSegmentDto(row)
   })
 
