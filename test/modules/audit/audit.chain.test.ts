@@ -194,7 +194,7 @@ t.test('a table a later migration creates gets the grants and the audit trail by
   const { rows } = await sql<{ id: string }>`insert into test_future (label) values ('x') returning id`.execute(ctx.db)
   await sql`update test_future set label = 'y'`.execute(ctx.db)
   await sql`delete from test_future`.execute(ctx.db)
-  const events = await ctx.db.selectFrom('audit_events').select('action').where('entity', '=', 'test_future').where('entity_id', '=', rows[0]!.id).orderBy('id').execute()
+  const events = await ctx.db.selectFrom('audit_events').select('action').where('entity', '=', 'test_future').where('entity_id', '=', rows[0]!.id).orderBy('occurred_at').orderBy('id').execute()
   t.same(events.map((e) => e.action), ['insert', 'update', 'delete'])
   t.match(await verify(), { intact: true, unsealed_count: 0 })
 })
