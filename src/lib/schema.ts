@@ -112,3 +112,8 @@ export function problemResponses(...statuses: number[]) {
   for (const s of statuses) out[s] = ref(Problem)
   return out
 }
+
+/** The errors every write operation (create, update, archive) documents. */
+export const WRITE_ERRORS = problemResponses(400, 401, 403, 404, 409, 412, 413, 415, 422)
+/** The errors every read operation documents. */
+export const READ_ERRORS = problemResponses(400, 401, 403, 404)

@@ -4,12 +4,11 @@ import { canReadPii } from '../../plugins/auth.js'
 import { DEFAULT_LIMIT, decodeCursor, parseSort, toPage } from '../../lib/pagination.js'
 import { maskAuditSnapshot } from '../../lib/pii.js'
 import { notFound } from '../../lib/problem.js'
-import { IdParams, problemResponses, ref } from '../../lib/schema.js'
+import { IdParams, problemResponses, ref, READ_ERRORS } from '../../lib/schema.js'
 import * as repo from './audit.repository.js'
 import { AUDIT_SORTS, AuditChainVerification, AuditEvent, AuditEventList, AuditEventListQuery, auditSchemas, type AuditChainVerificationDto, type AuditEventDto } from './audit.schemas.js'
 
 const tags = ['audit']
-const READ_ERRORS = problemResponses(400, 401, 403, 404)
 
 /** The caller's view of an event: snapshots masked without pii:read (flagged by x-pii-masked). */
 function presenter(request: FastifyRequest, reply: FastifyReply) {

@@ -5,7 +5,7 @@ import { canReadPii } from '../../plugins/auth.js'
 import { ifMatchVersion, replyNotModified, setEtag } from '../../lib/etag.js'
 import { DEFAULT_LIMIT, decodeCursor, parseSort, toPage } from '../../lib/pagination.js'
 import { badRequest, notFound, pointer } from '../../lib/problem.js'
-import { IdParams, problemResponses, ref } from '../../lib/schema.js'
+import { IdParams, problemResponses, ref, READ_ERRORS, WRITE_ERRORS } from '../../lib/schema.js'
 import { sql, type SqlBool } from 'kysely'
 import { compileFilter } from '../../lib/filters/filter.compile.js'
 import { filterFromBody } from '../../lib/filters/filter.request.js'
@@ -18,8 +18,6 @@ import {
 } from './customers.schemas.js'
 
 const tags = ['customers']
-const WRITE_ERRORS = problemResponses(400, 401, 403, 404, 409, 412, 413, 415, 422)
-const READ_ERRORS = problemResponses(400, 401, 403, 404)
 
 function parseInclude(include: string | undefined): Set<string> {
   const names = new Set((include ?? '').split(',').filter(Boolean))

@@ -4,7 +4,7 @@ import { Type } from 'typebox'
 import { ifMatchVersion, replyNotModified, setEtag } from '../../lib/etag.js'
 import { DEFAULT_LIMIT, decodeCursor, isCursorTimestamp, isCursorUuid, parseSort, toPage } from '../../lib/pagination.js'
 import { notFound } from '../../lib/problem.js'
-import { IdParams, problemResponses, ref } from '../../lib/schema.js'
+import { IdParams, ref, READ_ERRORS, WRITE_ERRORS } from '../../lib/schema.js'
 import { customerVersion } from '../customers/customers.repository.js'
 import * as repo from './feedback.repository.js'
 import * as service from './feedback.service.js'
@@ -14,8 +14,6 @@ import {
 } from './feedback.schemas.js'
 
 const tags = ['feedback']
-const WRITE_ERRORS = problemResponses(400, 401, 403, 404, 409, 412, 413, 415, 422)
-const READ_ERRORS = problemResponses(400, 401, 403, 404)
 
 /** Reads feedback back and sets its ETag. */
 async function present(request: FastifyRequest, reply: FastifyReply, id: string) {

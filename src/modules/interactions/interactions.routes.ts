@@ -5,7 +5,7 @@ import { BATCH_BODY_LIMIT, runBatch } from '../../lib/batch.js'
 import { ifMatchVersion, replyNotModified, setEtag } from '../../lib/etag.js'
 import { DEFAULT_LIMIT, decodeCursor, parseSort, toPage } from '../../lib/pagination.js'
 import { badRequest, notFound, pointer } from '../../lib/problem.js'
-import { IdParams, problemResponses, ref } from '../../lib/schema.js'
+import { IdParams, ref, READ_ERRORS, WRITE_ERRORS } from '../../lib/schema.js'
 import { customerExists } from '../customers/customers.repository.js'
 import * as repo from './interactions.repository.js'
 import * as service from './interactions.service.js'
@@ -15,8 +15,6 @@ import {
 } from './interactions.schemas.js'
 
 const tags = ['interactions']
-const WRITE_ERRORS = problemResponses(400, 401, 403, 404, 409, 412, 413, 415, 422)
-const READ_ERRORS = problemResponses(400, 401, 403, 404)
 
 /** Reads an interaction back and sets its ETag. */
 async function present(request: FastifyRequest, reply: FastifyReply, id: string) {

@@ -5,7 +5,7 @@ import { BATCH_BODY_LIMIT, runBatch } from '../../lib/batch.js'
 import { ifMatchVersion, replyNotModified, setEtag } from '../../lib/etag.js'
 import { DEFAULT_LIMIT, decodeCursor, parseSort, toPage } from '../../lib/pagination.js'
 import { notFound } from '../../lib/problem.js'
-import { IdParams, problemResponses, ref } from '../../lib/schema.js'
+import { IdParams, ref, READ_ERRORS, WRITE_ERRORS } from '../../lib/schema.js'
 import * as repo from './orders.repository.js'
 import * as service from './orders.service.js'
 import {
@@ -14,8 +14,6 @@ import {
 } from './orders.schemas.js'
 
 const tags = ['orders']
-const WRITE_ERRORS = problemResponses(400, 401, 403, 404, 409, 412, 413, 415, 422)
-const READ_ERRORS = problemResponses(400, 401, 403, 404)
 
 /** Reads an order back with its items and payments and sets its ETag. */
 async function present(request: FastifyRequest, reply: FastifyReply, id: string) {

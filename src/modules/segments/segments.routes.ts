@@ -6,7 +6,7 @@ import { compileFilter } from '../../lib/filters/filter.compile.js'
 import { filterFromBody } from '../../lib/filters/filter.request.js'
 import { DEFAULT_LIMIT, decodeCursor, parseSort, toPage } from '../../lib/pagination.js'
 import { notFound, preconditionFailed } from '../../lib/problem.js'
-import { IdParams, problemResponses, ref } from '../../lib/schema.js'
+import { IdParams, problemResponses, ref, READ_ERRORS, WRITE_ERRORS } from '../../lib/schema.js'
 import { countCustomers } from '../customers/customers.repository.js'
 import { searchPage } from '../customers/customers.service.js'
 import { ContactPoint, Customer, CustomerList, CustomerMetrics } from '../customers/customers.schemas.js'
@@ -18,8 +18,6 @@ import {
 } from './segments.schemas.js'
 
 const tags = ['segments']
-const WRITE_ERRORS = problemResponses(400, 401, 403, 404, 409, 412, 413, 415, 422)
-const READ_ERRORS = problemResponses(400, 401, 403, 404)
 
 const segmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // Members are customers: the customer shapes are registered in this context too (the
