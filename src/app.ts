@@ -96,8 +96,11 @@ export async function buildApp(opts: AppOptions) {
     schemaController: { compilersFactory: { buildValidator: buildValidatorFactory() } },
   }).withTypeProvider<TypeBoxTypeProvider>()
 
-  app.addHook('onSend', async (request, reply) => {
+  // Set as the request arrives (a synchronous hook: no promise per request), so every answer,
+  // errors included, carries it.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
+    done()
   })
 
   // Cross-cutting plugins first, one concern each; then the domains.

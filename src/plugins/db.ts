@@ -21,8 +21,9 @@ export default fp<DbPluginOptions>(
   async (app, opts) => {
     app.decorate('db', opts.db)
     app.decorateRequest('db', null as unknown as DbExecutor)
-    app.addHook('onRequest', async (request) => {
+    app.addHook('onRequest', (request, _reply, done) => {
       request.db = opts.db
+      done()
     })
     if (opts.owned !== false) app.addHook('onClose', async () => opts.db.destroy())
   },

@@ -92,8 +92,9 @@ export default fp<LimitsOptions>(
       const state = await authFailures(request, { increment: false })
       if (!state.isAllowed && state.remaining === 0) throw tooMany(state.max, state.ttl)
     })
-    app.addHook('onResponse', async (request, reply) => {
-      if (reply.statusCode === 401) await authFailures(request)
+    app.addHook('onResponse', (request, reply, done) => {
+      if (reply.statusCode !== 401) return done()
+      authFailures(request).then(() => done(), done)
     })
   },
   { name: 'limits', dependencies: ['errors'] },

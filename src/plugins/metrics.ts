@@ -19,10 +19,10 @@ export default fp(
       registers: [registry],
     })
 
-    app.addHook('onResponse', async (request, reply) => {
+    app.addHook('onResponse', (request, reply, done) => {
       const route = request.routeOptions.url ?? 'unmatched'
-      if (route === '/metrics') return
-      duration.observe({ method: request.method, route, status_code: String(reply.statusCode) }, reply.elapsedTime / 1000)
+      if (route !== '/metrics') duration.observe({ method: request.method, route, status_code: String(reply.statusCode) }, reply.elapsedTime / 1000)
+      done()
     })
 
     app.get('/metrics', { config: { scope: 'public' }, schema: { hide: true } }, async (_request, reply) => {

@@ -1,5 +1,6 @@
 import { sql, type RawBuilder } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
+import { compiledByShape } from '../../db/compiled.js'
 import type { TimelineType } from './timeline.schemas.js'
 
 export interface TimelineRow {
@@ -56,17 +57,39 @@ const SOURCES: Record<TimelineType, Source> = {
  * One page of the merged timeline in one query: UNION ALL of the sources, each reading only its
  * newest `limit + 1` rows after the cursor through its (customer, time, id) index, so a page
  * costs the same for a customer with ten events or a million; then the newest `limit + 1` of those.
+ * The page is joined to the customer's row, so the same round trip says whether the customer
+ * exists: undefined when it does not (a customer with no events yet gives one all-null row).
  */
-export async function timelinePage(db: DbExecutor, customerId: string, types: TimelineType[], after: [string, string] | undefined, limit: number): Promise<TimelineRow[]> {
-  const branches = types.map((t) => {
-    const s = SOURCES[t]
-    const cursor = after ? sql`and (${s.time}, ${s.id}) < (${after[0]}::timestamptz, ${after[1]}::uuid)` : sql``
-    return sql`(select ${s.select} from ${s.from} where ${s.where(customerId)} ${cursor}
-      order by ${s.time} desc, ${s.id} desc limit ${limit + 1})`
-  })
-  const result = await sql<TimelineRow>`
-    select t.type, t.id, t.occurred_at, t.summary from (${sql.join(branches, sql` union all `)}) t
-    order by t.occurred_at desc, t.id desc
-    limit ${limit + 1}`.execute(db)
-  return result.rows
+export async function timelinePage(db: DbExecutor, customerId: string, types: TimelineType[], after: [string, string] | undefined, limit: number): Promise<TimelineRow[] | undefined> {
+  const values = { customerId, take: limit + 1, afterTime: after?.[0], afterId: after?.[1] }
+  const rows = await pageCompiled(db, { types, cursor: after !== undefined }, values)
+  if (rows.length === 0) return undefined
+  return rows.filter((r): r is TimelineRow => r.id !== null)
 }
+
+interface PageValues extends Record<string, unknown> {
+  customerId: string
+  take: number
+  afterTime: string | undefined
+  afterId: string | undefined
+}
+
+// Compiled once per (sources, first page or not): the SQL of a page depends on nothing else.
+const pageCompiled = compiledByShape((db, s: { types: TimelineType[]; cursor: boolean }, v: PageValues) => {
+  const branches = s.types.map((t) => {
+    const src = SOURCES[t]
+    const cursor = s.cursor ? sql`and (${src.time}, ${src.id}) < (${v.afterTime}::timestamptz, ${v.afterId}::uuid)` : sql``
+    return sql`(select ${src.select} from ${src.from} where ${src.where(v.customerId)} ${cursor}
+      order by ${src.time} desc, ${src.id} desc limit ${v.take})`
+  })
+  const page = sql<TimelineRow | { [K in keyof TimelineRow]: null }>`
+    select t.type, t.id, t.occurred_at, t.summary from customers c
+    left join lateral (
+      select u.type, u.id, u.occurred_at, u.summary from (${sql.join(branches, sql` union all `)}) u
+      order by u.occurred_at desc, u.id desc
+      limit ${v.take}
+    ) t on true
+    where c.id = ${v.customerId}
+    order by t.occurred_at desc, t.id desc`
+  return { compile: () => page.compile(db) }
+})

@@ -35,10 +35,24 @@ const timelineRoutes: FastifyPluginAsyncTypebox = async (app) => {
       }
     }
     const types = (wanted as TimelineType[]).filter((t) => hasScope(request.auth, SOURCE_SCOPE[t]))
-    if ((await customerVersion(request.db, request.params.id)) === undefined) throw notFound('customer')
-    if (types.length === 0) return { data: [], next_cursor: null }
-    const after = cursor ? (decodeCursor(cursor, KEYS, validCursor) as [string, string]) : undefined
+    // The page's query also says whether the customer exists (one round trip); when it cannot run
+    // (no visible source, a bad cursor) a separate check keeps an unknown customer's 404 first.
+    const exists = async () => {
+      if ((await customerVersion(request.db, request.params.id)) === undefined) throw notFound('customer')
+    }
+    if (types.length === 0) {
+      await exists()
+      return { data: [], next_cursor: null }
+    }
+    let after: [string, string] | undefined
+    try {
+      after = cursor ? (decodeCursor(cursor, KEYS, validCursor) as [string, string]) : undefined
+    } catch (err) {
+      await exists()
+      throw err
+    }
     const rows = await timelinePage(request.db, request.params.id, types, after, limit)
+    if (!rows) throw notFound('customer')
     return toPage(rows as unknown as Array<Record<string, unknown>>, limit, KEYS, (r) => r as never)
   })
 }
