@@ -33,6 +33,11 @@ export async function migrateDown(db: Kysely<any>): Promise<MigrationResultSet> 
   return check(await createMigrator(db).migrateDown())
 }
 
+/** Applies or reverts migrations until `name` is the last one applied (benchmarks compare designs this way). */
+export async function migrateTo(db: Kysely<any>, name: string): Promise<MigrationResultSet> {
+  return check(await createMigrator(db).migrateTo(name))
+}
+
 /** True when every migration file has been applied: what /readyz reports. */
 export async function pendingMigrations(db: Kysely<any>): Promise<string[]> {
   const all = await createMigrator(db).getMigrations()

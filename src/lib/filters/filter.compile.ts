@@ -165,18 +165,76 @@ function jsonCondition(f: FieldAst, x: RawBuilder<unknown>): Expression<SqlBool>
   }
 }
 
+/**
+ * The customer is not among a set of customer ids (a query selecting customer_id). NOT EXISTS,
+ * not NOT IN: PostgreSQL runs NOT IN (subquery) as a hashed subplan only when the whole set fits
+ * in work_mem, and otherwise rescans the subquery for every customer; NOT EXISTS plans as an
+ * anti-join, which can hash in batches.
+ */
+function notAmong(ids: RawBuilder<unknown>): Expression<SqlBool> {
+  return sql<SqlBool>`not exists (select 1 from (${ids}) as x where x.customer_id = ${customerId})`
+}
+
 function related(r: RelatedAst): Expression<SqlBool> {
+  const latest = latestActivity(r)
+  if (latest && ((r.min === 1 && r.max === undefined) || r.max === 0)) return activitySince(r, latest)
   if (r.max === undefined) {
     if (r.min === 0) return sql<SqlBool>`true`
     if (r.min === 1) return sql<SqlBool>`exists (${relatedRows(r, true)})`
   }
   if (r.max === 0) return sql<SqlBool>`not exists (${relatedRows(r, true)})`
+  if (fromPurchaseHistory(r)) return purchaseCount(r)
   // Other counts: one grouped pass over the matching rows (on the status/kind/time indexes),
   // hashed against the customers, rather than a count per customer.
   const counted = sql`select m.customer_id from (${relatedRows(r, false)}) m group by m.customer_id`
-  if (r.min === 0) return sql<SqlBool>`${customerId} not in (${counted} having count(*) > ${r.max!})`
+  if (r.min === 0) return notAmong(sql`${counted} having count(*) > ${r.max!}`)
   const upper = r.max === undefined ? sql`` : sql`and count(*) <= ${r.max}`
   return sql<SqlBool>`${customerId} in (${counted} having count(*) >= ${r.min} ${upper})`
+}
+
+/**
+ * "Any purchase / interaction (since t)" and "none (since t)" are what the customer metrics
+ * already hold: last_order_at (the latest purchase) and last_interaction_at (the latest
+ * interaction, archived ones left out). One hashed set of customers from customer_metrics instead
+ * of probing the orders or interactions of every customer: at a million customers, "no
+ * interaction since June" went from a million index probes to one scan of the metrics.
+ * Only for conditions with no other restriction (statuses, currency, items, channels,
+ * directions, before).
+ */
+function latestActivity(r: RelatedAst): 'last_order_at' | 'last_interaction_at' | undefined {
+  if (r.before !== undefined) return undefined
+  if (r.kind === 'orders' && fromPurchaseHistory(r) && r.currency === undefined) return 'last_order_at'
+  if (r.kind === 'interactions' && r.values === undefined && r.directions === undefined) return 'last_interaction_at'
+  return undefined
+}
+
+function activitySince(r: RelatedAst, column: 'last_order_at' | 'last_interaction_at'): Expression<SqlBool> {
+  const recent = sql`select m.customer_id from customer_metrics m
+    where ${r.since ? sql`${sql.ref(`m.${column}`)} >= ${timeBound(r.since)}` : sql`${sql.ref(`m.${column}`)} is not null`}`
+  return r.max === 0 ? notAmong(recent) : sql<SqlBool>`${customerId} in (${recent})`
+}
+
+/**
+ * Counts of purchases (orders in the purchase statuses, the default, with no item condition) are
+ * read off the purchase history (migration purchase_history) — one short row per customer with
+ * sorted purchase times — instead of grouping the orders: the cost no longer grows with the
+ * window. width_bucket(t, ordered_at) counts the purchases at or before t, so the purchases in
+ * [since, before) number width_bucket(before - 1 µs) - width_bucket(since - 1 µs) (timestamps
+ * have microsecond resolution); without `before`, all of them (cardinality).
+ */
+function fromPurchaseHistory(r: RelatedAst): boolean {
+  return r.kind === 'orders' && r.values === undefined && r.category === undefined && r.sku === undefined
+}
+
+function purchaseCount(r: RelatedAst): Expression<SqlBool> {
+  const below = (t: TimeBound) => sql`width_bucket(${timeBound(t)} - interval '1 microsecond', p.ordered_at)`
+  const n = sql`(${r.before ? below(r.before) : sql`cardinality(p.ordered_at)`} - ${r.since ? below(r.since) : sql`0`})`
+  const rows = (test: RawBuilder<unknown>) => r.currency
+    ? sql`select p.customer_id from customer_currency_purchases p where p.currency = ${r.currency} and ${test}`
+    : sql`select p.customer_id from customer_purchases p where ${test}`
+  if (r.min === 0) return notAmong(rows(sql`${n} > ${r.max!}`))
+  const upper = r.max === undefined ? sql`` : sql`and ${n} <= ${r.max}`
+  return sql<SqlBool>`${customerId} in (${rows(sql`${n} >= ${r.min} ${upper}`)})`
 }
 
 /**
