@@ -11,16 +11,17 @@ import { Uuid } from './schema.js'
  *   const OrderBatchResult = batchResult({ $id: 'OrderBatchResult', description, example })
  *   app.post('/orders/batch', { bodyLimit: BATCH_BODY_LIMIT, schema: { body: ref(OrderBatch),
  *     response: { 200: ref(OrderBatchResult), ... } }, config: { scope: 'orders:write' } },
- *     (request) => runBatch(request.body.items, (item, index) => createOne(request.db, item)))
+ *     (request) => runSetwiseBatch(request.body.items, plan))
  *
  * All-or-nothing comes from the request transaction the audit plugin opens around every POST:
- * runBatch applies the items in order with `request.db`, and the first item that fails throws,
- * which rolls back every item before it. Schema errors never reach runBatch: the body schema
- * rejects the whole request with pointers such as /items/499/quantity. A business error of
- * item i is re-thrown with its errors[] pointers prefixed by /items/i, keeping its status.
+ * the items are applied in order with `request.db`, and the first item that fails throws, which
+ * rolls back every item before it. Schema errors never reach the runner: the body schema rejects
+ * the whole request with pointers such as /items/499/quantity. A business error of item i is
+ * re-thrown with its errors[] pointers prefixed by /items/i, keeping its status.
  *
- * Rule for `fn`: never catch and swallow a database error. PostgreSQL aborts the transaction at
- * the first failed statement, so a swallowed error only fails the next item with a worse message.
+ * Rule for the plan's functions: never catch and swallow a database error. PostgreSQL aborts the
+ * transaction at the first failed statement, so a swallowed error only fails the next item with a
+ * worse message.
  */
 export const MAX_BATCH_ITEMS = 1000
 
@@ -48,7 +49,7 @@ export function batchBody<T extends TSchema>(item: T, options: NamedSchemaOption
   )
 }
 
-/** What runBatch reports for one item. */
+/** What a batch reports for one item. */
 export interface BatchItemResult {
   /** Position of the item in the request's items[]. */
   index: number
@@ -78,26 +79,6 @@ export function batchResult(options: NamedSchemaOptions) {
   )
 }
 
-/**
- * Applies `fn` to each item in order inside the request's open transaction and collects the
- * results. The first failure aborts the batch: see the module comment.
- */
-export async function runBatch<I>(
-  items: readonly I[],
-  fn: (item: I, index: number) => Promise<{ status: number; id: string }>,
-): Promise<BatchResult> {
-  const results: BatchItemResult[] = []
-  for (let index = 0; index < items.length; index++) {
-    try {
-      const { status, id } = await fn(items[index]!, index)
-      results.push({ index, status, id })
-    } catch (err) {
-      throw itemProblem(err, index, items.length)
-    }
-  }
-  return { items: results }
-}
-
 /** The item's problem with pointers moved under /items/<index>; server errors pass through untouched. */
 function itemProblem(err: unknown, index: number, count: number): unknown {
   const problem = toProblem(err)
@@ -114,4 +95,99 @@ function itemProblem(err: unknown, index: number, count: number): unknown {
     errors,
     headers: problem.headers,
   })
+}
+
+/**
+ * What a domain supplies to runSetwiseBatch. `L` is what a run of new items needs looked up
+ * (their customers, the unique values they claim), `P` an item checked and ready to insert.
+ */
+export interface SetwiseBatch<I, L, P> {
+  /** The item's external_ref: an item naming one that exists, or that an earlier item creates, is an update. */
+  externalRef(item: I): string | null | undefined
+  /** Which of these external_refs exist already: one query. */
+  existingRefs(refs: string[]): Promise<Set<string>>
+  /** Looks up, in a few queries for all of them, what `prepare` needs for these new items. */
+  lookup(items: I[]): Promise<L>
+  /**
+   * Checks one new item as the single-item path would, in the same order of checks, and returns
+   * its rows; no database access (everything comes from the lookups, which it may extend, e.g. with
+   * the unique values this item claims so that a later item claiming them fails as it would have).
+   */
+  prepare(item: I, lookups: L): P
+  /**
+   * Inserts the prepared items in a few statements (ON CONFLICT DO NOTHING) and returns per item
+   * its id, or undefined when a concurrent transaction took one of its unique values since the
+   * lookups: that item then goes through `one`, which upserts it or answers the conflict.
+   */
+  insert(prepared: P[]): Promise<Array<string | undefined>>
+  /** The single-item path (as the single create route runs it): for updates and skipped inserts. */
+  one(item: I): Promise<{ status: number; id: string }>
+}
+
+/**
+ * The batch, in order, all or nothing, the first failing item's problem under /items/<index>,
+ * written set-wise: consecutive items that create new records form a run, which
+ * is checked item by item in order before anything of it is written, then inserted with one
+ * statement per table. An item that updates a record by external_ref (one that exists, or one an
+ * earlier item of the batch creates) goes through the single-item path in its place, after the
+ * run before it is written, so it sees what it would have seen one item at a time. A batch of
+ * new records is thus a handful of statements, each firing the audit triggers once for all its rows.
+ */
+export async function runSetwiseBatch<I, L, P>(items: readonly I[], plan: SetwiseBatch<I, L, P>): Promise<BatchResult> {
+  const refs = [...new Set(items.map((item) => plan.externalRef(item)).filter((ref): ref is string => ref != null))]
+  const known = refs.length > 0 ? await plan.existingRefs(refs) : new Set<string>()
+  const results: BatchItemResult[] = []
+  const single = async (index: number) => {
+    try {
+      results.push({ index, ...(await plan.one(items[index]!)) })
+    } catch (err) {
+      throw itemProblem(err, index, items.length)
+    }
+  }
+  const write = async (run: number[]) => {
+    if (run.length === 0) return
+    const lookups = await plan.lookup(run.map((index) => items[index]!))
+    const prepared = run.map((index) => {
+      try {
+        return plan.prepare(items[index]!, lookups)
+      } catch (err) {
+        throw itemProblem(err, index, items.length)
+      }
+    })
+    const ids = await plan.insert(prepared)
+    for (const [k, index] of run.entries()) {
+      const id = ids[k]
+      if (id !== undefined) results.push({ index, status: 201, id })
+      else await single(index)
+    }
+  }
+  let run: number[] = []
+  for (let index = 0; index < items.length; index++) {
+    const ref = plan.externalRef(items[index]!)
+    if (ref != null && known.has(ref)) {
+      await write(run)
+      run = []
+      await single(index)
+      continue
+    }
+    if (ref != null) known.add(ref)
+    run.push(index)
+  }
+  await write(run)
+  return { items: results }
+}
+
+/** PostgreSQL's limit of bind parameters per statement (a 16-bit count in the protocol). */
+const MAX_PARAMETERS = 65_535
+
+/**
+ * Splits rows for a multi-row INSERT ... VALUES so that no statement exceeds the bind parameter
+ * limit: one chunk for a usual batch (1,000 orders of ~20 columns), more only for huge ones.
+ */
+export function parameterChunks<T extends object>(rows: readonly T[]): T[][] {
+  const columns = new Set(rows.flatMap((row) => Object.keys(row))).size
+  const size = Math.max(1, Math.floor(MAX_PARAMETERS / Math.max(1, columns)))
+  const chunks: T[][] = []
+  for (let i = 0; i < rows.length; i += size) chunks.push(rows.slice(i, i + size))
+  return chunks
 }

@@ -1,6 +1,7 @@
 import { type Insertable, type Updateable, sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
 import type { InteractionRow, InteractionsTable } from '../../db/schema.js'
+import { parameterChunks } from '../../lib/batch.js'
 import { afterCursor, type SortKey } from '../../lib/pagination.js'
 
 /** An interaction row with its follow-up-due flag, as every interaction read returns it. */
@@ -47,6 +48,27 @@ export async function insertInteraction(db: DbExecutor, row: NewInteraction): Pr
   return inserted?.id
 }
 
+/** The external_refs among `refs` that an interaction has already. */
+export async function existingExternalRefs(db: DbExecutor, refs: string[]): Promise<Set<string>> {
+  if (refs.length === 0) return new Set()
+  const rows = await db.selectFrom('interactions').select('external_ref').where('external_ref', 'in', refs).execute()
+  return new Set(rows.map((r) => r.external_ref!))
+}
+
+/**
+ * Inserts many interactions (ids chosen by the caller) in as few statements as the parameter
+ * limit allows. A row whose external_ref a concurrent transaction took is skipped, not an error:
+ * the returned set holds the ids actually inserted.
+ */
+export async function insertInteractions(db: DbExecutor, rows: Array<NewInteraction & { id: string }>): Promise<Set<string>> {
+  const inserted = new Set<string>()
+  for (const chunk of parameterChunks(rows)) {
+    const ids = await db.insertInto('interactions').values(chunk).onConflict((oc) => oc.doNothing()).returning('id').execute()
+    for (const { id } of ids) inserted.add(id)
+  }
+  return inserted
+}
+
 /** Updates a row locked by lockInteraction; the version check already happened there. */
 export async function updateInteraction(db: DbExecutor, id: string, changes: InteractionChanges): Promise<void> {
   if (Object.keys(changes).length === 0) return
@@ -67,6 +89,13 @@ export async function setArchived(db: DbExecutor, id: string, archived: boolean,
 /** The customer of an order, for the rule that an interaction links only its own customer's orders. */
 export async function orderCustomer(db: DbExecutor, orderId: string): Promise<string | undefined> {
   return (await db.selectFrom('orders').select('customer_id').where('id', '=', orderId).executeTakeFirst())?.customer_id
+}
+
+/** The customer of each of these orders that exists, by order id: one query for a batch. */
+export async function orderCustomers(db: DbExecutor, orderIds: string[]): Promise<Map<string, string>> {
+  if (orderIds.length === 0) return new Map()
+  const rows = await db.selectFrom('orders').select(['id', 'customer_id']).where('id', 'in', orderIds).execute()
+  return new Map(rows.map((r) => [r.id, r.customer_id]))
 }
 
 export interface InteractionFilters {

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
-import { BATCH_BODY_LIMIT, runBatch } from '../../lib/batch.js'
+import { BATCH_BODY_LIMIT } from '../../lib/batch.js'
 import { ifMatchVersion, replyNotModified, setEtag } from '../../lib/etag.js'
 import { DEFAULT_LIMIT, decodeCursor, parseSort, toPage } from '../../lib/pagination.js'
 import { badRequest, notFound, pointer } from '../../lib/problem.js'
@@ -74,13 +74,7 @@ const interactionRoutes: FastifyPluginAsyncTypebox = async (app) => {
       body: ref(InteractionBatch),
       response: { 200: ref(InteractionBatchResult), ...WRITE_ERRORS },
     },
-  }, async (request) => {
-    const customers: service.CustomerCache = new Set()
-    return runBatch(request.body.items, async (item) => {
-      const { id, created } = await service.createInteraction(request.db, item, customers)
-      return { status: created ? 201 : 200, id }
-    })
-  })
+  }, async (request) => service.createInteractions(request.db, request.body.items))
 
   app.get('/interactions', {
     config: { scope: 'interactions:read' },

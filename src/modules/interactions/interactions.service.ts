@@ -1,8 +1,10 @@
 import type { DbExecutor } from '../../db/database.js'
 import type { InteractionRow } from '../../db/schema.js'
+import { type BatchResult, runSetwiseBatch } from '../../lib/batch.js'
 import { upsertByExternalRef, type UpsertResult } from '../../lib/external-ref.js'
 import { conflict, notFound, pointer, preconditionFailed, unprocessable } from '../../lib/problem.js'
-import { customerExists } from '../customers/customers.repository.js'
+import { uuidv7 } from '../../lib/uuid.js'
+import { customerExists, existingCustomers } from '../customers/customers.repository.js'
 import * as repo from './interactions.repository.js'
 import type { InteractionCreateBody, InteractionDto, InteractionPatchBody } from './interactions.schemas.js'
 
@@ -19,19 +21,23 @@ import type { InteractionCreateBody, InteractionDto, InteractionPatchBody } from
 /** Customers already found active in this request (a batch names the same ones again and again). */
 export type CustomerCache = Set<string>
 
+const noActiveCustomer = () => unprocessable('No customer with that id can have interactions recorded.', [
+  { pointer: pointer('customer_id'), message: 'is not an existing, unarchived customer' },
+])
+
 async function assertActiveCustomer(db: DbExecutor, id: string, cache?: CustomerCache): Promise<void> {
   if (cache?.has(id)) return
-  if (!(await customerExists(db, id, { active: true }))) {
-    throw unprocessable('No customer with that id can have interactions recorded.', [
-      { pointer: pointer('customer_id'), message: 'is not an existing, unarchived customer' },
-    ])
-  }
+  if (!(await customerExists(db, id, { active: true }))) throw noActiveCustomer()
   cache?.add(id)
 }
 
 async function assertOrderOfCustomer(db: DbExecutor, orderId: string | null | undefined, customerId: string): Promise<void> {
   if (orderId == null) return
-  const owner = await repo.orderCustomer(db, orderId)
+  checkOrderOwner(await repo.orderCustomer(db, orderId), customerId)
+}
+
+/** The rule that an interaction links only an order of its own customer, given the order's customer (undefined: no such order). */
+function checkOrderOwner(owner: string | undefined, customerId: string): void {
   if (owner === customerId) return
   throw unprocessable(owner === undefined ? 'No order with that id exists.' : 'The order belongs to another customer.', [
     { pointer: pointer('order_id'), message: 'must be an existing order of the same customer' },
@@ -74,7 +80,49 @@ export async function createInteraction(db: DbExecutor, body: InteractionCreateB
     update: (existing) => updateByExternalRef(db, existing, body),
     insert: async () => {
       await assertOrderOfCustomer(db, body.order_id, body.customer_id)
-      return repo.insertInteraction(db, { ...changesOf(body), customer_id: body.customer_id, channel: body.channel } as repo.NewInteraction)
+      return repo.insertInteraction(db, newInteraction(body))
+    },
+  })
+}
+
+const newInteraction = (body: InteractionCreateBody) =>
+  ({ ...changesOf(body), customer_id: body.customer_id, channel: body.channel }) as repo.NewInteraction
+
+/** What a run of new interactions needs: which of their customers are active, and their orders' customers. */
+interface Lookups {
+  activeCustomers: Set<string>
+  orderCustomers: Map<string, string>
+}
+
+/**
+ * POST /v1/interactions/batch: each item handled as createInteraction handles its body, in
+ * order, all or nothing, with the first failing item's problem (lib/batch.ts, runSetwiseBatch).
+ * New interactions are checked first, then inserted with one statement.
+ */
+export async function createInteractions(db: DbExecutor, items: InteractionCreateBody[]): Promise<BatchResult> {
+  const customers: CustomerCache = new Set()
+  return runSetwiseBatch<InteractionCreateBody, Lookups, repo.NewInteraction & { id: string }>(items, {
+    externalRef: (item) => item.external_ref,
+    existingRefs: (refs) => repo.existingExternalRefs(db, refs),
+    one: async (item) => {
+      const { id, created } = await createInteraction(db, item, customers)
+      return { status: created ? 201 : 200, id }
+    },
+    lookup: async (run) => {
+      const activeCustomers = await existingCustomers(db, [...new Set(run.map((item) => item.customer_id))], { active: true })
+      for (const id of activeCustomers) customers.add(id)
+      const orderIds = [...new Set(run.flatMap((item) => (item.order_id != null ? [item.order_id] : [])))]
+      return { activeCustomers, orderCustomers: await repo.orderCustomers(db, orderIds) }
+    },
+    prepare: (item, { activeCustomers, orderCustomers }) => {
+      // The checks of createInteraction, in its order.
+      if (!activeCustomers.has(item.customer_id)) throw noActiveCustomer()
+      if (item.order_id != null) checkOrderOwner(orderCustomers.get(item.order_id), item.customer_id)
+      return { ...newInteraction(item), id: uuidv7() }
+    },
+    insert: async (prepared) => {
+      const inserted = await repo.insertInteractions(db, prepared)
+      return prepared.map((p) => (inserted.has(p.id) ? p.id : undefined))
     },
   })
 }

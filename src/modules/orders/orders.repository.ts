@@ -1,6 +1,7 @@
 import { type Insertable, type Updateable, sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
 import type { OrderItemRow, OrderItemsTable, OrderPaymentRow, OrderPaymentsTable, OrderRow, OrdersTable } from '../../db/schema.js'
+import { parameterChunks } from '../../lib/batch.js'
 import { afterCursor, type SortKey } from '../../lib/pagination.js'
 
 /** An order row with what it owes and its overdue flag, as every order read returns it. */
@@ -28,6 +29,17 @@ export async function findOrderingCustomer(db: DbExecutor, id: string) {
     .where('id', '=', id)
     .where('archived_at', 'is', null)
     .executeTakeFirst()
+}
+
+/** The customers among `ids` that can place orders, by id: one query for a whole batch. */
+export async function findOrderingCustomers(db: DbExecutor, ids: string[]) {
+  if (ids.length === 0) return []
+  return db
+    .selectFrom('customers')
+    .select(['id', 'payment_terms_days'])
+    .where('id', 'in', ids)
+    .where('archived_at', 'is', null)
+    .execute()
 }
 
 /** Shared with every domain that hangs off a customer; it lives with the customers. */
@@ -70,6 +82,45 @@ export async function insertOrder(db: DbExecutor, row: NewOrder): Promise<string
     .returning('id')
     .executeTakeFirst()
   return inserted?.id
+}
+
+/** The external_refs among `refs` that an order has already. */
+export async function existingExternalRefs(db: DbExecutor, refs: string[]): Promise<Set<string>> {
+  if (refs.length === 0) return new Set()
+  const rows = await db.selectFrom('orders').select('external_ref').where('external_ref', 'in', refs).execute()
+  return new Set(rows.map((r) => r.external_ref!))
+}
+
+/** The order numbers among `numbers` that an order has already. */
+export async function takenOrderNumbers(db: DbExecutor, numbers: string[]): Promise<Set<string>> {
+  if (numbers.length === 0) return new Set()
+  const rows = await db.selectFrom('orders').select('order_number').where('order_number', 'in', numbers).execute()
+  return new Set(rows.map((r) => r.order_number))
+}
+
+/**
+ * Inserts many orders (ids chosen by the caller) in as few statements as the parameter limit
+ * allows, in the given order, so that server-assigned order numbers follow it. A row whose
+ * external_ref or order_number a concurrent transaction took is skipped, not an error: the
+ * returned set holds the ids actually inserted.
+ */
+export async function insertOrders(db: DbExecutor, rows: Array<NewOrder & { id: string }>): Promise<Set<string>> {
+  const inserted = new Set<string>()
+  for (const chunk of parameterChunks(rows)) {
+    const ids = await db.insertInto('orders').values(chunk).onConflict((oc) => oc.doNothing()).returning('id').execute()
+    for (const { id } of ids) inserted.add(id)
+  }
+  return inserted
+}
+
+/** The lines of many orders, a few statements for all of them. */
+export async function insertItemsOfOrders(db: DbExecutor, rows: Insertable<OrderItemsTable>[]): Promise<void> {
+  for (const chunk of parameterChunks(rows)) await db.insertInto('order_items').values(chunk).execute()
+}
+
+/** The payments of many orders, a few statements for all of them. */
+export async function insertPaymentsOfOrders(db: DbExecutor, rows: Insertable<OrderPaymentsTable>[]): Promise<void> {
+  for (const chunk of parameterChunks(rows)) await db.insertInto('order_payments').values(chunk).execute()
 }
 
 /**

@@ -1,11 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
-import { BATCH_BODY_LIMIT, runBatch } from '../../lib/batch.js'
+import { BATCH_BODY_LIMIT } from '../../lib/batch.js'
 import { ifMatchVersion, replyNotModified, setEtag } from '../../lib/etag.js'
 import { DEFAULT_LIMIT, decodeCursor, parseSort, toPage } from '../../lib/pagination.js'
 import { notFound } from '../../lib/problem.js'
 import { IdParams, ref, READ_ERRORS, WRITE_ERRORS } from '../../lib/schema.js'
+import { createOrders } from './orders.batch.js'
 import * as repo from './orders.repository.js'
 import * as service from './orders.service.js'
 import {
@@ -73,13 +74,7 @@ const orderRoutes: FastifyPluginAsyncTypebox = async (app) => {
       body: ref(OrderBatch),
       response: { 200: ref(OrderBatchResult), ...WRITE_ERRORS },
     },
-  }, async (request) => {
-    const customers: service.CustomerCache = new Map()
-    return runBatch(request.body.items, async (item) => {
-      const { id, created } = await service.createOrder(request.db, item, customers)
-      return { status: created ? 201 : 200, id }
-    })
-  })
+  }, async (request) => createOrders(request.db, request.body.items))
 
   app.get('/orders', {
     config: { scope: 'orders:read' },

@@ -184,7 +184,11 @@ function sameItems(lines: repo.NewOrderItem[], rows: OrderItemRow[]): boolean {
 
 // Writes -------------------------------------------------------------------------------------------------
 
-const UNIQUE_FIELDS: Record<string, string> = { orders_order_number_key: 'order_number', orders_external_ref_key: 'external_ref' }
+/** The 409 of an order_number (or external_ref) another order has. */
+export const takenBy = (field: 'order_number' | 'external_ref') =>
+  conflict(`Another order already has this ${field}.`, [{ pointer: pointer(field), message: 'is already taken by another order' }])
+
+const UNIQUE_FIELDS: Record<string, 'order_number' | 'external_ref'> = { orders_order_number_key: 'order_number', orders_external_ref_key: 'external_ref' }
 
 /** Unique order_number / external_ref violations become a 409 that names the field. */
 async function uniquely<T>(write: () => Promise<T>): Promise<T> {
@@ -193,7 +197,7 @@ async function uniquely<T>(write: () => Promise<T>): Promise<T> {
   } catch (err) {
     const e = err as { code?: string; constraint?: string }
     const field = e.code === '23505' && e.constraint ? UNIQUE_FIELDS[e.constraint] : undefined
-    if (field) throw conflict(`Another order already has this ${field}.`, [{ pointer: pointer(field), message: 'is already taken by another order' }])
+    if (field) throw takenBy(field)
     throw err
   }
 }
@@ -205,8 +209,21 @@ export type CustomerCache = Map<string, OrderingCustomer | undefined>
 async function orderingCustomer(db: DbExecutor, id: string, cache?: CustomerCache): Promise<OrderingCustomer> {
   const customer = cache?.has(id) ? cache.get(id) : await repo.findOrderingCustomer(db, id)
   cache?.set(id, customer)
+  return assertOrderingCustomer(customer)
+}
+
+/** The customer found for an order's customer_id, or the 422 that says there is none. */
+export function assertOrderingCustomer(customer: OrderingCustomer | undefined): OrderingCustomer {
   if (!customer) throw unprocessable('No customer with that id can place orders.', [{ pointer: pointer('customer_id'), message: 'is not an existing, unarchived customer' }])
   return customer
+}
+
+/** Fills the cache with the customers of these ids that it lacks: one query. */
+export async function cacheOrderingCustomers(db: DbExecutor, ids: Iterable<string>, cache: CustomerCache): Promise<void> {
+  const missing = [...new Set(ids)].filter((id) => !cache.has(id))
+  const found = await repo.findOrderingCustomers(db, missing)
+  for (const id of missing) cache.set(id, undefined)
+  for (const customer of found) cache.set(customer.id, customer)
 }
 
 /** A credit sale without a due date falls due after the customer's payment terms. */
@@ -234,8 +251,18 @@ export async function createOrder(db: DbExecutor, body: OrderCreateBody, custome
   })
 }
 
-/** Inserts the order with its items and payments; undefined when its external_ref exists already. */
-async function insertNewOrder(db: DbExecutor, body: OrderCreateBody, customer: OrderingCustomer): Promise<string | undefined> {
+/** A new order checked and priced, with the lines and payments it is created with. */
+export interface NewOrderRows {
+  order: repo.NewOrder
+  lines: repo.NewOrderItem[]
+  payments: repo.NewOrderPayment[]
+}
+
+/**
+ * Checks a new order (initial status, pricing, credit due date) and computes its rows, without
+ * touching the database: the single create and the set-wise batch both start here.
+ */
+export function prepareNewOrder(body: OrderCreateBody, customer: OrderingCustomer): NewOrderRows {
   const initial = body.status ?? 'pending'
   const path = CREATE_PATHS[initial]
   if (!path) {
@@ -247,25 +274,30 @@ async function insertNewOrder(db: DbExecutor, body: OrderCreateBody, customer: O
   const ledger: Ledger = { status: 'pending', total: priced.total, paid: 0n, refunded: 0n }
   const method = body.payment_method ?? 'other'
   const payments = path.flatMap((step) => moveTo(ledger, step, method, body.ordered_at))
-  const id = await uniquely(() =>
-    repo.insertOrder(db, {
-      external_ref: body.external_ref ?? null,
-      ...(body.order_number ? { order_number: body.order_number } : {}),
-      customer_id: customer.id,
-      status: ledger.status,
-      channel: body.channel ?? 'other',
-      payment_method: body.payment_method ?? null,
-      currency: body.currency,
-      ...pricedColumns(priced),
-      amount_paid: formatMoney(ledger.paid),
-      amount_refunded: formatMoney(ledger.refunded),
-      due_date: creditDueDate(body, customer),
-      ...(body.ordered_at ? { ordered_at: body.ordered_at } : {}),
-      notes: body.notes ?? null,
-    }),
-  )
+  const order: repo.NewOrder = {
+    external_ref: body.external_ref ?? null,
+    ...(body.order_number ? { order_number: body.order_number } : {}),
+    customer_id: customer.id,
+    status: ledger.status,
+    channel: body.channel ?? 'other',
+    payment_method: body.payment_method ?? null,
+    currency: body.currency,
+    ...pricedColumns(priced),
+    amount_paid: formatMoney(ledger.paid),
+    amount_refunded: formatMoney(ledger.refunded),
+    due_date: creditDueDate(body, customer),
+    ...(body.ordered_at ? { ordered_at: body.ordered_at } : {}),
+    notes: body.notes ?? null,
+  }
+  return { order, lines: priced.lines, payments }
+}
+
+/** Inserts the order with its items and payments; undefined when its external_ref exists already. */
+async function insertNewOrder(db: DbExecutor, body: OrderCreateBody, customer: OrderingCustomer): Promise<string | undefined> {
+  const { order, lines, payments } = prepareNewOrder(body, customer)
+  const id = await uniquely(() => repo.insertOrder(db, order))
   if (!id) return undefined
-  await repo.insertItems(db, id, priced.lines)
+  await repo.insertItems(db, id, lines)
   await repo.insertPayments(db, id, payments)
   return id
 }
