@@ -288,13 +288,19 @@ export function toMetricsDto(customerId: string, rows: MetricsRows, now = Date.n
   }
 }
 
+/**
+ * A customer row in the caller's view. The row itself becomes the DTO (masked fields overwritten,
+ * contact_points and metrics added) instead of a copy: rows come fresh from the database and
+ * their callers only read sort keys and ids afterwards, and a list page skips copying 50 objects
+ * of 30 fields. Field order is the row's, as with a copy.
+ */
 export function toCustomerDto(row: repo.CustomerRecord, pii: boolean, contactPoints?: ContactPointRow[], metrics?: MetricsRows): CustomerDto {
-  const dto = {
-    ...row,
-    birthday: pii ? row.birthday : null,
-    primary_email: row.primary_email && (pii ? row.primary_email : maskContactValue('email', row.primary_email)),
-    primary_phone: row.primary_phone && (pii ? row.primary_phone : maskContactValue('phone', row.primary_phone)),
-  } as CustomerDto
+  const dto = row as unknown as CustomerDto & repo.CustomerRecord
+  if (!pii) {
+    dto.birthday = null
+    if (row.primary_email) dto.primary_email = maskContactValue('email', row.primary_email)
+    if (row.primary_phone) dto.primary_phone = maskContactValue('phone', row.primary_phone)
+  }
   if (contactPoints) dto.contact_points = contactPoints.map((c) => toContactPointDto(c, pii))
   if (metrics) dto.metrics = toMetricsDto(row.id, metrics)
   return dto
