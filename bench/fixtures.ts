@@ -6,7 +6,7 @@ import pg from 'pg'
 import { createMigrationDb } from '../src/db/connect.js'
 import { migrateToLatest } from '../src/db/migrate.js'
 import { seedDatabase } from '../scripts/seed/load.js'
-import type { Fixtures } from './scenarios.js'
+import { BENCH_SEGMENTS, type Fixtures } from './scenarios.js'
 
 export const withDatabase = (url: string, name: string) => {
   const u = new URL(url)
@@ -50,7 +50,7 @@ export async function ensureDatabase(adminUrl: string, name: string, size: numbe
   return url
 }
 
-const Q_SAMPLES = [
+export const Q_SAMPLES = [
   // Latin family names, a Cyrillic and an Arabic one, Han and Kana names (3+ characters use the
   // trigram index; 2-character CJK names cannot), an email fragment and a phone fragment.
   'smith', 'garcia', 'Müller', 'Иванов', 'الحسن', '王秀英', '张伟', '佐藤', 'wang.wei', 'olga.', '+8613', 'zz-no-match',
@@ -71,5 +71,34 @@ export async function loadFixtures(url: string, size: number): Promise<Fixtures>
     timelineIds: [...ids.slice(0, 950).map((r) => r.id), ...heavy.map((r) => r.customer_id)],
     listStarts: starts,
     qTerms: Q_SAMPLES,
+    segmentIds: [],
   }
+}
+
+/**
+ * The ids of BENCH_SEGMENTS in the database behind `baseUrl`: each live segment of that name is
+ * reused (its filter set through the API if the bench's has changed), a missing one created
+ * through the API, so it is validated and audited like any client's.
+ */
+export async function ensureSegments(url: string, baseUrl: string, authorization: string, log: (s: string) => void): Promise<string[]> {
+  const ids: string[] = []
+  for (const s of BENCH_SEGMENTS) {
+    const [live] = await query<{ id: string; same: boolean }>(
+      url, 'select id, filter = $2::jsonb as same from segments where lower(name) = lower($1) and archived_at is null', [s.name, JSON.stringify(s.filter)],
+    )
+    if (live?.same) {
+      ids.push(live.id)
+      continue
+    }
+    const res = await fetch(live ? `${baseUrl}/v1/segments/${live.id}` : `${baseUrl}/v1/segments`, {
+      method: live ? 'PATCH' : 'POST',
+      headers: { authorization, 'content-type': live ? 'application/merge-patch+json' : 'application/json' },
+      body: JSON.stringify(live ? { filter: s.filter } : { name: s.name, kind: 'dynamic', filter: s.filter }),
+    })
+    const body = (await res.json()) as { id: string }
+    if (!res.ok) throw new Error(`segment "${s.name}": ${res.status} ${JSON.stringify(body)}`)
+    log(`segment "${s.name}" ${live ? 'updated' : 'created'}: ${body.id}`)
+    ids.push(body.id)
+  }
+  return ids
 }

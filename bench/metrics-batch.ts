@@ -6,7 +6,7 @@
  * C customers, through buildApp + app.inject, in three databases of their own:
  *   deferred   all migrations: touched customers recorded per row, refreshed once at commit
  *              (migrations/20261123T160000_metrics_deferred.ts)
- *   statement  the same minus that migration: every statement refreshes its customers' metrics
+ *   statement  the migrations up to the one before it: every statement refreshes its customers' metrics
  *   none       deferred with the metrics triggers disabled: the floor (metrics NOT maintained)
  * Rounds rotate the order of the three; each round uses fresh customers so that every mode
  * sees the same rows per customer. Reports median, min and max per mode and request, and
@@ -20,7 +20,8 @@ import pg from 'pg'
 import { exportJWK, generateKeyPair, SignJWT } from 'jose'
 import { buildApp, type App } from '../src/app.js'
 import { createDb, type Db } from '../src/db/database.js'
-import { migrateDown, migrateToLatest } from '../src/db/migrate.js'
+import { createMigrationDb } from '../src/db/connect.js'
+import { migrateTo, migrateToLatest } from '../src/db/migrate.js'
 
 const { values } = parseArgs({
   options: {
@@ -48,26 +49,32 @@ const headers = {
 
 const admin = new pg.Client({ connectionString: adminUrl })
 await admin.connect()
-const envs = new Map<Mode, { db: Db; app: App; name: string }>()
+const envs = new Map<Mode, { db: Db; owner: Db; app: App; name: string }>()
 try {
   for (const mode of MODES) {
     const name = `crm_bench_metrics_${mode}`
     await admin.query(`drop database if exists ${name} with (force)`)
     await admin.query(`create database ${name}`)
-    const db = createDb({ connectionString: Object.assign(new URL(adminUrl), { pathname: `/${name}` }).toString(), max: 4, statementTimeoutMs: 0 })
-    await migrateToLatest(db)
-    if (mode === 'statement') await migrateDown(db)
+    const url = Object.assign(new URL(adminUrl), { pathname: `/${name}` }).toString()
+    // Migrations, trigger switches and VACUUM as the owner; the app as the API's role (crm_app).
+    const owner = createMigrationDb(url)
+    await migrateToLatest(owner)
+    // Back to the migration before metrics_deferred (later ones, such as the pending set, go with it).
+    if (mode === 'statement') await migrateTo(owner, '20261123T150000_search_and_scale')
     if (mode === 'none') {
       for (const table of ['orders', 'interactions', 'feedback']) {
-        for (const op of ['insert', 'update', 'delete']) await sql.raw(`alter table ${table} disable trigger metrics_${op}`).execute(db)
+        for (const op of ['insert', 'update', 'delete']) {
+          await sql.raw(`alter table ${table} disable trigger metrics_${op}, disable trigger metrics_collect_${op}`).execute(owner)
+        }
       }
     }
+    const db = createDb({ connectionString: url, max: 4, statementTimeoutMs: 0 })
     const app = await buildApp({
       db, ownsDb: false, requestTimeoutMs: 600_000,
       auth: { issuer: 'bench', audience: 'crm-api', algorithms: ['ES256'], clockToleranceSeconds: 5, jwks: { keys: [jwk] } },
     })
     await app.ready()
-    envs.set(mode, { db, app, name })
+    envs.set(mode, { db, owner, app, name })
   }
 
   const times = new Map<string, number[]>()
@@ -76,11 +83,11 @@ try {
   for (let round = 0; round < rounds; round++) {
     const order = MODES.map((_, i) => MODES[(i + round) % MODES.length]!)
     for (const mode of order) {
-      const { db, app } = envs.get(mode)!
+      const { db, owner, app } = envs.get(mode)!
       const customers = (await db.insertInto('customers')
         .values(Array.from({ length: customerCount }, (_, i) => ({ name: `Bench ${round}-${i}` })) as never)
         .returning('id').execute()).map((r) => r.id)
-      await sql`vacuum analyze`.execute(db)
+      await sql`vacuum analyze`.execute(owner)
       const orderItems = Array.from({ length: items }, (_, i) => ({
         customer_id: customers[i % customerCount], currency: 'EUR', status: i % 4 === 0 ? 'pending' : 'paid',
         ordered_at: new Date(Date.now() - i * 60_000).toISOString(),
@@ -124,9 +131,10 @@ try {
     console.log(`  ${mode}: customers whose metrics differ from a recomputation: ${rows[0]!.wrong}`)
   }
 } finally {
-  for (const { db, app, name } of envs.values()) {
+  for (const { db, owner, app, name } of envs.values()) {
     await app.close()
     await db.destroy()
+    await owner.destroy()
     await admin.query(`drop database if exists ${name} with (force)`)
   }
   await admin.end()

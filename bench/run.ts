@@ -1,13 +1,15 @@
 /**
- * `npm run bench -- [--sizes 10000,100000] [--seconds 10] [--rounds 3] [--only a,b] [--admin-url URL]`
+ * `npm run bench -- [--sizes 10000,100000] [--seconds 10] [--rounds 3] [--only a,b] [--admin-url URL] [--import-rows N]`
  *
  * For each size: a seeded database crm_bench_<size>, the service (src/server.ts, as `npm start`
  * runs it) and the minimal baseline each on its own port, pinned to CPU 0; the load generator
  * (wrk or autocannon, and pgbench) pinned to CPU 1. Rounds interleave every scenario × size ×
  * variant, rotating the variant order each round; the report gives the median of the rounds with
- * their min and max. See bench/README.md.
+ * their min and max. Then batch creates and the import (raw COPY vs the API, in a database of its
+ * own). See bench/README.md.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import { createServer } from 'node:net'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -15,9 +17,10 @@ import { parseArgs } from 'node:util'
 import { exportJWK, generateKeyPair, SignJWT } from 'jose'
 import { createDb } from '../src/db/database.js'
 import { findCustomerQuery } from '../src/modules/customers/customers.repository.js'
-import { ensureDatabase, loadFixtures } from './fixtures.js'
-import { httpLoad, loader, pgbenchLoad, pgbenchPath, has, type Measurement } from './lib/load.js'
+import { ensureDatabase, ensureSegments, loadFixtures } from './fixtures.js'
+import { httpLoad, loader, pgbenchLoad, pgbenchPath, has, sequentialLoad, type Measurement } from './lib/load.js'
 import { runBatchCreate, type BatchFigures } from './batch.js'
+import { runImportBench, type ImportFigures } from './import.js'
 import { report, type Result } from './report.js'
 import { pgbenchGetScript, SCENARIOS, type Fixtures, type KeyedSql, type Scenario, type Variant } from './scenarios.js'
 
@@ -29,9 +32,15 @@ const { values } = parseArgs({
     only: { type: 'string' },
     'admin-url': { type: 'string', default: process.env.BENCH_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
     seed: { type: 'string', default: '1' },
+    'database-prefix': { type: 'string', default: 'crm_bench_' },
     'throughput-connections': { type: 'string', default: '10' },
     'latency-connections': { type: 'string', default: '4' },
+    'min-passes': { type: 'string', default: '3' },
     batches: { type: 'string', default: '5' },
+    'import-rows': { type: 'string', default: '100000' },
+    'import-rounds': { type: 'string' },
+    'import-database': { type: 'string', default: 'crm_bench_import' },
+    'port-base': { type: 'string', default: '3910' },
     out: { type: 'string', default: 'bench/results' },
   },
 })
@@ -40,6 +49,7 @@ const sizes = values.sizes!.split(',').map(Number)
 const seconds = Number(values.seconds)
 const rounds = Number(values.rounds)
 const only = values.only ? new Set(values.only.split(',')) : undefined
+const wanted = (name: string) => !only || only.has(name)
 const SERVER_CPU = 0
 const LOAD_CPU = 1
 const log = (s: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}\n`)
@@ -75,6 +85,17 @@ async function waitReady(baseUrl: string): Promise<void> {
   }
   throw new Error(`${baseUrl} did not become ready`)
 }
+/**
+ * Fails unless the port is free: a server of another bench run answering there would pass
+ * waitReady and be measured in place of this run's.
+ */
+function assertPortFree(port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer()
+    probe.once('error', () => reject(new Error(`port ${port} is in use (another bench running?): choose others with --port-base`)))
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve()))
+  })
+}
 const stopAll = () => {
   for (const c of children) c.kill('SIGTERM')
 }
@@ -108,40 +129,56 @@ const ID_MARK = '00000000-0000-0000-0000-000000000000'
 const compiled = findCustomerQuery(createDb({ connectionString: values['admin-url']!, max: 1 }), ID_MARK).compile()
 const getSql: KeyedSql = { sql: compiled.sql, parameters: [...compiled.parameters], idIndex: compiled.parameters.indexOf(ID_MARK) }
 
+const active = SCENARIOS.filter((s) => !s.pending && wanted(s.name))
+// The import runs in a database of its own: alone, it needs neither the seeded databases nor the servers.
+const needsServers = active.length > 0 || wanted('batch_create_orders')
+
 try {
-  for (const [k, size] of sizes.entries()) {
-    const url = await ensureDatabase(values['admin-url']!, `crm_bench_${size}`, size, Number(values.seed), log)
+  for (const [k, size] of (needsServers ? sizes : []).entries()) {
+    const url = await ensureDatabase(values['admin-url']!, `${values['database-prefix']}${size}`, size, Number(values.seed), log)
     const fixtures = await loadFixtures(url, size)
-    const full = `http://127.0.0.1:${3910 + k * 10}`
-    const minimal = `http://127.0.0.1:${3911 + k * 10}`
+    const fullPort = Number(values['port-base']) + k * 10
+    const minimalPort = fullPort + 1
+    await assertPortFree(fullPort)
+    await assertPortFree(minimalPort)
+    const full = `http://127.0.0.1:${fullPort}`
+    const minimal = `http://127.0.0.1:${minimalPort}`
     const fullProcess = startProcess('src/server.ts', {
-      DATABASE_URL: url, PORT: String(3910 + k * 10), HOST: '127.0.0.1', LOG_LEVEL: 'warn', NODE_ENV: 'production',
+      DATABASE_URL: url, PORT: String(fullPort), HOST: '127.0.0.1', LOG_LEVEL: 'warn', NODE_ENV: 'production',
       AUTH_JWKS_FILE: jwksFile, AUTH_ISSUER: ISSUER, AUTH_AUDIENCE: AUDIENCE, AUTH_ALGORITHMS: 'ES256',
+      // One token sends every request: under the default limit (1000 a minute per subject) all
+      // but the first thousand would be 429s. The limiter still runs on every request.
+      RATE_LIMIT_MAX: '1000000000',
     })
     const minimalProcess = startProcess('bench/baseline/minimal-server.ts', {
-      DATABASE_URL: url, PORT: String(3911 + k * 10), BENCH_SQL: getSql.sql, BENCH_PARAMS: JSON.stringify(getSql.parameters), BENCH_ID_INDEX: String(getSql.idIndex),
+      DATABASE_URL: url, PORT: String(minimalPort), BENCH_SQL: getSql.sql, BENCH_PARAMS: JSON.stringify(getSql.parameters), BENCH_ID_INDEX: String(getSql.idIndex),
     })
     await Promise.all([waitReady(full), waitReady(minimal)])
+    if (active.some((s) => s.name === 'segment_count')) fixtures.segmentIds = await ensureSegments(url, full, authorization, log)
     targets.push({ size, url, fixtures, full, minimal, pids: { full: fullProcess.pid!, minimal: minimalProcess.pid! } })
   }
-  log(`load generator: ${loader}${pgbenchPath() ? ', pgbench' : ''}; servers on CPU ${SERVER_CPU}, load on CPU ${LOAD_CPU}${has('taskset') ? '' : ' (taskset missing: not pinned)'}`)
+  if (needsServers) log(`load generator: ${loader}${pgbenchPath() ? ', pgbench' : ''}; servers on CPU ${SERVER_CPU}, load on CPU ${LOAD_CPU}${has('taskset') ? '' : ' (taskset missing: not pinned)'}`)
 
-  const active = SCENARIOS.filter((s) => !s.pending && (!only || only.has(s.name)))
   const results: Result[] = []
-  const measure = async (s: Scenario, t: Target, v: Variant, secs: number): Promise<Measurement> => {
-    const connections = Number(s.load === 'throughput' ? values['throughput-connections'] : values['latency-connections'])
+  // A warm-up runs each figure for 5 s (a sequential one: one pass over its paths).
+  const measure = async (s: Scenario, t: Target, v: Variant, secs: number, warmUp = false): Promise<Measurement> => {
+    const connections = s.load === 'sequential' ? 1 : Number(s.load === 'throughput' ? values['throughput-connections'] : values['latency-connections'])
     if (v === 'pgbench') return pgbenchLoad(t.url, pgbenchGetScript(getSql, t.fixtures.customerIds.length), connections, secs, LOAD_CPU)
     const pid = v === 'minimal' ? t.pids.minimal : t.pids.full
     const before = cpuMs(pid)
-    const m = await httpLoad({ baseUrl: v === 'minimal' ? t.minimal : t.full, paths: s.paths!(t.fixtures, v), headers: { authorization }, connections, seconds: secs }, LOAD_CPU)
+    const baseUrl = v === 'minimal' ? t.minimal : t.full
+    const paths = s.paths!(t.fixtures, v)
+    const m = s.load === 'sequential'
+      ? await sequentialLoad({ baseUrl, paths, headers: { authorization }, seconds: warmUp ? 0 : secs, minPasses: warmUp ? 1 : Number(values['min-passes']) })
+      : await httpLoad({ baseUrl, paths, headers: { authorization }, connections, seconds: secs }, LOAD_CPU)
     const after = cpuMs(pid)
     if (before !== undefined && after !== undefined && m.requests > 0) m.serverCpuMsPerRequest = (after - before) / m.requests
     return m
   }
   const variantsOf = (s: Scenario) => s.variants.filter((v) => v !== 'pgbench' || pgbenchPath())
 
-  log('warm-up')
-  for (const s of active) for (const t of targets) for (const v of variantsOf(s)) await measure(s, t, v, 5)
+  if (active.length) log('warm-up')
+  for (const s of active) for (const t of targets) for (const v of variantsOf(s)) await measure(s, t, v, 5, true)
 
   for (let r = 0; r < rounds; r++) {
     for (const s of active) {
@@ -159,15 +196,23 @@ try {
   }
 
   const batches: BatchFigures[] = []
-  if (!only || only.has('batch_create_orders')) {
+  if (needsServers && wanted('batch_create_orders')) {
     for (const t of targets) {
       batches.push(await runBatchCreate(t.full, authorization, t.fixtures.customerIds, Number(values.batches), t.size))
       log(`batch_create_orders ${t.size}: ${JSON.stringify(batches[batches.length - 1])}`)
     }
   }
 
+  let imports: ImportFigures | undefined
+  if (wanted('import')) {
+    imports = await runImportBench({
+      rows: Number(values['import-rows']), rounds: Number(values['import-rounds'] ?? values.rounds), adminUrl: values['admin-url']!,
+      database: values['import-database']!, log,
+    })
+  }
+
   const text = report({
-    results, batches, scenarios: SCENARIOS, sizes, seconds, rounds, loader,
+    results, batches, imports, scenarios: SCENARIOS, sizes, seconds, rounds, loader,
     connections: { throughput: Number(values['throughput-connections']), latency: Number(values['latency-connections']) },
     command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
   })

@@ -1,5 +1,5 @@
 /**
- * `npx tsx bench/scale-check.ts --database-url postgres://…/crm_bench_1000000 [--repeat 5]`
+ * `npx tsx bench/scale-check.ts --database-url postgres://…/crm_bench_1000000 [--repeat 5] [--only rfm,segment]`
  *
  * One client, one request at a time, against a seeded database (npm run seed): the time of the
  * heavy reads that bench/run.ts does not load-test — segment count and preview, filtered search
@@ -17,6 +17,7 @@ const { values } = parseArgs({
   options: {
     'database-url': { type: 'string' },
     repeat: { type: 'string', default: '5' },
+    only: { type: 'string' },
   },
 })
 const url = values['database-url']
@@ -54,7 +55,8 @@ const cases: Array<{ name: string; method: 'GET' | 'POST'; url: string; payload?
 ]
 
 const lines = ['| request | status | min ms | median ms | max ms |', '| --- | --- | --- | --- | --- |']
-for (const c of cases) {
+const only = values.only?.split(',')
+for (const c of cases.filter((x) => !only || only.some((o) => x.name.includes(o)))) {
   const times: number[] = []
   const statuses = new Set<number>()
   for (let i = 0; i < repeat; i++) {

@@ -40,7 +40,7 @@ try {
     dialect: new PostgresDialect({ pool: createPool({ connectionString: url, max: 1 }) }),
     log: (e) => { if (e.level === 'query') queries.push(e.query) },
   })
-  const first = await timelinePage(logged as never, c, [...TIMELINE_TYPES], undefined, 50)
+  const first = (await timelinePage(logged as never, c, [...TIMELINE_TYPES], undefined, 50))!
   const last = first[49]!
   await timelinePage(logged as never, c, [...TIMELINE_TYPES], [last.occurred_at, last.id], 50)
   await logged.destroy()

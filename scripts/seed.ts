@@ -68,7 +68,7 @@ try {
     `seeded ${customers} customers: ${Object.entries(result.rows).map(([t, n]) => `${t} ${n}`).join(', ')}\n` +
       `${result.totalRows} rows in ${s.total.toFixed(1)} s (${Math.round(result.totalRows / s.total)} rows/s overall; ` +
       `COPY ${s.load.toFixed(1)} s = ${Math.round(result.totalRows / s.load)} rows/s, metrics ${s.metrics.toFixed(1)} s, ` +
-      `indexes ${s.indexes.toFixed(1)} s, analyze ${s.analyze.toFixed(1)} s)\n`,
+      `indexes ${s.indexes.toFixed(1)} s, vacuum+analyze ${s.analyze.toFixed(1)} s)\n`,
   )
 } catch (err) {
   process.stderr.write(`\nseed failed: ${(err as Error).message}\n`)

@@ -109,6 +109,9 @@ export async function httpLoad(l: HttpLoad, cpu?: number): Promise<Measurement> 
   return { requests: x.requests!, seconds: x.seconds!, rps: x.requests! / x.seconds!, p50Ms: x.p50_ms!, p99Ms: x.p99_ms!, maxMs: x.max_ms!, errors: x.errors! }
 }
 
+/** Nearest-rank percentile of sorted latencies. */
+const quantile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN
+
 export function pgbenchPath(): string | undefined {
   if (has('pgbench')) return 'pgbench'
   for (const v of ['17', '16', '15']) {
@@ -144,6 +147,49 @@ export async function pgbenchLoad(url: string, script: string, connections: numb
     }
   }
   latencies.sort((a, b) => a - b)
-  const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? NaN
-  return { requests: latencies.length, seconds, rps: latencies.length / seconds, p50Ms: q(50), p99Ms: q(99), maxMs: latencies[latencies.length - 1] ?? NaN, errors: failed }
+  return { requests: latencies.length, seconds, rps: latencies.length / seconds, p50Ms: quantile(latencies, 50), p99Ms: quantile(latencies, 99), maxMs: latencies[latencies.length - 1] ?? NaN, errors: failed }
+}
+
+export interface SequentialLoad {
+  baseUrl: string
+  paths: string[]
+  headers: Record<string, string>
+  seconds: number
+  /** Whole passes over `paths` to make at least, however long they take. */
+  minPasses: number
+  /** A request still unanswered after this long counts as an error. */
+  timeoutMs?: number
+}
+
+/**
+ * One request at a time over one keep-alive connection, from this process: the load of heavy
+ * reads (segment counts, analytics), one of which can last a second or more. It makes whole
+ * passes over the paths in order, so each path is sampled equally, until `seconds` have passed
+ * and at least `minPasses` passes are done: a fixed-duration tool (wrk) would leave a handful of
+ * samples, or none, and cut the last request off. The client's own work per request is a
+ * fraction of a millisecond beside the server's, so this loop is not pinned to the load core.
+ */
+export async function sequentialLoad(l: SequentialLoad): Promise<Measurement> {
+  const latencies: number[] = []
+  let errors = 0
+  const started = performance.now()
+  for (let pass = 0; pass < l.minPasses || performance.now() - started < l.seconds * 1000; pass++) {
+    for (const p of l.paths) {
+      const t0 = performance.now()
+      try {
+        const res = await fetch(l.baseUrl + p, { headers: l.headers, signal: AbortSignal.timeout(l.timeoutMs ?? 60_000) })
+        await res.arrayBuffer()
+        if (res.status >= 400) errors++
+      } catch {
+        errors++
+      }
+      latencies.push(performance.now() - t0)
+    }
+  }
+  const seconds = (performance.now() - started) / 1000
+  latencies.sort((a, b) => a - b)
+  return {
+    requests: latencies.length, seconds, rps: latencies.length / seconds,
+    p50Ms: quantile(latencies, 50), p99Ms: quantile(latencies, 99), maxMs: latencies[latencies.length - 1] ?? NaN, errors,
+  }
 }

@@ -92,6 +92,8 @@ select customer_id, currency, count(*)::int, sum(total - amount_refunded)
 from orders where archived_at is null and status in ('paid', 'fulfilled', 'partially_refunded')
 group by customer_id, currency;
 
+select crm_refresh_purchase_history(null);
+
 update customers c
 set lifecycle_stage = crm_lifecycle_stage(m.order_count, m.last_order_at, now())
 from customer_metrics m
@@ -181,7 +183,10 @@ export async function seedDatabase(opts: SeedOptions): Promise<SeedResult> {
     seconds.indexes = (performance.now() - t2) / 1000
   }
   const t3 = performance.now()
-  await admin.query(`analyze customers, contact_points, orders, order_items, order_payments, interactions, feedback, customer_metrics, customer_spend`)
+  // VACUUM as well as ANALYZE: a freshly loaded table has no visibility map, so every
+  // index-only scan would still visit the heap until autovacuum gets to it. A database in
+  // steady state has been vacuumed; benchmarks should see that, not the first minutes after a load.
+  await admin.query(`vacuum (analyze) customers, contact_points, orders, order_items, order_payments, interactions, feedback, customer_metrics, customer_spend`)
   seconds.analyze = (performance.now() - t3) / 1000
   await admin.end()
   seconds.total = (performance.now() - started) / 1000
