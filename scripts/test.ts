@@ -51,6 +51,7 @@ try {
   await db.destroy()
 
   let summary: Record<string, number> | undefined
+  const failures = failureTrail()
   code = await new Promise<number>((resolve) => {
     const child = spawn('node_modules/.bin/tap', process.argv.slice(2), {
       stdio: ['inherit', 'pipe', 'inherit'],
@@ -59,17 +60,24 @@ try {
     // Pass tap's output through, keeping its closing "# { total: N, pass: N, fail: N }" line
     // to print the plain "N passed, N failed" line CI reads.
     let tail = ''
+    let partial = ''
     child.stdout.on('data', (chunk: Buffer) => {
       process.stdout.write(chunk)
-      tail = (tail + chunk.toString('utf8')).slice(-4096)
+      const text = chunk.toString('utf8')
+      tail = (tail + text).slice(-4096)
       const m = /# \{ (total: \d+[^}]*)\}/.exec(tail)
       if (m) summary = Object.fromEntries(m[1]!.split(',').map((kv) => kv.trim().split(': ')).map(([k, v]) => [k!, Number(v)]))
+      const lines = (partial + text).split('\n')
+      partial = lines.pop()!
+      for (const line of lines) failures.see(line)
     })
     child.on('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0)))
   })
   const passed = summary?.pass ?? 0
   const failed = summary ? (summary.fail ?? 0) : Math.max(1, code)
   const skipped = (summary?.skip ?? 0) + (summary?.todo ?? 0)
+  // CI keeps only the end of the output: name each failed assertion, with the subtests it sits in, just above the count.
+  if (failures.list.length) process.stdout.write(`\nfailed:\n${failures.list.slice(0, 50).map((f) => `  ${f}\n`).join('')}`)
   process.stdout.write(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}\n`)
   if (code === 0 && failed > 0) code = 1
 } catch (err) {
@@ -83,6 +91,35 @@ try {
   await embedded?.stop()
 }
 process.exit(code)
+
+/**
+ * Follows tap's indented TAP stream: "# Subtest: name" opens a level, "not ok N - what" at a level is
+ * a failure inside the subtests above it. Leaf failures only: a subtest that failed because one of its
+ * assertions did is already named by that assertion's path.
+ */
+function failureTrail() {
+  const path: string[] = []
+  const list: string[] = []
+  return {
+    list,
+    see(line: string) {
+      const indent = /^ */.exec(line)![0].length / 4
+      const subtest = /^\s*# Subtest: (.*)$/.exec(line)
+      if (subtest) {
+        path.length = indent
+        path[indent] = subtest[1]!
+        return
+      }
+      const failed = /^\s*not ok \d+ - (.*?)(?: # time=.*)?$/.exec(line)
+      if (!failed) return
+      const where = path.slice(0, indent)
+      const name = failed[1]!
+      // The closing "not ok" of a subtest repeats the name of the level it closes.
+      if (path[indent] === name && list.some((f) => f.startsWith([...where, name].join(' > ')))) return
+      list.push([...where, name].join(' > '))
+    },
+  }
+}
 
 function alive(pid: number): boolean {
   try {
