@@ -282,7 +282,7 @@ async function fuzz(op: Operation, mode: 'valid' | 'mutated', numRuns: number): 
         const found = violations(op, req, res)
         if (found.length > 0) throw new Error(`${op.method} ${fillPath(op.path, req.path)} → ${found.join('\n  ')}`)
       }),
-      { numRuns, ...(SEED !== undefined ? { seed: SEED } : {}), endOnFailure: false, interruptAfterTimeLimit: 60_000 },
+      { numRuns, ...(SEED !== undefined ? { seed: SEED } : {}), endOnFailure: false, interruptAfterTimeLimit: 60_000 * SCALE },
     )
     return undefined
   } catch (err) {
