@@ -34,13 +34,7 @@ export async function findCustomer(db: DbExecutor, id: string): Promise<Customer
 
 /** Whether a customer with this id exists; with `active`, only if it is also not archived. */
 export async function customerExists(db: DbExecutor, id: string, opts: { active?: boolean } = {}): Promise<boolean> {
-  const row = await db
-    .selectFrom('customers')
-    .select('id')
-    .where('id', '=', id)
-    .$if(opts.active === true, (qb) => qb.where('archived_at', 'is', null))
-    .executeTakeFirst()
-  return row !== undefined
+  return (await existingCustomers(db, [id], opts)).has(id)
 }
 
 /** The ids among `ids` of customers that exist (with active: and are not archived): one query for a batch. */
