@@ -4,6 +4,7 @@ import { setup } from '../../helpers/app.js'
 import { FILTER_FIELDS, OPS_BY_TYPE, parseFilter } from '../../../src/lib/filters/filter.parse.js'
 import type { CustomerFilterT } from '../../../src/lib/filters/filter.schemas.js'
 import { POOLS, dbNow, evaluate, load, seed } from './filter.model.js'
+import { seeded, testSeed } from '../../helpers/seed.js'
 
 /**
  * Property: for random filter trees over a generated data set, POST /v1/customers/search answers
@@ -14,6 +15,8 @@ const ctx = await setup()
 const reader = await ctx.auth('customers:read')
 await seed(ctx.db, 20261123, 300)
 const model = await load(ctx.db)
+// Fixed unless CRM_TEST_SEED asks for another: the coverage counts below were tuned on these trees.
+const SEED = testSeed(1)
 
 type Node = CustomerFilterT
 const DATES = ['2026-01-01', '2025-06-15', '2026-10-01T12:00:00Z']
@@ -188,13 +191,13 @@ async function check(filter: Node) {
   }
 }
 
-t.test('each field with each of its operators agrees with the model', async (t) => {
+t.test(seeded('each field with each of its operators agrees with the model', SEED), async (t) => {
   // Every field with every operator it takes, then random leaves.
   for (const field of FIELD_NAMES) {
-    for (const op of OPS_BY_TYPE[FILTER_FIELDS[field]!.type]) await fc.assert(fc.asyncProperty(leafFor(field, op), check), { numRuns: 2, seed: 1 })
+    for (const op of OPS_BY_TYPE[FILTER_FIELDS[field]!.type]) await fc.assert(fc.asyncProperty(leafFor(field, op), check), { numRuns: 2, seed: SEED })
   }
-  await fc.assert(fc.asyncProperty(fieldLeaf, check), { numRuns: 40, seed: 1 })
-  await fc.assert(fc.asyncProperty(attributeLeaf, check), { numRuns: 60, seed: 2 })
+  await fc.assert(fc.asyncProperty(fieldLeaf, check), { numRuns: 40, seed: SEED })
+  await fc.assert(fc.asyncProperty(attributeLeaf, check), { numRuns: 60, seed: SEED + 1 })
   for (const field of FIELD_NAMES) {
     for (const op of OPS_BY_TYPE[FILTER_FIELDS[field]!.type]) {
       t.ok(seen.has(`${FILTER_FIELDS[field]!.type}:${op}`), `${FILTER_FIELDS[field]!.type}:${op} was tested`)
@@ -204,8 +207,8 @@ t.test('each field with each of its operators agrees with the model', async (t) 
   for (const op of OPS_BY_TYPE.json) t.ok(seen.has(`json:${op}`), `attributes with ${op} were tested`)
 })
 
-t.test('related-record aggregates agree with the model', async (t) => {
-  await fc.assert(fc.asyncProperty(fc.oneof(ordersLeaf, interactionsLeaf, feedbackLeaf), check), { numRuns: 120, seed: 3 })
+t.test(seeded('related-record aggregates agree with the model', SEED), async (t) => {
+  await fc.assert(fc.asyncProperty(fc.oneof(ordersLeaf, interactionsLeaf, feedbackLeaf), check), { numRuns: 120, seed: SEED + 2 })
   for (const k of ['orders', 'interactions', 'feedback']) {
     for (const part of ['min_count', 'max_count', 'since', 'before', 'none', 'at_least_n']) t.ok(seen.has(`${k}.${part}`), `${k} ${part} was tested`)
   }
@@ -214,8 +217,8 @@ t.test('related-record aggregates agree with the model', async (t) => {
   for (const part of ['kind', 'open']) t.ok(seen.has(`feedback.${part}`), `feedback ${part} was tested`)
 })
 
-t.test('random and/or/not trees agree with the model', async (t) => {
-  await fc.assert(fc.asyncProperty(tree, check), { numRuns: 120, seed: 4 })
+t.test(seeded('random and/or/not trees agree with the model', SEED), async (t) => {
+  await fc.assert(fc.asyncProperty(tree, check), { numRuns: 120, seed: SEED + 3 })
   for (const k of ['and', 'or', 'not']) t.ok(seen.has(k), `${k} was tested`)
   t.ok(nonTrivial > 150, `most filters select some but not all customers (${nonTrivial})`)
 })
