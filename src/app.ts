@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
 import Fastify, { type FastifyServerOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Db } from './db/database.js'
 import { buildValidatorFactory } from './lib/validation.js'
 import { JsonValue, Problem } from './lib/schema.js'
 import { filterSchemas } from './lib/filters/filter.schemas.js'
-import errors, { frameworkErrors } from './plugins/errors.js'
+import errors, { clientErrorHandler, frameworkErrors } from './plugins/errors.js'
 import jsonBody from './plugins/json-body.js'
 import dbPlugin from './plugins/db.js'
 import auth, { type AuthOptions } from './plugins/auth.js'
@@ -54,7 +55,27 @@ export const DEFAULT_LIMITS = {
   idempotency: { ttlSeconds: 86_400, purgeIntervalMs: 900_000 },
 } satisfies Pick<Required<AppOptions>, 'rateLimit' | 'pressure' | 'idempotency'>
 
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
+const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,64}$/
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The client's own id for this request (x-correlation-id, else x-request-id), when well-formed. */
+    correlationId: string | null
+  }
+}
+
+/**
+ * The id a client gave its request, kept as a correlation id: it is logged, echoed in
+ * x-correlation-id and recorded in the audit trail next to the server's request id, which it
+ * never replaces (a client could otherwise file its changes under another request's id).
+ */
+export function correlationIdOf(raw: IncomingMessage): string | null {
+  for (const name of ['x-correlation-id', 'x-request-id']) {
+    const given = raw.headers[name]
+    if (typeof given === 'string' && CORRELATION_ID.test(given)) return given
+  }
+  return null
+}
 
 /** Log fields that could carry PII or credentials never reach the log. */
 export const LOG_REDACT = {
@@ -86,20 +107,25 @@ export async function buildApp(opts: AppOptions) {
     bodyLimit: opts.bodyLimit ?? 1024 * 1024,
     requestTimeout: opts.requestTimeoutMs ?? 30_000,
     return503OnClosing: true,
-    genReqId: (req) => {
-      const given = req.headers['x-request-id']
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
+    genReqId: () => randomUUID(),
+    childLoggerFactory: (logger, bindings, options, raw) => {
+      const correlation = correlationIdOf(raw as IncomingMessage)
+      return logger.child(correlation ? { ...bindings, correlation_id: correlation } : bindings, options)
     },
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
     frameworkErrors,
+    clientErrorHandler,
     ajv: { customOptions: {} },
     schemaController: { compilersFactory: { buildValidator: buildValidatorFactory() } },
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   // Set as the request arrives (a synchronous hook: no promise per request), so every answer,
   // errors included, carries it.
+  app.decorateRequest('correlationId', null)
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
+    request.correlationId = correlationIdOf(request.raw)
+    if (request.correlationId) reply.header('x-correlation-id', request.correlationId)
     done()
   })
 

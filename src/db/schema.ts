@@ -61,6 +61,8 @@ export interface AuditEventsTable {
   occurred_at: Generated<string>
   actor: string
   request_id: string | null
+  /** Filled from the transaction context by the column's default; never written by the API. */
+  correlation_id: ColumnType<string | null, never, never>
   route: string | null
   action: string
   entity: string

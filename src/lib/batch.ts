@@ -90,6 +90,7 @@ function itemProblem(err: unknown, index: number, count: number): unknown {
   return new HttpProblem({
     status: problem.status,
     title: problem.title,
+    code: problem.code,
     type: problem.type,
     detail: `Item ${index} failed, so none of the ${count} items was applied. ${problem.detail ?? ''}`.trim(),
     errors,

@@ -12,6 +12,8 @@ export interface ProblemInit {
   status: number
   title: string
   detail?: string
+  /** The stable code clients branch on; default: the title as a slug ('Bad Request' → bad-request). */
+  code?: string
   type?: string
   errors?: FieldError[]
   headers?: Record<string, string>
@@ -22,6 +24,7 @@ export const PROBLEM_BASE = 'https://crm-api.dev/problems/'
 export class HttpProblem extends Error {
   readonly status: number
   readonly title: string
+  readonly code: string
   readonly type: string
   readonly detail: string | undefined
   readonly errors: FieldError[] | undefined
@@ -32,7 +35,8 @@ export class HttpProblem extends Error {
     this.name = 'HttpProblem'
     this.status = init.status
     this.title = init.title
-    this.type = init.type ?? PROBLEM_BASE + slug(init.title)
+    this.code = init.code ?? slug(init.title)
+    this.type = init.type ?? PROBLEM_BASE + this.code
     this.detail = init.detail
     this.errors = init.errors
     this.headers = init.headers ?? {}

@@ -77,6 +77,7 @@ export const IdParams = Type.Object({ id: Uuid({ description: 'Resource id (UUID
 export const Problem = Type.Object(
   {
     type: Type.String({ description: 'URI identifying the problem type' }),
+    code: Type.Optional(Type.String({ description: 'Stable code of the cause (the last segment of type): clients branch on it, never on title or detail', example: 'bad-request' })),
     title: Type.String(),
     status: Type.Integer(),
     detail: Type.Optional(Type.String()),
@@ -96,6 +97,7 @@ export const Problem = Type.Object(
     description: 'RFC 9457 problem details',
     example: {
       type: 'https://crm-api.dev/problems/bad-request',
+      code: 'bad-request',
       title: 'Bad Request',
       status: 400,
       detail: 'The request body is invalid.',

@@ -8,9 +8,20 @@ import type { Database } from '../db/schema.js'
 /** Who and what the audit rows of a transaction name. */
 export interface AuditContext {
   actor: string
+  /** The server's id of the request (never the client's). */
   requestId: string
   route: string
+  /** The client's own id of the request, if it sent one (see correlationIdOf in app.ts). */
+  correlationId?: string | null
 }
+
+/** The audit context of a request: its authenticated subject, the server's request id, the client's correlation id. */
+export const requestAuditContext = (request: FastifyRequest, route: string): AuditContext => ({
+  actor: request.auth?.sub ?? 'anonymous',
+  requestId: request.id,
+  route,
+  correlationId: request.correlationId,
+})
 
 /**
  * Runs `fn` in one transaction whose audit rows name the given actor, request and route: the
@@ -21,7 +32,8 @@ export async function inAuditedTransaction<T>(db: Db, context: AuditContext, fn:
   return db.transaction().execute(async (trx) => {
     await sql`select set_config('crm.actor', ${context.actor}, true),
                      set_config('crm.request_id', ${context.requestId}, true),
-                     set_config('crm.route', ${context.route}, true)`.execute(trx)
+                     set_config('crm.route', ${context.route}, true),
+                     set_config('crm.correlation_id', ${context.correlationId ?? ''}, true)`.execute(trx)
     return fn(trx)
   })
 }
@@ -106,7 +118,7 @@ export default fp(
       const routeName = `${methods.join(',')} ${route.url}`
       route.handler = async function transactional(request, reply) {
         const initial = snapshotReply(reply)
-        const context = { actor: request.auth?.sub ?? 'anonymous', requestId: request.id, route: routeName }
+        const context = requestAuditContext(request, routeName)
         for (let attempt = 1; ; attempt++) {
           const held = holdSend(reply)
           let result: unknown

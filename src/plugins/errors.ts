@@ -1,8 +1,12 @@
+import { randomUUID } from 'node:crypto'
+import type { Duplex } from 'node:stream'
 import fp from 'fastify-plugin'
 import FindMyWay, { type HTTPMethod } from 'find-my-way'
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { violatedConstraint } from '../lib/constraints.js'
 import { HttpProblem, type FieldError } from '../lib/problem.js'
 import { toFieldErrors } from '../lib/validation.js'
+import { securityHeaders } from './security.js'
 
 /**
  * Turns every error into RFC 9457 problem+json. Known client errors keep their 4xx status;
@@ -42,10 +46,12 @@ export default fp(
 
     app.setErrorHandler((error: FastifyError, request, reply) => {
       const problem = toProblem(error)
+      const database = databaseErrorFields(error)
       if (problem.status >= 500) {
-        request.log.error({ err: error }, 'request failed')
+        if (database && problem.status === 500) request.log.error({ database }, 'request failed: a database error the server caused (bug)')
+        else request.log.error(database ? { database } : { err: error }, 'request failed')
       } else if (!(error instanceof HttpProblem)) {
-        request.log.info({ code: error.code, status: problem.status }, problem.title)
+        request.log.info({ code: error.code, status: problem.status, ...(database ? { database } : {}) }, problem.title)
       }
       return sendProblem(request, reply, problem)
     })
@@ -59,6 +65,7 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, proble
   if (problem.status === 401 && !reply.hasHeader('www-authenticate')) reply.header('www-authenticate', 'Bearer')
   const body: Record<string, unknown> = {
     type: problem.type,
+    code: problem.code,
     title: problem.title,
     status: problem.status,
     ...(problem.detail ? { detail: problem.detail } : {}),
@@ -78,6 +85,39 @@ export function frameworkErrors(error: FastifyError, request: FastifyRequest, re
   // No route was found, so no hook runs: set what the app's onSend hook would.
   reply.header('x-request-id', request.id)
   return sendProblem(request, reply, toProblem(error))
+}
+
+const PARSER_REFUSALS: Record<string, { status: number; code?: string; detail: string }> = {
+  HPE_HEADER_OVERFLOW: { status: 431, detail: 'The request headers are larger than this server accepts.' },
+  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, detail: 'The request did not arrive in time.' },
+}
+
+/**
+ * Fastify's `clientErrorHandler` option: Node's HTTP parser refused the request (headers over
+ * maxHeaderSize, a malformed request line, a request that took too long) before Fastify made a
+ * request of it, so no hook runs. The answer is still a problem with the security headers and a
+ * request id, written to the socket, which is then closed.
+ */
+export function clientErrorHandler(this: { log: FastifyBaseLogger }, err: Error & { code?: string }, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  const refusal = PARSER_REFUSALS[err.code ?? ''] ?? { status: 400, detail: 'The request is not valid HTTP.' }
+  const problem = new HttpProblem({ status: refusal.status, title: statusTitle(refusal.status), detail: refusal.detail })
+  const requestId = randomUUID()
+  this.log.info({ code: err.code, status: problem.status, request_id: requestId }, 'request refused by the HTTP parser')
+  if (socket.writable) {
+    const body = JSON.stringify({ type: problem.type, code: problem.code, title: problem.title, status: problem.status, detail: problem.detail, request_id: requestId })
+    const headers: Record<string, string> = {
+      ...securityHeaders(),
+      'content-type': 'application/problem+json; charset=utf-8',
+      'content-length': String(Buffer.byteLength(body)),
+      'cache-control': 'no-store',
+      'x-request-id': requestId,
+      connection: 'close',
+    }
+    const head = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')
+    socket.write(`HTTP/1.1 ${problem.status} ${problem.title}\r\n${head}\r\n${body}`)
+  }
+  socket.destroy(err)
 }
 
 const FRAMEWORK: Record<string, { status: number; title: string; detail: string }> = {
@@ -135,7 +175,10 @@ const statusTitle = (s: number) => TITLES[s] ?? 'Client Error'
 
 const CONNECTION_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH'])
 
-/** PostgreSQL errors by SQLSTATE; the message and constraint name stay in the log. */
+/**
+ * PostgreSQL errors by SQLSTATE: known constraints (lib/constraints.ts) name the field; lost
+ * connections, conflicts and timeouts are 503. Undefined for the rest, which answer 500.
+ */
 export function fromDatabaseError(err: { code?: string; message?: string }): HttpProblem | undefined {
   const code = err.code
   const message = err.message ?? ''
@@ -148,15 +191,9 @@ export function fromDatabaseError(err: { code?: string; message?: string }): Htt
     return unavailable('The database is unreachable. Try again shortly.')
   }
   if (!code || !/^[0-9A-Z]{5}$/.test(code)) return undefined
+  const violation = violatedConstraint(err)
+  if (violation) return violation
   switch (code) {
-    case '23505':
-      return new HttpProblem({ status: 409, title: 'Conflict', detail: 'A record with the same unique value already exists.' })
-    case '23503':
-      return new HttpProblem({ status: 422, title: 'Unprocessable Content', detail: 'The request refers to a record that does not exist, or removes one that others still refer to.' })
-    case '23514':
-    case '23502':
-    case '23P01':
-      return new HttpProblem({ status: 422, title: 'Unprocessable Content', detail: 'The request breaks a data rule.' })
     case '40001':
     case '40P01':
       return unavailable('The change conflicted with a concurrent change. Retry the request.')
@@ -167,6 +204,21 @@ export function fromDatabaseError(err: { code?: string; message?: string }): Htt
       return unavailable('The database is at capacity. Try again shortly.')
   }
   if (code.startsWith('08') || code.startsWith('57P')) return unavailable('The database is unreachable. Try again shortly.')
-  if (code.startsWith('22')) return new HttpProblem({ status: 400, title: 'Bad Request', detail: 'A value is out of range or malformed.' })
+  // Everything else, data exceptions (22xxx), NOT NULL (23502) and constraints missing from the
+  // map included, is the server's bug: the routes validate client input before it reaches SQL.
   return undefined
+}
+
+/**
+ * What the log keeps of a database error: its SQLSTATE and where it happened, never its message,
+ * detail or stack (they quote the values, which can be personal data).
+ */
+export function databaseErrorFields(err: unknown): Record<string, string> | undefined {
+  const e = err as Record<string, unknown> | null
+  if (!e || typeof e.code !== 'string' || !/^[0-9A-Z]{5}$/.test(e.code) || typeof e.severity !== 'string') return undefined
+  const fields: Record<string, string> = { sqlstate: e.code }
+  for (const key of ['constraint', 'table', 'column', 'dataType', 'routine'] as const) {
+    if (typeof e[key] === 'string') fields[key] = e[key]
+  }
+  return fields
 }

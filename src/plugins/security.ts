@@ -8,11 +8,39 @@ export interface SecurityOptions {
 }
 
 /** Request headers a browser client may send, and response headers its scripts may read. */
-export const CORS_ALLOWED_HEADERS = ['authorization', 'content-type', 'if-match', 'if-none-match', 'idempotency-key', 'x-request-id']
+export const CORS_ALLOWED_HEADERS = ['authorization', 'content-type', 'if-match', 'if-none-match', 'idempotency-key', 'x-request-id', 'x-correlation-id']
 export const CORS_EXPOSED_HEADERS = [
-  'etag', 'location', 'x-request-id', 'idempotent-replayed', 'retry-after', 'www-authenticate', 'x-pii-masked',
+  'etag', 'location', 'x-request-id', 'x-correlation-id', 'idempotent-replayed', 'retry-after', 'www-authenticate', 'x-pii-masked',
   'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset', 'ratelimit-policy',
 ]
+
+/** Helmet with the API's settings (see below). */
+function securityMiddleware() {
+  return helmet({
+    contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+    frameguard: { action: 'deny' },
+    // Bearer tokens, no cookies: nothing here for a cross-origin page to embed.
+    crossOriginResourcePolicy: { policy: 'same-origin' },
+    referrerPolicy: { policy: 'no-referrer' },
+  })
+}
+
+let staticHeaders: Record<string, string> | undefined
+/**
+ * Helmet's headers as name → value, for answers written straight to the socket (a request the
+ * HTTP parser refused never reaches the hooks). They do not depend on the request.
+ */
+export function securityHeaders(): Record<string, string> {
+  if (staticHeaders) return staticHeaders
+  const headers: Record<string, string> = {}
+  const res = {
+    setHeader: (name: string, value: string | number | string[]) => void (headers[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : String(value)),
+    removeHeader: (name: string) => void delete headers[name.toLowerCase()],
+  }
+  securityMiddleware()({} as never, res as never, () => {})
+  staticHeaders = headers
+  return headers
+}
 
 /**
  * HTTP-level hardening for browser callers. Helmet's headers on every response, with a CSP that
@@ -27,13 +55,7 @@ export default fp<SecurityOptions>(
     // Helmet's middleware, built once. (@fastify/helmet builds it again on every request: parsing
     // the CSP directives and option set each time cost a few percent of a keyed read's CPU.) It
     // sets the headers on the raw response, so a route's own (Swagger UI's CSP) still wins.
-    const helmetHeaders = helmet({
-      contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
-      frameguard: { action: 'deny' },
-      // Bearer tokens, no cookies: nothing here for a cross-origin page to embed.
-      crossOriginResourcePolicy: { policy: 'same-origin' },
-      referrerPolicy: { policy: 'no-referrer' },
-    })
+    const helmetHeaders = securityMiddleware()
     app.addHook('onRequest', (request, reply, done) => {
       helmetHeaders(request.raw, reply.raw, (err) => done(err as Error | undefined))
     })

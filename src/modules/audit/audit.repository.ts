@@ -3,7 +3,7 @@ import type { DbExecutor } from '../../db/database.js'
 import { afterCursor, type SortKey } from '../../lib/pagination.js'
 
 /** The columns the API shows (txid stays internal). */
-const COLUMNS = ['id', 'occurred_at', 'actor', 'request_id', 'route', 'action', 'entity', 'entity_id', 'before', 'after'] as const
+const COLUMNS = ['id', 'occurred_at', 'actor', 'request_id', 'correlation_id', 'route', 'action', 'entity', 'entity_id', 'before', 'after'] as const
 
 export interface AuditEventFilters {
   entity?: string

@@ -1,8 +1,9 @@
 import { fullFormats } from 'ajv-formats/dist/formats.js'
 import type { DbExecutor } from '../../db/database.js'
 import type { ContactPointRow } from '../../db/schema.js'
-import { badRequest, conflict, type FieldError, notFound, pointer, preconditionFailed } from '../../lib/problem.js'
+import { badRequest, type FieldError, notFound, pointer, preconditionFailed } from '../../lib/problem.js'
 import { maskAddress, maskContactValue } from '../../lib/pii.js'
+import { constraintsAt } from '../../lib/constraints.js'
 import * as repo from './customers.repository.js'
 import { refuseIfMerged } from './customers.merge.js'
 import type { CustomerPredicate } from '../../lib/filters/filter.compile.js'
@@ -13,7 +14,6 @@ import { CUSTOMER_SORTS } from './customers.schemas.js'
 const emailFormat = fullFormats.email as RegExp
 const PHONE = /^\+?[0-9]{5,20}$/
 const PHONE_NOISE = /[\s().\-/]/g
-const PRIMARY_EMAIL_INDEX = 'contact_points_primary_email_idx'
 
 // Contact points -------------------------------------------------------------------------
 
@@ -74,11 +74,6 @@ function normalizeContact(input: ContactPointCreateBody, at: string, errors: Fie
   return { ...base, value, value_normalized: value.toLowerCase(), network: input.network, address: null }
 }
 
-function isPrimaryEmailConflict(err: unknown): boolean {
-  const e = err as { code?: string; constraint?: string }
-  return e.code === '23505' && e.constraint === PRIMARY_EMAIL_INDEX
-}
-
 /**
  * Adds a contact point, keeping one primary per kind: a new primary demotes the old one, and the
  * first of a kind becomes primary by itself. Another customer's primary email is a 409.
@@ -87,18 +82,14 @@ async function addContact(db: DbExecutor, customerId: string, c: NormalizedConta
   const existing = await repo.findContactPointByValue(db, customerId, c.kind, c.value_normalized)
   const primary = c.is_primary ?? (existing?.is_primary || !(await repo.hasPrimary(db, customerId, c.kind)))
   if (primary) await repo.demotePrimary(db, customerId, c.kind, existing?.id)
-  try {
+  // The pointers of a taken primary email lead to this contact point of the body.
+  return constraintsAt(at, async () => {
     if (existing) {
       const { is_primary: _p, ...rest } = c
       return (await repo.updateContactPoint(db, existing.id, { ...rest, is_primary: primary }))!
     }
-    return await repo.insertContactPoint(db, { ...c, customer_id: customerId, is_primary: primary })
-  } catch (err) {
-    if (isPrimaryEmailConflict(err)) {
-      throw conflict('Another customer already has this primary email.', [{ pointer: `${at}/value`, message: 'is the primary email of another customer' }])
-    }
-    throw err
-  }
+    return repo.insertContactPoint(db, { ...c, customer_id: customerId, is_primary: primary })
+  })
 }
 
 /** A single contact point body (pointers relative to the body itself). */
@@ -229,14 +220,9 @@ export async function patchContactPoint(db: DbExecutor, customerId: string, id: 
   }
   if (wantsPrimary && !current.is_primary) await repo.demotePrimary(db, customerId, current.kind, id)
   const { is_primary: _p, ...changes } = c
-  try {
-    const row = await repo.updateContactPoint(db, id, { ...changes, is_primary: wantsPrimary }, expectedVersion)
-    if (!row) throw preconditionFailed()
-    return row
-  } catch (err) {
-    if (isPrimaryEmailConflict(err)) throw conflict('Another customer already has this primary email.', [{ pointer: pointer('value'), message: 'is the primary email of another customer' }])
-    throw err
-  }
+  const row = await repo.updateContactPoint(db, id, { ...changes, is_primary: wantsPrimary }, expectedVersion)
+  if (!row) throw preconditionFailed()
+  return row
 }
 
 export async function removeContactPoint(db: DbExecutor, customerId: string, id: string, expectedVersion?: number): Promise<void> {

@@ -1,7 +1,7 @@
 import { sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
 import type { FeedbackRow } from '../../db/schema.js'
-import { conflict, type FieldError, notFound, pointer, preconditionFailed, unprocessable } from '../../lib/problem.js'
+import { type FieldError, notFound, pointer, preconditionFailed, unprocessable } from '../../lib/problem.js'
 import * as repo from './feedback.repository.js'
 import type {
   ComplaintStatus, FeedbackChannel, FeedbackCreateBody, FeedbackDto, FeedbackKind, FeedbackPatchBody, Priority, SurveyType,
@@ -98,19 +98,6 @@ async function checkLinks(db: DbExecutor, customerId: string, links: { order_id?
 
 // Writes -----------------------------------------------------------------------------------------
 
-/** A taken external_ref becomes a 409 that names the field. */
-async function uniquely<T>(write: () => Promise<T>): Promise<T> {
-  try {
-    return await write()
-  } catch (err) {
-    const e = err as { code?: string; constraint?: string }
-    if (e.code === '23505' && e.constraint === 'feedback_external_ref_key') {
-      throw conflict('Other feedback already has this external_ref.', [{ pointer: pointer('external_ref'), message: 'is already taken by other feedback' }])
-    }
-    throw err
-  }
-}
-
 export interface CreateResult {
   id: string
   /** false when external_ref matched existing feedback, which was updated instead. */
@@ -142,7 +129,7 @@ export async function createFeedback(db: DbExecutor, body: FeedbackCreateBody): 
     ...(body.submitted_at ? { submitted_at: body.submitted_at } : {}),
   }
   if (body.kind === 'complaint') Object.assign(row, newComplaint(body))
-  const id = await uniquely(() => repo.insertFeedback(db, row))
+  const id = await repo.insertFeedback(db, row)
   if (!id) {
     // A concurrent request inserted the same external_ref after our look-up: update that one.
     return updateByExternalRef(db, (await repo.lockFeedbackByExternalRef(db, body.external_ref!))!, body)
@@ -210,7 +197,7 @@ async function applyChanges(db: DbExecutor, current: FeedbackRow, patch: Feedbac
     if (patch[field] !== undefined) (changes as Record<string, unknown>)[field] = patch[field]
   }
   if (current.kind === 'complaint') moveComplaint(current, patch, changes)
-  await uniquely(() => repo.updateFeedback(db, current.id, changes))
+  await repo.updateFeedback(db, current.id, changes)
 }
 
 const sameInstant = (a: string, b: string) => Date.parse(a) === Date.parse(b)

@@ -4,6 +4,7 @@ import { DEFAULT_LIMIT, decodeCursor, toPage, type SortKey } from '../../lib/pag
 import { HttpProblem, notFound } from '../../lib/problem.js'
 import { IdParams, problemResponses, ref } from '../../lib/schema.js'
 import { STREAMED_BODY } from '../../lib/validation.js'
+import { requestAuditContext } from '../../plugins/audit.js'
 import * as repo from './imports.repository.js'
 import * as service from './imports.service.js'
 import { IMPORT_MEDIA_TYPES, ImportCreateQuery, ImportJob, ImportJobList, ImportListQuery, importSchemas, type ImportJobDto } from './imports.schemas.js'
@@ -56,7 +57,7 @@ const importRoutes: FastifyPluginAsyncTypebox<ImportRoutesOptions> = async (app,
   }, async (request, reply) => {
     const format = FORMAT_OF[(request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase()]
     if (!format) throw new HttpProblem({ status: 415, title: 'Unsupported Media Type', detail: 'Send the upload as text/csv or application/x-ndjson.' })
-    const context = { actor: request.auth?.sub ?? 'anonymous', requestId: request.id, route: 'POST /v1/imports' }
+    const context = requestAuditContext(request, 'POST /v1/imports')
     const { job, merged } = await service.startCustomerImport(app.db, { format, body: request.body as Readable, context, maxBytes, log: request.log })
     running.add(merged)
     void merged.finally(() => running.delete(merged))

@@ -66,18 +66,49 @@ function limitBytes(maxBytes: number): Transform {
   })
 }
 
+const IMPORT_COLUMNS = new Set<string>(CUSTOMER_IMPORT_COLUMNS)
+
 function checkHeader(header: string[]): string[] {
-  const known = new Set<string>(CUSTOMER_IMPORT_COLUMNS)
   const errors: FieldError[] = header
     .map((h, i) => ({ h, i }))
-    .filter(({ h }) => !known.has(h))
-    .map(({ h, i }) => ({ pointer: `/header/${i}`, message: `"${h}" is not a column of a customer import (${CUSTOMER_IMPORT_COLUMNS.join(', ')})` }))
+    .filter(({ h }) => !IMPORT_COLUMNS.has(h))
+    // The header is not echoed: a file without one has a row of personal data in its place.
+    .map(({ i }) => ({ pointer: `/header/${i}`, message: `is not a column of a customer import (${CUSTOMER_IMPORT_COLUMNS.join(', ')})` }))
   if (!header.includes('name')) errors.push({ pointer: '/header', message: 'must have a name column' })
   if (new Set(header).size !== header.length) errors.push({ pointer: '/header', message: 'names a column twice' })
   if (errors.length) throw badRequest('The CSV header is not valid; nothing was imported.', errors)
   return header
 }
 
+/**
+ * The rule each of csv-parse's errors reports. Its own messages quote the cell they stopped at,
+ * and the problem is also kept in the job and its audit trail: a value must not be in either.
+ */
+const CSV_RULES: Record<string, string> = {
+  INVALID_OPENING_QUOTE: 'a quote inside an unquoted field (quote the whole field and double the quotes inside it)',
+  CSV_INVALID_CLOSING_QUOTE: 'a closing quote followed by something other than a delimiter or the end of the line',
+  CSV_NON_TRIMABLE_CHAR_AFTER_CLOSING_QUOTE: 'a closing quote followed by something other than a delimiter or the end of the line',
+  CSV_QUOTE_NOT_CLOSED: 'a quoted field that is never closed',
+  CSV_RECORD_INCONSISTENT_COLUMNS: 'a row with another number of fields than the header',
+  CSV_RECORD_INCONSISTENT_FIELDS_LENGTH: 'a row with another number of fields than the header',
+  CSV_MAX_RECORD_SIZE: 'a row larger than 64 KiB',
+}
+
+/** A CSV parse error as a 400 that names the line, the column and the rule broken, never the value. */
+function csvProblem(err: CsvError): HttpProblem {
+  const { lines, column } = err as CsvError & { lines?: number; column?: string | number }
+  const where = [
+    typeof lines === 'number' ? `line ${lines}` : undefined,
+    typeof column === 'number' ? `column ${column + 1}` : typeof column === 'string' && IMPORT_COLUMNS.has(column) ? `column ${column}` : undefined,
+  ].filter(Boolean).join(', ')
+  const rule = CSV_RULES[err.code] ?? 'text that is not well-formed CSV'
+  return new HttpProblem({
+    status: 400,
+    title: 'Bad Request',
+    code: 'malformed-csv',
+    detail: `The upload could not be read as CSV${where ? ` at ${where}` : ''}: ${rule}. Nothing was imported.`,
+  })
+}
 /**
  * CSV: a header line naming columns, empty cells are absent values, tags are `|`-separated.
  * The parser is wired at once (not when iteration starts) so an early upload error is kept for
@@ -216,12 +247,8 @@ export async function startCustomerImport(
       inAuditedTransaction(db, context, (trx) => repo.updateJob(trx, id, { rows_received: rows })),
     )
   } catch (err) {
-    // The parser's own messages name the line and the fault; anything else (the database) is not the client's to read.
-    // Not every parser code starts with CSV_ (INVALID_OPENING_QUOTE does not): test the class.
-    const parseError = err instanceof CsvError
-    const problem = err instanceof HttpProblem ? err
-      : parseError ? badRequest(`The upload could not be read as CSV; nothing was imported. ${(err as Error).message}`)
-      : undefined
+    // Anything but a parse error or a problem (the database) is not the client's to read.
+    const problem = err instanceof HttpProblem ? err : err instanceof CsvError ? csvProblem(err) : undefined
     await inAuditedTransaction(db, context, async (trx) => {
       await repo.deleteStaged(trx, id)
       await repo.updateJob(trx, id, { status: 'failed', failure: problem?.detail ?? 'The upload failed; nothing was imported.', finished: true })

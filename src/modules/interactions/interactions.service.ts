@@ -2,7 +2,7 @@ import type { DbExecutor } from '../../db/database.js'
 import type { InteractionRow } from '../../db/schema.js'
 import { type BatchResult, runSetwiseBatch } from '../../lib/batch.js'
 import { upsertByExternalRef, type UpsertResult } from '../../lib/external-ref.js'
-import { conflict, notFound, pointer, preconditionFailed, unprocessable } from '../../lib/problem.js'
+import { notFound, pointer, preconditionFailed, unprocessable } from '../../lib/problem.js'
 import { uuidv7 } from '../../lib/uuid.js'
 import { customerExists, existingCustomers } from '../customers/customers.repository.js'
 import * as repo from './interactions.repository.js'
@@ -42,19 +42,6 @@ function checkOrderOwner(owner: string | undefined, customerId: string): void {
   throw unprocessable(owner === undefined ? 'No order with that id exists.' : 'The order belongs to another customer.', [
     { pointer: pointer('order_id'), message: 'must be an existing order of the same customer' },
   ])
-}
-
-/** A unique external_ref violation becomes a 409 that names the field (PATCH to a taken external_ref). */
-async function uniquely<T>(write: () => Promise<T>): Promise<T> {
-  try {
-    return await write()
-  } catch (err) {
-    const e = err as { code?: string; constraint?: string }
-    if (e.code === '23505' && e.constraint === 'interactions_external_ref_key') {
-      throw conflict('Another interaction already has this external_ref.', [{ pointer: pointer('external_ref'), message: 'is already taken by another interaction' }])
-    }
-    throw err
-  }
 }
 
 const PATCHABLE = [
@@ -139,7 +126,7 @@ async function updateByExternalRef(db: DbExecutor, existing: InteractionRow, bod
 
 async function applyChanges(db: DbExecutor, current: InteractionRow, patch: InteractionPatchBody): Promise<void> {
   if (patch.order_id !== undefined && patch.order_id !== current.order_id) await assertOrderOfCustomer(db, patch.order_id, current.customer_id)
-  await uniquely(() => repo.updateInteraction(db, current.id, changesOf(patch)))
+  await repo.updateInteraction(db, current.id, changesOf(patch))
 }
 
 async function lockForWrite(db: DbExecutor, id: string, expectedVersion?: number): Promise<InteractionRow> {

@@ -1,5 +1,6 @@
 import type { DbExecutor } from '../../db/database.js'
 import { type BatchResult, runSetwiseBatch } from '../../lib/batch.js'
+import { constraintProblem } from '../../lib/constraints.js'
 import { uuidv7 } from '../../lib/uuid.js'
 import * as repo from './orders.repository.js'
 import type { OrderCreateBody } from './orders.schemas.js'
@@ -38,7 +39,7 @@ export async function createOrders(db: DbExecutor, items: OrderCreateBody[]): Pr
       const customer = service.assertOrderingCustomer(customers.get(item.customer_id))
       const rows = service.prepareNewOrder(item, customer)
       if (item.order_number) {
-        if (takenNumbers.has(item.order_number)) throw service.takenBy('order_number')
+        if (takenNumbers.has(item.order_number)) throw constraintProblem('orders_order_number_key')
         takenNumbers.add(item.order_number)
       }
       return { ...rows, id: uuidv7() }

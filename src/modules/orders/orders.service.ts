@@ -2,7 +2,7 @@ import type { DbExecutor } from '../../db/database.js'
 import type { OrderItemRow, OrderPaymentRow, OrderRow } from '../../db/schema.js'
 import { upsertByExternalRef, type UpsertResult } from '../../lib/external-ref.js'
 import { fitsMoneyColumn, formatMoney, multiplyMoney, parseMoney, parseRate, percentOf } from '../../lib/money.js'
-import { badRequest, conflict, type FieldError, notFound, pointer, preconditionFailed, unprocessable } from '../../lib/problem.js'
+import { badRequest, type FieldError, notFound, pointer, preconditionFailed, unprocessable } from '../../lib/problem.js'
 import * as repo from './orders.repository.js'
 import type {
   CustomerReceivablesDto, OrderCreateBody, OrderDto, OrderItemDto, OrderItemInputBody, OrderPatchBody, OrderPaymentCreateBody,
@@ -184,23 +184,6 @@ function sameItems(lines: repo.NewOrderItem[], rows: OrderItemRow[]): boolean {
 
 // Writes -------------------------------------------------------------------------------------------------
 
-/** The 409 of an order_number (or external_ref) another order has. */
-export const takenBy = (field: 'order_number' | 'external_ref') =>
-  conflict(`Another order already has this ${field}.`, [{ pointer: pointer(field), message: 'is already taken by another order' }])
-
-const UNIQUE_FIELDS: Record<string, 'order_number' | 'external_ref'> = { orders_order_number_key: 'order_number', orders_external_ref_key: 'external_ref' }
-
-/** Unique order_number / external_ref violations become a 409 that names the field. */
-async function uniquely<T>(write: () => Promise<T>): Promise<T> {
-  try {
-    return await write()
-  } catch (err) {
-    const e = err as { code?: string; constraint?: string }
-    const field = e.code === '23505' && e.constraint ? UNIQUE_FIELDS[e.constraint] : undefined
-    if (field) throw takenBy(field)
-    throw err
-  }
-}
 
 type OrderingCustomer = NonNullable<Awaited<ReturnType<typeof repo.findOrderingCustomer>>>
 /** Customers already looked up in this request (a batch names the same ones again and again). */
@@ -295,7 +278,7 @@ export function prepareNewOrder(body: OrderCreateBody, customer: OrderingCustome
 /** Inserts the order with its items and payments; undefined when its external_ref exists already. */
 async function insertNewOrder(db: DbExecutor, body: OrderCreateBody, customer: OrderingCustomer): Promise<string | undefined> {
   const { order, lines, payments } = prepareNewOrder(body, customer)
-  const id = await uniquely(() => repo.insertOrder(db, order))
+  const id = await repo.insertOrder(db, order)
   if (!id) return undefined
   await repo.insertItems(db, id, lines)
   await repo.insertPayments(db, id, payments)
@@ -340,7 +323,7 @@ async function applyChanges(db: DbExecutor, current: OrderRow, patch: OrderPatch
   if (ledger.status !== current.status) changes.status = ledger.status
   if (ledger.paid !== parseMoney(current.amount_paid)) changes.amount_paid = formatMoney(ledger.paid)
   if (ledger.refunded !== parseMoney(current.amount_refunded)) changes.amount_refunded = formatMoney(ledger.refunded)
-  await uniquely(() => repo.updateOrder(db, current.id, changes, lines !== undefined))
+  await repo.updateOrder(db, current.id, changes, lines !== undefined)
   if (lines) await repo.replaceItems(db, current.id, lines)
   await repo.insertPayments(db, current.id, payments)
 }

@@ -3,7 +3,7 @@ import type { DbExecutor } from '../../db/database.js'
 import type { SegmentRow } from '../../db/schema.js'
 import { compileFilter, type CustomerPredicate } from '../../lib/filters/filter.compile.js'
 import { parseFilter, type FilterAst } from '../../lib/filters/filter.parse.js'
-import { conflict, notFound, preconditionFailed, unprocessable } from '../../lib/problem.js'
+import { notFound, preconditionFailed, unprocessable } from '../../lib/problem.js'
 import * as customers from '../customers/customers.repository.js'
 import { toCustomerDto } from '../customers/customers.service.js'
 import * as repo from './segments.repository.js'
@@ -23,19 +23,12 @@ export function toSegmentDto(row: SegmentRow): SegmentDto {
   }
 }
 
-const isNameTaken = (err: unknown) => (err as { code?: string; constraint?: string }).code === '23505' && (err as { constraint?: string }).constraint === 'segments_live_name_idx'
-const nameTaken = () => conflict('A live segment already has this name.', [{ pointer: '/name', message: 'is already used by another segment' }])
 
 /** `filter` arrives already checked by the route (filterFromBody); here only the kind rules. */
 export async function createSegment(db: DbExecutor, body: SegmentCreateBody, ast: FilterAst | undefined): Promise<SegmentRow> {
   if (body.kind === 'dynamic' && !ast) throw unprocessable('A dynamic segment needs a filter.', [{ pointer: '/filter', message: 'is required for a dynamic segment' }])
   if (body.kind === 'static' && ast) throw unprocessable('A static segment has members, not a filter.', [{ pointer: '/filter', message: 'is only for dynamic segments' }])
-  try {
-    return await repo.insertSegment(db, { name: body.name, description: body.description ?? null, kind: body.kind, filter: body.filter ?? null })
-  } catch (err) {
-    if (isNameTaken(err)) throw nameTaken()
-    throw err
-  }
+  return repo.insertSegment(db, { name: body.name, description: body.description ?? null, kind: body.kind, filter: body.filter ?? null })
 }
 
 export async function patchSegment(db: DbExecutor, id: string, body: SegmentPatchBody, expectedVersion: number | undefined): Promise<SegmentRow> {
@@ -44,14 +37,9 @@ export async function patchSegment(db: DbExecutor, id: string, body: SegmentPatc
   if (expectedVersion !== undefined && current.version !== expectedVersion) throw preconditionFailed()
   if ('filter' in body && current.kind !== 'dynamic') throw unprocessable('A static segment has members, not a filter.', [{ pointer: '/filter', message: 'is only for dynamic segments' }])
   if ('filter' in body && body.filter === null) throw unprocessable('A dynamic segment needs a filter.', [{ pointer: '/filter', message: 'cannot be cleared' }])
-  try {
-    const row = await repo.updateSegment(db, id, body as Record<string, unknown>, current.version)
-    if (!row) throw preconditionFailed()
-    return row
-  } catch (err) {
-    if (isNameTaken(err)) throw nameTaken()
-    throw err
-  }
+  const row = await repo.updateSegment(db, id, body as Record<string, unknown>, current.version)
+  if (!row) throw preconditionFailed()
+  return row
 }
 
 export async function getSegment(db: DbExecutor, id: string, lock = false): Promise<SegmentRow> {
