@@ -36,8 +36,9 @@ async function routes(app: FastifyInstance) {
     return { ok: true }
   })
   const context = async ({ db }: FastifyRequest) => {
-    const { rows } = await sql<{ actor: string | null; request_id: string | null; route: string | null }>`
-      select crm_context('actor') as actor, crm_context('request_id') as request_id, crm_context('route') as route`.execute(db)
+    const { rows } = await sql<{ actor: string | null; request_id: string | null; route: string | null; correlation_id: string | null }>`
+      select crm_context('actor') as actor, crm_context('request_id') as request_id, crm_context('route') as route,
+             crm_context('correlation_id') as correlation_id`.execute(db)
     return { isTransaction: db.isTransaction, isPool: db === app.db, ...rows[0] }
   }
   app.get('/test/context', { config: { scope: 'customers:read' } }, async (request) => context(request))
@@ -126,14 +127,14 @@ t.test('an update that changes nothing writes no audit row and keeps the version
 t.test('mutating routes run in a transaction carrying the context; GET routes use the pool', async (t) => {
   const get = await ctx.app.inject({ url: '/test/context', headers: await ctx.auth('customers:read', { sub: 'user:reader' }) })
   t.equal(get.statusCode, 200)
-  t.same(get.json(), { isTransaction: false, isPool: true, actor: null, request_id: null, route: null })
+  t.same(get.json(), { isTransaction: false, isPool: true, actor: null, request_id: null, route: null, correlation_id: null })
 
   const post = await ctx.app.inject({ method: 'POST', url: '/test/context', headers: { ...writer, 'x-request-id': 'ctx-1' }, payload: {} })
   t.equal(post.statusCode, 200)
-  t.same(post.json(), { isTransaction: true, isPool: false, actor: 'user:auditor', request_id: 'ctx-1', route: 'POST /test/context' })
+  t.same(post.json(), { isTransaction: true, isPool: false, actor: 'user:auditor', request_id: post.headers['x-request-id'], route: 'POST /test/context', correlation_id: 'ctx-1' })
 
   const after = await ctx.app.inject({ url: '/test/context', headers: await ctx.auth('customers:read') })
-  t.same(after.json(), { isTransaction: false, isPool: true, actor: null, request_id: null, route: null }, 'nothing leaks into pooled connections')
+  t.same(after.json(), { isTransaction: false, isPool: true, actor: null, request_id: null, route: null, correlation_id: null }, 'nothing leaks into pooled connections')
 })
 
 t.test('changes made outside the API are audited with the database role as actor', async (t) => {
@@ -150,9 +151,39 @@ t.test('a failure at COMMIT is answered as an error, also when the handler alrea
   for (const sendEarly of [false, true]) {
     const customers = await ctx.count('customers')
     const res = await send('POST', '/test/deferred', { send: sendEarly })
-    t.equal(res.statusCode, 422, `reply.send inside the handler: ${sendEarly}`)
+    // A dangling reference the server wrote: its bug, not the client's.
+    t.equal(res.statusCode, 500, `reply.send inside the handler: ${sendEarly}`)
     t.match(res.headers['content-type'], /application\/problem\+json/)
     t.equal(await ctx.count('customers'), customers, 'nothing was kept')
     t.same(await auditOf(res), [])
   }
+})
+
+t.test('a client\'s x-request-id never replaces the server\'s request id in the audit trail; it is kept as the correlation id', async (t) => {
+  const forged = await ctx.app.inject({ method: 'POST', url: '/test/customers', headers: { ...writer, 'x-request-id': 'forged' }, payload: { names: ['Forged'] } })
+  t.equal(forged.statusCode, 200, forged.body)
+  const serverId = forged.headers['x-request-id'] as string
+  t.match(serverId, /^[0-9a-f-]{36}$/, 'the response names the server\'s own id')
+  t.equal(forged.headers['x-correlation-id'], 'forged', 'the client\'s id comes back as the correlation id')
+  const rows = await ctx.db.selectFrom('audit_events').select(['request_id', 'correlation_id']).where('entity_id', '=', forged.json().ids[0]).execute()
+  t.same(rows, [{ request_id: serverId, correlation_id: 'forged' }])
+  t.equal(await ctx.db.selectFrom('audit_events').select('id').where('request_id', '=', 'forged').execute().then((r) => r.length), 0, 'no audit row is filed under the forged id')
+
+  // Another request claiming an earlier request's id cannot file its changes under it.
+  const first = await ctx.app.inject({ method: 'POST', url: '/test/customers', headers: writer, payload: { names: ['Victim'] } })
+  const claimed = first.headers['x-request-id'] as string
+  const impostor = await ctx.app.inject({ method: 'POST', url: '/test/customers', headers: { ...writer, 'x-request-id': claimed }, payload: { names: ['Impostor'] } })
+  t.same((await auditOf(first)).map((a) => a.entity_id), first.json().ids, 'the first request\'s id names its changes only')
+  t.same((await auditOf(impostor)).map((a) => [a.entity_id, a.correlation_id]), [[impostor.json().ids[0], claimed]])
+
+  const plain = await send('POST', '/test/customers', { names: ['Plain'] })
+  t.same((await auditOf(plain)).map((a) => a.correlation_id), [null], 'no correlation id when the client sends none')
+
+  // The correlation id is covered by the hash chain like every other column.
+  await sql`select crm_audit_seal()`.execute(ctx.ownerDb)
+  t.match((await sql<{ intact: boolean }>`select * from crm_audit_verify()`.execute(ctx.ownerDb)).rows[0], { intact: true })
+  await sql`update audit_events set correlation_id = 'rewritten' where correlation_id = 'forged'`.execute(ctx.ownerDb)
+  t.match((await sql<{ intact: boolean }>`select * from crm_audit_verify()`.execute(ctx.ownerDb)).rows[0], { intact: false }, 'rewriting it breaks the chain')
+  await sql`update audit_events set correlation_id = 'forged' where correlation_id = 'rewritten'`.execute(ctx.ownerDb)
+  t.match((await sql<{ intact: boolean }>`select * from crm_audit_verify()`.execute(ctx.ownerDb)).rows[0], { intact: true })
 })

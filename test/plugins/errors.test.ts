@@ -1,7 +1,9 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
+import { connect } from 'node:net'
 import { sql } from 'kysely'
 import { setup } from '../helpers/app.js'
+import { securityHeaders } from '../../src/plugins/security.js'
 
 const Order = {
   type: 'object',
@@ -144,38 +146,47 @@ t.test('an unexpected error is a bare 500: no message, stack or SQL', async (t) 
   for (const url of ['/test/boom', '/test/bad-sql']) {
     const res = await ctx.app.inject({ url, headers: auth })
     assertProblem(t, res, 500)
-    t.same(Object.keys(res.json()).sort(), ['detail', 'instance', 'request_id', 'status', 'title', 'type'])
+    t.same(Object.keys(res.json()).sort(), ['code', 'detail', 'instance', 'request_id', 'status', 'title', 'type'])
+    t.equal(res.json().code, 'internal-server-error')
     t.match(res.json(), { title: 'Internal Server Error', detail: 'An unexpected error occurred. It has been logged with this request id.' })
     for (const leak of ['hunter2', 'secret', 'SELECT', 'select', 'no_such_table', 'relation', '42P01']) t.notOk(res.body.includes(leak), `${url}: no ${leak}`)
   }
 })
 
-t.test('a unique violation is 409 without the constraint name, and nothing is kept', async (t) => {
+t.test('a unique violation is the 409 of its constraint, naming the field, not the constraint or value; nothing is kept', async (t) => {
   const before = await ctx.count('customers')
   const res = await post('/test/duplicate', '{}')
   assertProblem(t, res, 409)
-  t.match(res.json(), { title: 'Conflict', detail: 'A record with the same unique value already exists.' })
-  for (const leak of ['customers_external_ref_key', 'external_ref', 'duplicate key', '23505', 'dup-1']) t.notOk(res.body.includes(leak), `no ${leak}`)
+  t.match(res.json(), { title: 'Conflict', code: 'external-ref-taken', type: 'https://crm-api.dev/problems/external-ref-taken', detail: 'Another customer already has this external_ref.' })
+  t.same(res.json().errors, [{ pointer: '/external_ref', message: 'is already taken by another customer' }])
+  for (const leak of ['customers_external_ref_key', 'duplicate key', '23505', 'dup-1']) t.notOk(res.body.includes(leak), `no ${leak}`)
   t.equal(await ctx.count('customers'), before, 'the first insert was rolled back with the request')
 })
 
-t.test('x-request-id is echoed on every response; a valid incoming id is reused', async (t) => {
+t.test('x-request-id is always the server\'s own id; a client\'s well-formed id is kept as the correlation id', async (t) => {
   const fresh = await ctx.app.inject({ url: '/healthz' })
   t.match(fresh.headers['x-request-id'], /^[0-9a-f-]{36}$/, 'a UUID when none is sent')
+  t.notOk(fresh.headers['x-correlation-id'], 'no correlation id when none is sent')
   const other = await ctx.app.inject({ url: '/healthz' })
   t.not(other.headers['x-request-id'], fresh.headers['x-request-id'], 'each request has its own id')
 
-  const reused = await ctx.app.inject({ url: '/healthz', headers: { 'x-request-id': 'client-abc.123:4_5' } })
-  t.equal(reused.headers['x-request-id'], 'client-abc.123:4_5')
+  const given = await ctx.app.inject({ url: '/healthz', headers: { 'x-request-id': 'client-abc.123:4_5' } })
+  t.match(given.headers['x-request-id'], /^[0-9a-f-]{36}$/, 'the client\'s x-request-id does not become the request id')
+  t.equal(given.headers['x-correlation-id'], 'client-abc.123:4_5', 'it comes back as x-correlation-id')
+  const both = await ctx.app.inject({ url: '/healthz', headers: { 'x-request-id': 'rid-1', 'x-correlation-id': 'cid-1' } })
+  t.equal(both.headers['x-correlation-id'], 'cid-1', 'x-correlation-id wins over x-request-id')
   const problem = await ctx.app.inject({ url: '/v1/nothing', headers: { 'x-request-id': 'trace-42' } })
-  t.equal(problem.headers['x-request-id'], 'trace-42')
-  t.equal(problem.json().request_id, 'trace-42')
+  t.equal(problem.json().request_id, problem.headers['x-request-id'], 'a problem names the server\'s id')
+  t.not(problem.json().request_id, 'trace-42')
+  t.equal(problem.headers['x-correlation-id'], 'trace-42')
   const unauthorized = await ctx.app.inject({ url: '/v1/audit-events', headers: { 'x-request-id': 'trace-43' } })
-  t.equal(unauthorized.json().request_id, 'trace-43')
+  t.equal(unauthorized.json().request_id, unauthorized.headers['x-request-id'])
+  t.equal(unauthorized.headers['x-correlation-id'], 'trace-43')
 
   for (const bad of ['has spaces', 'x'.repeat(65), '<script>', 'a\tb']) {
     const res = await ctx.app.inject({ url: '/healthz', headers: { 'x-request-id': bad } })
-    t.match(res.headers['x-request-id'], /^[0-9a-f-]{36}$/, `"${bad.slice(0, 10)}" is replaced`)
+    t.match(res.headers['x-request-id'], /^[0-9a-f-]{36}$/)
+    t.notOk(res.headers['x-correlation-id'], `"${bad.slice(0, 10)}" is not kept`)
   }
 })
 
@@ -188,4 +199,70 @@ t.test('router-level errors (bad percent-encoding, over-long path parameter) are
   assertProblem(t, bad, 400)
   t.match(bad.json(), { title: 'Bad Request', detail: 'The URL path is not valid (bad percent-encoding).' })
   t.notOk(bad.body.includes('FST_'), 'no framework error code')
+})
+
+t.test('a number beyond a double\'s range is a 400 naming its field, not a null stored in its place', async (t) => {
+  const before = await ctx.count('customers')
+  const res = await post('/v1/customers', '{"name": "Huge", "attributes": {"shoe_size": 1e309, "ok": 1e308, "list": [1, -1e400]}}')
+  assertProblem(t, res, 400)
+  t.match(res.json(), { code: 'number-out-of-range', type: 'https://crm-api.dev/problems/number-out-of-range' })
+  t.same(res.json().errors.map((e: { pointer: string }) => e.pointer), ['/attributes/shoe_size', '/attributes/list/1'])
+  t.equal(await ctx.count('customers'), before, 'nothing stored')
+  const digits = await post('/test/echo', `{"n": ${'9'.repeat(400)}}`)
+  assertProblem(t, digits, 400)
+  t.same(digits.json().errors, [{ pointer: '/n', message: 'is a number too large to represent' }])
+  const patch = await post('/test/echo', '{"a": {"b": 2E+999}}', 'application/merge-patch+json')
+  t.same(patch.json().errors.map((e: { pointer: string }) => e.pointer), ['/a/b'], 'merge patches too')
+  const big = await post('/test/echo', '{"n": 1.7e308, "s": "1e999"}')
+  t.equal(big.statusCode, 200, 'the largest doubles, and such text inside strings, are fine')
+  t.same(big.json(), { body: { n: 1.7e308, s: '1e999' } })
+})
+
+/** Sends raw bytes to the listening app and reads the whole answer (the server closes the connection). */
+function rawRequest(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1')
+    let answer = ''
+    socket.setEncoding('latin1')
+    socket.on('data', (chunk: string) => (answer += chunk))
+    socket.on('error', (err) => (answer ? resolve(answer) : reject(err)))
+    socket.on('close', () => resolve(answer))
+    socket.end(text)
+  })
+}
+
+function parseResponse(raw: string) {
+  const [head = '', body = ''] = raw.split('\r\n\r\n', 2)
+  const [statusLine = '', ...lines] = head.split('\r\n')
+  const headers: Record<string, string> = {}
+  for (const line of lines) {
+    const i = line.indexOf(':')
+    headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim()
+  }
+  return { status: Number(statusLine.split(' ')[1]), headers, body }
+}
+
+t.test('headers over the HTTP parser\'s limit: 431 problem+json with the security headers, over a real socket', async (t) => {
+  await ctx.app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = ctx.app.server.address() as { port: number }
+  const res = parseResponse(await rawRequest(port, `GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'a'.repeat(20 * 1024)}\r\n\r\n`))
+  t.equal(res.status, 431)
+  t.match(res.headers['content-type'], /^application\/problem\+json/)
+  const body = JSON.parse(res.body) as Record<string, unknown>
+  t.match(body, { status: 431, code: 'request-header-fields-too-large', title: 'Request Header Fields Too Large', request_id: String })
+  t.equal(body.request_id, res.headers['x-request-id'])
+  t.equal(Number(res.headers['content-length']), Buffer.byteLength(res.body))
+  const expected = securityHeaders()
+  t.ok(Object.keys(expected).length >= 8, `helmet sets ${Object.keys(expected).length} headers`)
+  for (const [name, value] of Object.entries(expected)) t.equal(res.headers[name], value, name)
+  // The same headers as a request that reached the app.
+  const normal = await ctx.app.inject({ url: '/healthz' })
+  for (const name of ['content-security-policy', 'x-content-type-options', 'x-frame-options', 'strict-transport-security', 'referrer-policy', 'cross-origin-resource-policy']) {
+    t.equal(res.headers[name], normal.headers[name], `${name} as on any answer`)
+  }
+
+  const garbage = parseResponse(await rawRequest(port, 'NOT HTTP AT ALL\r\n\r\n'))
+  t.equal(garbage.status, 400, 'a request line the parser refuses')
+  t.match(JSON.parse(garbage.body), { code: 'bad-request', status: 400 })
+  t.equal(garbage.headers['x-content-type-options'], 'nosniff')
 })

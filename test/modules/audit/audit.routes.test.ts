@@ -33,12 +33,17 @@ const ctx = await setup({ plugins: [writer] })
 const auditor = await ctx.auth('audit:read')
 const auditorPii = await ctx.auth('audit:read pii:read')
 
+/** The server's request id of each fixture write, by the name the test sent as x-request-id (its correlation id). */
+const requestIds = new Map<string, string>()
+const rid = (name: string) => requestIds.get(name)!
+
 async function write(sub: string, requestId: string, payload: Record<string, unknown>) {
   const res = await ctx.app.inject({
     method: 'POST', url: '/test/audit-fixture', payload,
     headers: { ...(await ctx.auth('customers:write', { sub })), 'x-request-id': requestId },
   })
   if (res.statusCode !== 200) throw new Error(`fixture write failed: ${res.body}`)
+  requestIds.set(requestId, res.headers['x-request-id'] as string)
   return res.json() as { customers: string[]; contact_points: string[] }
 }
 
@@ -46,7 +51,7 @@ async function list(query: string, headers = auditor) {
   return ctx.app.inject({ url: `/v1/audit-events${query ? '?' + query : ''}`, headers })
 }
 
-type Event = { id: string; occurred_at: string; actor: string; request_id: string; action: string; entity: string; entity_id: string; before: Record<string, unknown> | null; after: Record<string, unknown> | null }
+type Event = { id: string; occurred_at: string; actor: string; request_id: string; correlation_id: string | null; action: string; entity: string; entity_id: string; before: Record<string, unknown> | null; after: Record<string, unknown> | null }
 
 /** Follows next_cursor to the end, returning every id in order. */
 async function walk(query: string, from: string | null = null): Promise<string[]> {
@@ -65,10 +70,11 @@ async function walk(query: string, from: string | null = null): Promise<string[]
 
 const a = await write('user:alice', 'req-alice-1', { customers: [{ name: 'Alpha One' }, { name: 'Alpha Two' }] })
 const b = await write('user:bob', 'req-bob-1', { customers: [{ name: 'Bravo' }] })
-await ctx.app.inject({
+const renamed = await ctx.app.inject({
   method: 'PATCH', url: `/test/audit-fixture/${a.customers[0]}`, payload: { name: 'Alpha One Renamed' },
   headers: { ...(await ctx.auth('customers:write', { sub: 'user:alice' })), 'x-request-id': 'req-alice-2' },
 })
+requestIds.set('req-alice-2', renamed.headers['x-request-id'] as string)
 
 t.test('the scope is audit:read; admin and audit:* grant it, others do not', async (t) => {
   t.equal((await list('')).statusCode, 200)
@@ -86,12 +92,12 @@ t.test('the scope is audit:read; admin and audit:* grant it, others do not', asy
 })
 
 t.test('events carry who, which request and route, and before/after snapshots', async (t) => {
-  const res = await list('request_id=req-alice-2')
+  const res = await list(`request_id=${rid('req-alice-2')}`)
   t.equal(res.statusCode, 200)
   const [event, ...rest] = res.json().data as Event[]
   t.equal(rest.length, 0)
   t.match(event, {
-    actor: 'user:alice', request_id: 'req-alice-2', route: 'PATCH /test/audit-fixture/:id', action: 'update',
+    actor: 'user:alice', request_id: rid('req-alice-2'), correlation_id: 'req-alice-2', route: 'PATCH /test/audit-fixture/:id', action: 'update',
     entity: 'customers', entity_id: a.customers[0], before: { name: 'Alpha One', version: 1 }, after: { name: 'Alpha One Renamed', version: 2 },
   })
   t.match(event!.occurred_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/, 'RFC 3339 UTC')
@@ -109,7 +115,7 @@ t.test('filters narrow the list and combine with AND', async (t) => {
     return (res.json().data as Event[]).map((e) => `${e.actor} ${e.action} ${e.entity_id}`).sort()
   }
   t.same(await ids('actor=user:bob'), [`user:bob insert ${b.customers[0]}`])
-  t.same(await ids('request_id=req-alice-1'), [`user:alice insert ${a.customers[0]}`, `user:alice insert ${a.customers[1]}`].sort())
+  t.same(await ids(`request_id=${rid('req-alice-1')}`), [`user:alice insert ${a.customers[0]}`, `user:alice insert ${a.customers[1]}`].sort())
   t.same(await ids(`entity=customers&entity_id=${a.customers[0]}`), [`user:alice insert ${a.customers[0]}`, `user:alice update ${a.customers[0]}`].sort())
   t.same(await ids(`entity_id=${a.customers[0]}&action=update`), [`user:alice update ${a.customers[0]}`])
   t.same(await ids('actor=user:alice&action=delete'), [])
@@ -118,11 +124,11 @@ t.test('filters narrow the list and combine with AND', async (t) => {
 })
 
 t.test('occurred_after is inclusive, occurred_before exclusive', async (t) => {
-  const first = (await list('request_id=req-alice-1')).json().data[0] as Event
-  const second = (await list('request_id=req-bob-1')).json().data[0] as Event
+  const first = (await list(`request_id=${rid('req-alice-1')}`)).json().data[0] as Event
+  const second = (await list(`request_id=${rid('req-bob-1')}`)).json().data[0] as Event
   t.ok(second.occurred_at > first.occurred_at, 'separate transactions have distinct times')
   const actors = async (query: string) =>
-    [...new Set(((await list(`${query}&entity=customers&action=insert`)).json().data as Event[]).map((e) => e.request_id))].sort()
+    [...new Set(((await list(`${query}&entity=customers&action=insert`)).json().data as Event[]).map((e) => e.correlation_id))].sort()
   t.same(await actors(`occurred_before=${second.occurred_at}`), ['req-alice-1'])
   t.same(await actors(`occurred_after=${second.occurred_at}`), ['req-bob-1'])
   t.same(await actors(`occurred_after=${first.occurred_at}&occurred_before=${second.occurred_at}`), ['req-alice-1'])
@@ -166,7 +172,7 @@ t.test('without pii:read, personal data in before/after is masked', async (t) =>
         address: { line1: '742 Elm Street', city: 'Springfield', postal_code: '62704', country: 'US' } },
     ],
   })
-  const masked = await list('request_id=req-pii')
+  const masked = await list(`request_id=${rid('req-pii')}`)
   t.equal(masked.statusCode, 200)
   t.equal(masked.headers['x-pii-masked'], 'true')
   for (const s of secrets) t.notOk(masked.body.includes(s), `list does not contain ${s}`)
@@ -184,7 +190,7 @@ t.test('without pii:read, personal data in before/after is masked', async (t) =>
   t.equal(one.headers['x-pii-masked'], 'true')
   t.notOk(one.body.includes('1984-02-29'))
 
-  const full = await list('request_id=req-pii', auditorPii)
+  const full = await list(`request_id=${rid('req-pii')}`, auditorPii)
   t.notOk(full.headers['x-pii-masked'])
   for (const s of ['1984-02-29', 'Jane.Secret@Example.net', '+1 (217) 555-0199', '62704']) t.ok(full.body.includes(s), `with pii:read: ${s}`)
   const fullOne = await ctx.app.inject({ url: `/v1/audit-events/${customer.id}`, headers: await ctx.auth('admin') })

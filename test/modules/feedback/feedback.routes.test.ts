@@ -55,8 +55,8 @@ t.test('create: 201 + Location + ETag, defaults, and one audit row with the requ
   const audit = await auditFor(res.headers['x-request-id'] as string)
   t.same(audit.map((a) => [a.action, a.entity_id, a.actor, a.route]), [['insert', f.id, 'user:test', 'POST /v1/feedback']])
   const given = await post({ customer_id: c, kind: 'praise' }, { ...writer, 'x-request-id': 'req-feedback-1' })
-  t.equal(given.headers['x-request-id'], 'req-feedback-1')
-  t.equal((await auditFor('req-feedback-1')).length, 1, 'the audit row carries the request id the response reports')
+  t.equal(given.headers['x-correlation-id'], 'req-feedback-1')
+  t.equal((await auditFor(given.headers['x-request-id'] as string)).length, 1, 'the audit row carries the request id the response reports')
 
   const complaint = await post({ customer_id: c, kind: 'complaint', subject: 'Late' })
   t.equal(complaint.statusCode, 201)
