@@ -1,7 +1,7 @@
 import { type ExpressionBuilder, type Expression, expressionBuilder, sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
 import { compiledByKey, compiledByShape } from '../../db/compiled.js'
-import type { ContactPointRow, CustomerRow, Database, NewCustomerRow } from '../../db/schema.js'
+import type { ContactPointRow, CustomerRow, Database, NewCustomerRow } from '../../db/rows.js'
 import { afterCursor, type SortKey } from '../../lib/pagination.js'
 import type { CustomerPredicate } from '../../lib/filters/filter.compile.js'
 

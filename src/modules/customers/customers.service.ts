@@ -1,6 +1,6 @@
 import { fullFormats } from 'ajv-formats/dist/formats.js'
 import type { DbExecutor } from '../../db/database.js'
-import type { ContactPointRow } from '../../db/schema.js'
+import type { ContactPointRow } from '../../db/rows.js'
 import { badRequest, conflict, type FieldError, notFound, pointer, preconditionFailed } from '../../lib/problem.js'
 import { maskAddress, maskContactValue } from '../../lib/pii.js'
 import * as repo from './customers.repository.js'

@@ -1,6 +1,6 @@
 import { sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
-import type { SegmentEventRow, SegmentRow } from '../../db/schema.js'
+import type { SegmentEventRow, SegmentRow } from '../../db/rows.js'
 import type { CustomerPredicate } from '../../lib/filters/filter.compile.js'
 import { afterCursor, type SortKey } from '../../lib/pagination.js'
 

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream'
 import type { DbExecutor } from '../../db/database.js'
-import type { SegmentRow } from '../../db/schema.js'
+import type { SegmentRow } from '../../db/rows.js'
 import { compileFilter, type CustomerPredicate } from '../../lib/filters/filter.compile.js'
 import { parseFilter, type FilterAst } from '../../lib/filters/filter.parse.js'
 import { conflict, notFound, preconditionFailed, unprocessable } from '../../lib/problem.js'
