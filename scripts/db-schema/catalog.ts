@@ -56,8 +56,9 @@ export async function catalogSection(db: Kysely<any>, migrationsDir = MIGRATIONS
   const definedIn = lastDefinitions(migrationsDir)
 
   const out: string[] = [DOC_BEGIN, '', '### Triggers by table', '']
-  out.push('In firing order: BEFORE row triggers, then AFTER row and statement triggers at the end of the statement (by name within each');
-  out.push('kind), then constraint triggers marked "at commit" when the transaction commits. "row" fires once per row, "statement" once per statement.', '')
+  out.push('In firing order: BEFORE statement, BEFORE row (as each row is written), AFTER row, then AFTER statement (at the end of the')
+  out.push('statement), then the deferred constraint triggers marked "at commit" (when the transaction commits); by name within each kind.')
+  out.push('A deferred trigger with a condition evaluates it as the row is written and queues its event only when it is true.', '')
   for (const table of tables) {
     const own = triggers.filter((t) => t.table === table.name).map(describe).sort((a, b) => a.order - b.order || a.name.localeCompare(b.name))
     out.push(`#### ${table.name}${table.unlogged ? ' (unlogged)' : ''}`, '')
@@ -70,11 +71,14 @@ export async function catalogSection(db: Kysely<any>, migrationsDir = MIGRATIONS
     out.push('')
   }
   out.push('### Functions', '')
-  out.push('Each function of the schema, the tables whose triggers call it, and the migration that last (re)defined it: its current body is there.', '')
+  out.push('Each function of the schema, the tables whose triggers call it, and the migration that last created or replaced it (its')
+  out.push('current body is there) or last altered it.', '')
   out.push('| function | returns | language, volatility | trigger on | last defined in |', '| --- | --- | --- | --- | --- |')
+  const link = (file: string) => `[${file.replace(/\.[^.]+$/, '')}](../migrations/${file})`
   for (const f of functions) {
-    const file = definedIn.get(f.name)
-    out.push(`| \`${f.name}(${f.args})\` | \`${f.result}\` | ${f.language}, ${f.volatility} | ${f.triggers ?? ''} | ${file ? `[${file}](../migrations/${file})` : '?'} |`)
+    const where = definedIn.get(f.name)
+    const text = where?.created ? link(where.created) + (where.altered ? `, altered in ${link(where.altered)}` : '') : '?'
+    out.push(`| \`${f.name}(${f.args})\` | \`${f.result}\` | ${f.language}, ${f.volatility} | ${f.triggers ?? ''} | ${text} |`)
   }
   out.push('', DOC_END)
   return out.join('\n')
@@ -94,7 +98,7 @@ function describe(t: TriggerRow) {
     level: row ? 'row' : 'statement',
     events,
     when,
-    order: timing === 'BEFORE' ? 0 : atCommit ? 2 : 1,
+    order: timing === 'BEFORE' ? (row ? 1 : 0) : atCommit ? 4 : row ? 2 : 3,
   }
 }
 
@@ -103,13 +107,18 @@ function updateOf(def: string): string {
   return cols ? `UPDATE OF ${cols}` : 'UPDATE'
 }
 
-/** Function name → the last migration file (in name order) that creates or replaces it. */
-function lastDefinitions(dir: string): Map<string, string> {
-  const found = new Map<string, string>()
+/** Function name → the last migration file (in name order) whose up() creates or replaces it, and the last that alters it after that. */
+function lastDefinitions(dir: string): Map<string, { created?: string; altered?: string }> {
+  const found = new Map<string, { created?: string; altered?: string }>()
+  const name = String.raw`(?:public\.)?("?)([a-z_][a-z0-9_]*)\1\s*\(`
   for (const file of readdirSync(dir).filter((f) => /\.(ts|js)$/.test(f)).sort()) {
     // Only the up half: a down() re-creates the definitions an up() replaced.
     const text = readFileSync(path.join(dir, file), 'utf8').split(/\bexport\s+async\s+function\s+down\b/)[0]!
-    for (const m of text.matchAll(/\bcreate\s+(?:or\s+replace\s+)?function\s+(?:public\.)?("?)([a-z_][a-z0-9_]*)\1\s*\(/gi)) found.set(m[2]!.toLowerCase(), file)
+    for (const m of text.matchAll(new RegExp(String.raw`\bcreate\s+(?:or\s+replace\s+)?function\s+` + name, 'gi'))) found.set(m[2]!.toLowerCase(), { created: file })
+    for (const m of text.matchAll(new RegExp(String.raw`\balter\s+function\s+` + name, 'gi'))) {
+      const key = m[2]!.toLowerCase()
+      found.set(key, { ...found.get(key), altered: file })
+    }
   }
   return found
 }
