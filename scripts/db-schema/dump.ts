@@ -42,8 +42,8 @@ export async function dumpSchema(pgDump: string, url: string, owner: string): Pr
 /**
  * Drops what varies between runs, servers and minor versions without meaning anything for the
  * schema: pg_dump's comment headers (with its version), the session SETs, psql's \restrict key
- * (random per dump), the extensions' own comments, and the login user's name (written as CURRENT_USER: the role that ran the
- * migrations). Ownership is left out (--no-owner); the grants stay, since what the API role crm_app
+ * (random per dump), the extensions' own comments, trailing spaces, and the login user's name in
+ * ALTER DEFAULT PRIVILEGES (written CURRENT_USER: the role that ran the migrations). Ownership is left out (--no-owner); the grants stay, since what the API role crm_app
  * may do (append-only audit trail, columns it may not set) is part of the design.
  */
 export function normalize(dump: string, owner: string): string {
@@ -57,7 +57,7 @@ export function normalize(dump: string, owner: string): string {
       !/^COMMENT ON EXTENSION /.test(line),
   )
   const text = lines
-    .map((line) => line.replace(/\s+$/, '').replace(new RegExp(`\\b(FOR ROLE|TO|FROM) ${escape(ownerName)}(?=[;,\\s])`, 'g'), '$1 CURRENT_USER'))
+    .map((line) => line.replace(/\s+$/, '').replace(new RegExp(`^(ALTER DEFAULT PRIVILEGES FOR ROLE) ${escape(ownerName)}(?= )`), '$1 CURRENT_USER'))
     .join('\n')
     .replace(/\n{3,}/g, '\n\n')
     .trim()
