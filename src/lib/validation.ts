@@ -1,7 +1,7 @@
 import { Ajv, type Options, type ValidateFunction } from 'ajv'
 import addFormatsModule from 'ajv-formats'
 import type { FastifySchemaCompiler } from 'fastify'
-import type { FieldError } from './problem.js'
+import { HttpProblem, type FieldError } from './problem.js'
 
 // ajv-formats is CommonJS with a default export; under NodeNext it arrives wrapped.
 const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as unknown as (ajv: Ajv) => Ajv
@@ -107,3 +107,41 @@ export function jsonDepthExceeds(text: string, max: number): boolean {
   }
   return false
 }
+
+/**
+ * Values a parsed JSON document holds that cannot be stored as sent, with pointers: numbers beyond
+ * a 64-bit double (JSON.parse made them ±Infinity, which JSON.stringify writes as null) and text or
+ * member names with a NUL character (PostgreSQL's text and jsonb cannot hold U+0000). At most 20.
+ */
+export function unstorableValues(value: unknown, at: Array<string | number> = [], found: FieldError[] = []): FieldError[] {
+  if (found.length >= 20) return found
+  const here = () => at.map((t) => '/' + escape(String(t))).join('')
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) found.push({ pointer: here(), message: 'is a number too large to represent' })
+  } else if (typeof value === 'string') {
+    if (value.includes('\u0000')) found.push({ pointer: here(), message: NUL_MESSAGE })
+  } else if (Array.isArray(value)) {
+    value.forEach((v, i) => unstorableValues(v, [...at, i], found))
+  } else if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      if (k.includes('\u0000')) found.push({ pointer: here(), message: 'has a member whose name contains a NUL character (U+0000)' })
+      else unstorableValues(v, [...at, k], found)
+    }
+  }
+  return found
+}
+
+export const NUL_MESSAGE = 'contains a NUL character (U+0000), which cannot be stored'
+
+/** Text that may hold what unstorableValues finds: a 3-digit exponent, 309 digits in a row, or an escaped NUL. */
+export const MAYBE_UNSTORABLE = /[eE]\+?\d{3}|\d{309}|\\u0000/
+
+/** The problem for values unstorableValues found. */
+export const unstorable = (errors: FieldError[], part = 'body') =>
+  new HttpProblem({
+    status: 400,
+    title: 'Bad Request',
+    code: 'unstorable-value',
+    detail: `A value in the ${part} cannot be stored as sent (a number beyond a 64-bit double, or a NUL character).`,
+    errors,
+  })

@@ -1,19 +1,25 @@
 import fp from 'fastify-plugin'
-import { badRequest, HttpProblem, pointer, type FieldError } from '../lib/problem.js'
-import { jsonDepthExceeds } from '../lib/validation.js'
+import { badRequest } from '../lib/problem.js'
+import { MAYBE_UNSTORABLE, jsonDepthExceeds, unstorable, unstorableValues } from '../lib/validation.js'
 
 export const MAX_JSON_DEPTH = 32
 
 /**
  * The API speaks JSON only: every other media type answers 415. JSON Merge Patch
  * (application/merge-patch+json) is accepted too. Nesting deeper than 32 levels is a 400,
- * checked on the raw text before parsing; __proto__ and constructor keys are rejected. A number
- * beyond a double's range (1e309) is a 400 naming it: JSON.parse makes it Infinity, which would
- * be stored as null.
+ * checked on the raw text before parsing; __proto__ and constructor keys are rejected. A value
+ * that cannot be stored as sent is a 400 naming it: a number beyond a double (1e309, which
+ * JSON.parse makes Infinity and would be stored as null), or a NUL character (PostgreSQL text
+ * cannot hold one), in the body or the query string.
  */
 export default fp(
   async (app) => {
     const parse = app.getDefaultJsonParser('error', 'error')
+    app.addHook('preValidation', (request, _reply, done) => {
+      const query = request.query as Record<string, unknown> | undefined
+      const found = query && typeof query === 'object' && Object.values(query).some(hasNul) ? unstorableValues(query) : []
+      done(found.length ? unstorable(found, 'query string') : undefined)
+    })
     app.removeAllContentTypeParsers()
     app.addContentTypeParser(['application/json', 'application/merge-patch+json'], { parseAs: 'string' }, (request, body, done) => {
       const text = body as string
@@ -27,15 +33,9 @@ export default fp(
           done(code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ? err : badRequest('The body is not valid JSON.'), undefined)
           return
         }
-        const outOfRange = OVERFLOW_CANDIDATE.test(text) ? nonFiniteNumbers(value) : []
-        if (outOfRange.length > 0) {
-          done(new HttpProblem({
-            status: 400,
-            title: 'Bad Request',
-            code: 'number-out-of-range',
-            detail: 'A number in the body is beyond the range of a 64-bit floating-point number.',
-            errors: outOfRange.map((at) => ({ pointer: at, message: 'is a number too large to represent' })),
-          }), undefined)
+        const unstorableFound = MAYBE_UNSTORABLE.test(text) ? unstorableValues(value) : []
+        if (unstorableFound.length > 0) {
+          done(unstorable(unstorableFound), undefined)
           return
         }
         done(null, value)
@@ -45,18 +45,4 @@ export default fp(
   { name: 'json-body' },
 )
 
-/** Text that may hold a number JSON.parse turns into ±Infinity: a 3-digit exponent or 309 digits in a row. */
-const OVERFLOW_CANDIDATE = /[eE]\+?\d{3}|\d{309}/
-
-/** Pointers to the ±Infinity values of a parsed body (at most 20). */
-function nonFiniteNumbers(value: unknown, at: Array<string | number> = [], found: FieldError['pointer'][] = []): string[] {
-  if (found.length >= 20) return found
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value)) found.push(pointer(...at))
-  } else if (Array.isArray(value)) {
-    value.forEach((v, i) => nonFiniteNumbers(v, [...at, i], found))
-  } else if (value && typeof value === 'object') {
-    for (const [k, v] of Object.entries(value)) nonFiniteNumbers(v, [...at, k], found)
-  }
-  return found
-}
+const hasNul = (v: unknown): boolean => (typeof v === 'string' ? v.includes('\u0000') : Array.isArray(v) && v.some(hasNul))

@@ -205,7 +205,7 @@ t.test('a number beyond a double\'s range is a 400 naming its field, not a null 
   const before = await ctx.count('customers')
   const res = await post('/v1/customers', '{"name": "Huge", "attributes": {"shoe_size": 1e309, "ok": 1e308, "list": [1, -1e400]}}')
   assertProblem(t, res, 400)
-  t.match(res.json(), { code: 'number-out-of-range', type: 'https://crm-api.dev/problems/number-out-of-range' })
+  t.match(res.json(), { code: 'unstorable-value', type: 'https://crm-api.dev/problems/unstorable-value' })
   t.same(res.json().errors.map((e: { pointer: string }) => e.pointer), ['/attributes/shoe_size', '/attributes/list/1'])
   t.equal(await ctx.count('customers'), before, 'nothing stored')
   const digits = await post('/test/echo', `{"n": ${'9'.repeat(400)}}`)
@@ -216,6 +216,21 @@ t.test('a number beyond a double\'s range is a 400 naming its field, not a null 
   const big = await post('/test/echo', '{"n": 1.7e308, "s": "1e999"}')
   t.equal(big.statusCode, 200, 'the largest doubles, and such text inside strings, are fine')
   t.same(big.json(), { body: { n: 1.7e308, s: '1e999' } })
+})
+
+t.test('a NUL character PostgreSQL cannot store is a 400 naming where, in the body or the query string', async (t) => {
+  const body = await post('/v1/customers', '{"name": "A\\u0000B", "attributes": {"ok": "x", "k\\u0000": 1}}')
+  assertProblem(t, body, 400)
+  t.match(body.json(), { code: 'unstorable-value' })
+  t.same(body.json().errors, [
+    { pointer: '/name', message: 'contains a NUL character (U+0000), which cannot be stored' },
+    { pointer: '/attributes', message: 'has a member whose name contains a NUL character (U+0000)' },
+  ])
+  const query = await ctx.app.inject({ url: '/v1/customers?q=a%00b&tag=vip', headers: auth })
+  assertProblem(t, query, 400)
+  t.match(query.json(), { code: 'unstorable-value', errors: [{ pointer: '/q' }] })
+  const escaped = await post('/test/echo', '{"s": "\\\\u0000"}')
+  t.equal(escaped.statusCode, 200, 'an escaped backslash before u0000 is no NUL')
 })
 
 /** Sends raw bytes to the listening app and reads the whole answer (the server closes the connection). */

@@ -6,7 +6,7 @@ import type { Db } from '../../db/database.js'
 import { inAuditedTransaction, type AuditContext } from '../../plugins/audit.js'
 import { HttpProblem, badRequest, type FieldError } from '../../lib/problem.js'
 import { uuidv7 } from '../../lib/uuid.js'
-import { compileStrictValidator, toFieldErrors } from '../../lib/validation.js'
+import { compileStrictValidator, toFieldErrors, unstorableValues } from '../../lib/validation.js'
 import { normalizeEmail, normalizePhone } from '../customers/index.js'
 import * as repo from './imports.repository.js'
 import { CUSTOMER_IMPORT_COLUMNS, CustomerImportRow, MAX_LISTED_ERRORS, type CustomerImportRowT } from './imports.schemas.js'
@@ -162,6 +162,8 @@ async function* ndjsonRecords(input: Readable): AsyncGenerator<Record_> {
 /** The staged values of a valid row, or its errors. */
 function stage(importId: string, r: Record_): { values?: unknown[]; errors?: RowError[] } {
   if (r.error) return { errors: [{ line: r.line, pointer: '', message: r.error }] }
+  const unstorableFound = unstorableValues(r.value)
+  if (unstorableFound.length) return { errors: unstorableFound.map((e) => ({ line: r.line, ...e })) }
   if (!validateRow(r.value)) {
     return { errors: toFieldErrors(validateRow.errors ?? []).map((e) => ({ line: r.line, ...e })) }
   }

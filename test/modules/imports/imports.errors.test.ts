@@ -76,6 +76,9 @@ t.test('other parse faults and NDJSON lines that are not JSON', async (t) => {
     t.match(res.json().detail, where)
     t.notOk(res.body.includes(CANARY))
   }
+  const nul = await upload(`name,email\nA\u0000B,a@example.com\nGood,good2@example.com\n`)
+  t.equal(nul.statusCode, 202, nul.body)
+  t.match(JSON.parse(await settle(nul.json().id)), { rows_imported: 1, rows_rejected: 1, errors: [{ line: 2, pointer: '/name', message: /NUL character/ }] })
   const nd = await upload(`{"name":"A","email":"${CANARY}@@bad"\n{"name": "B", "email": "${CANARY}@@bad"}\n`, 'application/x-ndjson')
   t.equal(nd.statusCode, 202, nd.body)
   const job = await settle(nd.json().id)
