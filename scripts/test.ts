@@ -5,6 +5,7 @@
  * (CREATE DATABASE ... TEMPLATE, see test/helpers/db.ts) so files run in parallel.
  */
 import { spawn } from 'node:child_process'
+import { randomInt } from 'node:crypto'
 import pg from 'pg'
 import { createDb } from '../src/db/database.js'
 import { migrateToLatest } from '../src/db/migrate.js'
@@ -19,6 +20,9 @@ if (!adminUrl) {
 }
 
 const template = `crm_tpl_${process.pid}`
+// One seed for the run's randomized tests (test/helpers/seed.ts), so the rerun below replays
+// exactly what failed, and the closing lines say how to replay it.
+const runSeed = process.env.CRM_TEST_SEED || String(randomInt(2 ** 31))
 const withDatabase = (url: string, name: string) => {
   const u = new URL(url)
   u.pathname = '/' + name
@@ -74,6 +78,7 @@ try {
   const failed = summary ? (summary.fail ?? 0) : Math.max(1, code)
   const skipped = (summary?.skip ?? 0) + (summary?.todo ?? 0)
   if (flaky) process.stdout.write(`\n${flaky}\n`)
+  if (failed > 0) process.stdout.write(`\nrandomized tests ran with seed=${runSeed}: CRM_TEST_SEED=${runSeed} npm test -- <file> replays them\n`)
   process.stdout.write(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}\n`)
   if (code === 0 && failed > 0) code = 1
 } catch (err) {
@@ -93,7 +98,7 @@ function runTap(args: string[]): Promise<{ code: number; summary?: Record<string
   return new Promise((resolve) => {
     const child = spawn('node_modules/.bin/tap', args, {
       stdio: ['inherit', 'pipe', 'inherit'],
-      env: { ...process.env, CRM_TEST_ADMIN_URL: adminUrl, CRM_TEST_TEMPLATE: template },
+      env: { ...process.env, CRM_TEST_ADMIN_URL: adminUrl, CRM_TEST_TEMPLATE: template, CRM_TEST_RUN_SEED: runSeed },
     })
     // Keeps tap's closing "# { total: N, pass: N, fail: N }" line, for the plain "N passed, N failed" line CI reads.
     let summary: Record<string, number> | undefined

@@ -15,7 +15,9 @@ export const MAX_JSON_DEPTH = 32
 export default fp(
   async (app) => {
     const parse = app.getDefaultJsonParser('error', 'error')
+    // Only routes that read a query string (declare its schema) use its values.
     app.addHook('preValidation', (request, _reply, done) => {
+      if (!request.routeOptions.schema?.querystring) return done()
       const query = request.query as Record<string, unknown> | undefined
       const found = query && typeof query === 'object' && Object.values(query).some(hasNul) ? unstorableValues(query) : []
       done(found.length ? unstorable(found, 'query string') : undefined)

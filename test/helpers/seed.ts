@@ -2,18 +2,22 @@ import { randomInt } from 'node:crypto'
 
 /**
  * The seed of the randomized tests (fast-check properties, the fuzzer): CRM_TEST_SEED replays a
- * run, otherwise each run draws its own. Tests put it in their names (`seed=N`, see `seeded`), so
- * the failure line the runner prints says how to replay it:
+ * run; else the test's own fixed seed if it has one; else the run's (CRM_TEST_RUN_SEED, drawn by
+ * scripts/test.ts, so a rerun of a failed file replays it); else a fresh one. Tests put it in their
+ * names (`seed=N`, see `seeded`), so the failure line the runner prints says how to replay it:
  * `CRM_TEST_SEED=N npm test -- <file>`.
  */
 export function testSeed(fallback?: number): number {
-  const given = process.env.CRM_TEST_SEED
-  if (given !== undefined && given !== '') {
-    const seed = Number(given)
-    if (!Number.isSafeInteger(seed)) throw new Error(`CRM_TEST_SEED must be an integer, not ${given}`)
-    return seed
-  }
-  return fallback ?? randomInt(2 ** 31)
+  const given = envSeed('CRM_TEST_SEED')
+  return given ?? fallback ?? envSeed('CRM_TEST_RUN_SEED') ?? randomInt(2 ** 31)
+}
+
+function envSeed(name: string): number | undefined {
+  const given = process.env[name]
+  if (given === undefined || given === '') return undefined
+  const seed = Number(given)
+  if (!Number.isSafeInteger(seed)) throw new Error(`${name} must be an integer, not ${given}`)
+  return seed
 }
 
 /** A test name that carries the seed its randomness came from. */
