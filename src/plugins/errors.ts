@@ -48,8 +48,8 @@ export default fp(
       const problem = toProblem(error)
       const database = databaseErrorFields(error)
       if (problem.status >= 500) {
-        if (database && problem.status === 500) request.log.error({ database }, 'request failed: a database error the server caused (bug)')
-        else request.log.error(database ? { database } : { err: error }, 'request failed')
+        const bug = database && problem.status === 500
+        request.log.error(database ? { database } : { err: error }, bug ? 'request failed: a database error the server caused (bug)' : 'request failed')
       } else if (!(error instanceof HttpProblem)) {
         request.log.info({ code: error.code, status: problem.status, ...(database ? { database } : {}) }, problem.title)
       }
@@ -87,7 +87,7 @@ export function frameworkErrors(error: FastifyError, request: FastifyRequest, re
   return sendProblem(request, reply, toProblem(error))
 }
 
-const PARSER_REFUSALS: Record<string, { status: number; code?: string; detail: string }> = {
+const PARSER_REFUSALS: Record<string, { status: number; detail: string }> = {
   HPE_HEADER_OVERFLOW: { status: 431, detail: 'The request headers are larger than this server accepts.' },
   ERR_HTTP_REQUEST_TIMEOUT: { status: 408, detail: 'The request did not arrive in time.' },
 }
