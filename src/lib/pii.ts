@@ -68,6 +68,18 @@ export const PII_REPRESENTATIONS: Readonly<Record<string, { table?: PiiTable; de
  */
 export const PII_FREE_FORM_KEYS = { email: 'email', phone: 'phone', address: 'address', birthday: 'birthday' } as const satisfies Fields
 
+/**
+ * Response fields that share a masked field's name but hold no personal data. Any other response
+ * field named like a masked field (PII_KEYS) outside a representation stops the app from starting.
+ */
+export const NOT_PERSONAL: Readonly<Record<string, readonly string[]>> = {
+  // A filter's literal and date bound: filters cannot name contact values or birthdays (lib/filters/filter.parse.ts).
+  FilterCondition: ['value'],
+  FilterOrders: ['before'],
+  FilterInteractions: ['before'],
+  FilterFeedback: ['before'],
+}
+
 /** The personal fields of a representation, by name. */
 export function representationFields(schemaId: string): Fields | undefined {
   const r = PII_REPRESENTATIONS[schemaId]
@@ -193,11 +205,13 @@ interface SchemaNode {
 
 /**
  * The plan of a response schema; `resolve` looks a `$ref` ("Customer#") up among the shared
- * schemas. Undefined when the response carries no personal field.
+ * schemas. Undefined when the response carries no personal field. Throws for a field named like
+ * a masked one in a schema the registry does not know (see NOT_PERSONAL): declare it either way.
  */
 export function planOf(schema: unknown, resolve: (id: string) => unknown): PiiPlan | undefined {
   const byId = new Map<string, PiiPlan | undefined>()
-  const walk = (node: SchemaNode | undefined): PiiPlan | undefined => {
+  // `owner`: the $id of the nearest named schema around the node.
+  const walk = (node: SchemaNode | undefined, owner = '(inline)'): PiiPlan | undefined => {
     if (!node || typeof node !== 'object') return undefined
     if (node.$ref) {
       const match = /^([^#/]+)#$/.exec(node.$ref)
@@ -208,7 +222,7 @@ export function planOf(schema: unknown, resolve: (id: string) => unknown): PiiPl
       byId.set(id, undefined)
       const target = resolve(id)
       if (!target) throw new Error(`PII plan: unknown schema ${node.$ref}`)
-      const plan = walk({ ...(target as SchemaNode), $id: id })
+      const plan = walk({ ...(target as SchemaNode), $id: id }, id)
       byId.set(id, plan)
       return plan
     }
@@ -219,12 +233,16 @@ export function planOf(schema: unknown, resolve: (id: string) => unknown): PiiPl
       if (present.length) plan = { fields: Object.fromEntries(present) }
     }
     for (const [name, child] of Object.entries(node.properties ?? {})) {
-      const sub = walk(child)
+      const cls = PII_KEYS[name]
+      if (!fields && cls && PII_CLASSES[cls].masked && !NOT_PERSONAL[owner]?.includes(name)) {
+        throw new Error(`PII registry: ${owner} has a field "${name}" (${cls}): add ${owner} to PII_REPRESENTATIONS, or to NOT_PERSONAL`)
+      }
+      const sub = walk(child, owner)
       if (sub) plan = merge(plan, { props: { [name]: sub } })
     }
-    const items = walk(node.items)
+    const items = walk(node.items, owner)
     if (items) plan = merge(plan, { items })
-    for (const branch of [...(node.anyOf ?? []), ...(node.oneOf ?? []), ...(node.allOf ?? [])]) plan = merge(plan, walk(branch))
+    for (const branch of [...(node.anyOf ?? []), ...(node.oneOf ?? []), ...(node.allOf ?? [])]) plan = merge(plan, walk(branch, owner))
     return plan
   }
   return walk(schema as SchemaNode)
