@@ -33,7 +33,7 @@ async function failing(app: FastifyInstance) {
   })
 }
 
-const ctx = await setup({ plugins: [failing], app: { logger: { ...loggerOptions('info'), stream: logStream } } })
+const ctx = await setup({ plugins: [failing], app: { logger: { ...(loggerOptions('info') as object), stream: logStream } } })
 const SCOPES = 'customers:read customers:write segments:read segments:write audit:read'
 const masked = await ctx.auth(SCOPES)
 const clear = await ctx.auth(`${SCOPES} pii:read`)
@@ -70,7 +70,8 @@ await ctx.app.inject({ method: 'POST', url: `/v1/segments/${segment.id}/members`
 const contactPointId = (await ctx.app.inject({ url: `/v1/customers/${id}/contact-points`, headers: clear })).json().data[0].id
 const auditEventId = (await ctx.app.inject({ url: `/v1/audit-events?entity_id=${id}`, headers: clear })).json().data[0].id
 
-type Call = (headers: Record<string, string>) => { method?: 'GET' | 'POST' | 'PATCH'; url: string; payload?: unknown } | Promise<{ method?: 'GET' | 'POST' | 'PATCH'; url: string; payload?: unknown }>
+interface Request { method?: 'GET' | 'POST' | 'PATCH'; url: string; payload?: Record<string, unknown> }
+type Call = (headers: Record<string, string>) => Request | Promise<Request>
 
 /** Every operation that answers masked personal data, by operationId: a request to make as each token. */
 const CALLS: Record<string, Call> = {
