@@ -170,7 +170,8 @@ export function maskAuditSnapshot(snapshot: Record<string, unknown> | null): Rec
   const out: Record<string, unknown> = {}
   for (const [key, value] of Object.entries(snapshot)) {
     const cls = PII_KEYS[key]
-    out[key] = cls && PII_CLASSES[cls].masked ? maskValue(cls, value, snapshot) : maskNested(value)
+    // A snapshot holds no snapshot: `before` there is a filter's date bound, not an audit event's.
+    out[key] = cls && cls !== 'snapshot' && PII_CLASSES[cls].masked ? maskValue(cls, value, snapshot) : maskNested(value)
   }
   return out
 }

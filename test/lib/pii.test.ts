@@ -43,6 +43,8 @@ t.test('the registry: one class per field name; log paths and snapshot keys deri
   t.notOk(PII_LOG_PATHS.includes('*.name'), 'names are not: errors and plugins log theirs')
   t.same(maskAuditSnapshot({ primary_email: 'a@b.c', notes: 'call after 6', given_name: 'Na' }), { primary_email: 'a***@***', notes: 'call after 6', given_name: 'Na' },
     'masked classes are masked by name, unmasked personal classes are kept')
+  const segment = { name: 'Recent', filter: { orders: { min_count: 1, before: '2026-01-01' } } }
+  t.same(maskAuditSnapshot(segment), segment, 'a segment filter\'s date bound is not an audit snapshot')
 })
 
 // Schemas shaped like the API's: a page of customers, each with contact points.
