@@ -16,7 +16,8 @@ export const MASK = '***'
 
 /**
  * Classes of personal data. `masked`: hidden from a caller without pii:read (API.md: phone,
- * email, address and birthday). `logged`: whether its field names may appear in log lines.
+ * email, address and birthday). `logged`: whether its values may reach a log line (false: pino
+ * redacts every field of the class, by name).
  */
 export const PII_CLASSES = {
   email: { masked: true, logged: false, description: 'An email address' },
