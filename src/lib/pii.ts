@@ -74,7 +74,7 @@ export const PII_FREE_FORM_KEYS = { email: 'email', phone: 'phone', address: 'ad
  * field named like a masked field (PII_KEYS) outside a representation stops the app from starting.
  */
 export const NOT_PERSONAL: Readonly<Record<string, readonly string[]>> = {
-  // A filter's literal and date bound: filters cannot name contact values or birthdays (lib/filters/filter.parse.ts).
+  // A filter's literal and date bound: filters cannot name contact values or birthdays (modules/filters/filter.parse.ts).
   FilterCondition: ['value'],
   FilterOrders: ['before'],
   FilterInteractions: ['before'],

@@ -7,9 +7,12 @@ import { DEFAULT_LIMIT, decodeCursor, parseSort, toPage } from '../../lib/pagina
 import { badRequest, notFound, pointer } from '../../lib/problem.js'
 import { IdParams, problemResponses, ref, READ_ERRORS, WRITE_ERRORS } from '../../lib/schema.js'
 import { sql, type SqlBool } from 'kysely'
-import { compileFilter } from '../../lib/filters/filter.compile.js'
-import { filterFromBody } from '../../lib/filters/filter.request.js'
+import { compileFilter } from '../../modules/filters/filter.compile.js'
+import { filterFromBody } from '../../modules/filters/filter.request.js'
 import * as repo from './customers.repository.js'
+import * as contactPoints from './contact-points.repository.js'
+import { findMetrics } from '../metrics/index.js'
+import { listCustomersByTerm } from './customers.search.repository.js'
 import * as service from './customers.service.js'
 import { mergeCustomers } from './customers.merge.js'
 import {
@@ -40,8 +43,8 @@ async function present(request: FastifyRequest, reply: FastifyReply, id: string,
 async function render(request: FastifyRequest, reply: FastifyReply, row: repo.CustomerRecord, include: Set<string>) {
   const id = row.id
   setEtag(reply, row.version)
-  const contacts = include.has('contact_points') ? await repo.listContactPoints(request.db, [id]) : undefined
-  const metrics = include.has('metrics') ? await repo.findMetrics(request.db, [id]) : undefined
+  const contacts = include.has('contact_points') ? await contactPoints.listContactPoints(request.db, [id]) : undefined
+  const metrics = include.has('metrics') ? await findMetrics(request.db, [id]) : undefined
   return service.toCustomerDto(row, contacts, metrics)
 }
 
@@ -76,15 +79,18 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const keys = parseSort(q.sort, CUSTOMER_SORTS, '-created_at')
     const after = q.cursor ? decodeCursor(q.cursor, keys) : undefined
     const include = parseInclude(q.include)
-    const rows = await repo.listCustomers(request.db, {
+    const filters: repo.CustomerFilters = {
       // Matching q against emails and phones would tell who owns one: only for pii:read.
       q: q.q?.trim(), qContacts: canReadPii(request.auth), tags: q.tag?.map((t) => t.trim().toLowerCase()), lifecycle_stage: q.lifecycle_stage,
       acquisition_source: q.acquisition_source, created_after: q.created_after, created_before: q.created_before, archived: q.archived ?? false,
-    }, keys, after, limit)
+    }
+    const rows = filters.q
+      ? await listCustomersByTerm(request.db, { ...filters, q: filters.q }, keys, after, limit)
+      : await repo.listCustomers(request.db, filters, keys, after, limit)
     const page = toPage(rows, limit, keys, (r) => r)
     const ids = page.data.map((r) => r.id)
-    const contacts = include.has('contact_points') ? await repo.listContactPoints(request.db, ids) : []
-    const metrics = include.has('metrics') ? await repo.findMetrics(request.db, ids) : undefined
+    const contacts = include.has('contact_points') ? await contactPoints.listContactPoints(request.db, ids) : []
+    const metrics = include.has('metrics') ? await findMetrics(request.db, ids) : undefined
     const byCustomer = new Map<string, typeof contacts>()
     for (const c of contacts) byCustomer.set(c.customer_id, [...(byCustomer.get(c.customer_id) ?? []), c])
     return {
@@ -199,7 +205,7 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (request) => {
     if ((await repo.customerVersion(request.db, request.params.id)) === undefined) throw notFound('customer')
-    const rows = await repo.listContactPoints(request.db, [request.params.id])
+    const rows = await contactPoints.listContactPoints(request.db, [request.params.id])
     return { data: rows.map((r) => service.toContactPointDto(r)), next_cursor: null }
   })
 

@@ -18,12 +18,6 @@ const SLA_BREACHED = sql<boolean | null>`case when feedback.kind = 'complaint' t
 
 // Links -----------------------------------------------------------------------------------------------
 
-/** A customer that can give feedback (not archived). */
-export async function activeCustomerExists(db: DbExecutor, id: string): Promise<boolean> {
-  const row = await db.selectFrom('customers').select('id').where('id', '=', id).where('archived_at', 'is', null).executeTakeFirst()
-  return !!row
-}
-
 /** The customer an order belongs to, or undefined for an unknown order. */
 export async function orderCustomer(db: DbExecutor, orderId: string): Promise<string | undefined> {
   return (await db.selectFrom('orders').select('customer_id').where('id', '=', orderId).executeTakeFirst())?.customer_id

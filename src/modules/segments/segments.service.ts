@@ -1,11 +1,10 @@
 import { Readable } from 'node:stream'
 import type { DbExecutor } from '../../db/database.js'
 import type { SegmentRow } from '../../db/schema.js'
-import { compileFilter, type CustomerPredicate } from '../../lib/filters/filter.compile.js'
-import { parseFilter, type FilterAst } from '../../lib/filters/filter.parse.js'
+import { compileFilter, type CustomerPredicate } from '../../modules/filters/filter.compile.js'
+import { parseFilter, type FilterAst } from '../../modules/filters/filter.parse.js'
 import { conflict, notFound, preconditionFailed, unprocessable } from '../../lib/problem.js'
-import * as customers from '../customers/customers.repository.js'
-import { toCustomerDto } from '../customers/customers.service.js'
+import * as customers from '../customers/index.js'
 import * as repo from './segments.repository.js'
 import type { SegmentCreateBody, SegmentDto, SegmentPatchBody } from './segments.schemas.js'
 import type { CustomerDto } from '../customers/customers.schemas.js'
@@ -119,7 +118,7 @@ export function exportStream(db: DbExecutor, where: CustomerPredicate, format: '
       const batch = rows.slice(0, EXPORT_BATCH)
       let chunk = ''
       for (const row of batch) {
-        const dto = present(toCustomerDto(row))
+        const dto = present(customers.toCustomerDto(row))
         chunk += format === 'csv' ? CSV_COLUMNS.map((c) => csvCell(dto[c])).join(',') + '\r\n' : JSON.stringify(dto) + '\n'
       }
       if (chunk) yield chunk
