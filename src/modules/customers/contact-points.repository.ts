@@ -1,5 +1,5 @@
 import type { DbExecutor } from '../../db/database.js'
-import type { ContactPointRow } from '../../db/schema.js'
+import type { ContactPointRow } from '../../db/rows.js'
 
 /** A customer's contact points: emails, phones and addresses, one primary per kind. */
 

@@ -1,5 +1,5 @@
 import type { DbExecutor } from '../../db/database.js'
-import type { ContactPointRow, CustomerRow } from '../../db/schema.js'
+import type { ContactPointRow, CustomerRow } from '../../db/rows.js'
 import { notFound, pointer, preconditionFailed, unprocessable } from '../../lib/problem.js'
 import * as repo from './customers.repository.js'
 import * as contactPoints from './contact-points.repository.js'

@@ -1,9 +1,9 @@
 import { type ExpressionBuilder, type Expression, expressionBuilder, sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
 import { compiledByKey, compiledByShape } from '../../db/compiled.js'
-import type { CustomerRow, Database, NewCustomerRow } from '../../db/schema.js'
+import type { CustomerRow, Database, NewCustomerRow } from '../../db/rows.js'
 import { afterCursor, type SortKey } from '../../lib/pagination.js'
-import type { CustomerPredicate } from '../../modules/filters/filter.compile.js'
+import type { CustomerPredicate } from '../filters/filter.compile.js'
 
 /** A customer row with the primary email and phone, as every customer read returns it. */
 export type CustomerRecord = CustomerRow & { primary_email: string | null; primary_phone: string | null }

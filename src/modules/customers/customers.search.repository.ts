@@ -1,6 +1,6 @@
 import { type Expression, expressionBuilder, sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
-import type { Database } from '../../db/schema.js'
+import type { Database } from '../../db/rows.js'
 import { afterCursor, type SortKey } from '../../lib/pagination.js'
 import { orderByKeys, whereListFilters, withPrimaries, type CustomerFilters, type CustomerRecord } from './customers.repository.js'
 

@@ -1,6 +1,6 @@
 import { type InsertObject, type UpdateObject, sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
-import type { Database, FeedbackRow } from '../../db/schema.js'
+import type { Database, FeedbackRow } from '../../db/rows.js'
 import { afterCursor, type SortKey } from '../../lib/pagination.js'
 
 /** A feedback row with its SLA state, as every feedback read returns it. */

@@ -1,6 +1,6 @@
 import { sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
-import type { FeedbackRow } from '../../db/schema.js'
+import type { FeedbackRow } from '../../db/rows.js'
 import { conflict, type FieldError, notFound, pointer, preconditionFailed, unprocessable } from '../../lib/problem.js'
 import * as repo from './feedback.repository.js'
 import { activeCustomers } from '../customers/index.js'

@@ -1,5 +1,5 @@
 import type { DbExecutor } from '../../db/database.js'
-import type { InteractionRow } from '../../db/schema.js'
+import type { InteractionRow } from '../../db/rows.js'
 import { type BatchResult, runSetwiseBatch } from '../../lib/batch.js'
 import { upsertByExternalRef, type UpsertResult } from '../../lib/external-ref.js'
 import { conflict, notFound, pointer, preconditionFailed, unprocessable } from '../../lib/problem.js'

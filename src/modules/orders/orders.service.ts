@@ -1,5 +1,5 @@
 import type { DbExecutor } from '../../db/database.js'
-import type { OrderItemRow, OrderPaymentRow, OrderRow } from '../../db/schema.js'
+import type { OrderItemRow, OrderPaymentRow, OrderRow } from '../../db/rows.js'
 import { upsertByExternalRef, type UpsertResult } from '../../lib/external-ref.js'
 import { fitsMoneyColumn, formatMoney, multiplyMoney, parseMoney, parseRate, percentOf } from '../../lib/money.js'
 import { badRequest, conflict, type FieldError, notFound, pointer, preconditionFailed, unprocessable } from '../../lib/problem.js'
