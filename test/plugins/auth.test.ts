@@ -46,7 +46,7 @@ function assertUnauthorized(t: Pick<typeof import('tap').t, 'equal' | 'match' | 
   t.match(res.headers['content-type'], /^application\/problem\+json/, label)
   t.match(res.headers['www-authenticate'], /^Bearer( error="(invalid_request|invalid_token)")?$/, label)
   const body = res.json()
-  t.same(Object.keys(body).sort(), ['detail', 'instance', 'request_id', 'status', 'title', 'type'], label)
+  t.same(Object.keys(body).sort(), ['code', 'detail', 'instance', 'request_id', 'status', 'title', 'type'], label)
   t.match(body, { status: 401, title: 'Unauthorized' }, label)
   t.ok(KNOWN_401_DETAILS.includes(body.detail) || /^The token's "[a-z]+" claim is not accepted\.$/.test(body.detail), `${label}: ${body.detail}`)
   for (const secret of [ISSUER, AUDIENCE, 'test-key', 'ERR_J', 'jose', 'ES256', 'stack']) t.notOk(res.body.includes(secret), `${label} does not mention ${secret}`)
