@@ -2,6 +2,7 @@ import { Kysely, PostgresDialect, type Transaction } from 'kysely'
 import pg from 'pg'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Database } from './rows.js'
+import { scopedPool } from './scope.js'
 
 export type Db = Kysely<Database>
 /** Either the pool-backed Kysely or a transaction: repositories accept both. */
@@ -73,6 +74,14 @@ export interface DbOptions {
   max?: number
   connectTimeoutMs?: number
   statementTimeoutMs?: number
+  /**
+   * Client-side backstop: a query with no answer after this long fails and its connection is
+   * closed (a frozen or unreachable server never sends the statement timeout's error). Default:
+   * the statement timeout plus 5 s; 0 (or a statement timeout of 0) turns it off.
+   */
+  queryTimeoutMs?: number
+  /** Idle time before TCP keepalive probes start on a connection (a dead peer is then noticed). */
+  keepAliveDelayMs?: number
   idleTimeoutMs?: number
   applicationName?: string
   /**
@@ -91,15 +100,18 @@ const ROLE_NAME = /^[a-z_][a-z0-9_]{0,62}$/
 export function createPool(opts: DbOptions): pg.Pool {
   const role = opts.role === undefined ? APP_ROLE : opts.role
   if (role !== null && !ROLE_NAME.test(role)) throw new Error(`invalid database role name: ${role}`)
+  const statementTimeoutMs = opts.statementTimeoutMs ?? 10000
   const pool = new pg.Pool({
     connectionString: opts.connectionString,
     max: opts.max ?? 10,
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
     idleTimeoutMillis: opts.idleTimeoutMs ?? 30000,
-    statement_timeout: opts.statementTimeoutMs ?? 10000,
-    idle_in_transaction_session_timeout: (opts.statementTimeoutMs ?? 10000) * 3,
+    statement_timeout: statementTimeoutMs,
+    query_timeout: opts.queryTimeoutMs ?? (statementTimeoutMs > 0 ? statementTimeoutMs + 5000 : 0),
+    idle_in_transaction_session_timeout: statementTimeoutMs * 3,
     application_name: opts.applicationName ?? 'crm-api',
     keepAlive: true,
+    keepAliveInitialDelayMillis: opts.keepAliveDelayMs ?? 10_000,
     // jit=off: the planner JIT-compiles any plan over jit_above_cost, which at 1M customers
     // includes the analytics and segment counts; compiling took ~0.4 s, more than it saved on
     // queries that read one short row per customer (see the purchase_history migration).
@@ -117,15 +129,34 @@ export function createPool(opts: DbOptions): pg.Pool {
     client.on('error', (err) => {
       opts.log?.warn({ err: { message: err.message, code: (err as { code?: string }).code } }, 'database connection lost')
     })
+    closeOnQueryTimeout(client)
   })
   return pool
+}
+
+/**
+ * pg's query_timeout fails the query but leaves it running on the connection: released as it
+ * is, the client would go back to the pool with the next query queued behind one that may never
+ * answer. Closing it makes the pool drop it on release.
+ */
+function closeOnQueryTimeout(client: pg.PoolClient): void {
+  const query = client.query as (...args: unknown[]) => unknown
+  client.query = function (this: pg.PoolClient, ...args: unknown[]) {
+    const result = query.apply(this, args)
+    if (result instanceof Promise) {
+      result.catch((err: unknown) => {
+        if ((err as Error | null)?.message === 'Query read timeout') client.end().catch(() => {})
+      })
+    }
+    return result
+  } as typeof client.query
 }
 
 const pools = new WeakMap<Db, pg.Pool>()
 
 export function createDb(opts: DbOptions): Db {
   const pool = createPool(opts)
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: scopedPool(pool) }) })
   pools.set(db, pool)
   return db
 }
