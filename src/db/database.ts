@@ -115,7 +115,9 @@ export function createPool(opts: DbOptions): pg.Pool {
     // jit=off: the planner JIT-compiles any plan over jit_above_cost, which at 1M customers
     // includes the analytics and segment counts; compiling took ~0.4 s, more than it saved on
     // queries that read one short row per customer (see the purchase_history migration).
-    options: `-c TimeZone=UTC -c jit=off${role ? ` -c role=${role}` : ''}`,
+    // client_connection_check_interval: a backend whose client has gone (a request deadline
+    // closed the connection) stops its query within a second instead of running it to the end.
+    options: `-c TimeZone=UTC -c jit=off -c client_connection_check_interval=1000${role ? ` -c role=${role}` : ''}`,
   })
   // An idle client whose connection drops emits 'error' on the pool; without a listener
   // Node would treat it as unhandled and crash the process.
