@@ -2,7 +2,7 @@ import { Kysely, PostgresDialect, type Transaction } from 'kysely'
 import pg from 'pg'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Database } from './rows.js'
-import { scopedPool } from './scope.js'
+import { QUERY_TIMEOUT_MARGIN_MS, scopedPool } from './scope.js'
 
 export type Db = Kysely<Database>
 /** Either the pool-backed Kysely or a transaction: repositories accept both. */
@@ -107,7 +107,7 @@ export function createPool(opts: DbOptions): pg.Pool {
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
     idleTimeoutMillis: opts.idleTimeoutMs ?? 30000,
     statement_timeout: statementTimeoutMs,
-    query_timeout: opts.queryTimeoutMs ?? (statementTimeoutMs > 0 ? statementTimeoutMs + 5000 : 0),
+    query_timeout: opts.queryTimeoutMs ?? (statementTimeoutMs > 0 ? statementTimeoutMs + QUERY_TIMEOUT_MARGIN_MS : 0),
     idle_in_transaction_session_timeout: statementTimeoutMs * 3,
     application_name: opts.applicationName ?? 'crm-api',
     keepAlive: true,

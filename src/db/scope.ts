@@ -77,12 +77,16 @@ export function runInScope<T>(scope: ConnectionScope, fn: () => T): T {
   return storage.run(scope, fn)
 }
 
+/** How much longer the client waits than the server's statement_timeout before giving up on it. */
+export const QUERY_TIMEOUT_MARGIN_MS = 5000
+
 /**
- * Runs fn with the client-side query timeout lifted to `ms` (0: none) on its connections, outside
- * any request deadline: for work that raises statement_timeout and outlives its request.
+ * Runs fn, whose transactions raise statement_timeout to `ms` (0: none), with the client-side
+ * query timeout of its connections fitted to that, and outside any request deadline: for work
+ * that outlives its request (an import's merge) or has none (a scheduled job).
  */
-export function withQueryTimeout<T>(ms: number, fn: () => Promise<T>): Promise<T> {
-  return storage.run(new ConnectionScope(ms), fn)
+export function withStatementTimeout<T>(ms: number, fn: () => Promise<T>): Promise<T> {
+  return storage.run(new ConnectionScope(ms > 0 ? ms + QUERY_TIMEOUT_MARGIN_MS : 0), fn)
 }
 
 /**

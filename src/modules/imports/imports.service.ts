@@ -3,7 +3,7 @@ import { StringDecoder } from 'node:string_decoder'
 import { CsvError, parse as parseCsv } from 'csv-parse'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Db } from '../../db/database.js'
-import { withQueryTimeout } from '../../db/scope.js'
+import { withStatementTimeout } from '../../db/scope.js'
 import { inAuditedTransaction, type AuditContext } from '../../plugins/audit.js'
 import { HttpProblem, badRequest, type FieldError } from '../../lib/problem.js'
 import { uuidv7 } from '../../lib/uuid.js'
@@ -233,9 +233,8 @@ export async function startCustomerImport(
     await repo.updateJob(trx, id, { status: 'merging', rows_received: received.rows, rows_rejected: received.invalid, errors: received.errors })
     return (await repo.findJob(trx, id))!
   })
-  // The merge outlives the request (and its deadline); its statements may run for up to
-  // MERGE_STATEMENT_TIMEOUT_MS, so the client-side backstop waits a little longer than that.
-  const merged = withQueryTimeout(MERGE_STATEMENT_TIMEOUT_MS + 60_000, () => merge(db, id, context, received, opts.log))
+  // The merge outlives the request (and its deadline), with statements of up to MERGE_STATEMENT_TIMEOUT_MS.
+  const merged = withStatementTimeout(MERGE_STATEMENT_TIMEOUT_MS, () => merge(db, id, context, received, opts.log))
   return { job, merged }
 }
 
