@@ -1,5 +1,8 @@
 import { Type, type Static, type TSchema } from 'typebox'
 
+/** The schema format of a currency code (registered with Ajv in lib/validation.ts). */
+export const CURRENCY_FORMAT = 'iso-4217'
+
 /**
  * Helpers for TypeBox schemas that become named OpenAPI components.
  * A schema with an $id is registered once with app.addSchema (see modules' schema lists) and
@@ -33,12 +36,20 @@ export const DateOnly = (options: Record<string, unknown> = {}) =>
   Type.String({ format: 'date', example: '1990-05-17', ...options })
 
 /**
- * Exact money: a decimal string with up to 2 fraction digits, never a float.
+ * Exact money: a decimal string, never a float, written with its currency's minor units
+ * (JPY "1500", CNY "129.90", KWD "1.234"). The pattern admits up to 3 fraction digits; an amount
+ * with more than its currency has is a 400 (lib/money.ts minorUnitsError).
  * Patterns in this API never nest quantifiers (star height 1, checked by safe-regex2 in
- * test/plugins/openapi.test.ts), hence two anchored alternatives instead of `(\.[0-9]{1,2})?`.
+ * test/plugins/openapi.test.ts), hence two anchored alternatives instead of `(\.[0-9]{1,3})?`.
  */
 export const Money = (options: Record<string, unknown> = {}) =>
-  Type.String({ pattern: '^-?[0-9]{1,12}$|^-?[0-9]{1,12}\\.[0-9]{1,2}$', maxLength: 16, example: '129.90', ...options })
+  Type.String({
+    pattern: '^-?[0-9]{1,12}$|^-?[0-9]{1,12}\\.[0-9]{1,3}$',
+    maxLength: 17,
+    example: '129.90',
+    description: 'Decimal string with the currency\'s minor units (JPY 1500, CNY 129.90, KWD 1.234)',
+    ...options,
+  })
 
 /**
  * Any JSON value, bounded at every level: strings up to 1,000 characters, arrays up to 100
@@ -68,8 +79,19 @@ export const JsonMap = (maxProperties: number, options: Record<string, unknown> 
     ...options,
   })
 
+/**
+ * An ISO 4217 code the API accepts (lib/currency.ts): the format `iso-4217` is checked by the
+ * API's validators (lib/validation.ts), so every body, query and filter that takes a currency
+ * rejects ABC or XXX the same way.
+ */
 export const Currency = (options: Record<string, unknown> = {}) =>
-  Type.String({ pattern: '^[A-Z]{3}$', example: 'CNY', description: 'ISO 4217 currency code', ...options })
+  Type.String({
+    pattern: '^[A-Z]{3}$',
+    format: CURRENCY_FORMAT,
+    example: 'CNY',
+    description: 'ISO 4217 currency code with a minor unit of at most 3 decimals (JPY 0, CNY 2, KWD 3); codes without one (XXX, XTS, XAU) are not accepted',
+    ...options,
+  })
 
 export const IdParams = Type.Object({ id: Uuid({ description: 'Resource id (UUID v7)' }) }, { additionalProperties: false })
 

@@ -1,3 +1,4 @@
+import { CURRENCY_MESSAGE, isCurrencyCode } from '../currency.js'
 import { badRequest, type FieldError, pointerToken } from '../problem.js'
 import { FILTER_LIMITS, FILTER_OPS, type FilterOp } from './filter.schemas.js'
 import { ORDER_STATUSES } from '../../modules/orders/orders.schemas.js'
@@ -161,7 +162,7 @@ class Parser {
     const out: FieldAst = { kind: 'field', field, spec, op, value: true, ...(attribute ? { attribute } : {}) }
     if (raw.currency !== undefined) {
       if (field !== 'monetary' && field !== 'lifetime_value') return this.fail(`${at}/currency`, 'applies to monetary and lifetime_value only')
-      if (typeof raw.currency !== 'string' || !/^[A-Z]{3}$/.test(raw.currency)) return this.fail(`${at}/currency`, 'must be an ISO 4217 code such as CNY')
+      if (!isCurrencyCode(raw.currency)) return this.fail(`${at}/currency`, CURRENCY_MESSAGE)
       out.currency = raw.currency
     }
     if (raw.last_n_days !== undefined) {
@@ -277,7 +278,7 @@ class Parser {
         if (typeof v !== 'boolean') return this.fail(p, 'must be true or false')
         out.open = v
       } else if (k === 'currency') {
-        if (typeof v !== 'string' || !/^[A-Z]{3}$/.test(v)) return this.fail(p, 'must be an ISO 4217 code such as CNY')
+        if (!isCurrencyCode(v)) return this.fail(p, CURRENCY_MESSAGE)
         out.currency = v
       } else if (k === 'category' || k === 'sku') {
         if (typeof v !== 'string' || v === '' || v.length > FILTER_LIMITS.maxString) return this.fail(p, `must be a string of 1 to ${FILTER_LIMITS.maxString} characters`)

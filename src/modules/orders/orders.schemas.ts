@@ -15,14 +15,14 @@ export type PaymentMethod = (typeof PAYMENT_METHODS)[number]
 const text = (maxLength: number, example: string, description?: string) =>
   Type.String({ minLength: 1, maxLength, example, ...(description ? { description } : {}) })
 
-/** Amounts a client sends are never negative. */
+/** Amounts a client sends are never negative, and have at most the order currency's decimals (JPY 0, CNY 2, KWD 3). */
 const Amount = (description: string, example = '129.90') =>
-  Money({ pattern: '^[0-9]{1,12}$|^[0-9]{1,12}\\.[0-9]{1,2}$', maxLength: 15, description, example })
+  Money({ pattern: '^[0-9]{1,12}$|^[0-9]{1,12}\\.[0-9]{1,3}$', maxLength: 16, description: `${description}; at most the currency's decimals (JPY 0, CNY 2, KWD 3)`, example })
 
 const Rate = Type.String({
   pattern: '^[0-9]{1,3}$|^[0-9]{1,3}\\.[0-9]{1,4}$',
   maxLength: 8,
-  description: 'Tax rate in percent (0 to 100, up to four decimals), applied to subtotal - discount_total and rounded half up to the cent',
+  description: 'Tax rate in percent (0 to 100, up to four decimals), applied to subtotal - discount_total and rounded half up to the currency minor unit',
   example: '13',
 })
 
