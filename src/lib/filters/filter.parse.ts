@@ -48,7 +48,6 @@ export const OPS_BY_TYPE: Record<FieldType, readonly FilterOp[]> = {
   json: ['eq', 'ne', 'in', 'not_in', 'gt', 'gte', 'lt', 'lte', 'contains', 'exists'],
 }
 
-export const PURCHASE_STATUSES = ['paid', 'fulfilled', 'partially_refunded'] as const
 export const INTERACTION_CHANNELS = ['phone', 'email', 'sms', 'chat', 'meeting', 'visit', 'event', 'social', 'other'] as const
 export const INTERACTION_DIRECTIONS = ['inbound', 'outbound', 'internal'] as const
 export const FEEDBACK_KINDS = ['survey', 'complaint', 'suggestion', 'review', 'praise'] as const

@@ -1,4 +1,5 @@
 import { minorUnits } from '../../lib/currency.js'
+import { PURCHASE_STATUSES } from '../../lib/purchase-statuses.js'
 import { expressionBuilder, sql, type Kysely, type RawBuilder } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
 import type { Database } from '../../db/schema.js'
@@ -29,7 +30,8 @@ export interface Span {
   windowStart: string | null
 }
 
-const PURCHASE_STATUSES = sql`('paid', 'fulfilled', 'partially_refunded')`
+// Literals, not parameters: the planner proves the partial index orders_purchases_ordered_idx from them.
+const PURCHASES = sql`(${sql.join(PURCHASE_STATUSES.map((s) => sql.lit(s)))})`
 
 /**
  * Runs an answer's queries in one read-only repeatable-read transaction, so that figures computed
@@ -548,10 +550,10 @@ export async function satisfaction(db: DbExecutor, asOf: string, from: string, t
     om as (
       select months.m,
              (select count(*) from orders o
-               where o.archived_at is null and o.status in ${PURCHASE_STATUSES}
+               where o.archived_at is null and o.status in ${PURCHASES}
                  and o.ordered_at >= months.lo and o.ordered_at < months.hi and o.ordered_at <= ${asOf}::timestamptz)
            - (select count(*) from customers x join orders o on o.customer_id = x.id
-               where x.archived_at is not null and o.archived_at is null and o.status in ${PURCHASE_STATUSES}
+               where x.archived_at is not null and o.archived_at is null and o.status in ${PURCHASES}
                  and o.ordered_at >= months.lo and o.ordered_at < months.hi and o.ordered_at <= ${asOf}::timestamptz) as purchases
       from months
     ),
