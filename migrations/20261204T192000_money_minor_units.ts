@@ -15,6 +15,7 @@ import { type Kysely, sql } from 'kysely'
  * while the column type changes (no trigger fires, no version or audit row is added). An amount
  * with more decimals than its currency allows (JPY 12.50, written before currencies were checked)
  * keeps the digits it needs: nothing is rounded. Codes the API does not accept keep two decimals.
+ * The columns keep their default 0 (scale 0): a row written outside the API gives its amounts.
  * The currencies below are ISO 4217's with a minor unit other than two, as in src/lib/currency.ts
  * at the time of this migration; they are only needed here, for the rewrite.
  */

@@ -28,9 +28,24 @@ export function Nullable<T extends TSchema>(schema: T, options: Record<string, u
 export const Uuid = (options: Record<string, unknown> = {}) =>
   Type.String({ format: 'uuid', example: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11', ...options })
 
+/**
+ * The API's times have millisecond precision: it answers UTC with three fraction digits and
+ * stores what it answers, so a time read, kept in a millisecond clock (a JS Date) and sent back
+ * as a filter bound or in a search compares equal to the record's.
+ */
+export const TIMESTAMP_PRECISION =
+  'RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; ' +
+  'a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters'
+
 /** RFC 3339; at most 35 characters (nanoseconds and a numeric offset): the format alone has no bound. */
 export const Timestamp = (options: Record<string, unknown> = {}) =>
-  Type.String({ format: 'date-time', maxLength: 35, example: '2026-11-22T08:30:00.000Z', ...options })
+  Type.String({
+    format: 'date-time',
+    maxLength: 35,
+    example: '2026-11-22T08:30:00.000Z',
+    ...options,
+    description: typeof options.description === 'string' ? `${options.description}. ${TIMESTAMP_PRECISION}` : TIMESTAMP_PRECISION,
+  })
 
 export const DateOnly = (options: Record<string, unknown> = {}) =>
   Type.String({ format: 'date', example: '1990-05-17', ...options })
@@ -82,11 +97,10 @@ export const JsonMap = (maxProperties: number, options: Record<string, unknown> 
 /**
  * An ISO 4217 code the API accepts (lib/currency.ts): the format `iso-4217` is checked by the
  * API's validators (lib/validation.ts), so every body, query and filter that takes a currency
- * rejects ABC or XXX the same way.
+ * rejects ABC or XXX the same way (one error per field: no pattern besides the format).
  */
 export const Currency = (options: Record<string, unknown> = {}) =>
   Type.String({
-    pattern: '^[A-Z]{3}$',
     format: CURRENCY_FORMAT,
     example: 'CNY',
     description: 'ISO 4217 currency code with a minor unit of at most 3 decimals (JPY 0, CNY 2, KWD 3); codes without one (XXX, XTS, XAU) are not accepted',

@@ -195,7 +195,7 @@ export const RfmCustomer = Type.Object(
   {
     $id: 'RfmCustomer', description: 'One customer\'s RFM values and scores',
     example: {
-      customer_id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11', recency_days: 12, frequency: 4, monetary: '1290.00', last_purchase_at: '2026-11-11T08:00:00.000000Z',
+      customer_id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11', recency_days: 12, frequency: 4, monetary: '1290.00', last_purchase_at: '2026-11-11T08:00:00.000Z',
       r_score: 4, f_score: 5, m_score: 4, rfm: '454', segment: 'loyal',
     },
   },
@@ -253,7 +253,7 @@ export const CustomerValue = Type.Object(
     $id: 'CustomerValue', description: 'One customer\'s lifetime value and tier',
     example: {
       customer_id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11', purchases: 7, historical_clv: '1290.00', avg_order_value: '184.29', purchases_per_year: 3,
-      predicted_clv: '1658.57', tier: 'top_20', first_purchase_at: '2025-01-05T10:00:00.000000Z', last_purchase_at: '2026-11-11T08:00:00.000000Z',
+      predicted_clv: '1658.57', tier: 'top_20', first_purchase_at: '2025-01-05T10:00:00.000Z', last_purchase_at: '2026-11-11T08:00:00.000Z',
     },
   },
 )
@@ -310,7 +310,7 @@ export const ChurnRiskCustomer = Type.Object(
   },
   {
     $id: 'ChurnRiskCustomer', description: 'A customer whose silence is long for their own purchase rhythm',
-    example: { customer_id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11', purchases: 6, last_purchase_at: '2026-08-20T08:00:00.000000Z', days_since_last_purchase: 95.5, typical_interval_days: 30, risk_ratio: 3.1833 },
+    example: { customer_id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11', purchases: 6, last_purchase_at: '2026-08-20T08:00:00.000Z', days_since_last_purchase: 95.5, typical_interval_days: 30, risk_ratio: 3.1833 },
   },
 )
 

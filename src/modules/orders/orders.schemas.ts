@@ -119,7 +119,7 @@ export const OrderItem = Type.Object(
 
 const PAYMENT_EXAMPLE = {
   id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a41', order_id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a21', kind: 'payment', amount: '50.00',
-  method: 'bank_transfer', paid_at: '2026-11-30T10:00:00.000000Z', reference: 'TXN-88231', created_at: '2026-11-30T10:00:01.000000Z',
+  method: 'bank_transfer', paid_at: '2026-11-30T10:00:00.000Z', reference: 'TXN-88231', created_at: '2026-11-30T10:00:01.000Z',
 }
 
 export const OrderPayment = Type.Object(
@@ -145,8 +145,8 @@ const ORDER_EXAMPLE = {
   customer_id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11', status: 'paid', channel: 'online', payment_method: 'card', currency: 'CNY',
   tax_rate: '13.0000', subtotal: '99.99', discount_total: '0.00', tax_total: '13.00', shipping_total: '10.00', total: '122.99',
   amount_paid: '122.99', amount_refunded: '0.00', amount_outstanding: '0.00', overdue: false, due_date: null,
-  ordered_at: '2026-11-22T08:30:00.000000Z', notes: null, items: [ITEM_EXAMPLE], payments: [], version: 2,
-  created_at: '2026-11-22T08:30:01.000000Z', updated_at: '2026-11-22T08:30:01.000000Z', archived_at: null,
+  ordered_at: '2026-11-22T08:30:00.000Z', notes: null, items: [ITEM_EXAMPLE], payments: [], version: 2,
+  created_at: '2026-11-22T08:30:01.000Z', updated_at: '2026-11-22T08:30:01.000Z', archived_at: null,
 }
 
 export const Order = Type.Object(
