@@ -26,7 +26,7 @@ const audits = await ctx.db.selectFrom('audit_events').select(['id', 'occurred_a
 const [auditInsert, , auditLast] = audits as [(typeof audits)[0], (typeof audits)[0], (typeof audits)[0]]
 
 const T1 = '2026-01-10T10:00:00.000Z'
-const T2 = '2026-01-11T10:00:00.123456Z'
+const T2 = '2026-01-11T10:00:00.123Z'
 const T3 = '2026-01-12T10:00:00.000Z'
 
 async function order(customer: string, at: string, archived = false) {
