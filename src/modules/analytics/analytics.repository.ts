@@ -2,7 +2,7 @@ import { minorUnits } from '../../lib/currency.js'
 import { PURCHASE_STATUSES } from '../../lib/purchase-statuses.js'
 import { expressionBuilder, sql, type Kysely, type RawBuilder } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
-import type { Database } from '../../db/schema.js'
+import type { Database } from '../../db/rows.js'
 import { afterCursor, type SortKey } from '../../lib/pagination.js'
 import type { ChurnBasis, RfmSegment, ValueTier } from './analytics.schemas.js'
 

@@ -1,8 +1,9 @@
 import { sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
-import type { FeedbackRow } from '../../db/schema.js'
+import type { FeedbackRow } from '../../db/rows.js'
 import { conflict, type FieldError, notFound, pointer, preconditionFailed, unprocessable } from '../../lib/problem.js'
 import * as repo from './feedback.repository.js'
+import { activeCustomers } from '../customers/index.js'
 import type {
   ComplaintStatus, FeedbackChannel, FeedbackCreateBody, FeedbackDto, FeedbackKind, FeedbackPatchBody, Priority, SurveyType,
 } from './feedback.schemas.js'
@@ -118,7 +119,7 @@ export interface CreateResult {
 }
 
 export async function createFeedback(db: DbExecutor, body: FeedbackCreateBody): Promise<CreateResult> {
-  if (!(await repo.activeCustomerExists(db, body.customer_id))) {
+  if (!(await activeCustomers(db, [body.customer_id], { lock: true })).has(body.customer_id)) {
     throw unprocessable('No customer with that id can give feedback.', [{ pointer: pointer('customer_id'), message: 'is not an existing, unarchived customer' }])
   }
   if (body.external_ref != null) {

@@ -1,7 +1,7 @@
 import { sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
-import type { SegmentEventRow, SegmentRow } from '../../db/schema.js'
-import type { CustomerPredicate } from '../../lib/filters/filter.compile.js'
+import type { SegmentEventRow, SegmentRow } from '../../db/rows.js'
+import type { CustomerPredicate } from '../filters/filter.compile.js'
 import { afterCursor, type SortKey } from '../../lib/pagination.js'
 
 export async function insertSegment(db: DbExecutor, row: { name: string; description: string | null; kind: string; filter: unknown }): Promise<SegmentRow> {

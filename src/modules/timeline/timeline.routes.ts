@@ -3,7 +3,7 @@ import { hasScope } from '../../plugins/auth.js'
 import { DEFAULT_LIMIT, decodeCursor, isCursorTimestamp, isCursorUuid, toPage, type SortKey } from '../../lib/pagination.js'
 import { badRequest, notFound, pointer } from '../../lib/problem.js'
 import { IdParams, problemResponses, ref } from '../../lib/schema.js'
-import { customerVersion } from '../customers/customers.repository.js'
+import { customerVersion } from '../customers/index.js'
 import { timelinePage } from './timeline.repository.js'
 import { TIMELINE_TYPES, TimelinePage, TimelineQuery, timelineSchemas, type TimelineType } from './timeline.schemas.js'
 

@@ -1,6 +1,6 @@
 import { type Expression, type ExpressionBuilder, type RawBuilder, type SqlBool, sql } from 'kysely'
-import type { Database } from '../../db/schema.js'
-import { PURCHASE_STATUSES } from '../purchase-statuses.js'
+import type { Database } from '../../db/rows.js'
+import { PURCHASE_STATUSES } from '../../lib/purchase-statuses.js'
 import { type FieldAst, type FilterAst, type RelatedAst, type Scalar, type TimeBound } from './filter.parse.js'
 
 /**
