@@ -50,6 +50,11 @@ export function moneyFromColumn(value: string, units: number): bigint {
   return exact / scale
 }
 
+/** Fraction digits of a decimal string without its trailing zeros ("12.50" → 1, "1500.000" → 0). */
+export function significantDecimals(value: string): number {
+  return (value.split('.')[1] ?? '').replace(/0+$/, '').length
+}
+
 /**
  * The field error of an amount with more decimals than its currency has (JPY "12.5"), or
  * undefined when it fits. A client's amount counts every digit it wrote (JPY "1500.00" is a
@@ -58,9 +63,8 @@ export function moneyFromColumn(value: string, units: number): bigint {
  */
 export function minorUnitsError(value: string, currency: string, at: string, digits: 'as-sent' | 'stored' = 'as-sent'): FieldError | undefined {
   const units = minorUnits(currency)
-  const written = value.split('.')[1] ?? ''
-  const fraction = digits === 'stored' ? written.replace(/0+$/, '') : written
-  if (fraction.length <= units) return undefined
+  const decimals = digits === 'stored' ? significantDecimals(value) : (value.split('.')[1] ?? '').length
+  if (decimals <= units) return undefined
   return { pointer: at, message: units === 0 ? `${currency} has no minor unit: send a whole number` : `${currency} has ${units} decimals at most` }
 }
 

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { CURRENCY_CODES, isCurrencyCode, minorUnits } from '../../src/lib/currency.js'
 import {
-  addMoney, divideRounded, fitsMoneyColumn, formatMoney, maxMoney, minorUnitsError, moneyFromColumn, multiplyMoney, parseMoney, parseRate, percentOf,
+  addMoney, divideRounded, fitsMoneyColumn, formatMoney, maxMoney, minorUnitsError, moneyFromColumn, significantDecimals, multiplyMoney, parseMoney, parseRate, percentOf,
 } from '../../src/lib/money.js'
 
 const CNY = 2
@@ -42,6 +42,9 @@ t.test('a stored amount reads in its currency\'s minor units whatever scale the 
   t.equal(moneyFromColumn('129.9', CNY), 12990n)
   t.equal(moneyFromColumn('1.23', KWD), 1230n)
   t.throws(() => moneyFromColumn('12.5', JPY), RangeError)
+  t.equal(significantDecimals('12.50'), 1)
+  t.equal(significantDecimals('1500.000'), 0)
+  t.equal(significantDecimals('1.234'), 3)
 })
 
 t.test('minorUnitsError names the field of an amount with too many decimals', async (t) => {

@@ -2,7 +2,9 @@ import type { DbExecutor } from '../../db/database.js'
 import type { OrderItemRow, OrderPaymentRow, OrderRow } from '../../db/rows.js'
 import { upsertByExternalRef, type UpsertResult } from '../../lib/external-ref.js'
 import { minorUnits } from '../../lib/currency.js'
-import { fitsMoneyColumn, formatMoney, maxMoney, minorUnitsError, moneyFromColumn, multiplyMoney, parseMoney, parseRate, percentOf } from '../../lib/money.js'
+import {
+  fitsMoneyColumn, formatMoney, maxMoney, minorUnitsError, moneyFromColumn, multiplyMoney, parseMoney, parseRate, percentOf, significantDecimals,
+} from '../../lib/money.js'
 import { badRequest, conflict, type FieldError, notFound, pointer, preconditionFailed, unprocessable } from '../../lib/problem.js'
 import * as repo from './orders.repository.js'
 import { activeCustomers, customerExists, type ActiveCustomer } from '../customers/index.js'
@@ -70,7 +72,9 @@ interface Ledger {
 }
 
 function ledgerOf(row: OrderRow): Ledger {
-  const units = minorUnits(row.currency)
+  // An order written before amounts were checked against its currency may hold more decimals
+  // than the currency has (JPY 12.50): its ledger keeps them, so nothing is rounded away.
+  const units = Math.max(minorUnits(row.currency), ...[row.total, row.amount_paid, row.amount_refunded].map(significantDecimals))
   return {
     status: row.status as OrderStatus,
     units,

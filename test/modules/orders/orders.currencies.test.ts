@@ -135,3 +135,11 @@ t.test('sums and outstanding amounts in KWD are exact to the fils', async (t) =>
     { currency: 'KWD', order_count: 1, total_spent: '0.999', average_order_value: '0.999' },
   ], 'spend per currency at its minor units; the JPY average rounds half away from zero to the yen')
 })
+
+t.test('an order stored before amounts were checked (JPY 12.5, as the money migration leaves it) still takes payments, nothing rounded away', async (t) => {
+  const c = await customer()
+  const { id } = await ctx.db.insertInto('orders').values({ customer_id: c, currency: 'JPY', subtotal: '12.5', total: '12.5', amount_paid: '0', amount_refunded: '0' } as never).returning('id').executeTakeFirstOrThrow()
+  const pay = await ctx.app.inject({ method: 'POST', url: `/v1/orders/${id}/payments`, headers: writer, payload: { amount: '12' } })
+  t.equal(pay.statusCode, 201, pay.body)
+  t.match(pay.json().order, { status: 'pending', total: '12.5', amount_paid: '12.0', amount_outstanding: '0.5' }, 'the ledger keeps the decimal the order has')
+})
