@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { canReadPii } from '../../plugins/auth.js'
-import { DEFAULT_LIMIT, decodeCursor, parseSort, toPage } from '../../lib/pagination.js'
+import { pageRequest, parseSort, toPage } from '../../lib/pagination.js'
 import { maskAuditSnapshot } from '../../lib/pii.js'
 import { notFound } from '../../lib/problem.js'
 import { IdParams, problemResponses, ref, READ_ERRORS } from '../../lib/schema.js'
@@ -44,12 +44,11 @@ const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: { 200: ref(AuditEventList), ...READ_ERRORS },
     },
   }, async (request, reply) => {
-    const { limit = DEFAULT_LIMIT, sort, cursor, ...filters } = request.query
-    const keys = parseSort(sort, AUDIT_SORTS, '-occurred_at')
-    const after = cursor ? decodeCursor(cursor, keys) : undefined
+    const { limit, sort, cursor, ...filters } = request.query
+    const page = pageRequest({ limit, cursor }, parseSort(sort, AUDIT_SORTS, '-occurred_at'))
     const present = presenter(request, reply)
-    const rows = await repo.listAuditEvents(request.db, filters, keys, after, limit)
-    return toPage(rows, limit, keys, present)
+    const rows = await repo.listAuditEvents(request.db, filters, page)
+    return toPage(rows, page, present)
   })
 
   // Registered before /audit-events/:id so the static path wins (find-my-way prefers it anyway).

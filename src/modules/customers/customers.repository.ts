@@ -1,8 +1,8 @@
-import { type ExpressionBuilder, type Expression, expressionBuilder, sql } from 'kysely'
+import { type ExpressionBuilder, type Expression, sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
 import { compiledByKey, compiledByShape } from '../../db/compiled.js'
 import type { ContactPointRow, CustomerRow, Database, NewCustomerRow } from '../../db/schema.js'
-import { afterCursor, type SortKey } from '../../lib/pagination.js'
+import { keysetOrder, keysetPage, keysetSql, type PageRequest, type SortKey } from '../../lib/pagination.js'
 import type { CustomerPredicate } from '../../lib/filters/filter.compile.js'
 
 /** A customer row with the primary email and phone, as every customer read returns it. */
@@ -195,13 +195,6 @@ const whereListFilters = (f: CustomerFilters) => sql<boolean>`customers.archived
   ${f.created_after ? sql`and customers.created_at >= ${f.created_after}` : sql``}
   ${f.created_before ? sql`and customers.created_at < ${f.created_before}` : sql``}`
 
-const orderByKeys = (keys: SortKey[]) => {
-  const last = keys[keys.length - 1]
-  return sql.join([
-    ...keys.map((k) => sql`${sql.ref(`customers.${k.field}`)} ${sql.raw(k.desc ? 'desc' : 'asc')}`),
-    sql`customers.id ${sql.raw(last?.desc ? 'desc' : 'asc')}`,
-  ])
-}
 
 type WalkedRow = CustomerRecord & { q_hit: boolean; q_walked: number }
 
@@ -211,26 +204,26 @@ type WalkedRow = CustomerRecord & { q_hit: boolean; q_walked: number }
  * sparse filter cannot make the walk long) and testing each against the filters and the term.
  * The walk stops as soon as the page is full. undefined when the bound was reached first.
  */
-async function walkForPage(db: DbExecutor, f: CustomerFilters & { q: string }, keys: SortKey[], after: unknown[] | undefined, limit: number, walkRows: number) {
-  const cursor = after ? sql`where ${afterCursor(expressionBuilder<Database, 'customers'>(), keys, after, (field) => sql.ref(`customers.${field}`), sql.ref('customers.id'))}` : sql``
+async function walkForPage(db: DbExecutor, f: CustomerFilters & { q: string }, page: PageRequest, walkRows: number) {
+  const keyset = keysetSql(page, 'customers')
   const walk = sql`
     select customers.*, (${whereListFilters(f)} and ${matchesTerm(f.q, f.qContacts)}) as q_hit,
-      row_number() over (order by ${orderByKeys(keys)}) as q_walked
-    from customers ${cursor}
-    order by ${orderByKeys(keys)}
+      row_number() over (order by ${keyset.orderBy}) as q_walked
+    from customers ${page.after ? sql`where ${keyset.where}` : sql``}
+    order by ${keyset.orderBy}
     limit ${walkRows}`
   const rows = await db
     .selectFrom(sql`(${walk})`.as('customers') as unknown as 'customers')
     .selectAll('customers')
     .select(withPrimaries)
     .where(sql<boolean>`customers.q_hit or customers.q_walked = ${walkRows}`)
-    .orderBy(orderByKeys(keys))
-    .limit(limit + 1)
+    .orderBy(keyset.orderBy)
+    .limit(page.limit + 1)
     .execute() as unknown as WalkedRow[]
   const hits: CustomerRecord[] = []
   for (const { q_hit, q_walked, ...row } of rows) {
     if (q_hit) hits.push(row)
-    if (hits.length > limit) return hits
+    if (hits.length > page.limit) return hits
     if (Number(q_walked) === walkRows) return undefined
   }
   return hits
@@ -240,15 +233,16 @@ async function walkForPage(db: DbExecutor, f: CustomerFilters & { q: string }, k
  * The page of a q search from every match: only the matches' sort keys are sorted, and only the
  * page's customers are read in full.
  */
-async function gatherPage(db: DbExecutor, f: CustomerFilters & { q: string }, keys: SortKey[], after: unknown[] | undefined, limit: number) {
-  const where = sql<boolean>`${whereListFilters(f)} ${after ? sql`and ${afterCursor(expressionBuilder<Database, 'customers'>(), keys, after, (field) => sql.ref(`customers.${field}`), sql.ref('customers.id'))}` : sql``}`
-  const page = sql`select customers.id from (${matchingCustomers(f.q, f.qContacts, where)}) customers order by ${orderByKeys(keys)} limit ${limit + 1}`
+async function gatherPage(db: DbExecutor, f: CustomerFilters & { q: string }, page: PageRequest) {
+  const keyset = keysetSql(page, 'customers')
+  const where = sql<boolean>`${whereListFilters(f)} ${page.after ? sql`and ${keyset.where}` : sql``}`
+  const ids = sql`select customers.id from (${matchingCustomers(f.q, f.qContacts, where)}) customers order by ${keyset.orderBy} limit ${page.limit + 1}`
   return db
     .selectFrom('customers')
     .selectAll('customers')
     .select(withPrimaries)
-    .where(sql<boolean>`customers.id = any(array(${page}))`)
-    .orderBy(orderByKeys(keys))
+    .where(sql<boolean>`customers.id = any(array(${ids}))`)
+    .orderBy(keyset.orderBy)
     .execute()
 }
 
@@ -279,15 +273,16 @@ async function isRareTerm(db: DbExecutor, q: string, qContacts: boolean): Promis
  * the walk.
  */
 export async function listCustomers(
-  db: DbExecutor, f: CustomerFilters, keys: SortKey[], after: unknown[] | undefined, limit: number, walkRows = SEARCH_WALK_ROWS,
+  db: DbExecutor, f: CustomerFilters, page: PageRequest, walkRows = SEARCH_WALK_ROWS,
 ): Promise<CustomerRecord[]> {
+  const { keys, after, limit } = page
   if (f.q) {
     const q = { ...f, q: f.q }
     if (walkRows > 0 && WALKED_SORTS.has(keys[0]!.field) && !(walkRows === SEARCH_WALK_ROWS && (await isRareTerm(db, q.q, q.qContacts)))) {
-      const walked = await walkForPage(db, q, keys, after, limit, walkRows)
+      const walked = await walkForPage(db, q, page, walkRows)
       if (walked) return walked
     }
-    return gatherPage(db, q, keys, after, limit)
+    return gatherPage(db, q, page)
   }
   const shape: ListShape = {
     archived: f.archived, tags: !!f.tags?.length, lifecycle_stage: !!f.lifecycle_stage, acquisition_source: !!f.acquisition_source,
@@ -326,32 +321,18 @@ const listCompiled = compiledByShape((db, s: ListShape, v: Record<string, unknow
   return listQuery(db, f, s.keys, after, v.take as number)
 })
 
-function listQuery(db: DbExecutor, f: CustomerFilters, keys: SortKey[], after: unknown[] | undefined, take: number) {
-  let query = db
-    .selectFrom('customers')
-    .selectAll('customers')
-    .select(withPrimaries)
-    .where(whereListFilters(f))
-  if (after) {
-    query = query.where((eb) => afterCursor(eb, keys, after, (field) => sql.ref(`customers.${field}`), sql.ref('customers.id')))
-  }
-  for (const k of keys) query = query.orderBy(sql.ref(`customers.${k.field}`), k.desc ? 'desc' : 'asc')
-  const last = keys[keys.length - 1]
-  return query.orderBy('customers.id', last?.desc ? 'desc' : 'asc').limit(take)
+function listQuery(db: DbExecutor, f: CustomerFilters, keys: SortKey[], after: unknown[] | undefined, take: unknown) {
+  const query = db.selectFrom('customers').selectAll('customers').select(withPrimaries).where(whereListFilters(f))
+  return keysetOrder(query, { keys, after }, 'customers').limit(take as number)
 }
 
 /**
  * Customers matching a compiled filter (lib/filters), keyset-paginated like every list. Used by
  * search and by segments (members, preview, export), so they all page and present alike.
  */
-export async function searchCustomers(db: DbExecutor, where: CustomerPredicate, keys: SortKey[], after: unknown[] | undefined, limit: number): Promise<CustomerRecord[]> {
-  let query = db.selectFrom('customers').selectAll('customers').select(withPrimaries).where('customers.archived_at', 'is', null).where(where)
-  if (after) {
-    query = query.where((eb) => afterCursor(eb, keys, after, (field) => sql.ref(`customers.${field}`), sql.ref('customers.id')))
-  }
-  for (const k of keys) query = query.orderBy(sql.ref(`customers.${k.field}`), k.desc ? 'desc' : 'asc')
-  const last = keys[keys.length - 1]
-  return query.orderBy('customers.id', last?.desc ? 'desc' : 'asc').limit(limit + 1).execute()
+export async function searchCustomers(db: DbExecutor, where: CustomerPredicate, page: PageRequest): Promise<CustomerRecord[]> {
+  const query = db.selectFrom('customers').selectAll('customers').select(withPrimaries).where('customers.archived_at', 'is', null).where(where)
+  return keysetPage(query, page, 'customers').execute()
 }
 
 export async function countCustomers(db: DbExecutor, where: CustomerPredicate): Promise<number> {

@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import { canReadPii } from '../../plugins/auth.js'
 import { ifMatchVersion, replyNotModified, setEtag } from '../../lib/etag.js'
-import { DEFAULT_LIMIT, decodeCursor, parseSort, toPage } from '../../lib/pagination.js'
+import { pageRequest, parseSort, toPage } from '../../lib/pagination.js'
 import { badRequest, notFound, pointer } from '../../lib/problem.js'
 import { IdParams, problemResponses, ref, READ_ERRORS, WRITE_ERRORS } from '../../lib/schema.js'
 import { sql, type SqlBool } from 'kysely'
@@ -74,17 +74,15 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (request, reply) => {
     const q = request.query
-    const limit = q.limit ?? DEFAULT_LIMIT
-    const keys = parseSort(q.sort, CUSTOMER_SORTS, '-created_at')
-    const after = q.cursor ? decodeCursor(q.cursor, keys) : undefined
+    const wanted = pageRequest(q, parseSort(q.sort, CUSTOMER_SORTS, '-created_at'))
     const include = parseInclude(q.include)
     const pii = canReadPii(request.auth)
     if (!pii) reply.header('x-pii-masked', 'true')
     const rows = await repo.listCustomers(request.db, {
       q: q.q?.trim(), qContacts: pii, tags: q.tag?.map((t) => t.trim().toLowerCase()), lifecycle_stage: q.lifecycle_stage,
       acquisition_source: q.acquisition_source, created_after: q.created_after, created_before: q.created_before, archived: q.archived ?? false,
-    }, keys, after, limit)
-    const page = toPage(rows, limit, keys, (r) => r)
+    }, wanted)
+    const page = toPage(rows, wanted, (r) => r)
     const ids = page.data.map((r) => r.id)
     const contacts = include.has('contact_points') ? await repo.listContactPoints(request.db, ids) : []
     const metrics = include.has('metrics') ? await repo.findMetrics(request.db, ids) : undefined

@@ -6,7 +6,7 @@ import { maskAddress, maskContactValue } from '../../lib/pii.js'
 import * as repo from './customers.repository.js'
 import { refuseIfMerged } from './customers.merge.js'
 import type { CustomerPredicate } from '../../lib/filters/filter.compile.js'
-import { DEFAULT_LIMIT, decodeCursor, parseSort, toPage } from '../../lib/pagination.js'
+import { pageRequest, parseSort, toPage } from '../../lib/pagination.js'
 import type { ContactPointCreateBody, ContactPointDto, ContactPointPatchBody, CustomerCreateBody, CustomerDto, CustomerMetricsDto, CustomerPatchBody } from './customers.schemas.js'
 import { CUSTOMER_SORTS } from './customers.schemas.js'
 
@@ -319,9 +319,6 @@ export interface SearchPageOptions {
  * (masked without pii:read). Search, segment members and segment previews all page through here.
  */
 export async function searchPage(db: DbExecutor, where: CustomerPredicate, pii: boolean, opts: SearchPageOptions) {
-  const limit = opts.limit ?? DEFAULT_LIMIT
-  const keys = parseSort(opts.sort, CUSTOMER_SORTS, '-created_at')
-  const after = opts.cursor ? decodeCursor(opts.cursor, keys) : undefined
-  const rows = await repo.searchCustomers(db, where, keys, after, limit)
-  return toPage(rows, limit, keys, (r) => toCustomerDto(r, pii))
+  const page = pageRequest(opts, parseSort(opts.sort, CUSTOMER_SORTS, '-created_at'))
+  return toPage(await repo.searchCustomers(db, where, page), page, (r) => toCustomerDto(r, pii))
 }

@@ -1,7 +1,7 @@
 import { type InsertObject, type UpdateObject, sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
 import type { Database, FeedbackRow } from '../../db/schema.js'
-import { afterCursor, type SortKey } from '../../lib/pagination.js'
+import { keysetPage, type PageRequest } from '../../lib/pagination.js'
 
 /** A feedback row with its SLA state, as every feedback read returns it. */
 export type FeedbackRecord = FeedbackRow & { sla_breached: boolean | null }
@@ -101,8 +101,8 @@ export interface FeedbackFilters {
   archived: boolean
 }
 
-export async function listFeedback(db: DbExecutor, f: FeedbackFilters, keys: SortKey[], after: unknown[] | undefined, limit: number): Promise<FeedbackRecord[]> {
-  let query = db
+export async function listFeedback(db: DbExecutor, f: FeedbackFilters, page: PageRequest): Promise<FeedbackRecord[]> {
+  const query = db
     .selectFrom('feedback')
     .selectAll('feedback')
     .select(SLA_BREACHED.as('sla_breached'))
@@ -117,10 +117,5 @@ export async function listFeedback(db: DbExecutor, f: FeedbackFilters, keys: Sor
     .$if(!!f.submitted_before, (qb) => qb.where('feedback.submitted_at', '<', f.submitted_before!))
     .$if(f.sla_breached === true, (qb) => qb.where(BREACHED))
     .$if(f.sla_breached === false, (qb) => qb.where('feedback.kind', '=', 'complaint').where(sql<boolean>`not coalesce(${BREACHED}, false)`))
-  if (after) {
-    query = query.where((eb) => afterCursor(eb, keys, after, (field) => sql.ref(`feedback.${field}`), sql.ref('feedback.id')))
-  }
-  for (const k of keys) query = query.orderBy(sql.ref(`feedback.${k.field}`), k.desc ? 'desc' : 'asc')
-  const last = keys[keys.length - 1]
-  return query.orderBy('feedback.id', last?.desc ? 'desc' : 'asc').limit(limit + 1).execute()
+  return keysetPage(query, page, 'feedback').execute()
 }

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import { ifMatchVersion, replyNotModified, setEtag } from '../../lib/etag.js'
-import { DEFAULT_LIMIT, decodeCursor, isCursorTimestamp, isCursorUuid, parseSort, toPage } from '../../lib/pagination.js'
+import { pageRequest, parseSort, toPage } from '../../lib/pagination.js'
 import { notFound } from '../../lib/problem.js'
 import { IdParams, ref, READ_ERRORS, WRITE_ERRORS } from '../../lib/schema.js'
 import { customerVersion } from '../customers/customers.repository.js'
@@ -24,15 +24,12 @@ async function present(request: FastifyRequest, reply: FastifyReply, id: string)
 }
 
 async function listPage(request: FastifyRequest, q: FeedbackListQueryT) {
-  const limit = q.limit ?? DEFAULT_LIMIT
-  const keys = parseSort(q.sort, FEEDBACK_SORTS, '-submitted_at')
-  // Every sortable field is a timestamp, then the id.
-  const after = q.cursor ? decodeCursor(q.cursor, keys, (v) => v.slice(0, -1).every(isCursorTimestamp) && isCursorUuid(v[v.length - 1])) : undefined
+  const page = pageRequest(q, parseSort(q.sort, FEEDBACK_SORTS, '-submitted_at'))
   const rows = await repo.listFeedback(request.db, {
     customer_id: q.customer_id, kind: q.kind, survey_type: q.survey_type, status: q.status, priority: q.priority, assignee: q.assignee,
     submitted_after: q.submitted_after, submitted_before: q.submitted_before, sla_breached: q.sla_breached, archived: q.archived ?? false,
-  }, keys, after, limit)
-  return toPage(rows, limit, keys, service.toFeedbackDto)
+  }, page)
+  return toPage(rows, page, service.toFeedbackDto)
 }
 
 const sla = Object.entries(service.SLA_HOURS).map(([p, h]) => `${p} ${h} h`).join(', ')

@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises'
 import { sql } from 'kysely'
 import { from as copyFrom } from 'pg-copy-streams'
 import { poolOf, type Db, type DbExecutor } from '../../db/database.js'
-import { afterCursor, type SortKey } from '../../lib/pagination.js'
+import { keysetPage, type PageRequest } from '../../lib/pagination.js'
 
 const JOB_COLUMNS = [
   'id', 'kind', 'format', 'status', 'rows_received', 'rows_imported', 'rows_created', 'rows_updated', 'rows_rejected', 'errors', 'failure',
@@ -20,10 +20,8 @@ export async function findJob(db: DbExecutor, id: string) {
 
 export type ImportJobRow = NonNullable<Awaited<ReturnType<typeof findJob>>>
 
-export async function listJobs(db: DbExecutor, keys: SortKey[], after: unknown[] | undefined, limit: number): Promise<ImportJobRow[]> {
-  let query = db.selectFrom('imports').select(JOB_COLUMNS)
-  if (after) query = query.where((eb) => afterCursor(eb, keys, after, (f) => sql.ref(`imports.${f}`), sql.ref('imports.id')))
-  return query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit + 1).execute()
+export async function listJobs(db: DbExecutor, page: PageRequest): Promise<ImportJobRow[]> {
+  return keysetPage(db.selectFrom('imports').select(JOB_COLUMNS), page, 'imports').execute()
 }
 
 export interface JobUpdate {

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { Readable } from 'node:stream'
-import { DEFAULT_LIMIT, decodeCursor, toPage, type SortKey } from '../../lib/pagination.js'
+import { pageRequest, toPage, type SortKey } from '../../lib/pagination.js'
 import { HttpProblem, notFound } from '../../lib/problem.js'
 import { IdParams, problemResponses, ref } from '../../lib/schema.js'
 import { STREAMED_BODY } from '../../lib/validation.js'
@@ -14,7 +14,7 @@ export interface ImportRoutesOptions {
 }
 
 const tags = ['imports']
-const KEYS: SortKey[] = [{ field: 'created_at', desc: true }]
+const KEYS: SortKey[] = [{ field: 'created_at', desc: true, type: 'timestamp' }]
 const FORMAT_OF: Record<string, service.ImportFormat> = { [IMPORT_MEDIA_TYPES.csv]: 'csv', [IMPORT_MEDIA_TYPES.ndjson]: 'ndjson' }
 
 const streamedBody = (description: string) => ({ type: 'string', description, [STREAMED_BODY]: true })
@@ -85,10 +85,8 @@ const importRoutes: FastifyPluginAsyncTypebox<ImportRoutesOptions> = async (app,
       response: { 200: ref(ImportJobList), ...problemResponses(400, 401, 403) },
     },
   }, async (request) => {
-    const { limit = DEFAULT_LIMIT, cursor } = request.query
-    const after = cursor ? decodeCursor(cursor, KEYS) : undefined
-    const rows = await repo.listJobs(request.db, KEYS, after, limit)
-    return toPage(rows, limit, KEYS, toDto)
+    const page = pageRequest(request.query, KEYS)
+    return toPage(await repo.listJobs(request.db, page), page, toDto)
   })
 }
 

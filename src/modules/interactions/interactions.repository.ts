@@ -2,7 +2,7 @@ import { type Insertable, type Updateable, sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
 import type { InteractionRow, InteractionsTable } from '../../db/schema.js'
 import { parameterChunks } from '../../lib/batch.js'
-import { afterCursor, type SortKey } from '../../lib/pagination.js'
+import { keysetPage, type PageRequest } from '../../lib/pagination.js'
 
 /** An interaction row with its follow-up-due flag, as every interaction read returns it. */
 export type InteractionRecord = InteractionRow & { follow_up_due: boolean }
@@ -110,9 +110,9 @@ export interface InteractionFilters {
 }
 
 export async function listInteractions(
-  db: DbExecutor, f: InteractionFilters, keys: SortKey[], after: unknown[] | undefined, limit: number,
+  db: DbExecutor, f: InteractionFilters, page: PageRequest,
 ): Promise<InteractionRecord[]> {
-  let query = db
+  const query = db
     .selectFrom('interactions')
     .selectAll('interactions')
     .select(computed)
@@ -125,10 +125,5 @@ export async function listInteractions(
     .$if(!!f.occurred_before, (qb) => qb.where('interactions.occurred_at', '<', f.occurred_before!))
     .$if(f.follow_up_due === true, (qb) => qb.where(DUE))
     .$if(f.follow_up_due === false, (qb) => qb.where(sql<boolean>`not coalesce(${DUE}, false)`))
-  if (after) {
-    query = query.where((eb) => afterCursor(eb, keys, after, (field) => sql.ref(`interactions.${field}`), sql.ref('interactions.id')))
-  }
-  for (const k of keys) query = query.orderBy(sql.ref(`interactions.${k.field}`), k.desc ? 'desc' : 'asc')
-  const last = keys[keys.length - 1]
-  return query.orderBy('interactions.id', last?.desc ? 'desc' : 'asc').limit(limit + 1).execute()
+  return keysetPage(query, page, 'interactions').execute()
 }

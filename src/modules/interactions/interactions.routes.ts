@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import { BATCH_BODY_LIMIT } from '../../lib/batch.js'
 import { ifMatchVersion, replyNotModified, setEtag } from '../../lib/etag.js'
-import { DEFAULT_LIMIT, decodeCursor, parseSort, toPage } from '../../lib/pagination.js'
+import { pageRequest, parseSort, toPage } from '../../lib/pagination.js'
 import { badRequest, notFound, pointer } from '../../lib/problem.js'
 import { IdParams, ref, READ_ERRORS, WRITE_ERRORS } from '../../lib/schema.js'
 import { customerExists } from '../customers/customers.repository.js'
@@ -25,19 +25,18 @@ async function present(request: FastifyRequest, reply: FastifyReply, id: string)
 }
 
 async function listPage(request: FastifyRequest, q: InteractionListQueryT) {
-  const limit = q.limit ?? DEFAULT_LIMIT
   const keys = parseSort(q.sort, INTERACTION_SORTS, '-occurred_at')
   if (q.follow_up_due !== true && keys.some((k) => k.field === 'follow_up_on')) {
     throw badRequest('Sorting by follow_up_on needs follow_up_due=true (other interactions may have no follow-up date).', [
       { pointer: pointer('sort'), message: 'follow_up_on sorts only the follow-up work list (follow_up_due=true)' },
     ])
   }
-  const after = q.cursor ? decodeCursor(q.cursor, keys) : undefined
+  const page = pageRequest(q, keys)
   const rows = await repo.listInteractions(request.db, {
     customer_id: q.customer_id, channel: q.channel, direction: q.direction, order_id: q.order_id,
     occurred_after: q.occurred_after, occurred_before: q.occurred_before, follow_up_due: q.follow_up_due, archived: q.archived ?? false,
-  }, keys, after, limit)
-  return toPage(rows, limit, keys, service.toInteractionDto)
+  }, page)
+  return toPage(rows, page, service.toInteractionDto)
 }
 
 const RULES =

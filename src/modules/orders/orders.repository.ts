@@ -2,7 +2,7 @@ import { type Insertable, type Updateable, sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
 import type { OrderItemRow, OrderItemsTable, OrderPaymentRow, OrderPaymentsTable, OrderRow, OrdersTable } from '../../db/schema.js'
 import { parameterChunks } from '../../lib/batch.js'
-import { afterCursor, type SortKey } from '../../lib/pagination.js'
+import { keysetPage, type PageRequest } from '../../lib/pagination.js'
 
 /** An order row with what it owes and its overdue flag, as every order read returns it. */
 export type OrderRecord = OrderRow & { amount_outstanding: string; overdue: boolean }
@@ -153,8 +153,8 @@ export interface OrderFilters {
   archived: boolean
 }
 
-export async function listOrders(db: DbExecutor, f: OrderFilters, keys: SortKey[], after: unknown[] | undefined, limit: number): Promise<OrderRecord[]> {
-  let query = db
+export async function listOrders(db: DbExecutor, f: OrderFilters, page: PageRequest): Promise<OrderRecord[]> {
+  const query = db
     .selectFrom('orders')
     .selectAll('orders')
     .select(computed)
@@ -166,12 +166,7 @@ export async function listOrders(db: DbExecutor, f: OrderFilters, keys: SortKey[
     .$if(!!f.ordered_before, (qb) => qb.where('orders.ordered_at', '<', f.ordered_before!))
     .$if(f.overdue === true, (qb) => qb.where(OVERDUE))
     .$if(f.overdue === false, (qb) => qb.where(sql<boolean>`not (${OVERDUE})`))
-  if (after) {
-    query = query.where((eb) => afterCursor(eb, keys, after, (field) => sql.ref(`orders.${field}`), sql.ref('orders.id')))
-  }
-  for (const k of keys) query = query.orderBy(sql.ref(`orders.${k.field}`), k.desc ? 'desc' : 'asc')
-  const last = keys[keys.length - 1]
-  return query.orderBy('orders.id', last?.desc ? 'desc' : 'asc').limit(limit + 1).execute()
+  return keysetPage(query, page, 'orders').execute()
 }
 
 // Items and payments ------------------------------------------------------------------------------

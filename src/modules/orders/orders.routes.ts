@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import { BATCH_BODY_LIMIT } from '../../lib/batch.js'
 import { ifMatchVersion, replyNotModified, setEtag } from '../../lib/etag.js'
-import { DEFAULT_LIMIT, decodeCursor, parseSort, toPage } from '../../lib/pagination.js'
+import { pageRequest, parseSort, toPage } from '../../lib/pagination.js'
 import { notFound } from '../../lib/problem.js'
 import { IdParams, ref, READ_ERRORS, WRITE_ERRORS } from '../../lib/schema.js'
 import { createOrders } from './orders.batch.js'
@@ -25,15 +25,13 @@ async function present(request: FastifyRequest, reply: FastifyReply, id: string)
 }
 
 async function listPage(request: FastifyRequest, q: OrderListQueryT) {
-  const limit = q.limit ?? DEFAULT_LIMIT
-  const keys = parseSort(q.sort, ORDER_SORTS, '-ordered_at')
-  const after = q.cursor ? decodeCursor(q.cursor, keys) : undefined
+  const page = pageRequest(q, parseSort(q.sort, ORDER_SORTS, '-ordered_at'))
   const rows = await repo.listOrders(request.db, {
     customer_id: q.customer_id, status: q.status, channel: q.channel, ordered_after: q.ordered_after, ordered_before: q.ordered_before,
     overdue: q.overdue, archived: q.archived ?? false,
-  }, keys, after, limit)
-  const page = toPage(rows, limit, keys, (r) => r)
-  return { data: await service.loadOrders(request.db, page.data), next_cursor: page.next_cursor }
+  }, page)
+  const { data, next_cursor } = toPage(rows, page, (r) => r)
+  return { data: await service.loadOrders(request.db, data), next_cursor }
 }
 
 const STATUS_RULES =

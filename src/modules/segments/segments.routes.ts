@@ -4,7 +4,7 @@ import { canReadPii } from '../../plugins/auth.js'
 import { ifMatchVersion, replyNotModified, setEtag } from '../../lib/etag.js'
 import { compileFilter } from '../../lib/filters/filter.compile.js'
 import { filterFromBody } from '../../lib/filters/filter.request.js'
-import { DEFAULT_LIMIT, decodeCursor, parseSort, toPage } from '../../lib/pagination.js'
+import { pageRequest, parseSort, toPage, type SortKey } from '../../lib/pagination.js'
 import { notFound, preconditionFailed } from '../../lib/problem.js'
 import { IdParams, problemResponses, ref, READ_ERRORS, WRITE_ERRORS } from '../../lib/schema.js'
 import { countCustomers } from '../customers/customers.repository.js'
@@ -18,6 +18,7 @@ import {
 } from './segments.schemas.js'
 
 const tags = ['segments']
+const HISTORY_KEYS: SortKey[] = [{ field: 'occurred_at', desc: true, type: 'timestamp' }]
 
 const segmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // Members are customers: the customer shapes are registered in this context too (the
@@ -50,11 +51,9 @@ const segmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (request) => {
     const q = request.query
-    const limit = q.limit ?? DEFAULT_LIMIT
-    const keys = parseSort(q.sort, SEGMENT_SORTS, '-created_at')
-    const after = q.cursor ? decodeCursor(q.cursor, keys) : undefined
-    const rows = await repo.listSegments(request.db, { kind: q.kind, archived: q.archived ?? false }, keys, after, limit)
-    return toPage(rows, limit, keys, service.toSegmentDto)
+    const page = pageRequest(q, parseSort(q.sort, SEGMENT_SORTS, '-created_at'))
+    const rows = await repo.listSegments(request.db, { kind: q.kind, archived: q.archived ?? false }, page)
+    return toPage(rows, page, service.toSegmentDto)
   })
 
   app.post('/segments/preview', {
@@ -210,11 +209,9 @@ const segmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (request) => {
     await service.getSegment(request.db, request.params.id)
     const q = request.query
-    const limit = q.limit ?? DEFAULT_LIMIT
-    const keys = parseSort(undefined, ['occurred_at'], '-occurred_at')
-    const after = q.cursor ? decodeCursor(q.cursor, keys) : undefined
-    const rows = await repo.listEvents(request.db, request.params.id, { event: q.event, customer_id: q.customer_id }, keys, after, limit)
-    return toPage(rows, limit, keys, (r) => ({ id: r.id, segment_id: r.segment_id, customer_id: r.customer_id, event: r.event as 'entered' | 'left', occurred_at: r.occurred_at }))
+    const page = pageRequest(q, HISTORY_KEYS)
+    const rows = await repo.listEvents(request.db, request.params.id, { event: q.event, customer_id: q.customer_id }, page)
+    return toPage(rows, page, (r) => ({ id: r.id, segment_id: r.segment_id, customer_id: r.customer_id, event: r.event as 'entered' | 'left', occurred_at: r.occurred_at }))
   })
 }
 

@@ -3,6 +3,7 @@ import type { DbExecutor } from '../../db/database.js'
 import type { SegmentRow } from '../../db/schema.js'
 import { compileFilter, type CustomerPredicate } from '../../lib/filters/filter.compile.js'
 import { parseFilter, type FilterAst } from '../../lib/filters/filter.parse.js'
+import type { SortKey } from '../../lib/pagination.js'
 import { conflict, notFound, preconditionFailed, unprocessable } from '../../lib/problem.js'
 import * as customers from '../customers/customers.repository.js'
 import { toCustomerDto } from '../customers/customers.service.js'
@@ -108,12 +109,12 @@ function csvCell(value: unknown): string {
  * batches. A customer created or changed during a long export may or may not appear.
  */
 export function exportStream(db: DbExecutor, where: CustomerPredicate, pii: boolean, format: 'csv' | 'ndjson'): Readable {
-  const keys = [{ field: 'created_at', desc: false }]
+  const keys: SortKey[] = [{ field: 'created_at', desc: false, type: 'timestamp' }]
   async function* lines() {
     if (format === 'csv') yield CSV_COLUMNS.join(',') + '\r\n'
     let after: unknown[] | undefined
     for (;;) {
-      const rows = await customers.searchCustomers(db, where, keys, after, EXPORT_BATCH)
+      const rows = await customers.searchCustomers(db, where, { keys, after, limit: EXPORT_BATCH })
       const batch = rows.slice(0, EXPORT_BATCH)
       let chunk = ''
       for (const row of batch) {

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { sql } from 'kysely'
 import { setup } from '../../helpers/app.js'
-import { parseSort, toPage, decodeCursor } from '../../../src/lib/pagination.js'
+import { pageRequest, parseSort, toPage } from '../../../src/lib/pagination.js'
 import { CUSTOMER_SORTS } from '../../../src/modules/customers/customers.schemas.js'
 import { listCustomers, type CustomerFilters } from '../../../src/modules/customers/customers.repository.js'
 
@@ -40,8 +40,9 @@ async function pages(f: CustomerFilters, sort: string, walkRows: number, limit =
   const ids: string[] = []
   let cursor: string | null = null
   do {
-    const found = await listCustomers(ctx.db, f, keys, cursor ? decodeCursor(cursor, keys) : undefined, limit, walkRows)
-    const page = toPage(found, limit, keys, (r) => r)
+    const wanted = pageRequest({ cursor: cursor ?? undefined, limit }, keys)
+    const found = await listCustomers(ctx.db, f, wanted, walkRows)
+    const page = toPage(found, wanted, (r) => r)
     ids.push(...page.data.map((r) => r.id))
     cursor = page.next_cursor
   } while (cursor && ids.length <= rows.length)
