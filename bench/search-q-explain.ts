@@ -64,7 +64,7 @@ async function capture(term: string, sort: string, cursor?: string) {
   const wanted = pageRequest({ cursor, limit: 50 }, parseSort(sort, CUSTOMER_SORTS, '-created_at'))
   const statements: CompiledQuery[] = []
   captured = statements
-  const rows = await listCustomers(db, { q: term, qContacts: true, archived: false }, wanted, walkRows)
+  const rows = await listCustomers(db, { q: term, qContacts: true, archived: 'false' }, wanted, walkRows)
   captured = undefined
   const page = toPage(rows, wanted, (r) => r)
   return { statements, rows: page.data.length, next: page.next_cursor ?? undefined }

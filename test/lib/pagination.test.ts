@@ -43,7 +43,7 @@ t.test('decodeCursor checks every value, the id included, against its declared t
   }
   const integerId: SortKey[] = [{ field: 'seq', desc: false, type: 'integer' }]
   t.same(decodeCursor(cursorOf('seq', [3, 4]), integerId, { id: 'integer' }), [3, 4])
-  t.throws(() => decodeCursor(cursorOf('seq', [3, ID]), integerId, { id: 'integer' }), { status: 400 })
+  t.throws(() => decodeCursor(cursorOf('seq', [3, ID]), integerId, { id: 'integer' }), { status: 400, errors: [{ pointer: '/cursor' }] }, 'a uuid where the id is an integer')
 })
 
 // Every list of the API, with a forged cursor in each position of its key: each answers 400 on /cursor.
@@ -59,7 +59,7 @@ interface List {
   sort: string
   valid: unknown[]
   forged: unknown[][]
-  request(cursor: string): { method: 'GET' | 'POST'; url: string; payload?: unknown }
+  request(cursor: string): { method: 'GET' | 'POST'; url: string; payload?: Record<string, unknown> }
 }
 
 const timestampForgeries = (rest: unknown[]) => [...POSTGRES_SPECIALS.map((v) => [v, ...rest]), [1772355600, ...rest], ['2026-02-30T00:00:00Z', ...rest]]

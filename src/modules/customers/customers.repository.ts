@@ -4,6 +4,7 @@ import { compiledByKey, compiledByShape } from '../../db/compiled.js'
 import type { ContactPointRow, CustomerRow, Database, NewCustomerRow } from '../../db/schema.js'
 import { keysetOrder, keysetPage, keysetSql, type PageRequest, type SortKey } from '../../lib/pagination.js'
 import type { CustomerPredicate } from '../../lib/filters/filter.compile.js'
+import type { ArchivedFilter } from '../../lib/schema.js'
 
 /** A customer row with the primary email and phone, as every customer read returns it. */
 export type CustomerRecord = CustomerRow & { primary_email: string | null; primary_phone: string | null }
@@ -119,7 +120,7 @@ export interface CustomerFilters {
   acquisition_source?: string
   created_after?: string
   created_before?: string
-  archived: boolean
+  archived: ArchivedFilter
 }
 
 const likePattern = (term: string) => `%${term.replace(/[\\%_]/g, (c) => '\\' + c)}%`
@@ -188,7 +189,7 @@ function matchesTerm(q: string, qContacts: boolean) {
  */
 export const SEARCH_WALK_ROWS = 8000
 
-const whereListFilters = (f: CustomerFilters) => sql<boolean>`customers.archived_at ${f.archived ? sql`is not` : sql`is`} null
+const whereListFilters = (f: CustomerFilters) => sql<boolean>`${f.archived === 'all' ? sql`true` : sql`customers.archived_at ${f.archived === 'true' ? sql`is not` : sql`is`} null`}
   ${f.tags?.length ? sql`and customers.tags @> ${f.tags}::text[]` : sql``}
   ${f.lifecycle_stage ? sql`and customers.lifecycle_stage = ${f.lifecycle_stage}` : sql``}
   ${f.acquisition_source ? sql`and customers.acquisition_source = ${f.acquisition_source}` : sql``}
@@ -298,7 +299,7 @@ export async function listCustomers(
 
 /** What decides the SQL of a list without a search term; the values only fill its parameters. */
 interface ListShape {
-  archived: boolean
+  archived: ArchivedFilter
   tags: boolean
   lifecycle_stage: boolean
   acquisition_source: boolean

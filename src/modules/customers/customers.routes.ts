@@ -68,7 +68,7 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
     config: { scope: 'customers:read' },
     schema: {
       operationId: 'listCustomers', tags, summary: 'List customers',
-      description: 'Cursor-paginated. Filters combine with AND; archived customers are listed only with archived=true.',
+      description: 'Cursor-paginated. Filters combine with AND; archived customers are listed only with archived=true (only them) or archived=all (with the live ones).',
       querystring: CustomerListQuery,
       response: { 200: ref(CustomerList), ...READ_ERRORS },
     },
@@ -80,7 +80,7 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if (!pii) reply.header('x-pii-masked', 'true')
     const rows = await repo.listCustomers(request.db, {
       q: q.q?.trim(), qContacts: pii, tags: q.tag?.map((t) => t.trim().toLowerCase()), lifecycle_stage: q.lifecycle_stage,
-      acquisition_source: q.acquisition_source, created_after: q.created_after, created_before: q.created_before, archived: q.archived ?? false,
+      acquisition_source: q.acquisition_source, created_after: q.created_after, created_before: q.created_before, archived: q.archived ?? 'false',
     }, wanted)
     const page = toPage(rows, wanted, (r) => r)
     const ids = page.data.map((r) => r.id)

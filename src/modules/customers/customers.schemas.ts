@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox'
-import { Currency, DateOnly, JsonMap, Money, Nullable, StringEnum, Timestamp, Uuid, ref } from '../../lib/schema.js'
+import { Currency, DateOnly, JsonMap, Money, Nullable, StringEnum, Timestamp, Uuid, ref, ArchivedQuery } from '../../lib/schema.js'
 import { PageQuery, pageEnvelope, type SortFields } from '../../lib/pagination.js'
 import { CustomerFilter } from '../../lib/filters/filter.schemas.js'
 
@@ -277,7 +277,7 @@ export const CustomerListQuery = Type.Object(
     acquisition_source: Type.Optional(StringEnum(SOURCES)),
     created_after: Type.Optional(Timestamp()),
     created_before: Type.Optional(Timestamp()),
-    archived: Type.Optional(Type.Boolean({ description: 'true lists only archived customers', default: false })),
+    archived: ArchivedQuery('customers'),
     include: IncludeQuery,
   },
   { additionalProperties: false },

@@ -1,6 +1,6 @@
 import { Type, type Static } from 'typebox'
 import { PageQuery, pageEnvelope, type SortFields } from '../../lib/pagination.js'
-import { Nullable, StringEnum, Timestamp, Uuid, ref } from '../../lib/schema.js'
+import { Nullable, StringEnum, Timestamp, Uuid, ref, ArchivedQuery } from '../../lib/schema.js'
 
 export const FEEDBACK_KINDS = ['survey', 'complaint', 'suggestion', 'review', 'praise'] as const
 export const SURVEY_TYPES = ['csat', 'nps'] as const
@@ -133,7 +133,7 @@ const listFilters = {
   submitted_after: Type.Optional(Timestamp({ description: 'submitted_at >= this' })),
   submitted_before: Type.Optional(Timestamp({ description: 'submitted_at < this' })),
   sla_breached: Type.Optional(Type.Boolean({ description: 'true: only complaints whose SLA is breached; false: only complaints within it' })),
-  archived: Type.Optional(Type.Boolean({ description: 'true lists only archived feedback', default: false })),
+  archived: ArchivedQuery('feedback'),
 }
 
 export const FeedbackListQuery = Type.Object({ ...listFilters, customer_id: Type.Optional(Uuid()) }, { additionalProperties: false })

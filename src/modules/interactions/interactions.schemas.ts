@@ -1,7 +1,7 @@
 import { Type, type Static } from 'typebox'
 import { batchBody, batchResult } from '../../lib/batch.js'
 import { PageQuery, pageEnvelope, type SortFields } from '../../lib/pagination.js'
-import { DateOnly, Nullable, StringEnum, Timestamp, Uuid, ref } from '../../lib/schema.js'
+import { DateOnly, Nullable, StringEnum, Timestamp, Uuid, ref, ArchivedQuery } from '../../lib/schema.js'
 
 // The enumerations are the check constraints of the interactions migration.
 export const INTERACTION_CHANNELS = ['phone', 'email', 'sms', 'chat', 'meeting', 'visit', 'event', 'social', 'other'] as const
@@ -121,7 +121,7 @@ const listFilters = {
   occurred_after: Type.Optional(Timestamp({ description: 'occurred_at >= this' })),
   occurred_before: Type.Optional(Timestamp({ description: 'occurred_at < this' })),
   follow_up_due: Type.Optional(Type.Boolean({ description: 'true: only follow-ups due (follow_up_on today (UTC) or earlier, not done); false: only the others' })),
-  archived: Type.Optional(Type.Boolean({ description: 'true lists only archived interactions', default: false })),
+  archived: ArchivedQuery('interactions'),
 }
 
 export const InteractionListQuery = Type.Object({ ...listFilters, customer_id: Type.Optional(Uuid()) }, { additionalProperties: false })

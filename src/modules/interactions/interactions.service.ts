@@ -1,7 +1,8 @@
 import type { DbExecutor } from '../../db/database.js'
 import type { InteractionRow } from '../../db/schema.js'
 import { type BatchResult, runSetwiseBatch } from '../../lib/batch.js'
-import { upsertByExternalRef, type UpsertResult } from '../../lib/external-ref.js'
+import type { UpsertOptions } from '../../db/versioned.js'
+import type { UpsertResult } from '../../lib/external-ref.js'
 import { conflict, notFound, pointer, preconditionFailed, unprocessable } from '../../lib/problem.js'
 import { uuidv7 } from '../../lib/uuid.js'
 import { customerExists, existingCustomers } from '../customers/customers.repository.js'
@@ -73,16 +74,20 @@ function changesOf(patch: InteractionPatchBody): repo.InteractionChanges {
 
 // Writes -------------------------------------------------------------------------------------------
 
-export async function createInteraction(db: DbExecutor, body: InteractionCreateBody, customers?: CustomerCache): Promise<UpsertResult> {
-  await assertActiveCustomer(db, body.customer_id, customers)
-  return upsertByExternalRef(body.external_ref, {
-    lock: (ref) => repo.lockInteractionByExternalRef(db, ref),
+export interface CreateOptions extends UpsertOptions {
+  /** Customers already found active in this request. */
+  customers?: CustomerCache | undefined
+}
+
+export async function createInteraction(db: DbExecutor, body: InteractionCreateBody, opts: CreateOptions = {}): Promise<UpsertResult> {
+  await assertActiveCustomer(db, body.customer_id, opts.customers)
+  return repo.interactions.upsert(db, body.external_ref, {
     update: (existing) => updateByExternalRef(db, existing, body),
     insert: async () => {
       await assertOrderOfCustomer(db, body.order_id, body.customer_id)
-      return repo.insertInteraction(db, newInteraction(body))
+      return repo.interactions.insert(db, newInteraction(body))
     },
-  })
+  }, opts)
 }
 
 const newInteraction = (body: InteractionCreateBody) =>
@@ -99,13 +104,13 @@ interface Lookups {
  * order, all or nothing, with the first failing item's problem (lib/batch.ts, runSetwiseBatch).
  * New interactions are checked first, then inserted with one statement.
  */
-export async function createInteractions(db: DbExecutor, items: InteractionCreateBody[]): Promise<BatchResult> {
+export async function createInteractions(db: DbExecutor, items: InteractionCreateBody[], opts: UpsertOptions = {}): Promise<BatchResult> {
   const customers: CustomerCache = new Set()
   return runSetwiseBatch<InteractionCreateBody, Lookups, repo.NewInteraction & { id: string }>(items, {
     externalRef: (item) => item.external_ref,
-    existingRefs: (refs) => repo.existingExternalRefs(db, refs),
+    existingRefs: (refs) => repo.interactions.existingExternalRefs(db, refs),
     one: async (item) => {
-      const { id, created } = await createInteraction(db, item, customers)
+      const { id, created } = await createInteraction(db, item, { ...opts, customers })
       return { status: created ? 201 : 200, id }
     },
     lookup: async (run) => {
@@ -142,22 +147,8 @@ async function applyChanges(db: DbExecutor, current: InteractionRow, patch: Inte
   await uniquely(() => repo.updateInteraction(db, current.id, changesOf(patch)))
 }
 
-async function lockForWrite(db: DbExecutor, id: string, expectedVersion?: number): Promise<InteractionRow> {
-  const row = await repo.lockInteraction(db, id, expectedVersion)
-  if (row) return row
-  if ((await repo.interactionVersion(db, id)) === undefined) throw notFound('interaction')
-  throw preconditionFailed()
-}
-
 export async function patchInteraction(db: DbExecutor, id: string, patch: InteractionPatchBody, expectedVersion?: number): Promise<void> {
-  await applyChanges(db, await lockForWrite(db, id, expectedVersion), patch)
-}
-
-/** archived true archives (again: no change), false restores. */
-export async function setArchived(db: DbExecutor, id: string, archived: boolean, expectedVersion?: number): Promise<void> {
-  if (await repo.setArchived(db, id, archived, expectedVersion)) return
-  if ((await repo.interactionVersion(db, id)) === undefined) throw notFound('interaction')
-  throw preconditionFailed()
+  await applyChanges(db, await repo.interactions.lockForWrite(db, id, expectedVersion), patch)
 }
 
 // Output -------------------------------------------------------------------------------------------

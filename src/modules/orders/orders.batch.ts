@@ -1,4 +1,5 @@
 import type { DbExecutor } from '../../db/database.js'
+import type { UpsertOptions } from '../../db/versioned.js'
 import { type BatchResult, runSetwiseBatch } from '../../lib/batch.js'
 import { uuidv7 } from '../../lib/uuid.js'
 import * as repo from './orders.repository.js'
@@ -19,13 +20,13 @@ type Prepared = service.NewOrderRows & { id: string }
  * nothing, with the first failing item's problem (lib/batch.ts, runSetwiseBatch). New orders are
  * checked first, then inserted with one statement each for orders, their lines and payments.
  */
-export async function createOrders(db: DbExecutor, items: OrderCreateBody[]): Promise<BatchResult> {
+export async function createOrders(db: DbExecutor, items: OrderCreateBody[], opts: UpsertOptions = {}): Promise<BatchResult> {
   const customers: service.CustomerCache = new Map()
   return runSetwiseBatch<OrderCreateBody, Lookups, Prepared>(items, {
     externalRef: (item) => item.external_ref,
-    existingRefs: (refs) => repo.existingExternalRefs(db, refs),
+    existingRefs: (refs) => repo.orders.existingExternalRefs(db, refs),
     one: async (item) => {
-      const { id, created } = await service.createOrder(db, item, customers)
+      const { id, created } = await service.createOrder(db, item, { ...opts, customers })
       return { status: created ? 201 : 200, id }
     },
     lookup: async (run) => {

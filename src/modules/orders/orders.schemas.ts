@@ -1,7 +1,7 @@
 import { Type, type Static } from 'typebox'
 import { batchBody, batchResult } from '../../lib/batch.js'
 import { PageQuery, pageEnvelope, type SortFields } from '../../lib/pagination.js'
-import { Currency, DateOnly, Money, Nullable, StringEnum, Timestamp, Uuid, ref } from '../../lib/schema.js'
+import { Currency, DateOnly, Money, Nullable, StringEnum, Timestamp, Uuid, ref, ArchivedQuery } from '../../lib/schema.js'
 
 export const ORDER_STATUSES = ['pending', 'paid', 'fulfilled', 'cancelled', 'refunded', 'partially_refunded'] as const
 export const ORDER_CHANNELS = ['online', 'store', 'phone', 'partner', 'marketplace', 'social', 'other'] as const
@@ -260,7 +260,7 @@ const listFilters = {
   ordered_after: Type.Optional(Timestamp({ description: 'ordered_at >= this' })),
   ordered_before: Type.Optional(Timestamp({ description: 'ordered_at < this' })),
   overdue: Type.Optional(Type.Boolean({ description: 'true: only overdue orders (due_date before today and outstanding); false: only the others' })),
-  archived: Type.Optional(Type.Boolean({ description: 'true lists only archived orders', default: false })),
+  archived: ArchivedQuery('orders'),
 }
 
 export const OrderListQuery = Type.Object({ ...listFilters, customer_id: Type.Optional(Uuid()) }, { additionalProperties: false })

@@ -1,6 +1,7 @@
 import type { DbExecutor } from '../../db/database.js'
 import type { OrderItemRow, OrderPaymentRow, OrderRow } from '../../db/schema.js'
-import { upsertByExternalRef, type UpsertResult } from '../../lib/external-ref.js'
+import type { UpsertOptions } from '../../db/versioned.js'
+import type { UpsertResult } from '../../lib/external-ref.js'
 import { fitsMoneyColumn, formatMoney, multiplyMoney, parseMoney, parseRate, percentOf } from '../../lib/money.js'
 import { badRequest, conflict, type FieldError, notFound, pointer, preconditionFailed, unprocessable } from '../../lib/problem.js'
 import * as repo from './orders.repository.js'
@@ -242,13 +243,17 @@ function creditDueDate(body: OrderCreateBody, customer: OrderingCustomer): strin
 
 export type CreateResult = UpsertResult
 
-export async function createOrder(db: DbExecutor, body: OrderCreateBody, customers?: CustomerCache): Promise<CreateResult> {
-  const customer = await orderingCustomer(db, body.customer_id, customers)
-  return upsertByExternalRef(body.external_ref, {
-    lock: (ref) => repo.lockOrderByExternalRef(db, ref),
+export interface CreateOptions extends UpsertOptions {
+  /** Customers already looked up in this request. */
+  customers?: CustomerCache | undefined
+}
+
+export async function createOrder(db: DbExecutor, body: OrderCreateBody, opts: CreateOptions = {}): Promise<CreateResult> {
+  const customer = await orderingCustomer(db, body.customer_id, opts.customers)
+  return repo.orders.upsert(db, body.external_ref, {
     update: (existing) => updateByExternalRef(db, existing, body),
     insert: () => insertNewOrder(db, body, customer),
-  })
+  }, opts)
 }
 
 /** A new order checked and priced, with the lines and payments it is created with. */
@@ -295,7 +300,7 @@ export function prepareNewOrder(body: OrderCreateBody, customer: OrderingCustome
 /** Inserts the order with its items and payments; undefined when its external_ref exists already. */
 async function insertNewOrder(db: DbExecutor, body: OrderCreateBody, customer: OrderingCustomer): Promise<string | undefined> {
   const { order, lines, payments } = prepareNewOrder(body, customer)
-  const id = await uniquely(() => repo.insertOrder(db, order))
+  const id = await uniquely(() => repo.orders.insert(db, order))
   if (!id) return undefined
   await repo.insertItems(db, id, lines)
   await repo.insertPayments(db, id, payments)
@@ -312,15 +317,8 @@ async function updateByExternalRef(db: DbExecutor, existing: OrderRow, body: Ord
   await applyChanges(db, existing, patch)
 }
 
-async function lockForWrite(db: DbExecutor, id: string, expectedVersion?: number): Promise<OrderRow> {
-  const row = await repo.lockOrder(db, id, expectedVersion)
-  if (row) return row
-  if ((await repo.orderVersion(db, id)) === undefined) throw notFound('order')
-  throw preconditionFailed()
-}
-
 export async function patchOrder(db: DbExecutor, id: string, patch: OrderPatchBody, expectedVersion?: number): Promise<void> {
-  await applyChanges(db, await lockForWrite(db, id, expectedVersion), patch)
+  await applyChanges(db, await repo.orders.lockForWrite(db, id, expectedVersion), patch)
 }
 
 const PLAIN_FIELDS = ['external_ref', 'order_number', 'channel', 'payment_method', 'due_date', 'ordered_at', 'notes'] as const
@@ -384,7 +382,7 @@ async function reprice(db: DbExecutor, current: OrderRow, patch: OrderPatchBody,
  * it reverses a partial payment and the order owes that amount again).
  */
 export async function recordPayment(db: DbExecutor, id: string, body: OrderPaymentCreateBody, expectedVersion?: number): Promise<OrderPaymentRow> {
-  const current = await lockForWrite(db, id, expectedVersion)
+  const current = await repo.orders.lockForWrite(db, id, expectedVersion)
   const ledger = ledgerOf(current)
   const amount = parseMoney(body.amount)
   if (amount <= 0n) throw badRequest('The amount must be more than zero.', [{ pointer: pointer('amount'), message: 'must be more than zero' }])
@@ -420,12 +418,6 @@ export async function recordPayment(db: DbExecutor, id: string, body: OrderPayme
     ...(body.paid_at ? { paid_at: body.paid_at } : {}),
   }])
   return payment!
-}
-
-export async function archiveOrder(db: DbExecutor, id: string, expectedVersion?: number): Promise<void> {
-  if (await repo.archiveOrder(db, id, expectedVersion)) return
-  if ((await repo.orderVersion(db, id)) === undefined) throw notFound('order')
-  throw preconditionFailed()
 }
 
 export async function customerReceivables(db: DbExecutor, customerId: string): Promise<CustomerReceivablesDto> {

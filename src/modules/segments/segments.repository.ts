@@ -2,7 +2,9 @@ import { sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
 import type { SegmentEventRow, SegmentRow } from '../../db/schema.js'
 import type { CustomerPredicate } from '../../lib/filters/filter.compile.js'
+import { versionedTable, whereArchived } from '../../db/versioned.js'
 import { keysetPage, type PageRequest } from '../../lib/pagination.js'
+import type { ArchivedFilter } from '../../lib/schema.js'
 
 export async function insertSegment(db: DbExecutor, row: { name: string; description: string | null; kind: string; filter: unknown }): Promise<SegmentRow> {
   return db
@@ -12,39 +14,19 @@ export async function insertSegment(db: DbExecutor, row: { name: string; descrip
     .executeTakeFirstOrThrow()
 }
 
-export async function findSegment(db: DbExecutor, id: string, lock = false): Promise<SegmentRow | undefined> {
-  return db.selectFrom('segments').selectAll().where('id', '=', id).$if(lock, (qb) => qb.forUpdate()).executeTakeFirst()
-}
+/** The segment table's versioned-record operations: find, lock, archive and restore. */
+export const segments = versionedTable('segments', 'segment')
 
-export async function updateSegment(db: DbExecutor, id: string, changes: Record<string, unknown>, expectedVersion?: number): Promise<SegmentRow | undefined> {
+/** Updates a segment locked by segments.lockForWrite. */
+export async function updateSegment(db: DbExecutor, id: string, changes: Record<string, unknown>): Promise<SegmentRow> {
   const set = { ...changes }
   if ('filter' in set) set.filter = JSON.stringify(set.filter)
-  return db
-    .updateTable('segments')
-    .set(set)
-    .where('id', '=', id)
-    .$if(expectedVersion !== undefined, (qb) => qb.where('version', '=', expectedVersion!))
-    .returningAll()
-    .executeTakeFirst()
+  return db.updateTable('segments').set(set).where('id', '=', id).returningAll().executeTakeFirstOrThrow()
 }
 
-export async function archiveSegment(db: DbExecutor, id: string, expectedVersion?: number): Promise<boolean> {
-  const r = await db
-    .updateTable('segments')
-    .set({ archived_at: sql<string>`coalesce(archived_at, now())` } as never)
-    .where('id', '=', id)
-    .$if(expectedVersion !== undefined, (qb) => qb.where('version', '=', expectedVersion!))
-    .executeTakeFirst()
-  return r.numUpdatedRows > 0n
-}
-
-export async function listSegments(db: DbExecutor, f: { kind?: string; archived: boolean }, page: PageRequest) {
-  const query = db
-    .selectFrom('segments')
-    .selectAll()
-    .where('archived_at', f.archived ? 'is not' : 'is', null)
-    .$if(!!f.kind, (qb) => qb.where('kind', '=', f.kind!))
-  return keysetPage(query, page, 'segments').execute()
+export async function listSegments(db: DbExecutor, f: { kind?: string; archived: ArchivedFilter }, page: PageRequest) {
+  const query = db.selectFrom('segments').selectAll().$if(!!f.kind, (qb) => qb.where('kind', '=', f.kind!))
+  return keysetPage(whereArchived(query, 'segments', f.archived), page, 'segments').execute()
 }
 
 /** The members of a static segment, as a customer predicate for the customers repository. */

@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox'
-import { Nullable, StringEnum, Timestamp, Uuid, ref } from '../../lib/schema.js'
+import { Nullable, StringEnum, Timestamp, Uuid, ref, ArchivedQuery } from '../../lib/schema.js'
 import { PageQuery, pageEnvelope, type SortFields } from '../../lib/pagination.js'
 import { CustomerFilter, type CustomerFilterT } from '../../lib/filters/filter.schemas.js'
 import { Customer } from '../customers/customers.schemas.js'
@@ -74,7 +74,7 @@ export const SegmentListQuery = Type.Object(
     ...PageQuery,
     sort: Type.Optional(Type.String({ maxLength: 100, description: `Comma-separated of ${Object.keys(SEGMENT_SORTS).join(', ')}; prefix - for descending`, example: '-created_at' })),
     kind: Type.Optional(StringEnum(SEGMENT_KINDS)),
-    archived: Type.Optional(Type.Boolean({ description: 'true lists only archived segments', default: false })),
+    archived: ArchivedQuery('segments'),
   },
   { additionalProperties: false },
 )

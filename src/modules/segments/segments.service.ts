@@ -4,7 +4,7 @@ import type { SegmentRow } from '../../db/schema.js'
 import { compileFilter, type CustomerPredicate } from '../../lib/filters/filter.compile.js'
 import { parseFilter, type FilterAst } from '../../lib/filters/filter.parse.js'
 import type { SortKey } from '../../lib/pagination.js'
-import { conflict, notFound, preconditionFailed, unprocessable } from '../../lib/problem.js'
+import { conflict, notFound, unprocessable } from '../../lib/problem.js'
 import * as customers from '../customers/customers.repository.js'
 import { toCustomerDto } from '../customers/customers.service.js'
 import * as repo from './segments.repository.js'
@@ -31,24 +31,25 @@ const nameTaken = () => conflict('A live segment already has this name.', [{ poi
 export async function createSegment(db: DbExecutor, body: SegmentCreateBody, ast: FilterAst | undefined): Promise<SegmentRow> {
   if (body.kind === 'dynamic' && !ast) throw unprocessable('A dynamic segment needs a filter.', [{ pointer: '/filter', message: 'is required for a dynamic segment' }])
   if (body.kind === 'static' && ast) throw unprocessable('A static segment has members, not a filter.', [{ pointer: '/filter', message: 'is only for dynamic segments' }])
-  try {
-    return await repo.insertSegment(db, { name: body.name, description: body.description ?? null, kind: body.kind, filter: body.filter ?? null })
-  } catch (err) {
-    if (isNameTaken(err)) throw nameTaken()
-    throw err
-  }
+  return uniqueName(() => repo.insertSegment(db, { name: body.name, description: body.description ?? null, kind: body.kind, filter: body.filter ?? null }))
 }
 
 export async function patchSegment(db: DbExecutor, id: string, body: SegmentPatchBody, expectedVersion: number | undefined): Promise<SegmentRow> {
-  const current = await repo.findSegment(db, id, true)
-  if (!current) throw notFound('segment')
-  if (expectedVersion !== undefined && current.version !== expectedVersion) throw preconditionFailed()
+  const current = await repo.segments.lockForWrite(db, id, expectedVersion)
   if ('filter' in body && current.kind !== 'dynamic') throw unprocessable('A static segment has members, not a filter.', [{ pointer: '/filter', message: 'is only for dynamic segments' }])
   if ('filter' in body && body.filter === null) throw unprocessable('A dynamic segment needs a filter.', [{ pointer: '/filter', message: 'cannot be cleared' }])
+  return uniqueName(() => repo.updateSegment(db, id, body as Record<string, unknown>))
+}
+
+/** Restores an archived segment; 409 when a live segment has taken its name meanwhile. */
+export async function restoreSegment(db: DbExecutor, id: string, expectedVersion: number | undefined): Promise<void> {
+  await uniqueName(() => repo.segments.restore(db, id, expectedVersion))
+}
+
+/** A live segment's name is unique (segments_live_name_idx): a write that would repeat one is a 409 on /name. */
+async function uniqueName<T>(write: () => Promise<T>): Promise<T> {
   try {
-    const row = await repo.updateSegment(db, id, body as Record<string, unknown>, current.version)
-    if (!row) throw preconditionFailed()
-    return row
+    return await write()
   } catch (err) {
     if (isNameTaken(err)) throw nameTaken()
     throw err
@@ -56,7 +57,7 @@ export async function patchSegment(db: DbExecutor, id: string, body: SegmentPatc
 }
 
 export async function getSegment(db: DbExecutor, id: string, lock = false): Promise<SegmentRow> {
-  const row = await repo.findSegment(db, id, lock)
+  const row = lock ? await repo.segments.lock(db, id) : await repo.segments.find(db, id)
   if (!row) throw notFound('segment')
   return row
 }
