@@ -2,7 +2,7 @@
  * `npx tsx bench/search-q-explain.ts --database-url postgres://…/crm_bench_1000000 [--repeat 5] [--plans]`
  *
  * Where the time of a `q` search goes: for each bench term (bench/fixtures.ts) and each sort the
- * list allows, runs listCustomers as GET /v1/customers?q=…&limit=50 does (with pii:read, so email
+ * list allows, runs listCustomersByTerm as GET /v1/customers?q=…&limit=50 does (with pii:read, so email
  * and phone match too), captures the SQL it sends, then runs that SQL under EXPLAIN (ANALYZE,
  * BUFFERS) `repeat` times and reports the executor's time (min/median/max, summed over the
  * statements of one request) and the buffers of the first run. The second page (after the first
@@ -13,10 +13,10 @@ import { loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { Kysely, PostgresDialect, sql, type CompiledQuery } from 'kysely'
 import { createPool } from '../src/db/database.js'
-import type { Database } from '../src/db/schema.js'
+import type { Database } from '../src/db/rows.js'
 import { pageRequest, parseSort, toPage } from '../src/lib/pagination.js'
 import { CUSTOMER_SORTS } from '../src/modules/customers/customers.schemas.js'
-import { listCustomers } from '../src/modules/customers/customers.repository.js'
+import { listCustomersByTerm } from '../src/modules/customers/customers.search.repository.js'
 import { Q_SAMPLES } from './fixtures.js'
 
 const { values } = parseArgs({
@@ -64,7 +64,7 @@ async function capture(term: string, sort: string, cursor?: string) {
   const wanted = pageRequest({ cursor, limit: 50 }, parseSort(sort, CUSTOMER_SORTS, '-created_at'))
   const statements: CompiledQuery[] = []
   captured = statements
-  const rows = await listCustomers(db, { q: term, qContacts: true, archived: 'false' }, wanted, walkRows)
+  const rows = await listCustomersByTerm(db, { q: term, qContacts: true, archived: 'false' }, wanted, walkRows)
   captured = undefined
   const page = toPage(rows, wanted, (r) => r)
   return { statements, rows: page.data.length, next: page.next_cursor ?? undefined }

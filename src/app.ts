@@ -4,7 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Db } from './db/database.js'
 import { buildValidatorFactory } from './lib/validation.js'
 import { JsonValue, Problem } from './lib/schema.js'
-import { filterSchemas } from './lib/filters/filter.schemas.js'
+import { filterSchemas } from './modules/filters/filter.schemas.js'
 import errors, { frameworkErrors } from './plugins/errors.js'
 import jsonBody from './plugins/json-body.js'
 import dbPlugin from './plugins/db.js'
@@ -23,6 +23,8 @@ import feedbackRoutes from './modules/feedback/feedback.routes.js'
 import timelineRoutes from './modules/timeline/timeline.routes.js'
 import auditRoutes from './modules/audit/audit.routes.js'
 import auditSealer from './modules/audit/audit.sealer.js'
+import lifecycleSweep from './modules/metrics/metrics.sweep.js'
+import scheduler from './plugins/scheduler.js'
 import importRoutes from './modules/imports/imports.routes.js'
 import analyticsRoutes from './modules/analytics/analytics.routes.js'
 import segmentRoutes from './modules/segments/segments.routes.js'
@@ -41,6 +43,8 @@ export interface AppOptions {
   idempotency?: IdempotencyOptions
   /** Milliseconds between background seals of the audit hash chain (0 or unset: no schedule). */
   auditSealIntervalMs?: number
+  /** Milliseconds between lifecycle sweeps (0 or unset: no schedule). */
+  lifecycleSweepMs?: number
   /** The largest bulk import upload (default 2 GiB). */
   importMaxBytes?: number
   /** Browser origins allowed by CORS; default none. */
@@ -108,6 +112,7 @@ export async function buildApp(opts: AppOptions) {
   await app.register(security, { corsOrigins: opts.corsOrigins ?? [] })
   await app.register(jsonBody)
   await app.register(dbPlugin, { db: opts.db, owned: opts.ownsDb ?? true })
+  await app.register(scheduler)
   // Before auth: shedding answers before any token is verified. The rate limit still keys on
   // the verified subject (its hooks are per route, and those run after the app's).
   await app.register(limits, { rateLimit: opts.rateLimit ?? DEFAULT_LIMITS.rateLimit, pressure: opts.pressure ?? DEFAULT_LIMITS.pressure })
@@ -115,6 +120,7 @@ export async function buildApp(opts: AppOptions) {
   await app.register(audit)
   await app.register(idempotency, opts.idempotency ?? DEFAULT_LIMITS.idempotency)
   await app.register(auditSealer, { intervalMs: opts.auditSealIntervalMs ?? 0 })
+  await app.register(lifecycleSweep, { intervalMs: opts.lifecycleSweepMs ?? 0 })
   await app.register(openapi)
   await app.register(metrics)
   app.addSchema(Problem)

@@ -11,7 +11,6 @@ import { createDb, type Db } from './db/database.js'
 import { createMigrationDb, releaseEmbeddedSignalHandlers, resolveDatabase, type DatabaseTarget } from './db/connect.js'
 import { migrateToLatest } from './db/migrate.js'
 import { mintDevToken, resolveAuth, type DevKey } from './lib/dev-keys.js'
-import { refreshAllLifecycleStages } from './modules/customers/customers.repository.js'
 
 let config: Config
 let auth: Awaited<ReturnType<typeof resolveAuth>>
@@ -69,10 +68,10 @@ try {
     },
     idempotency: { ttlSeconds: config.IDEMPOTENCY_TTL_S, purgeIntervalMs: config.IDEMPOTENCY_PURGE_INTERVAL_MS },
     auditSealIntervalMs: config.AUDIT_SEAL_INTERVAL_MS,
+    lifecycleSweepMs: config.LIFECYCLE_SWEEP_MS,
     corsOrigins: corsOrigins(config),
   })
   await app.listen({ host: config.HOST, port: config.PORT })
-  scheduleLifecycleSweep(db)
 } catch (err) {
   log.error({ err }, 'start failed')
   await (app ? app.close() : db?.destroy())?.catch(() => {})
@@ -81,18 +80,6 @@ try {
 }
 
 if (auth.devKey) await printDevBanner(auth.devKey, app)
-
-/** Runs the lifecycle sweep now and then every LIFECYCLE_SWEEP_MS; a failed run is logged and retried next time. */
-function scheduleLifecycleSweep(db: Db): void {
-  if (config.LIFECYCLE_SWEEP_MS === 0) return
-  const run = () => {
-    refreshAllLifecycleStages(db)
-      .then((changed) => log.info({ changed }, 'lifecycle sweep done'))
-      .catch((err: unknown) => log.warn({ err }, 'lifecycle sweep failed'))
-  }
-  run()
-  setInterval(run, config.LIFECYCLE_SWEEP_MS).unref()
-}
 
 async function migrate(url: string): Promise<void> {
   const migrationDb = createMigrationDb(url, log)

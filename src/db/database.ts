@@ -1,7 +1,7 @@
 import { Kysely, PostgresDialect, type Transaction } from 'kysely'
 import pg from 'pg'
 import type { FastifyBaseLogger } from 'fastify'
-import type { Database } from './schema.js'
+import type { Database } from './rows.js'
 
 export type Db = Kysely<Database>
 /** Either the pool-backed Kysely or a transaction: repositories accept both. */

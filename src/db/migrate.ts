@@ -1,17 +1,21 @@
-import { promises as fs } from 'node:fs'
+import { promises as fs, readdirSync, readFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { FileMigrationProvider, Migrator, type Kysely, type MigrationResultSet } from 'kysely'
+import { FileMigrationProvider, Migrator, sql, type Kysely, type MigrationResultSet } from 'kysely'
 
 export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../migrations')
 
-export function createMigrator(db: Kysely<any>): Migrator {
+/** The table where each applied migration's checksum is kept (next to Kysely's kysely_migration). */
+export const CHECKSUM_TABLE = 'crm_migration_checksums'
+
+export function createMigrator(db: Kysely<any>, dir = MIGRATIONS_DIR): Migrator {
   return new Migrator({
     db,
     // Work lands from parallel branches: a migration dated before one a database already ran
     // (written at the same time, merged later) still applies, in name order among the pending.
     allowUnorderedMigrations: true,
-    provider: new FileMigrationProvider({ fs, path, migrationFolder: MIGRATIONS_DIR }),
+    provider: new FileMigrationProvider({ fs, path, migrationFolder: dir }),
   })
 }
 
@@ -25,21 +29,97 @@ function check(result: MigrationResultSet): MigrationResultSet {
   return result
 }
 
-export async function migrateToLatest(db: Kysely<any>): Promise<MigrationResultSet> {
-  return check(await createMigrator(db).migrateToLatest())
+export async function migrateToLatest(db: Kysely<any>, dir = MIGRATIONS_DIR): Promise<MigrationResultSet> {
+  await verifyMigrationChecksums(db, dir)
+  return recordChecksums(db, dir, check(await createMigrator(db, dir).migrateToLatest()))
 }
 
-export async function migrateDown(db: Kysely<any>): Promise<MigrationResultSet> {
-  return check(await createMigrator(db).migrateDown())
+export async function migrateDown(db: Kysely<any>, dir = MIGRATIONS_DIR): Promise<MigrationResultSet> {
+  await verifyMigrationChecksums(db, dir)
+  return recordChecksums(db, dir, check(await createMigrator(db, dir).migrateDown()))
 }
 
 /** Applies or reverts migrations until `name` is the last one applied (benchmarks compare designs this way). */
-export async function migrateTo(db: Kysely<any>, name: string): Promise<MigrationResultSet> {
-  return check(await createMigrator(db).migrateTo(name))
+export async function migrateTo(db: Kysely<any>, name: string, dir = MIGRATIONS_DIR): Promise<MigrationResultSet> {
+  await verifyMigrationChecksums(db, dir)
+  return recordChecksums(db, dir, check(await createMigrator(db, dir).migrateTo(name)))
 }
 
 /** True when every migration file has been applied: what /readyz reports. */
 export async function pendingMigrations(db: Kysely<any>): Promise<string[]> {
   const all = await createMigrator(db).getMigrations()
   return all.filter((m) => m.executedAt === undefined).map((m) => m.name)
+}
+
+/**
+ * sha256 (hex) of each migration file's content, by migration name (the file name without its
+ * extension, as Kysely names it). Line endings are normalized so a CRLF checkout hashes the same.
+ */
+export function migrationFileChecksums(dir = MIGRATIONS_DIR): Record<string, string> {
+  const sums: Record<string, string> = {}
+  for (const file of readdirSync(dir).sort()) {
+    if (!/\.(ts|js|mts|mjs)$/.test(file) || /\.d\.ts$/.test(file)) continue
+    const text = readFileSync(path.join(dir, file), 'utf8').replace(/\r\n/g, '\n')
+    sums[file.replace(/\.[^.]+$/, '')] = createHash('sha256').update(text).digest('hex')
+  }
+  return sums
+}
+
+export class MigrationChecksumError extends Error {
+  constructor(readonly changed: Array<{ name: string; recorded: string; now: string }>, source: string) {
+    super(
+      `migration file${changed.length > 1 ? 's' : ''} changed after ${source}: ` +
+        changed.map((c) => `migrations/${c.name}.ts (sha256 ${c.recorded.slice(0, 12)}…, file now ${c.now.slice(0, 12)}…)`).join(', ') +
+        '. A migration that has landed is frozen: restore the file and put the change in a new migration.',
+    )
+    this.name = 'MigrationChecksumError'
+  }
+}
+
+/**
+ * Fails, naming the files, when an applied migration's file no longer hashes to the checksum
+ * recorded when it ran. Applied migrations with no checksum yet (a database migrated before
+ * checksums existed) get their file's checksum recorded now.
+ */
+export async function verifyMigrationChecksums(db: Kysely<any>, dir = MIGRATIONS_DIR): Promise<void> {
+  const files = migrationFileChecksums(dir)
+  await db.transaction().execute(async (trx) => {
+    // One migrating process at a time creates the table and backfills (servers may start together).
+    await sql`select pg_advisory_xact_lock(hashtext(${CHECKSUM_TABLE}))`.execute(trx)
+    await sql`create table if not exists ${sql.table(CHECKSUM_TABLE)} (
+      name text primary key,
+      sha256 text not null check (sha256 ~ '^[0-9a-f]{64}$'),
+      recorded_at timestamptz not null default now()
+    )`.execute(trx)
+    const migrated = (await sql<{ t: string | null }>`select to_regclass('kysely_migration')::text as t`.execute(trx)).rows[0]?.t
+    if (!migrated) return
+    const applied = await sql<{ name: string; sha256: string | null }>`
+      select m.name, c.sha256 from kysely_migration m left join ${sql.table(CHECKSUM_TABLE)} c using (name) order by m.name`.execute(trx)
+    const changed = applied.rows.filter((r) => r.sha256 !== null && files[r.name] !== undefined && files[r.name] !== r.sha256)
+    if (changed.length) throw new MigrationChecksumError(changed.map((r) => ({ name: r.name, recorded: r.sha256!, now: files[r.name]! })), 'they were applied to this database')
+    // A missing file is Kysely's to report ("previously executed migration ... is missing").
+    const unrecorded = applied.rows.filter((r) => r.sha256 === null && files[r.name] !== undefined)
+    for (const r of unrecorded) await sql`insert into ${sql.table(CHECKSUM_TABLE)} (name, sha256) values (${r.name}, ${files[r.name]!}) on conflict do nothing`.execute(trx)
+  })
+}
+
+async function recordChecksums(db: Kysely<any>, dir: string, result: MigrationResultSet): Promise<MigrationResultSet> {
+  const files = migrationFileChecksums(dir)
+  for (const r of result.results ?? []) {
+    if (r.status !== 'Success') continue
+    if (r.direction === 'Up') {
+      await sql`insert into ${sql.table(CHECKSUM_TABLE)} (name, sha256) values (${r.migrationName}, ${files[r.migrationName]!})
+        on conflict (name) do update set sha256 = excluded.sha256, recorded_at = now()`.execute(db)
+    } else {
+      await sql`delete from ${sql.table(CHECKSUM_TABLE)} where name = ${r.migrationName}`.execute(db)
+    }
+  }
+  // The API's role reads the migration tables but never writes them (see the audit_chain
+  // migration); this table is created before or after that role's grants, so its grants are set here.
+  await sql`do $$ begin
+    if exists (select from pg_roles where rolname = 'crm_app') then
+      revoke insert, update, delete, truncate, references, trigger on ${sql.raw(CHECKSUM_TABLE)} from crm_app;
+    end if;
+  end $$`.execute(db)
+  return result
 }

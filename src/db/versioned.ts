@@ -3,7 +3,7 @@ import { upsertByExternalRef, type UpsertResult } from '../lib/external-ref.js'
 import { notFound, preconditionFailed } from '../lib/problem.js'
 import type { ArchivedFilter } from '../lib/schema.js'
 import type { DbExecutor } from './database.js'
-import type { Database } from './schema.js'
+import type { Database } from './rows.js'
 
 /**
  * The repository functions every versioned, archivable table needs, written once and

@@ -3,7 +3,7 @@ import { sql } from 'kysely'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Transaction } from 'kysely'
 import type { Db } from '../db/database.js'
-import type { Database } from '../db/schema.js'
+import type { Database } from '../db/rows.js'
 
 /** Who and what the audit rows of a transaction name. */
 export interface AuditContext {

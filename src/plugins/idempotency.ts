@@ -121,22 +121,9 @@ export default fp<IdempotencyOptions>(
       }
     })
 
-    if (opts.purgeIntervalMs > 0) {
-      let running = false
-      const timer = setInterval(() => {
-        if (running) return
-        running = true
-        repo.purgeExpired(app.db)
-          .catch((err: unknown) => app.log.warn({ err }, 'idempotency key purge failed'))
-          .finally(() => {
-            running = false
-          })
-      }, opts.purgeIntervalMs)
-      timer.unref()
-      app.addHook('onClose', async () => clearInterval(timer))
-    }
+    app.scheduleJob({ name: 'idempotency-purge', intervalMs: opts.purgeIntervalMs, run: repo.purgeExpired })
   },
-  { name: 'idempotency', dependencies: ['audit', 'auth'] },
+  { name: 'idempotency', dependencies: ['audit', 'auth', 'scheduler'] },
 )
 
 /** sha256 of the canonical request: what "the same request" means for a key. */

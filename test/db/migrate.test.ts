@@ -1,8 +1,18 @@
 import t from 'tap'
 import { sql } from 'kysely'
-import { readdirSync } from 'node:fs'
+import { appendFileSync, cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import { createTestDatabase } from '../helpers/db.js'
-import { MIGRATIONS_DIR, migrateDown, migrateToLatest, pendingMigrations } from '../../src/db/migrate.js'
+import {
+  CHECKSUM_TABLE,
+  MIGRATIONS_DIR,
+  MigrationChecksumError,
+  migrateDown,
+  migrateToLatest,
+  migrationFileChecksums,
+  pendingMigrations,
+} from '../../src/db/migrate.js'
 
 const database = await createTestDatabase()
 t.teardown(() => database.drop())
@@ -11,11 +21,14 @@ const db = database.ownerDb
 
 const files = readdirSync(MIGRATIONS_DIR).filter((f) => /\.ts$/.test(f)).map((f) => f.replace(/\.ts$/, '')).sort()
 const tables = async () =>
-  (await sql<{ t: string }>`select tablename as t from pg_tables where schemaname = 'public' and tablename not like 'kysely_%' order by 1`.execute(db)).rows.map((r) => r.t)
+  (await sql<{ t: string }>`select tablename as t from pg_tables where schemaname = 'public' and tablename not like 'kysely_%' and tablename <> ${CHECKSUM_TABLE} order by 1`.execute(db)).rows.map((r) => r.t)
+const recorded = async () =>
+  Object.fromEntries((await sql<{ name: string; sha256: string }>`select name, sha256 from ${sql.table(CHECKSUM_TABLE)} order by name`.execute(db)).rows.map((r) => [r.name, r.sha256]))
 
 t.test('the cloned template is fully migrated', async (t) => {
   t.same(await pendingMigrations(db), [])
   t.ok((await tables()).includes('customers'))
+  t.same(await recorded(), migrationFileChecksums(), 'every applied migration has its file checksum recorded')
 })
 
 t.test('every migration goes down and up again, one at a time', async (t) => {
@@ -25,8 +38,48 @@ t.test('every migration goes down and up again, one at a time', async (t) => {
     t.same(results.map((r) => [r.migrationName, r.direction, r.status]), [[files[i], 'Down', 'Success']], `down ${files[i]}`)
   }
   t.same(await tables(), [], 'nothing is left after the last down')
+  t.same(await recorded(), {}, 'a reverted migration loses its checksum')
   t.same(await pendingMigrations(db), files)
   const { results = [] } = await migrateToLatest(db)
   t.same(results.map((r) => r.migrationName), files, 'all of them apply again in order')
   t.same(await tables(), before, 'the same tables as before')
+  t.same(await recorded(), migrationFileChecksums(), 'and their checksums are recorded again')
+})
+
+t.test('an applied migration whose recorded checksum differs from its file fails the migrate, naming the file', async (t) => {
+  const name = files[3]!
+  const original = (await recorded())[name]!
+  await sql`update ${sql.table(CHECKSUM_TABLE)} set sha256 = ${'0'.repeat(64)} where name = ${name}`.execute(db)
+  t.teardown(() => sql`update ${sql.table(CHECKSUM_TABLE)} set sha256 = ${original} where name = ${name}`.execute(db))
+  const err = await migrateToLatest(db).then(() => undefined, (e: unknown) => e)
+  t.type(err, MigrationChecksumError)
+  t.match((err as Error).message, `migrations/${name}.ts`)
+  t.match((err as Error).message, /frozen/)
+  await t.rejects(migrateDown(db), MigrationChecksumError, 'going down is refused too')
+  t.same(await pendingMigrations(db), [], 'nothing was reverted')
+})
+
+t.test('editing a migration file that has run fails the migrate before anything runs', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'crm-migrations-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  cpSync(MIGRATIONS_DIR, dir, { recursive: true })
+  const name = files[files.length - 1]!
+  appendFileSync(path.join(dir, `${name}.ts`), '\n// an edit after the migration landed\n')
+  await t.rejects(migrateToLatest(db, dir), { name: 'MigrationChecksumError', message: new RegExp(`migrations/${name}\\.ts \\(sha256 `) })
+  t.same(await recorded(), migrationFileChecksums(), 'the recorded checksums are unchanged')
+  t.notOk(Object.keys(migrationFileChecksums(dir)).some((n) => n !== name && migrationFileChecksums(dir)[n] !== migrationFileChecksums()[n]), 'only that file differs')
+})
+
+t.test('a database migrated before checksums existed gets them recorded on its next migrate', async (t) => {
+  await sql`drop table ${sql.table(CHECKSUM_TABLE)}`.execute(db)
+  const { results = [] } = await migrateToLatest(db)
+  t.same(results, [], 'no migration ran')
+  t.same(await recorded(), migrationFileChecksums(), 'every applied migration got its checksum')
+})
+
+t.test("the API's role reads the checksums but cannot change them", async (t) => {
+  const app = database.db
+  t.ok((await sql`select name from ${sql.table(CHECKSUM_TABLE)}`.execute(app)).rows.length > 0)
+  await t.rejects(sql`update ${sql.table(CHECKSUM_TABLE)} set sha256 = ${'0'.repeat(64)}`.execute(app), { code: '42501' })
+  await t.rejects(sql`delete from ${sql.table(CHECKSUM_TABLE)}`.execute(app), { code: '42501' })
 })

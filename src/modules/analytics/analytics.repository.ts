@@ -1,6 +1,6 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
-import type { Database } from '../../db/schema.js'
+import type { Database } from '../../db/rows.js'
 import { keysetSql, type PageRequest } from '../../lib/pagination.js'
 import type { ChurnBasis, RfmSegment, ValueTier } from './analytics.schemas.js'
 

@@ -1,7 +1,9 @@
 import type { DbExecutor } from '../../db/database.js'
-import type { ContactPointRow, CustomerRow } from '../../db/schema.js'
+import type { ContactPointRow, CustomerRow } from '../../db/rows.js'
 import { notFound, pointer, preconditionFailed, unprocessable } from '../../lib/problem.js'
 import * as repo from './customers.repository.js'
+import * as contactPoints from './contact-points.repository.js'
+import { flushPendingMetrics } from '../metrics/index.js'
 import type { CustomerMergeBody } from './customers.schemas.js'
 
 /**
@@ -53,7 +55,7 @@ function mergedScalars(target: CustomerRow, duplicate: CustomerRow, preferDuplic
  * as non-primary, except the duplicate's primary of a kind where the target has none.
  */
 async function mergeContactPoints(db: DbExecutor, targetId: string, duplicateId: string): Promise<void> {
-  const points = await repo.lockContactPoints(db, [targetId, duplicateId])
+  const points = await contactPoints.lockContactPoints(db, [targetId, duplicateId])
   const key = (c: ContactPointRow) => `${c.kind}\u0000${c.value_normalized}`
   const targets = new Map(points.filter((c) => c.customer_id === targetId).map((c) => [key(c), c]))
   const primaryKinds = new Set(points.filter((c) => c.customer_id === targetId && c.is_primary).map((c) => c.kind))
@@ -64,8 +66,8 @@ async function mergeContactPoints(db: DbExecutor, targetId: string, duplicateId:
   for (const c of duplicates) {
     const kept = targets.get(key(c))
     if (!kept) continue
-    await repo.deleteContactPoint(db, c.id)
-    if (c.verified && !kept.verified) await repo.updateContactPoint(db, kept.id, { verified: true })
+    await contactPoints.deleteContactPoint(db, c.id)
+    if (c.verified && !kept.verified) await contactPoints.updateContactPoint(db, kept.id, { verified: true })
     if (c.is_primary && !primaryKinds.has(c.kind)) {
       promote.push(kept)
       primaryKinds.add(c.kind)
@@ -75,19 +77,19 @@ async function mergeContactPoints(db: DbExecutor, targetId: string, duplicateId:
     if (targets.has(key(c))) continue
     const primary = c.is_primary && !primaryKinds.has(c.kind)
     if (primary) primaryKinds.add(c.kind)
-    await repo.updateContactPoint(db, c.id, { customer_id: targetId, is_primary: primary })
+    await contactPoints.updateContactPoint(db, c.id, { customer_id: targetId, is_primary: primary })
   }
-  for (const c of promote) await repo.updateContactPoint(db, c.id, { is_primary: true })
+  for (const c of promote) await contactPoints.updateContactPoint(db, c.id, { is_primary: true })
   // A kind that still has no primary (only possible if the data broke the one-primary rule before).
   for (const kind of new Set(duplicates.map((c) => c.kind))) {
-    if (!primaryKinds.has(kind)) await repo.promoteOldest(db, targetId, kind)
+    if (!primaryKinds.has(kind)) await contactPoints.promoteOldest(db, targetId, kind)
   }
 }
 
 export async function mergeCustomers(db: DbExecutor, targetId: string, body: CustomerMergeBody, expectedVersion?: number): Promise<void> {
   const duplicateId = body.duplicate_id
   if (duplicateId === targetId) {
-    if (!(await repo.customerExists(db, targetId))) throw notFound('customer')
+    if ((await repo.customerVersion(db, targetId)) === undefined) throw notFound('customer')
     throw rejected('A customer cannot be merged into itself.')
   }
   const rows = await repo.lockCustomers(db, [targetId, duplicateId])
@@ -106,5 +108,5 @@ export async function mergeCustomers(db: DbExecutor, targetId: string, body: Cus
   await repo.applyMergedProfile(db, targetId, duplicateId, mergedScalars(target, duplicate, preferDuplicate), preferDuplicate)
   await repo.markMerged(db, duplicateId, targetId)
   // The answer shows the target's metrics-derived stage and final version, as they will commit.
-  await repo.flushPendingMetrics(db)
+  await flushPendingMetrics(db)
 }

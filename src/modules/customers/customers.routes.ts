@@ -7,9 +7,12 @@ import { pageRequest, parseSort, toPage } from '../../lib/pagination.js'
 import { badRequest, notFound, pointer } from '../../lib/problem.js'
 import { IdParams, problemResponses, ref, READ_ERRORS, WRITE_ERRORS } from '../../lib/schema.js'
 import { sql, type SqlBool } from 'kysely'
-import { compileFilter } from '../../lib/filters/filter.compile.js'
-import { filterFromBody } from '../../lib/filters/filter.request.js'
+import { compileFilter } from '../filters/filter.compile.js'
+import { filterFromBody } from '../filters/filter.request.js'
 import * as repo from './customers.repository.js'
+import * as contactPoints from './contact-points.repository.js'
+import { findMetrics } from '../metrics/index.js'
+import { listCustomersByTerm } from './customers.search.repository.js'
 import * as service from './customers.service.js'
 import { mergeCustomers } from './customers.merge.js'
 import {
@@ -42,8 +45,8 @@ async function render(request: FastifyRequest, reply: FastifyReply, row: repo.Cu
   const pii = canReadPii(request.auth)
   if (!pii) reply.header('x-pii-masked', 'true')
   setEtag(reply, row.version)
-  const contacts = include.has('contact_points') ? await repo.listContactPoints(request.db, [id]) : undefined
-  const metrics = include.has('metrics') ? await repo.findMetrics(request.db, [id]) : undefined
+  const contacts = include.has('contact_points') ? await contactPoints.listContactPoints(request.db, [id]) : undefined
+  const metrics = include.has('metrics') ? await findMetrics(request.db, [id]) : undefined
   return service.toCustomerDto(row, pii, contacts, metrics)
 }
 
@@ -78,14 +81,17 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const include = parseInclude(q.include)
     const pii = canReadPii(request.auth)
     if (!pii) reply.header('x-pii-masked', 'true')
-    const rows = await repo.listCustomers(request.db, {
+    const filters: repo.CustomerFilters = {
       q: q.q?.trim(), qContacts: pii, tags: q.tag?.map((t) => t.trim().toLowerCase()), lifecycle_stage: q.lifecycle_stage,
       acquisition_source: q.acquisition_source, created_after: q.created_after, created_before: q.created_before, archived: q.archived ?? 'false',
-    }, wanted)
+    }
+    const rows = filters.q
+      ? await listCustomersByTerm(request.db, { ...filters, q: filters.q }, wanted)
+      : await repo.listCustomers(request.db, filters, wanted)
     const page = toPage(rows, wanted, (r) => r)
     const ids = page.data.map((r) => r.id)
-    const contacts = include.has('contact_points') ? await repo.listContactPoints(request.db, ids) : []
-    const metrics = include.has('metrics') ? await repo.findMetrics(request.db, ids) : undefined
+    const contacts = include.has('contact_points') ? await contactPoints.listContactPoints(request.db, ids) : []
+    const metrics = include.has('metrics') ? await findMetrics(request.db, ids) : undefined
     const byCustomer = new Map<string, typeof contacts>()
     for (const c of contacts) byCustomer.set(c.customer_id, [...(byCustomer.get(c.customer_id) ?? []), c])
     return {
@@ -204,7 +210,7 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
     if ((await repo.customerVersion(request.db, request.params.id)) === undefined) throw notFound('customer')
     const pii = canReadPii(request.auth)
     if (!pii) reply.header('x-pii-masked', 'true')
-    const rows = await repo.listContactPoints(request.db, [request.params.id])
+    const rows = await contactPoints.listContactPoints(request.db, [request.params.id])
     return { data: rows.map((r) => service.toContactPointDto(r, pii)), next_cursor: null }
   })
 

@@ -1,7 +1,7 @@
 import { Type, type Static } from 'typebox'
 import { Currency, DateOnly, JsonMap, Money, Nullable, StringEnum, Timestamp, Uuid, ref, ArchivedQuery } from '../../lib/schema.js'
 import { PageQuery, pageEnvelope, type SortFields } from '../../lib/pagination.js'
-import { CustomerFilter } from '../../lib/filters/filter.schemas.js'
+import { CustomerFilter } from '../filters/filter.schemas.js'
 
 export const GENDERS = ['female', 'male', 'non_binary', 'other', 'unknown'] as const
 export const MARITAL_STATUSES = ['single', 'married', 'divorced', 'widowed', 'separated', 'domestic_partnership', 'unknown'] as const

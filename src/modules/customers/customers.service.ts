@@ -1,11 +1,13 @@
 import { fullFormats } from 'ajv-formats/dist/formats.js'
 import type { DbExecutor } from '../../db/database.js'
-import type { ContactPointRow } from '../../db/schema.js'
+import type { ContactPointRow } from '../../db/rows.js'
 import { badRequest, conflict, type FieldError, notFound, pointer, preconditionFailed } from '../../lib/problem.js'
 import { maskAddress, maskContactValue } from '../../lib/pii.js'
 import * as repo from './customers.repository.js'
+import * as contactPoints from './contact-points.repository.js'
+import { refreshMetrics, type MetricsRows } from '../metrics/index.js'
 import { refuseIfMerged } from './customers.merge.js'
-import type { CustomerPredicate } from '../../lib/filters/filter.compile.js'
+import type { CustomerPredicate } from '../filters/filter.compile.js'
 import { pageRequest, parseSort, toPage } from '../../lib/pagination.js'
 import type { ContactPointCreateBody, ContactPointDto, ContactPointPatchBody, CustomerCreateBody, CustomerDto, CustomerMetricsDto, CustomerPatchBody } from './customers.schemas.js'
 import { CUSTOMER_SORTS } from './customers.schemas.js'
@@ -84,15 +86,15 @@ function isPrimaryEmailConflict(err: unknown): boolean {
  * first of a kind becomes primary by itself. Another customer's primary email is a 409.
  */
 async function addContact(db: DbExecutor, customerId: string, c: NormalizedContact, at: string): Promise<ContactPointRow> {
-  const existing = await repo.findContactPointByValue(db, customerId, c.kind, c.value_normalized)
-  const primary = c.is_primary ?? (existing?.is_primary || !(await repo.hasPrimary(db, customerId, c.kind)))
-  if (primary) await repo.demotePrimary(db, customerId, c.kind, existing?.id)
+  const existing = await contactPoints.findContactPointByValue(db, customerId, c.kind, c.value_normalized)
+  const primary = c.is_primary ?? (existing?.is_primary || !(await contactPoints.hasPrimary(db, customerId, c.kind)))
+  if (primary) await contactPoints.demotePrimary(db, customerId, c.kind, existing?.id)
   try {
     if (existing) {
       const { is_primary: _p, ...rest } = c
-      return (await repo.updateContactPoint(db, existing.id, { ...rest, is_primary: primary }))!
+      return (await contactPoints.updateContactPoint(db, existing.id, { ...rest, is_primary: primary }))!
     }
-    return await repo.insertContactPoint(db, { ...c, customer_id: customerId, is_primary: primary })
+    return await contactPoints.insertContactPoint(db, { ...c, customer_id: customerId, is_primary: primary })
   } catch (err) {
     if (isPrimaryEmailConflict(err)) {
       throw conflict('Another customer already has this primary email.', [{ pointer: `${at}/value`, message: 'is the primary email of another customer' }])
@@ -194,7 +196,7 @@ export async function patchCustomer(db: DbExecutor, id: string, body: CustomerPa
   })
   const updated = await repo.updateCustomer(db, id, toColumns(body), expectedVersion)
   if (!updated) throw preconditionFailed()
-  if (body.lifecycle_stage === null) await repo.refreshMetrics(db, id)
+  if (body.lifecycle_stage === null) await refreshMetrics(db, id)
 }
 
 export async function archiveCustomer(db: DbExecutor, id: string, archived: boolean, expectedVersion?: number): Promise<void> {
@@ -212,7 +214,7 @@ export async function addContactPoint(db: DbExecutor, customerId: string, body: 
 }
 
 export async function patchContactPoint(db: DbExecutor, customerId: string, id: string, body: ContactPointPatchBody, expectedVersion?: number): Promise<ContactPointRow> {
-  const current = await repo.findContactPoint(db, customerId, id)
+  const current = await contactPoints.findContactPoint(db, customerId, id)
   if (!current) throw notFound('contact point')
   const merged: ContactPointCreateBody = {
     kind: current.kind as ContactPointCreateBody['kind'],
@@ -227,10 +229,10 @@ export async function patchContactPoint(db: DbExecutor, customerId: string, id: 
   if (body.is_primary === false && current.is_primary) {
     throw badRequest('Make another contact point primary instead of unsetting this one.', [{ pointer: pointer('is_primary'), message: 'a kind keeps one primary while it has contact points' }])
   }
-  if (wantsPrimary && !current.is_primary) await repo.demotePrimary(db, customerId, current.kind, id)
+  if (wantsPrimary && !current.is_primary) await contactPoints.demotePrimary(db, customerId, current.kind, id)
   const { is_primary: _p, ...changes } = c
   try {
-    const row = await repo.updateContactPoint(db, id, { ...changes, is_primary: wantsPrimary }, expectedVersion)
+    const row = await contactPoints.updateContactPoint(db, id, { ...changes, is_primary: wantsPrimary }, expectedVersion)
     if (!row) throw preconditionFailed()
     return row
   } catch (err) {
@@ -240,11 +242,11 @@ export async function patchContactPoint(db: DbExecutor, customerId: string, id: 
 }
 
 export async function removeContactPoint(db: DbExecutor, customerId: string, id: string, expectedVersion?: number): Promise<void> {
-  const current = await repo.findContactPoint(db, customerId, id)
+  const current = await contactPoints.findContactPoint(db, customerId, id)
   if (!current) throw notFound('contact point')
-  const removed = await repo.deleteContactPoint(db, id, expectedVersion)
+  const removed = await contactPoints.deleteContactPoint(db, id, expectedVersion)
   if (!removed) throw preconditionFailed()
-  if (removed.is_primary) await repo.promoteOldest(db, customerId, removed.kind)
+  if (removed.is_primary) await contactPoints.promoteOldest(db, customerId, removed.kind)
 }
 
 // Output -----------------------------------------------------------------------------------
@@ -266,7 +268,6 @@ export function toContactPointDto(row: ContactPointRow, pii: boolean): ContactPo
   }
 }
 
-type MetricsRows = Awaited<ReturnType<typeof repo.findMetrics>>
 
 /** Metrics of one customer; a customer with no activity yet has no row and gets zeros. */
 export function toMetricsDto(customerId: string, rows: MetricsRows, now = Date.now()): CustomerMetricsDto {

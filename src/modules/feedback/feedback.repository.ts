@@ -1,6 +1,6 @@
 import { type InsertObject, type UpdateObject, sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
-import type { Database, FeedbackRow } from '../../db/schema.js'
+import type { Database, FeedbackRow } from '../../db/rows.js'
 import { externalRefTable, whereArchived } from '../../db/versioned.js'
 import { keysetPage, type PageRequest } from '../../lib/pagination.js'
 import type { ArchivedFilter } from '../../lib/schema.js'
@@ -19,12 +19,6 @@ const BREACHED = sql<boolean>`feedback.kind = 'complaint' and ((${OPEN_BREACHED}
 const SLA_BREACHED = sql<boolean | null>`case when feedback.kind = 'complaint' then coalesce(${BREACHED}, false) end`
 
 // Links -----------------------------------------------------------------------------------------------
-
-/** A customer that can give feedback (not archived). */
-export async function activeCustomerExists(db: DbExecutor, id: string): Promise<boolean> {
-  const row = await db.selectFrom('customers').select('id').where('id', '=', id).where('archived_at', 'is', null).executeTakeFirst()
-  return !!row
-}
 
 /** The customer an order belongs to, or undefined for an unknown order. */
 export async function orderCustomer(db: DbExecutor, orderId: string): Promise<string | undefined> {

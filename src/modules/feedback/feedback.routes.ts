@@ -6,7 +6,7 @@ import { UpsertQuery } from '../../lib/external-ref.js'
 import { pageRequest, parseSort, toPage } from '../../lib/pagination.js'
 import { notFound } from '../../lib/problem.js'
 import { IdParams, ref, READ_ERRORS, WRITE_ERRORS } from '../../lib/schema.js'
-import { customerVersion } from '../customers/customers.repository.js'
+import { customerVersion } from '../customers/index.js'
 import * as repo from './feedback.repository.js'
 import * as service from './feedback.service.js'
 import {

@@ -1,10 +1,11 @@
 import { sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
-import type { FeedbackRow } from '../../db/schema.js'
+import type { FeedbackRow } from '../../db/rows.js'
 import type { UpsertOptions } from '../../db/versioned.js'
 import type { UpsertResult } from '../../lib/external-ref.js'
 import { conflict, type FieldError, pointer, unprocessable } from '../../lib/problem.js'
 import * as repo from './feedback.repository.js'
+import { activeCustomers } from '../customers/index.js'
 import type {
   ComplaintStatus, FeedbackChannel, FeedbackCreateBody, FeedbackDto, FeedbackKind, FeedbackPatchBody, Priority, SurveyType,
 } from './feedback.schemas.js'
@@ -114,7 +115,7 @@ async function uniquely<T>(write: () => Promise<T>): Promise<T> {
 }
 
 export async function createFeedback(db: DbExecutor, body: FeedbackCreateBody, opts: UpsertOptions = {}): Promise<UpsertResult> {
-  if (!(await repo.activeCustomerExists(db, body.customer_id))) {
+  if (!(await activeCustomers(db, [body.customer_id], { lock: true })).has(body.customer_id)) {
     throw unprocessable('No customer with that id can give feedback.', [{ pointer: pointer('customer_id'), message: 'is not an existing, unarchived customer' }])
   }
   return repo.feedback.upsert(db, body.external_ref, {

@@ -7,7 +7,7 @@ import { inAuditedTransaction, type AuditContext } from '../../plugins/audit.js'
 import { HttpProblem, badRequest, type FieldError } from '../../lib/problem.js'
 import { uuidv7 } from '../../lib/uuid.js'
 import { compileStrictValidator, toFieldErrors } from '../../lib/validation.js'
-import { normalizeEmail, normalizePhone } from '../customers/customers.service.js'
+import { normalizeEmail, normalizePhone } from '../customers/index.js'
 import * as repo from './imports.repository.js'
 import { CUSTOMER_IMPORT_COLUMNS, CustomerImportRow, MAX_LISTED_ERRORS, type CustomerImportRowT } from './imports.schemas.js'
 

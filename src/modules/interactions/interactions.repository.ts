@@ -1,6 +1,6 @@
 import { type Insertable, type Updateable, sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
-import type { InteractionRow, InteractionsTable } from '../../db/schema.js'
+import type { InteractionRow, InteractionsTable } from '../../db/rows.js'
 import { parameterChunks } from '../../lib/batch.js'
 import { externalRefTable, whereArchived } from '../../db/versioned.js'
 import { keysetPage, type PageRequest } from '../../lib/pagination.js'

@@ -7,7 +7,7 @@ import { ifMatchVersion, replyNotModified, setEtag } from '../../lib/etag.js'
 import { pageRequest, parseSort, toPage } from '../../lib/pagination.js'
 import { badRequest, notFound, pointer } from '../../lib/problem.js'
 import { IdParams, ref, READ_ERRORS, WRITE_ERRORS } from '../../lib/schema.js'
-import { customerExists } from '../customers/customers.repository.js'
+import { customerExists } from '../customers/index.js'
 import * as repo from './interactions.repository.js'
 import * as service from './interactions.service.js'
 import {

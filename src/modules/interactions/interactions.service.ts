@@ -1,11 +1,11 @@
 import type { DbExecutor } from '../../db/database.js'
-import type { InteractionRow } from '../../db/schema.js'
+import type { InteractionRow } from '../../db/rows.js'
 import { type BatchResult, runSetwiseBatch } from '../../lib/batch.js'
 import type { UpsertOptions } from '../../db/versioned.js'
 import type { UpsertResult } from '../../lib/external-ref.js'
 import { conflict, notFound, pointer, preconditionFailed, unprocessable } from '../../lib/problem.js'
 import { uuidv7 } from '../../lib/uuid.js'
-import { customerExists, existingCustomers } from '../customers/customers.repository.js'
+import { activeCustomers } from '../customers/index.js'
 import * as repo from './interactions.repository.js'
 import type { InteractionCreateBody, InteractionDto, InteractionPatchBody } from './interactions.schemas.js'
 
@@ -28,7 +28,7 @@ const noActiveCustomer = () => unprocessable('No customer with that id can have 
 
 async function assertActiveCustomer(db: DbExecutor, id: string, cache?: CustomerCache): Promise<void> {
   if (cache?.has(id)) return
-  if (!(await customerExists(db, id, { active: true }))) throw noActiveCustomer()
+  if (!(await activeCustomers(db, [id], { lock: true })).has(id)) throw noActiveCustomer()
   cache?.add(id)
 }
 
@@ -95,7 +95,7 @@ const newInteraction = (body: InteractionCreateBody) =>
 
 /** What a run of new interactions needs: which of their customers are active, and their orders' customers. */
 interface Lookups {
-  activeCustomers: Set<string>
+  active: Set<string>
   orderCustomers: Map<string, string>
 }
 
@@ -114,14 +114,14 @@ export async function createInteractions(db: DbExecutor, items: InteractionCreat
       return { status: created ? 201 : 200, id }
     },
     lookup: async (run) => {
-      const activeCustomers = await existingCustomers(db, [...new Set(run.map((item) => item.customer_id))], { active: true })
-      for (const id of activeCustomers) customers.add(id)
+      const active = new Set((await activeCustomers(db, run.map((item) => item.customer_id), { lock: true })).keys())
+      for (const id of active) customers.add(id)
       const orderIds = [...new Set(run.flatMap((item) => (item.order_id != null ? [item.order_id] : [])))]
-      return { activeCustomers, orderCustomers: await repo.orderCustomers(db, orderIds) }
+      return { active, orderCustomers: await repo.orderCustomers(db, orderIds) }
     },
-    prepare: (item, { activeCustomers, orderCustomers }) => {
+    prepare: (item, { active, orderCustomers }) => {
       // The checks of createInteraction, in its order.
-      if (!activeCustomers.has(item.customer_id)) throw noActiveCustomer()
+      if (!active.has(item.customer_id)) throw noActiveCustomer()
       if (item.order_id != null) checkOrderOwner(orderCustomers.get(item.order_id), item.customer_id)
       return { ...newInteraction(item), id: uuidv7() }
     },

@@ -1,6 +1,6 @@
 import { type Insertable, type Updateable, sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
-import type { OrderItemRow, OrderItemsTable, OrderPaymentRow, OrderPaymentsTable, OrderRow, OrdersTable } from '../../db/schema.js'
+import type { OrderItemRow, OrderItemsTable, OrderPaymentRow, OrderPaymentsTable, OrderRow, OrdersTable } from '../../db/rows.js'
 import { parameterChunks } from '../../lib/batch.js'
 import { keysetPage, type PageRequest } from '../../lib/pagination.js'
 import type { ArchivedFilter } from '../../lib/schema.js'
@@ -20,32 +20,6 @@ const OUTSTANDING = sql<string>`case when orders.status = 'pending' then orders.
 // Overdue depends on today, so it is computed when read rather than stored.
 const OVERDUE = sql<boolean>`coalesce(orders.due_date < current_date, false) and ${OWES}`
 const computed = [OUTSTANDING.as('amount_outstanding'), OVERDUE.as('overdue')]
-
-// Customers ------------------------------------------------------------------------------------
-
-/** A customer that can place orders (not archived), with the terms a credit sale defaults to. */
-export async function findOrderingCustomer(db: DbExecutor, id: string) {
-  return db
-    .selectFrom('customers')
-    .select(['id', 'payment_terms_days'])
-    .where('id', '=', id)
-    .where('archived_at', 'is', null)
-    .executeTakeFirst()
-}
-
-/** The customers among `ids` that can place orders, by id: one query for a whole batch. */
-export async function findOrderingCustomers(db: DbExecutor, ids: string[]) {
-  if (ids.length === 0) return []
-  return db
-    .selectFrom('customers')
-    .select(['id', 'payment_terms_days'])
-    .where('id', 'in', ids)
-    .where('archived_at', 'is', null)
-    .execute()
-}
-
-/** Shared with every domain that hangs off a customer; it lives with the customers. */
-export { customerExists } from '../customers/customers.repository.js'
 
 // Orders ----------------------------------------------------------------------------------------
 

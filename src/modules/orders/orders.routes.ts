@@ -9,6 +9,7 @@ import { notFound } from '../../lib/problem.js'
 import { IdParams, ref, READ_ERRORS, WRITE_ERRORS } from '../../lib/schema.js'
 import { createOrders } from './orders.batch.js'
 import * as repo from './orders.repository.js'
+import { customerExists } from '../customers/index.js'
 import * as service from './orders.service.js'
 import {
   CustomerOrderListQuery, CustomerReceivables, Order, OrderBatch, OrderBatchResult, OrderCreate, OrderList, OrderListQuery, OrderPatch,
@@ -173,7 +174,7 @@ const orderRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: { 200: ref(OrderList), ...READ_ERRORS },
     },
   }, async (request) => {
-    if (!(await repo.customerExists(request.db, request.params.id))) throw notFound('customer')
+    if (!(await customerExists(request.db, request.params.id))) throw notFound('customer')
     return listPage(request, { ...request.query, customer_id: request.params.id })
   })
 

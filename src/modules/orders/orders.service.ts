@@ -1,10 +1,11 @@
 import type { DbExecutor } from '../../db/database.js'
-import type { OrderItemRow, OrderPaymentRow, OrderRow } from '../../db/schema.js'
+import type { OrderItemRow, OrderPaymentRow, OrderRow } from '../../db/rows.js'
 import type { UpsertOptions } from '../../db/versioned.js'
 import type { UpsertResult } from '../../lib/external-ref.js'
 import { fitsMoneyColumn, formatMoney, multiplyMoney, parseMoney, parseRate, percentOf } from '../../lib/money.js'
 import { badRequest, conflict, type FieldError, notFound, pointer, preconditionFailed, unprocessable } from '../../lib/problem.js'
 import * as repo from './orders.repository.js'
+import { activeCustomers, customerExists, type ActiveCustomer } from '../customers/index.js'
 import type {
   CustomerReceivablesDto, OrderCreateBody, OrderDto, OrderItemDto, OrderItemInputBody, OrderPatchBody, OrderPaymentCreateBody,
   OrderPaymentDto, OrderStatus, PaymentMethod,
@@ -203,12 +204,12 @@ async function uniquely<T>(write: () => Promise<T>): Promise<T> {
   }
 }
 
-type OrderingCustomer = NonNullable<Awaited<ReturnType<typeof repo.findOrderingCustomer>>>
+type OrderingCustomer = ActiveCustomer
 /** Customers already looked up in this request (a batch names the same ones again and again). */
 export type CustomerCache = Map<string, OrderingCustomer | undefined>
 
 async function orderingCustomer(db: DbExecutor, id: string, cache?: CustomerCache): Promise<OrderingCustomer> {
-  const customer = cache?.has(id) ? cache.get(id) : await repo.findOrderingCustomer(db, id)
+  const customer = cache?.has(id) ? cache.get(id) : (await activeCustomers(db, [id], { lock: true })).get(id)
   cache?.set(id, customer)
   return assertOrderingCustomer(customer)
 }
@@ -222,9 +223,8 @@ export function assertOrderingCustomer(customer: OrderingCustomer | undefined): 
 /** Fills the cache with the customers of these ids that it lacks: one query. */
 export async function cacheOrderingCustomers(db: DbExecutor, ids: Iterable<string>, cache: CustomerCache): Promise<void> {
   const missing = [...new Set(ids)].filter((id) => !cache.has(id))
-  const found = await repo.findOrderingCustomers(db, missing)
-  for (const id of missing) cache.set(id, undefined)
-  for (const customer of found) cache.set(customer.id, customer)
+  const found = await activeCustomers(db, missing, { lock: true })
+  for (const id of missing) cache.set(id, found.get(id))
 }
 
 /** A credit sale without a due date falls due after the customer's payment terms. */
@@ -421,7 +421,7 @@ export async function recordPayment(db: DbExecutor, id: string, body: OrderPayme
 }
 
 export async function customerReceivables(db: DbExecutor, customerId: string): Promise<CustomerReceivablesDto> {
-  if (!(await repo.customerExists(db, customerId))) throw notFound('customer')
+  if (!(await customerExists(db, customerId))) throw notFound('customer')
   const { as_of, rows } = await repo.receivables(db, customerId)
   return { customer_id: customerId, as_of, overdue: rows.some((r) => r.overdue_orders > 0), currencies: rows }
 }

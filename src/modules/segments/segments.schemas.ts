@@ -1,7 +1,7 @@
 import { Type, type Static } from 'typebox'
 import { Nullable, StringEnum, Timestamp, Uuid, ref, ArchivedQuery } from '../../lib/schema.js'
 import { PageQuery, pageEnvelope, type SortFields } from '../../lib/pagination.js'
-import { CustomerFilter, type CustomerFilterT } from '../../lib/filters/filter.schemas.js'
+import { CustomerFilter, type CustomerFilterT } from '../filters/filter.schemas.js'
 import { Customer } from '../customers/customers.schemas.js'
 
 export const SEGMENT_KINDS = ['dynamic', 'static'] as const

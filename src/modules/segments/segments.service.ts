@@ -1,12 +1,11 @@
 import { Readable } from 'node:stream'
 import type { DbExecutor } from '../../db/database.js'
-import type { SegmentRow } from '../../db/schema.js'
-import { compileFilter, type CustomerPredicate } from '../../lib/filters/filter.compile.js'
-import { parseFilter, type FilterAst } from '../../lib/filters/filter.parse.js'
+import type { SegmentRow } from '../../db/rows.js'
+import { compileFilter, type CustomerPredicate } from '../filters/filter.compile.js'
+import { parseFilter, type FilterAst } from '../filters/filter.parse.js'
 import type { SortKey } from '../../lib/pagination.js'
 import { conflict, notFound, unprocessable } from '../../lib/problem.js'
-import * as customers from '../customers/customers.repository.js'
-import { toCustomerDto } from '../customers/customers.service.js'
+import * as customers from '../customers/index.js'
 import * as repo from './segments.repository.js'
 import type { SegmentCreateBody, SegmentDto, SegmentPatchBody } from './segments.schemas.js'
 
@@ -119,7 +118,7 @@ export function exportStream(db: DbExecutor, where: CustomerPredicate, pii: bool
       const batch = rows.slice(0, EXPORT_BATCH)
       let chunk = ''
       for (const row of batch) {
-        const dto = toCustomerDto(row, pii)
+        const dto = customers.toCustomerDto(row, pii)
         chunk += format === 'csv' ? CSV_COLUMNS.map((c) => csvCell(dto[c])).join(',') + '\r\n' : JSON.stringify(dto) + '\n'
       }
       if (chunk) yield chunk

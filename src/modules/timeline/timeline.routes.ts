@@ -3,7 +3,7 @@ import { hasScope } from '../../plugins/auth.js'
 import { pageRequest, toPage } from '../../lib/pagination.js'
 import { badRequest, notFound, pointer } from '../../lib/problem.js'
 import { IdParams, problemResponses, ref } from '../../lib/schema.js'
-import { customerVersion } from '../customers/customers.repository.js'
+import { customerVersion } from '../customers/index.js'
 import { TIMELINE_KEYS, timelinePage } from './timeline.repository.js'
 import { TIMELINE_TYPES, TimelinePage, TimelineQuery, timelineSchemas, type TimelineType } from './timeline.schemas.js'
 

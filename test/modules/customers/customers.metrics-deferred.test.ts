@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { sql, type Kysely } from 'kysely'
-import type { Database } from '../../../src/db/schema.js'
+import type { Database } from '../../../src/db/rows.js'
 import { setup } from '../../helpers/app.js'
 
 /**

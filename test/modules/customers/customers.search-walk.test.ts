@@ -3,10 +3,11 @@ import { sql } from 'kysely'
 import { setup } from '../../helpers/app.js'
 import { pageRequest, parseSort, toPage } from '../../../src/lib/pagination.js'
 import { CUSTOMER_SORTS } from '../../../src/modules/customers/customers.schemas.js'
-import { listCustomers, type CustomerFilters } from '../../../src/modules/customers/customers.repository.js'
+import type { CustomerFilters } from '../../../src/modules/customers/customers.repository.js'
+import { listCustomersByTerm } from '../../../src/modules/customers/customers.search.repository.js'
 
 // A q search first walks a bounded number of customers in the list's order, then, if that did not
-// fill the page, gathers every match (customers.repository listCustomers). Both paths must give the
+// fill the page, gathers every match (customers.search.repository listCustomersByTerm). Both paths must give the
 // same pages: these customers make the walk succeed for some pages and give up for others.
 const ctx = await setup()
 const admin = await ctx.auth('admin')
@@ -35,13 +36,13 @@ await ctx.db
   .execute()
 await sql`analyze customers, contact_points`.execute(ctx.ownerDb)
 
-async function pages(f: CustomerFilters, sort: string, walkRows: number, limit = 9) {
+async function pages(f: CustomerFilters & { q: string }, sort: string, walkRows: number, limit = 9) {
   const keys = parseSort(sort, CUSTOMER_SORTS, '-created_at')
   const ids: string[] = []
   let cursor: string | null = null
   do {
     const wanted = pageRequest({ cursor: cursor ?? undefined, limit }, keys)
-    const found = await listCustomers(ctx.db, f, wanted, walkRows)
+    const found = await listCustomersByTerm(ctx.db, f, wanted, walkRows)
     const page = toPage(found, wanted, (r) => r)
     ids.push(...page.data.map((r) => r.id))
     cursor = page.next_cursor

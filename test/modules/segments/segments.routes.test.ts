@@ -1,7 +1,7 @@
 import t from 'tap'
 import { sql } from 'kysely'
 import { setup } from '../../helpers/app.js'
-import { seed } from '../../lib/filters/filter.model.js'
+import { seed } from '../filters/filter.model.js'
 
 const ctx = await setup()
 const writer = await ctx.auth('segments:write segments:read customers:read pii:read')

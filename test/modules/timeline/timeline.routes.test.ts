@@ -2,7 +2,7 @@ import t from 'tap'
 import { Kysely, PostgresDialect } from 'kysely'
 import { setup, buildTestApp } from '../../helpers/app.js'
 import { createPool } from '../../../src/db/database.js'
-import type { Database } from '../../../src/db/schema.js'
+import type { Database } from '../../../src/db/rows.js'
 
 const ctx = await setup()
 const ALL = 'customers:read orders:read interactions:read feedback:read'

@@ -5,7 +5,7 @@
  */
 import { sql } from 'kysely'
 import type { Db } from '../../../src/db/database.js'
-import { PURCHASE_STATUSES, type FieldAst, type FilterAst, type RelatedAst, type Scalar, type TimeBound } from '../../../src/lib/filters/filter.parse.js'
+import { PURCHASE_STATUSES, type FieldAst, type FilterAst, type RelatedAst, type Scalar, type TimeBound } from '../../../src/modules/filters/filter.parse.js'
 
 const DAY = 86_400_000
 

@@ -1,5 +1,5 @@
 import { type Expression, type ExpressionBuilder, type RawBuilder, type SqlBool, sql } from 'kysely'
-import type { Database } from '../../db/schema.js'
+import type { Database } from '../../db/rows.js'
 import { PURCHASE_STATUSES, type FieldAst, type FilterAst, type RelatedAst, type Scalar, type TimeBound } from './filter.parse.js'
 
 /**

@@ -1,5 +1,5 @@
 import { Type } from 'typebox'
-import { Currency } from '../schema.js'
+import { Currency } from '../../lib/schema.js'
 
 /**
  * The customer filter language: the JSON contract (TypeBox, named components in the OpenAPI

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import { toProblem } from '../../plugins/errors.js'
-import { badRequest } from '../problem.js'
+import { badRequest } from '../../lib/problem.js'
 import { checkFilter, type FilterAst } from './filter.parse.js'
 
 /**

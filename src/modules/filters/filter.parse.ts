@@ -1,7 +1,7 @@
-import { badRequest, type FieldError, pointerToken } from '../problem.js'
+import { badRequest, type FieldError, pointerToken } from '../../lib/problem.js'
 import { FILTER_LIMITS, FILTER_OPS, type FilterOp } from './filter.schemas.js'
-import { ORDER_STATUSES } from '../../modules/orders/orders.schemas.js'
-import { GENDERS, LIFECYCLE_STAGES, MARITAL_STATUSES, CHANNELS, SOURCES } from '../../modules/customers/customers.schemas.js'
+import { ORDER_STATUSES } from '../orders/orders.schemas.js'
+import { GENDERS, LIFECYCLE_STAGES, MARITAL_STATUSES, CHANNELS, SOURCES } from '../customers/customers.schemas.js'
 
 /**
  * Semantic validation of a customer filter, producing the typed tree the compiler (and the tests'

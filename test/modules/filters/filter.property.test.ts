@@ -1,8 +1,8 @@
 import t from 'tap'
 import fc from 'fast-check'
 import { setup } from '../../helpers/app.js'
-import { FILTER_FIELDS, OPS_BY_TYPE, parseFilter } from '../../../src/lib/filters/filter.parse.js'
-import type { CustomerFilterT } from '../../../src/lib/filters/filter.schemas.js'
+import { FILTER_FIELDS, OPS_BY_TYPE, parseFilter } from '../../../src/modules/filters/filter.parse.js'
+import type { CustomerFilterT } from '../../../src/modules/filters/filter.schemas.js'
 import { POOLS, dbNow, evaluate, load, seed } from './filter.model.js'
 
 /**
