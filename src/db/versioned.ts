@@ -86,6 +86,8 @@ export interface UpsertWrites<T extends ExternalRefTableName> {
   insert(): Promise<string | undefined>
   /** Applies the request to the existing (locked, live) record. */
   update(existing: VersionedRow<T>): Promise<void>
+  /** The record that takes the writes of the one holding the external_ref (see lib/external-ref.ts); default itself. */
+  follow?(existing: VersionedRow<T>): Promise<VersionedRow<T>>
 }
 
 export interface UpsertOptions {
@@ -165,6 +167,7 @@ export function externalRefTable<T extends ExternalRefTableName>(table: T, what:
         lock: (ref) => lockByExternalRef(db, ref) as Promise<(VersionedRow<T> & VersionedColumns) | undefined>,
         insert: steps.insert,
         update: (existing) => steps.update(existing),
+        ...(steps.follow ? { follow: steps.follow as (existing: VersionedRow<T> & VersionedColumns) => Promise<VersionedRow<T> & VersionedColumns> } : {}),
         restore: async (existing) => {
           await base.restore(db, existing.id)
         },

@@ -33,6 +33,11 @@ export interface UpsertSteps<R extends { id: string; archived_at: string | null 
   update(existing: R): Promise<void>
   /** Restores the archived record before it is updated (only when the request asked for it). */
   restore(existing: R): Promise<void>
+  /**
+   * The record that takes the writes of the one holding the external_ref, locked: itself, or
+   * the one it forwards to (a merged customer's survivor). Default: itself.
+   */
+  follow?(existing: R): Promise<R>
 }
 
 /** The query parameter of every create-or-update route that restores an archived record instead of answering 409. */
@@ -52,7 +57,8 @@ export function externalRefArchived(what: string, id: string, at = pointer('exte
 export async function upsertByExternalRef<R extends { id: string; archived_at: string | null }>(
   externalRef: string | null | undefined, steps: UpsertSteps<R>, opts: { restoreArchived?: boolean | undefined } = {},
 ): Promise<UpsertResult> {
-  const updateExisting = async (existing: R): Promise<UpsertResult> => {
+  const updateExisting = async (holder: R): Promise<UpsertResult> => {
+    const existing = steps.follow ? await steps.follow(holder) : holder
     if (existing.archived_at !== null) {
       if (!opts.restoreArchived) throw externalRefArchived(steps.what, existing.id)
       await steps.restore(existing)

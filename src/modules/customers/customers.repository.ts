@@ -2,6 +2,7 @@ import { type ExpressionBuilder, type Expression, sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
 import { compiledByKey, compiledByShape } from '../../db/compiled.js'
 import type { CustomerRow, Database, NewCustomerRow } from '../../db/rows.js'
+import { externalRefTable } from '../../db/versioned.js'
 import { keysetOrder, keysetPage, type PageRequest, type SortKey } from '../../lib/pagination.js'
 import type { ArchivedFilter } from '../../lib/schema.js'
 import type { CustomerPredicate } from '../filters/filter.compile.js'
@@ -64,37 +65,15 @@ export async function customerExists(db: DbExecutor, id: string): Promise<boolea
   return (await customerVersion(db, id)) !== undefined
 }
 
-export async function customerVersion(db: DbExecutor, id: string): Promise<number | undefined> {
-  const row = await db.selectFrom('customers').select('version').where('id', '=', id).executeTakeFirst()
-  return row?.version
-}
+/** The customer table's versioned-record operations: lock, archive and restore, upsert by external_ref. */
+export const customers = externalRefTable('customers', 'customer')
 
+export const customerVersion = customers.version
+
+/** Inserts a customer without external_ref (with one: customers.upsert). */
 export async function insertCustomer(db: DbExecutor, row: NewCustomerRow): Promise<string> {
   const { id } = await db.insertInto('customers').values(row).returning('id').executeTakeFirstOrThrow()
   return id
-}
-
-/**
- * Create-or-update by external_ref in one statement. Returns the id and whether it was created
- * (xmax = 0 only for a freshly inserted row).
- */
-export async function upsertCustomerByExternalRef(db: DbExecutor, row: NewCustomerRow & { external_ref: string }, updateColumns: string[]) {
-  return db
-    .insertInto('customers')
-    .values(row)
-    .onConflict((oc) =>
-      oc.column('external_ref').doUpdateSet((eb) => {
-        const set: Record<string, Expression<unknown>> = {}
-        for (const c of updateColumns) {
-          set[c] = MERGED_JSON_COLUMNS.has(c)
-            ? sql`crm_jsonb_merge_patch(${sql.ref(`customers.${c}`)}, ${sql.ref(`excluded.${c}`)})`
-            : eb.ref(`excluded.${c}` as 'excluded.name')
-        }
-        return set
-      }),
-    )
-    .returning(['id', sql<boolean>`(xmax = 0)`.as('inserted')])
-    .executeTakeFirstOrThrow()
 }
 
 /** JSON columns are merged (RFC 7396) in SQL; everything else is replaced. */
@@ -109,16 +88,6 @@ export async function updateCustomer(db: DbExecutor, id: string, changes: Record
   const result = await db
     .updateTable('customers')
     .set(set)
-    .where('id', '=', id)
-    .$if(expectedVersion !== undefined, (qb) => qb.where('version', '=', expectedVersion!))
-    .executeTakeFirst()
-  return result.numUpdatedRows > 0n
-}
-
-export async function setArchived(db: DbExecutor, id: string, archived: boolean, expectedVersion?: number): Promise<boolean> {
-  const result = await db
-    .updateTable('customers')
-    .set({ archived_at: archived ? sql<string>`now()` : null } as never)
     .where('id', '=', id)
     .$if(expectedVersion !== undefined, (qb) => qb.where('version', '=', expectedVersion!))
     .executeTakeFirst()
@@ -216,11 +185,6 @@ export async function countCustomers(db: DbExecutor, where: CustomerPredicate): 
 /** Both customers of a merge, locked in id order (so two merges of the same pair cannot deadlock). */
 export async function lockCustomers(db: DbExecutor, ids: string[]): Promise<CustomerRow[]> {
   return db.selectFrom('customers').selectAll().where('id', 'in', ids).orderBy('id').forUpdate().execute()
-}
-
-/** The customer holding an external_ref, locked, with where it was merged into (if it was). */
-export async function lockByExternalRef(db: DbExecutor, externalRef: string) {
-  return db.selectFrom('customers').select(['id', 'merged_into_id']).where('external_ref', '=', externalRef).forUpdate().executeTakeFirst()
 }
 
 /**

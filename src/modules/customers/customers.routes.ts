@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import { canReadPii } from '../../plugins/auth.js'
 import { ifMatchVersion, replyNotModified, setEtag } from '../../lib/etag.js'
+import { UpsertQuery } from '../../lib/external-ref.js'
 import { pageRequest, parseSort, toPage } from '../../lib/pagination.js'
 import { badRequest, notFound, pointer } from '../../lib/problem.js'
 import { IdParams, problemResponses, ref, READ_ERRORS, WRITE_ERRORS } from '../../lib/schema.js'
@@ -57,12 +58,15 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
     config: { scope: 'customers:write' },
     schema: {
       operationId: 'createCustomer', tags, summary: 'Create a customer (or update the one with the same external_ref)',
-      description: 'Answers 201 with Location for a new customer; 200 when external_ref matched an existing one, which is updated with the fields sent.',
-      body: ref(CustomerCreate),
+      description:
+        'Answers 201 with Location for a new customer; 200 when external_ref matched an existing one, which is updated with the fields sent ' +
+        '(a customer merged into another forwards the update to that one). An archived customer with that external_ref answers 409 ' +
+        'external-ref-archived naming it, unless restore_archived=true, which restores it, then updates it.',
+      querystring: UpsertQuery, body: ref(CustomerCreate),
       response: { 200: ref(Customer), 201: ref(Customer), ...WRITE_ERRORS },
     },
   }, async (request, reply) => {
-    const { id, created } = await service.createCustomer(request.db, request.body)
+    const { id, created } = await service.createCustomer(request.db, request.body, { restoreArchived: request.query.restore_archived })
     if (created) reply.code(201).header('location', `/v1/customers/${id}`)
     return present(request, reply, id, new Set(request.body.contact_points ? ['contact_points'] : []))
   })
@@ -156,12 +160,14 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
     config: { scope: 'customers:write' },
     schema: {
       operationId: 'archiveCustomer', tags, summary: 'Archive a customer',
-      description: 'Hides the customer from lists (see archived=true) and keeps its data; restore with POST /v1/customers/{id}/restore.',
+      description:
+        'Hides the customer from lists (see archived) and keeps its data. Archiving an archived customer changes nothing (204, same version, ' +
+        'archived_at kept, no audit event); restore with restoreCustomer. With If-Match, a stale ETag answers 412.',
       params: IdParams,
       response: { 204: Type.Null({ description: 'Archived' }), ...WRITE_ERRORS },
     },
   }, async (request, reply) => {
-    await service.archiveCustomer(request.db, request.params.id, true, ifMatchVersion(request))
+    await repo.customers.archive(request.db, request.params.id, ifMatchVersion(request))
     return reply.code(204).send(null)
   })
 
@@ -169,12 +175,14 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
     config: { scope: 'customers:write' },
     schema: {
       operationId: 'restoreCustomer', tags, summary: 'Restore an archived customer',
-      description: 'A customer merged into another cannot be restored (422): merges are not undone.',
+      description:
+        'Brings the customer back into lists. Restoring a live customer changes nothing. A customer merged into another cannot be restored (422): ' +
+        'merges are not undone. Answers the customer with its ETag; with If-Match, a stale ETag answers 412.',
       params: IdParams,
       response: { 200: ref(Customer), ...WRITE_ERRORS },
     },
   }, async (request, reply) => {
-    await service.archiveCustomer(request.db, request.params.id, false, ifMatchVersion(request))
+    await service.restoreCustomer(request.db, request.params.id, ifMatchVersion(request))
     return present(request, reply, request.params.id)
   })
 

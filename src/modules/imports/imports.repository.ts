@@ -119,6 +119,10 @@ const TARGET = sql`coalesce((select coalesce(c.merged_into_id, c.id) from custom
 export async function mergeStagedCustomers(trx: DbExecutor, importId: string): Promise<MergeCounts> {
   const valid = sql`s.import_id = ${importId} and s.rejected is null`
   const rejections = [
+    // An archived customer is not updated behind the client's back (API.md: external-ref-archived): restore it, then import again.
+    sql`update import_customer_rows s set rejected = 'external_ref names the archived customer ' || c.id || ': restore it first'
+        from customers c
+        where ${valid} and s.external_ref is not null and c.id = ${TARGET} and c.archived_at is not null`,
     // The same external_ref twice in one upload: the first line wins.
     sql`update import_customer_rows s set rejected = 'external_ref repeats line ' || f.first_line
         from (select external_ref, min(line) as first_line from import_customer_rows

@@ -41,8 +41,9 @@ const importRoutes: FastifyPluginAsyncTypebox<ImportRoutesOptions> = async (app,
         'Streams the upload (Content-Type text/csv with a header line, or application/x-ndjson with one CustomerImportRow per line) ' +
         'through validation into a staging table, then answers 202 with the job and a Location to poll while the rows are merged in one ' +
         'audited transaction (all valid rows or none). A row with a known external_ref updates that customer (empty cells keep the ' +
-        'current value); email and phone become primary contact points. Invalid rows, repeated external_refs or emails, and emails that ' +
-        'are another customer\'s primary are refused and listed on the job by line; the rest are imported. A malformed CSV or an unknown ' +
+        'current value); email and phone become primary contact points. Invalid rows, repeated external_refs or emails, emails that ' +
+        'are another customer\'s primary, and external_refs of archived customers (restore them first) are refused and listed on the job ' +
+        'by line; the rest are imported. A malformed CSV or an unknown ' +
         'column is a 400 and imports nothing.',
       querystring: ImportCreateQuery,
       body: {
