@@ -1,4 +1,4 @@
-import { type ExpressionBuilder, type Expression, sql } from 'kysely'
+import { type ExpressionBuilder, sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
 import { compiledByKey, compiledByShape } from '../../db/compiled.js'
 import type { CustomerRow, Database, NewCustomerRow } from '../../db/rows.js'

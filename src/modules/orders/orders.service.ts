@@ -3,7 +3,7 @@ import type { OrderItemRow, OrderPaymentRow, OrderRow } from '../../db/rows.js'
 import type { UpsertOptions } from '../../db/versioned.js'
 import type { UpsertResult } from '../../lib/external-ref.js'
 import { fitsMoneyColumn, formatMoney, multiplyMoney, parseMoney, parseRate, percentOf } from '../../lib/money.js'
-import { badRequest, conflict, type FieldError, notFound, pointer, preconditionFailed, unprocessable } from '../../lib/problem.js'
+import { badRequest, conflict, type FieldError, notFound, pointer, unprocessable } from '../../lib/problem.js'
 import * as repo from './orders.repository.js'
 import { activeCustomers, customerExists, type ActiveCustomer } from '../customers/index.js'
 import type {
