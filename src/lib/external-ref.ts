@@ -83,6 +83,7 @@ export const UpsertQuery = Type.Object(
   {
     restore_archived: Type.Optional(Type.Boolean({
       default: false,
+      example: true,
       description: 'When an external_ref names an archived record: false (the default) answers 409 external-ref-archived naming it; true restores it, then updates it (200)',
     })),
   },
