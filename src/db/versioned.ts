@@ -1,4 +1,5 @@
 import { type InsertObject, type Kysely, type Selectable, type SelectQueryBuilder, sql } from 'kysely'
+import { parameterChunks } from '../lib/batch.js'
 import { upsertByExternalRef, type UpsertResult } from '../lib/external-ref.js'
 import { notFound, preconditionFailed } from '../lib/problem.js'
 import type { ArchivedFilter } from '../lib/schema.js'
@@ -68,6 +69,12 @@ export interface ExternalRefTable<T extends ExternalRefTableName> extends Versio
   lockByExternalRef(db: DbExecutor, externalRef: string): Promise<VersionedRow<T> | undefined>
   /** Inserts a row; undefined when its external_ref exists already (ON CONFLICT DO NOTHING: a concurrent upsert won). */
   insert(db: DbExecutor, row: InsertRow<T>): Promise<string | undefined>
+  /**
+   * Inserts many rows (ids chosen by the caller) in as few statements as the parameter limit
+   * allows, in the given order. A row whose external_ref (or other unique value) a concurrent
+   * transaction took is skipped, not an error: the returned set holds the ids actually inserted.
+   */
+  insertMany(db: DbExecutor, rows: Array<InsertRow<T> & { id: string }>): Promise<Set<string>>
   /** The external_refs among `refs` that a record of this table holds (one query for a batch). */
   existingExternalRefs(db: DbExecutor, refs: string[]): Promise<Set<string>>
   /**
@@ -155,6 +162,14 @@ export function externalRefTable<T extends ExternalRefTableName>(table: T, what:
         .returning('id')
         .executeTakeFirst()
       return inserted?.id
+    },
+    async insertMany(db, rows) {
+      const inserted = new Set<string>()
+      for (const chunk of parameterChunks(rows)) {
+        const ids = await generic(db).insertInto(t).values(chunk as never).onConflict((oc) => oc.doNothing()).returning('id').execute()
+        for (const { id } of ids) inserted.add(id)
+      }
+      return inserted
     },
     async existingExternalRefs(db, refs) {
       if (refs.length === 0) return new Set()

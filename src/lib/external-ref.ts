@@ -1,5 +1,5 @@
 import { Type } from 'typebox'
-import { HttpProblem, PROBLEM_BASE, pointer } from './problem.js'
+import { HttpProblem, PROBLEM_BASE, pointer, unprocessable } from './problem.js'
 
 /**
  * Create-or-update by external_ref (API.md § Writing: "an upsert, not a duplicate"), the same
@@ -52,6 +52,17 @@ export function externalRefArchived(what: string, id: string, at = pointer('exte
     detail: `The ${what} with this external_ref (${id}) is archived. Restore it first, or send ${RESTORE_ARCHIVED_PARAM}=true to restore and update it.`,
     errors: [{ pointer: at, message: `belongs to the archived ${what} ${id}` }],
   })
+}
+
+/**
+ * A record that belongs to a customer never moves to another one: create-or-update naming
+ * another customer's external_ref is a 422 on /customer_id, not a silent move.
+ */
+export function assertSameCustomer(what: string, existing: { customer_id: string }, body: { customer_id: string }): void {
+  if (existing.customer_id === body.customer_id) return
+  throw unprocessable(`This external_ref belongs to an ${what} of another customer.`, [
+    { pointer: pointer('customer_id'), message: `differs from the customer of the ${what} with this external_ref` },
+  ])
 }
 
 export async function upsertByExternalRef<R extends { id: string; archived_at: string | null }>(

@@ -1,5 +1,6 @@
 import { sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
+import { whereEqual, whereRange } from '../../db/list-filters.js'
 import { keysetPage, type PageRequest } from '../../lib/pagination.js'
 
 /** The columns the API shows (txid stays internal). */
@@ -22,16 +23,8 @@ export async function findAuditEvent(db: DbExecutor, id: string) {
 export type AuditEventRecord = NonNullable<Awaited<ReturnType<typeof findAuditEvent>>>
 
 export async function listAuditEvents(db: DbExecutor, f: AuditEventFilters, page: PageRequest): Promise<AuditEventRecord[]> {
-  const query = db
-    .selectFrom('audit_events')
-    .select(COLUMNS)
-    .$if(!!f.entity, (qb) => qb.where('entity', '=', f.entity!))
-    .$if(!!f.entity_id, (qb) => qb.where('entity_id', '=', f.entity_id!))
-    .$if(!!f.actor, (qb) => qb.where('actor', '=', f.actor!))
-    .$if(!!f.action, (qb) => qb.where('action', '=', f.action!))
-    .$if(!!f.request_id, (qb) => qb.where('request_id', '=', f.request_id!))
-    .$if(!!f.occurred_after, (qb) => qb.where('occurred_at', '>=', f.occurred_after!))
-    .$if(!!f.occurred_before, (qb) => qb.where('occurred_at', '<', f.occurred_before!))
+  const { occurred_after, occurred_before, ...equal } = f
+  const query = whereRange(whereEqual(db.selectFrom('audit_events').select(COLUMNS), 'audit_events', { ...equal }), 'audit_events.occurred_at', occurred_after, occurred_before)
   return keysetPage(query, page, 'audit_events').execute()
 }
 

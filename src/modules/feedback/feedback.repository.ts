@@ -1,6 +1,7 @@
 import { type InsertObject, type UpdateObject, sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
 import type { Database, FeedbackRow } from '../../db/rows.js'
+import { whereEqual, whereRange } from '../../db/list-filters.js'
 import { externalRefTable, whereArchived } from '../../db/versioned.js'
 import { keysetPage, type PageRequest } from '../../lib/pagination.js'
 import type { ArchivedFilter } from '../../lib/schema.js'
@@ -62,15 +63,9 @@ export async function listFeedback(db: DbExecutor, f: FeedbackFilters, page: Pag
     .selectFrom('feedback')
     .selectAll('feedback')
     .select(SLA_BREACHED.as('sla_breached'))
-    .$if(!!f.customer_id, (qb) => qb.where('feedback.customer_id', '=', f.customer_id!))
-    .$if(!!f.kind, (qb) => qb.where('feedback.kind', '=', f.kind!))
-    .$if(!!f.survey_type, (qb) => qb.where('feedback.survey_type', '=', f.survey_type!))
-    .$if(!!f.status, (qb) => qb.where('feedback.status', '=', f.status!))
-    .$if(!!f.priority, (qb) => qb.where('feedback.priority', '=', f.priority!))
-    .$if(!!f.assignee, (qb) => qb.where('feedback.assignee', '=', f.assignee!))
-    .$if(!!f.submitted_after, (qb) => qb.where('feedback.submitted_at', '>=', f.submitted_after!))
-    .$if(!!f.submitted_before, (qb) => qb.where('feedback.submitted_at', '<', f.submitted_before!))
     .$if(f.sla_breached === true, (qb) => qb.where(BREACHED))
     .$if(f.sla_breached === false, (qb) => qb.where('feedback.kind', '=', 'complaint').where(sql<boolean>`not coalesce(${BREACHED}, false)`))
-  return keysetPage(whereArchived(query, 'feedback', f.archived), page, 'feedback').execute()
+  const equal = { customer_id: f.customer_id, kind: f.kind, survey_type: f.survey_type, status: f.status, priority: f.priority, assignee: f.assignee }
+  const filtered = whereRange(whereEqual(query, 'feedback', equal), 'feedback.submitted_at', f.submitted_after, f.submitted_before)
+  return keysetPage(whereArchived(filtered, 'feedback', f.archived), page, 'feedback').execute()
 }

@@ -1,7 +1,7 @@
 import { type Insertable, type Updateable, sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
 import type { InteractionRow, InteractionsTable } from '../../db/rows.js'
-import { parameterChunks } from '../../lib/batch.js'
+import { whereEqual, whereRange } from '../../db/list-filters.js'
 import { externalRefTable, whereArchived } from '../../db/versioned.js'
 import { keysetPage, type PageRequest } from '../../lib/pagination.js'
 import type { ArchivedFilter } from '../../lib/schema.js'
@@ -23,21 +23,7 @@ export async function findInteraction(db: DbExecutor, id: string): Promise<Inter
 /** The interaction table's versioned-record operations: lock, archive and restore, upsert by external_ref. */
 export const interactions = externalRefTable('interactions', 'interaction')
 
-/**
- * Inserts many interactions (ids chosen by the caller) in as few statements as the parameter
- * limit allows. A row whose external_ref a concurrent transaction took is skipped, not an error:
- * the returned set holds the ids actually inserted.
- */
-export async function insertInteractions(db: DbExecutor, rows: Array<NewInteraction & { id: string }>): Promise<Set<string>> {
-  const inserted = new Set<string>()
-  for (const chunk of parameterChunks(rows)) {
-    const ids = await db.insertInto('interactions').values(chunk).onConflict((oc) => oc.doNothing()).returning('id').execute()
-    for (const { id } of ids) inserted.add(id)
-  }
-  return inserted
-}
-
-/** Updates a row locked by lockInteraction; the version check already happened there. */
+/** Updates a row locked by interactions.lockForWrite or upsert; the version check already happened there. */
 export async function updateInteraction(db: DbExecutor, id: string, changes: InteractionChanges): Promise<void> {
   if (Object.keys(changes).length === 0) return
   await db.updateTable('interactions').set(changes).where('id', '=', id).execute()
@@ -73,13 +59,9 @@ export async function listInteractions(
     .selectFrom('interactions')
     .selectAll('interactions')
     .select(computed)
-    .$if(!!f.customer_id, (qb) => qb.where('interactions.customer_id', '=', f.customer_id!))
-    .$if(!!f.channel, (qb) => qb.where('interactions.channel', '=', f.channel!))
-    .$if(!!f.direction, (qb) => qb.where('interactions.direction', '=', f.direction!))
-    .$if(!!f.order_id, (qb) => qb.where('interactions.order_id', '=', f.order_id!))
-    .$if(!!f.occurred_after, (qb) => qb.where('interactions.occurred_at', '>=', f.occurred_after!))
-    .$if(!!f.occurred_before, (qb) => qb.where('interactions.occurred_at', '<', f.occurred_before!))
     .$if(f.follow_up_due === true, (qb) => qb.where(DUE))
     .$if(f.follow_up_due === false, (qb) => qb.where(sql<boolean>`not coalesce(${DUE}, false)`))
-  return keysetPage(whereArchived(query, 'interactions', f.archived), page, 'interactions').execute()
+  const equal = { customer_id: f.customer_id, channel: f.channel, direction: f.direction, order_id: f.order_id }
+  const filtered = whereRange(whereEqual(query, 'interactions', equal), 'interactions.occurred_at', f.occurred_after, f.occurred_before)
+  return keysetPage(whereArchived(filtered, 'interactions', f.archived), page, 'interactions').execute()
 }

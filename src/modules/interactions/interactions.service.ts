@@ -2,7 +2,7 @@ import type { DbExecutor } from '../../db/database.js'
 import type { InteractionRow } from '../../db/rows.js'
 import { type BatchResult, runSetwiseBatch } from '../../lib/batch.js'
 import type { UpsertOptions } from '../../db/versioned.js'
-import type { UpsertResult } from '../../lib/external-ref.js'
+import { assertSameCustomer, type UpsertResult } from '../../lib/external-ref.js'
 import { conflict, pointer, unprocessable } from '../../lib/problem.js'
 import { uuidv7 } from '../../lib/uuid.js'
 import { activeCustomers } from '../customers/index.js'
@@ -126,18 +126,14 @@ export async function createInteractions(db: DbExecutor, items: InteractionCreat
       return { ...newInteraction(item), id: uuidv7() }
     },
     insert: async (prepared) => {
-      const inserted = await repo.insertInteractions(db, prepared)
+      const inserted = await repo.interactions.insertMany(db, prepared)
       return prepared.map((p) => (inserted.has(p.id) ? p.id : undefined))
     },
   })
 }
 
 async function updateByExternalRef(db: DbExecutor, existing: InteractionRow, body: InteractionCreateBody): Promise<void> {
-  if (existing.customer_id !== body.customer_id) {
-    throw unprocessable('This external_ref belongs to an interaction of another customer.', [
-      { pointer: pointer('customer_id'), message: 'differs from the customer of the interaction with this external_ref' },
-    ])
-  }
+  assertSameCustomer('interaction', existing, body)
   const { customer_id: _customer, ...patch } = body
   await applyChanges(db, existing, patch)
 }

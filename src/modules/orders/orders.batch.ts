@@ -45,7 +45,7 @@ export async function createOrders(db: DbExecutor, items: OrderCreateBody[], opt
       return { ...rows, id: uuidv7() }
     },
     insert: async (prepared) => {
-      const inserted = await repo.insertOrders(db, prepared.map((p) => ({ ...p.order, id: p.id })))
+      const inserted = await repo.orders.insertMany(db, prepared.map((p) => ({ ...p.order, id: p.id })))
       const written = prepared.filter((p) => inserted.has(p.id))
       await repo.insertItemsOfOrders(db, written.flatMap((p) => p.lines.map((line) => ({ ...line, order_id: p.id }))))
       await repo.insertPaymentsOfOrders(db, written.flatMap((p) => p.payments.map((payment) => ({ ...payment, order_id: p.id }))))

@@ -4,6 +4,7 @@ import type { OrderItemRow, OrderItemsTable, OrderPaymentRow, OrderPaymentsTable
 import { parameterChunks } from '../../lib/batch.js'
 import { keysetPage, type PageRequest } from '../../lib/pagination.js'
 import type { ArchivedFilter } from '../../lib/schema.js'
+import { whereEqual, whereRange } from '../../db/list-filters.js'
 import { externalRefTable, whereArchived } from '../../db/versioned.js'
 
 /** An order row with what it owes and its overdue flag, as every order read returns it. */
@@ -35,21 +36,6 @@ export async function takenOrderNumbers(db: DbExecutor, numbers: string[]): Prom
   if (numbers.length === 0) return new Set()
   const rows = await db.selectFrom('orders').select('order_number').where('order_number', 'in', numbers).execute()
   return new Set(rows.map((r) => r.order_number))
-}
-
-/**
- * Inserts many orders (ids chosen by the caller) in as few statements as the parameter limit
- * allows, in the given order, so that server-assigned order numbers follow it. A row whose
- * external_ref or order_number a concurrent transaction took is skipped, not an error: the
- * returned set holds the ids actually inserted.
- */
-export async function insertOrders(db: DbExecutor, rows: Array<NewOrder & { id: string }>): Promise<Set<string>> {
-  const inserted = new Set<string>()
-  for (const chunk of parameterChunks(rows)) {
-    const ids = await db.insertInto('orders').values(chunk).onConflict((oc) => oc.doNothing()).returning('id').execute()
-    for (const { id } of ids) inserted.add(id)
-  }
-  return inserted
 }
 
 /** The lines of many orders, a few statements for all of them. */
@@ -87,14 +73,10 @@ export async function listOrders(db: DbExecutor, f: OrderFilters, page: PageRequ
     .selectFrom('orders')
     .selectAll('orders')
     .select(computed)
-    .$if(!!f.customer_id, (qb) => qb.where('orders.customer_id', '=', f.customer_id!))
-    .$if(!!f.status, (qb) => qb.where('orders.status', '=', f.status!))
-    .$if(!!f.channel, (qb) => qb.where('orders.channel', '=', f.channel!))
-    .$if(!!f.ordered_after, (qb) => qb.where('orders.ordered_at', '>=', f.ordered_after!))
-    .$if(!!f.ordered_before, (qb) => qb.where('orders.ordered_at', '<', f.ordered_before!))
     .$if(f.overdue === true, (qb) => qb.where(OVERDUE))
     .$if(f.overdue === false, (qb) => qb.where(sql<boolean>`not (${OVERDUE})`))
-  return keysetPage(whereArchived(query, 'orders', f.archived), page, 'orders').execute()
+  const filtered = whereRange(whereEqual(query, 'orders', { customer_id: f.customer_id, status: f.status, channel: f.channel }), 'orders.ordered_at', f.ordered_after, f.ordered_before)
+  return keysetPage(whereArchived(filtered, 'orders', f.archived), page, 'orders').execute()
 }
 
 // Items and payments ------------------------------------------------------------------------------

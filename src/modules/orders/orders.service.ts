@@ -1,7 +1,7 @@
 import type { DbExecutor } from '../../db/database.js'
 import type { OrderItemRow, OrderPaymentRow, OrderRow } from '../../db/rows.js'
 import type { UpsertOptions } from '../../db/versioned.js'
-import type { UpsertResult } from '../../lib/external-ref.js'
+import { assertSameCustomer, type UpsertResult } from '../../lib/external-ref.js'
 import { fitsMoneyColumn, formatMoney, multiplyMoney, parseMoney, parseRate, percentOf } from '../../lib/money.js'
 import { badRequest, conflict, type FieldError, notFound, pointer, unprocessable } from '../../lib/problem.js'
 import * as repo from './orders.repository.js'
@@ -308,11 +308,7 @@ async function insertNewOrder(db: DbExecutor, body: OrderCreateBody, customer: O
 }
 
 async function updateByExternalRef(db: DbExecutor, existing: OrderRow, body: OrderCreateBody): Promise<void> {
-  if (existing.customer_id !== body.customer_id) {
-    throw unprocessable('This external_ref belongs to an order of another customer.', [
-      { pointer: pointer('customer_id'), message: 'differs from the customer of the order with this external_ref' },
-    ])
-  }
+  assertSameCustomer('order', existing, body)
   const { customer_id: _customer, ...patch } = body
   await applyChanges(db, existing, patch)
 }
