@@ -11,6 +11,7 @@ import dbPlugin from './plugins/db.js'
 import auth, { type AuthOptions } from './plugins/auth.js'
 import audit from './plugins/audit.js'
 import idempotency, { type IdempotencyOptions } from './plugins/idempotency.js'
+import deadline, { type DeadlineOptions } from './plugins/deadline.js'
 import limits, { type LimitsOptions } from './plugins/limits.js'
 import openapi from './plugins/openapi.js'
 import metrics from './plugins/metrics.js'
@@ -39,6 +40,15 @@ export interface AppOptions {
   logger?: FastifyServerOptions['logger']
   bodyLimit?: number
   requestTimeoutMs?: number
+  /** Per-request deadlines; default: the defaults of src/config.ts. */
+  deadline?: DeadlineOptions
+  /** How long /readyz waits for the database before answering 503 (default 2 s). */
+  readinessTimeoutMs?: number
+  /**
+   * Which proxies' X-Forwarded-For is believed (fastify trustProxy): false (none, the default),
+   * true (any), a hop count, or a list of addresses and CIDR ranges.
+   */
+  trustProxy?: boolean | number | string[]
   /** Defaults: the defaults of src/config.ts. */
   rateLimit?: LimitsOptions['rateLimit']
   pressure?: LimitsOptions['pressure']
@@ -55,10 +65,11 @@ export interface AppOptions {
 
 /** The limits and idempotency settings from the configuration's defaults. */
 export const DEFAULT_LIMITS = {
-  rateLimit: { max: 1000, windowMs: 60_000 },
+  rateLimit: { max: 1000, windowMs: 60_000, authFailureMax: 100 },
   pressure: { maxEventLoopDelayMs: 1000, maxEventLoopUtilization: 0, maxHeapUsedBytes: 0, maxRssBytes: 0, retryAfterSeconds: 10 },
   idempotency: { ttlSeconds: 86_400, purgeIntervalMs: 900_000 },
-} satisfies Pick<Required<AppOptions>, 'rateLimit' | 'pressure' | 'idempotency'>
+  deadline: { deadlineMs: 25_000, longDeadlineMs: 120_000 },
+} satisfies Pick<Required<AppOptions>, 'rateLimit' | 'pressure' | 'idempotency' | 'deadline'>
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
 
@@ -91,12 +102,16 @@ export function loggerOptions(level: string): FastifyServerOptions['logger'] {
   }
 }
 
+/** Trusts the nearest `hops` proxies (Fastify's types have no hop count, its runtime does the same). */
+const trustHops = (hops: number) => (_address: string, hop: number) => hop < hops
+
 export async function buildApp(opts: AppOptions) {
   const app = Fastify({
     logger: opts.logger ?? false,
     bodyLimit: opts.bodyLimit ?? 1024 * 1024,
     requestTimeout: opts.requestTimeoutMs ?? 30_000,
     return503OnClosing: true,
+    trustProxy: typeof opts.trustProxy === 'number' ? trustHops(opts.trustProxy) : (opts.trustProxy ?? false),
     genReqId: (req) => {
       const given = req.headers['x-request-id']
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
@@ -114,6 +129,8 @@ export async function buildApp(opts: AppOptions) {
     done()
   })
 
+  app.decorate('draining', false)
+
   // Cross-cutting plugins first, one concern each; then the domains.
   await app.register(errors)
   await app.register(security, { corsOrigins: opts.corsOrigins ?? [] })
@@ -128,6 +145,9 @@ export async function buildApp(opts: AppOptions) {
   await app.register(pii)
   await app.register(audit)
   await app.register(idempotency, opts.idempotency ?? DEFAULT_LIMITS.idempotency)
+  // After audit: its handler wrapper must be the outermost, so the request transaction's
+  // connection belongs to the request's deadline.
+  await app.register(deadline, opts.deadline ?? DEFAULT_LIMITS.deadline)
   await app.register(auditSealer, { intervalMs: opts.auditSealIntervalMs ?? 0 })
   await app.register(lifecycleSweep, { intervalMs: opts.lifecycleSweepMs ?? 0 })
   await app.register(openapi)
@@ -137,7 +157,7 @@ export async function buildApp(opts: AppOptions) {
   // The customer filter language is shared by customers (search) and segments: registered once.
   for (const schema of filterSchemas) app.addSchema(schema)
 
-  await app.register(healthRoutes)
+  await app.register(healthRoutes, { readinessTimeoutMs: opts.readinessTimeoutMs ?? 2000 })
   await app.register(auditRoutes, { prefix: '/v1' })
   await app.register(customerRoutes, { prefix: '/v1' })
   await app.register(orderRoutes, { prefix: '/v1' })

@@ -17,6 +17,10 @@ export const ConfigSchema = Type.Object({
   DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 500, default: 10 }),
   DB_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 5000 }),
   DB_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 10000 }),
+  /** Client-side backstop per query, longer than the statement timeout (a frozen server sends no error); 0: off. */
+  DB_QUERY_TIMEOUT_MS: Type.Integer({ minimum: 0, default: 15000 }),
+  /** Idle time before TCP keepalive probes start on a database connection. */
+  DB_KEEPALIVE_DELAY_MS: Type.Integer({ minimum: 1000, default: 10000 }),
   DB_IDLE_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 30000 }),
   /** The role the API's connections take (SET ROLE); "none" keeps the login user's privileges. */
   DB_ROLE: Type.String({ pattern: '^([a-z_][a-z0-9_]{0,62})$', default: 'crm_app' }),
@@ -31,10 +35,27 @@ export const ConfigSchema = Type.Object({
   AUTH_CLOCK_TOLERANCE_S: Type.Integer({ minimum: 0, maximum: 300, default: 30 }),
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 50 * 1024 * 1024, default: 1024 * 1024 }),
   REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 1000, default: 30000 }),
+  /** From a request's arrival to its 503 (deadline-exceeded); the request's database work is cut off. */
+  REQUEST_DEADLINE_MS: Type.Integer({ minimum: 100, default: 25000 }),
+  /** The same for the heavy routes (analytics, segment counts and previews, imports). */
+  REQUEST_DEADLINE_LONG_MS: Type.Integer({ minimum: 100, default: 120000 }),
+  /** How long /readyz waits for the database before answering 503. */
+  READINESS_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 2000 }),
+  /** After SIGTERM: how long /readyz answers 503 while requests are still served, before the listener closes. */
+  SHUTDOWN_DRAIN_DELAY_MS: Type.Integer({ minimum: 0, default: 3000 }),
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 100, default: 10000 }),
+  /**
+   * Which proxies' X-Forwarded-For names the client: false (none), true (any: only behind a proxy
+   * that overwrites the header), a hop count, or comma-separated addresses and CIDR ranges.
+   */
+  TRUST_PROXY: Type.String({ pattern: '^(false|true|\\d{1,2}|[0-9A-Fa-f.:]+(/\\d{1,3})?(,[0-9A-Fa-f.:]+(/\\d{1,3})?)*)$', default: 'false' }),
   /** Requests per caller (token subject, else IP) per window; over it: 429 with Retry-After. */
   RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 1000 }),
   RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60000 }),
+  /** Failed authentications per client address, and per presented token, per window; over it: 429. */
+  AUTH_FAILURE_MAX: Type.Integer({ minimum: 1, default: 100 }),
+  /** Unset: counters in memory, per instance. Set: shared by every instance through this Redis. */
+  RATE_LIMIT_REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
   /** Load shedding (503 with Retry-After) thresholds; 0 turns a check off. */
   PRESSURE_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, default: 1000 }),
   PRESSURE_MAX_EVENT_LOOP_UTILIZATION: Type.Number({ minimum: 0, maximum: 1, default: 0 }),
@@ -51,6 +72,15 @@ export const ConfigSchema = Type.Object({
 })
 
 export type Config = Static<typeof ConfigSchema>
+
+/** TRUST_PROXY as Fastify's trustProxy option. */
+export function trustProxy(config: Pick<Config, 'TRUST_PROXY'>): boolean | number | string[] {
+  const value = config.TRUST_PROXY
+  if (value === 'false') return false
+  if (value === 'true') return true
+  if (/^\d+$/.test(value)) return Number(value)
+  return value.split(',')
+}
 
 /** CORS_ORIGINS as a list. */
 export const corsOrigins = (config: Pick<Config, 'CORS_ORIGINS'>): string[] => config.CORS_ORIGINS.split(',').filter(Boolean)
@@ -79,6 +109,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const config = converted as Config
   if (config.AUTH_JWKS_FILE && config.AUTH_JWKS_URL) {
     throw new ConfigError('Invalid configuration:\n  AUTH_JWKS_FILE, AUTH_JWKS_URL: set one, not both')
+  }
+  if (config.DB_QUERY_TIMEOUT_MS !== 0 && config.DB_QUERY_TIMEOUT_MS <= config.DB_STATEMENT_TIMEOUT_MS) {
+    throw new ConfigError('Invalid configuration:\n  DB_QUERY_TIMEOUT_MS: must be longer than DB_STATEMENT_TIMEOUT_MS (or 0), or it would cut off queries the server is still allowed to run')
   }
   return config
 }

@@ -6,7 +6,7 @@
 import closeWithGrace from 'close-with-grace'
 import { pino, type LoggerOptions } from 'pino'
 import { buildApp, loggerOptions, type App } from './app.js'
-import { ConfigError, corsOrigins, loadConfig, type Config } from './config.js'
+import { ConfigError, corsOrigins, loadConfig, trustProxy, type Config } from './config.js'
 import { createDb, type Db } from './db/database.js'
 import { createMigrationDb, releaseEmbeddedSignalHandlers, resolveDatabase, type DatabaseTarget } from './db/connect.js'
 import { migrateToLatest } from './db/migrate.js'
@@ -29,9 +29,14 @@ let db: Db | undefined
 let app: App | undefined
 
 releaseEmbeddedSignalHandlers()
-closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS, logger: log }, async ({ signal, err }) => {
+closeWithGrace({ delay: config.SHUTDOWN_DRAIN_DELAY_MS + config.SHUTDOWN_GRACE_MS, logger: log }, async ({ signal, err }) => {
   if (err) log.error({ err }, 'shutting down after an error')
   else log.info(`${signal ?? 'exit'}: shutting down`)
+  if (app && signal) {
+    // /readyz turns 503 at once; requests are still served while load balancers notice.
+    app.draining = true
+    await new Promise((resolve) => setTimeout(resolve, config.SHUTDOWN_DRAIN_DELAY_MS))
+  }
   // app.close() stops accepting, lets in-flight requests finish, then destroys the pool.
   if (app) await app.close()
   else await db?.destroy()
@@ -47,6 +52,8 @@ try {
     max: config.DB_POOL_MAX,
     connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
     statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
+    queryTimeoutMs: config.DB_QUERY_TIMEOUT_MS,
+    keepAliveDelayMs: config.DB_KEEPALIVE_DELAY_MS,
     idleTimeoutMs: config.DB_IDLE_TIMEOUT_MS,
     role: config.DB_ROLE === 'none' ? null : config.DB_ROLE,
     log,
@@ -58,7 +65,15 @@ try {
     logger: loggerOptions(config.LOG_LEVEL),
     bodyLimit: config.BODY_LIMIT_BYTES,
     requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
-    rateLimit: { max: config.RATE_LIMIT_MAX, windowMs: config.RATE_LIMIT_WINDOW_MS },
+    deadline: { deadlineMs: config.REQUEST_DEADLINE_MS, longDeadlineMs: config.REQUEST_DEADLINE_LONG_MS },
+    readinessTimeoutMs: config.READINESS_TIMEOUT_MS,
+    trustProxy: trustProxy(config),
+    rateLimit: {
+      max: config.RATE_LIMIT_MAX,
+      windowMs: config.RATE_LIMIT_WINDOW_MS,
+      authFailureMax: config.AUTH_FAILURE_MAX,
+      ...(config.RATE_LIMIT_REDIS_URL ? { redisUrl: config.RATE_LIMIT_REDIS_URL } : {}),
+    },
     pressure: {
       maxEventLoopDelayMs: config.PRESSURE_MAX_EVENT_LOOP_DELAY_MS,
       maxEventLoopUtilization: config.PRESSURE_MAX_EVENT_LOOP_UTILIZATION,

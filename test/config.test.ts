@@ -1,5 +1,5 @@
 import t from 'tap'
-import { ConfigError, corsOrigins, loadConfig } from '../src/config.js'
+import { ConfigError, corsOrigins, loadConfig, trustProxy } from '../src/config.js'
 
 t.test('defaults apply and numbers are converted from text', async (t) => {
   const c = loadConfig({ PORT: '8080', DB_POOL_MAX: '4' })
@@ -44,4 +44,19 @@ t.test('CORS_ORIGINS is a comma-separated list of origins, empty by default', as
   for (const bad of ['*', 'app.example.com', 'https://app.example.com/', 'https://a.example, https://b.example', 'javascript:alert(1)']) {
     t.throws(() => loadConfig({ CORS_ORIGINS: bad }), /CORS_ORIGINS: /, bad)
   }
+})
+
+t.test('TRUST_PROXY: false, true, a hop count, or addresses and CIDR ranges', async (t) => {
+  t.equal(trustProxy(loadConfig({})), false, 'no proxy is trusted by default')
+  t.equal(trustProxy(loadConfig({ TRUST_PROXY: 'true' })), true)
+  t.equal(trustProxy(loadConfig({ TRUST_PROXY: '2' })), 2)
+  t.same(trustProxy(loadConfig({ TRUST_PROXY: '10.0.0.0/8,127.0.0.1,::1' })), ['10.0.0.0/8', '127.0.0.1', '::1'])
+  for (const bad of ['yes', '10.0.0.0/8, 127.0.0.1', 'proxy.example.com']) t.throws(() => loadConfig({ TRUST_PROXY: bad }), /TRUST_PROXY: /, bad)
+})
+
+t.test('DB_QUERY_TIMEOUT_MS is longer than the statement timeout, or 0', async (t) => {
+  t.equal(loadConfig({}).DB_QUERY_TIMEOUT_MS, 15000)
+  t.equal(loadConfig({ DB_QUERY_TIMEOUT_MS: '0' }).DB_QUERY_TIMEOUT_MS, 0)
+  t.throws(() => loadConfig({ DB_STATEMENT_TIMEOUT_MS: '20000' }), /DB_QUERY_TIMEOUT_MS: must be longer/)
+  t.equal(loadConfig({ DB_STATEMENT_TIMEOUT_MS: '20000', DB_QUERY_TIMEOUT_MS: '25000' }).DB_QUERY_TIMEOUT_MS, 25000)
 })

@@ -187,6 +187,7 @@ function capture(reply: FastifyReply, payload: unknown): CapturedResponse | unde
  * A handler's reply.send() is held until the transaction has committed: otherwise the client
  * could be told 201/204 about a change that a failing COMMIT then rolls back. While held,
  * `return reply` must not wait (reply is a thenable that settles when the response ends).
+ * The request deadline's answer (plugins/deadline.ts) is the one send that is not held.
  */
 function holdSend(reply: FastifyReply) {
   const own = reply as unknown as Record<string, unknown>
@@ -199,6 +200,12 @@ function holdSend(reply: FastifyReply) {
     },
   }
   own.send = (payload: unknown) => {
+    // The request's deadline answers while the transaction still runs: that answer is not held
+    // (the deadline has closed the transaction's connection, so it can no longer commit).
+    if (reply.request.connections?.expired) {
+      held.release()
+      return reply.send(payload)
+    }
     held.called = true
     held.payload = payload
     return reply

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import fp from 'fastify-plugin'
+import type { FastifyRequest } from 'fastify'
 import { createLocalJWKSet, createRemoteJWKSet, errors as joseErrors, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from 'jose'
 import { HttpProblem, serviceUnavailable } from '../lib/problem.js'
 
@@ -24,6 +25,15 @@ declare module 'fastify' {
   interface FastifyRequest {
     auth: Principal | null
   }
+  interface FastifyInstance {
+    /** Counts failed authentications (plugins/limits.ts); absent, a failure is simply a 401. */
+    authFailures?: AuthFailures
+  }
+}
+
+export interface AuthFailures {
+  /** Counts one failed authentication; answers the problem to send: the 401, or a 429 past the limit. */
+  count(request: FastifyRequest, problem: HttpProblem): Promise<HttpProblem>
 }
 
 export interface Principal {
@@ -128,9 +138,7 @@ export default fp<AuthOptions>(
       if (missing.length > 0) throw new Error(`routes without config.scope: ${missing.join(', ')}`)
     })
 
-    app.addHook('onRequest', async (request) => {
-      const scope = request.routeOptions.config?.scope
-      if (!scope || scope === 'public') return
+    const authenticate = async (request: FastifyRequest, scope: Scope): Promise<void> => {
       const header = request.headers.authorization
       if (!header) throw unauthorized('Send an access token: Authorization: Bearer <token>.')
       // A token is a few hundred bytes; a huge one is refused before any parsing or crypto.
@@ -161,6 +169,19 @@ export default fp<AuthOptions>(
       request.auth = { sub: payload.sub, scopes }
       if (!hasScope(request.auth, scope)) {
         throw new HttpProblem({ status: 403, title: 'Forbidden', detail: `This operation needs the scope "${scope}".` })
+      }
+    }
+
+    // Every token is verified (a valid one is never refused for others' failures); only a
+    // failure is counted, and past the limit it answers 429 instead of 401.
+    app.addHook('onRequest', async (request) => {
+      const scope = request.routeOptions.config?.scope
+      if (!scope || scope === 'public') return
+      try {
+        await authenticate(request, scope)
+      } catch (err) {
+        if (err instanceof HttpProblem && err.status === 401 && app.authFailures) throw await app.authFailures.count(request, err)
+        throw err
       }
     })
   },

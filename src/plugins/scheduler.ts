@@ -3,6 +3,7 @@ import { hostname } from 'node:os'
 import fp from 'fastify-plugin'
 import { sql } from 'kysely'
 import type { DbExecutor } from '../db/database.js'
+import { withStatementTimeout } from '../db/scope.js'
 import { inAuditedTransaction } from './audit.js'
 import { claimLease, releaseLease } from './scheduler.repository.js'
 
@@ -15,7 +16,8 @@ import { claimLease, releaseLease } from './scheduler.repository.js'
  *   one database run each job once per interval, never two runs at a time.
  * - Audited as a system actor: a run is one transaction whose audit rows name `system:<job>` and a
  *   request id of the run's own, so what a job changes is traced to it.
- * - Bounded: the transaction's statement_timeout is the job's time limit.
+ * - Bounded: the transaction's statement_timeout is the job's time limit, and the client gives up
+ *   on the server a little after it (a frozen database never sends the timeout's error).
  *
  * A failed run is logged and recorded on the lease; the next tick tries again. Timers are
  * unref'd, and close waits for a run in progress.
@@ -53,10 +55,12 @@ export default fp(
       let error: string | null = null
       try {
         const context = { actor: `system:${job.name}`, requestId: randomUUID(), route: `job ${job.name}` }
-        const result = await inAuditedTransaction(app.db, context, async (trx) => {
-          await sql`select set_config('statement_timeout', ${String(timeoutMs)}, true)`.execute(trx)
-          return job.run(trx)
-        })
+        const result = await withStatementTimeout(timeoutMs, () =>
+          inAuditedTransaction(app.db, context, async (trx) => {
+            await sql`select set_config('statement_timeout', ${String(timeoutMs)}, true)`.execute(trx)
+            return job.run(trx)
+          }),
+        )
         app.log.info({ job: job.name, request_id: context.requestId, result }, 'job done')
       } catch (err) {
         error = (err as Error).message

@@ -1,6 +1,5 @@
 import t from 'tap'
-import { readFileSync, readdirSync, rmSync } from 'node:fs'
-import net from 'node:net'
+import { rmSync } from 'node:fs'
 import path from 'node:path'
 import pg from 'pg'
 import { buildApp } from '../../src/app.js'
@@ -9,6 +8,7 @@ import { createDb } from '../../src/db/database.js'
 import { startEmbeddedPostgres, type EmbeddedServer } from '../../src/db/embedded.js'
 import { migrateToLatest } from '../../src/db/migrate.js'
 import { TEST_APP_OPTIONS, TEST_AUTH, token } from '../helpers/app.js'
+import { clusterPids, freePort, signalAll } from '../helpers/cluster.js'
 
 /**
  * Concurrent writers keep creating customers while the database is made to fail under them:
@@ -89,20 +89,6 @@ async function writer(w: number) {
   }
 }
 
-/** The PIDs of the postmaster and all its children (as root, the cluster runs as 'postgres'). */
-function clusterPids(): number[] {
-  const postmaster = Number(readFileSync(path.join(dir, 'postmaster.pid'), 'utf8').split('\n')[0])
-  const children = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8')
-      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === postmaster
-    } catch {
-      return false
-    }
-  })
-  return [postmaster, ...children.map(Number)]
-}
-
 const injectors: Array<[keyof typeof faults, () => Promise<void>]> = [
   ['terminate', async () => {
     await admin((c) => c.query(`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'crm-api' and pid <> pg_backend_pid()`))
@@ -117,18 +103,12 @@ const injectors: Array<[keyof typeof faults, () => Promise<void>]> = [
     })
   }],
   ['freeze', async () => {
-    const pids = clusterPids()
-    for (const pid of pids) process.kill(pid, 'SIGSTOP')
+    const pids = clusterPids(dir)
+    signalAll(pids, 'SIGSTOP')
     try {
       await sleep(STATEMENT_TIMEOUT_MS * 1.8)
     } finally {
-      for (const pid of pids) {
-        try {
-          process.kill(pid, 'SIGCONT')
-        } catch {
-          // a child that ended meanwhile
-        }
-      }
+      signalAll(pids, 'SIGCONT')
     }
   }],
   ['restart', async () => {
@@ -197,15 +177,4 @@ t.test('every acknowledged write survives terminations, freezes, lock waits and 
 
 function sleep(ms: number) {
   return new Promise((resolve) => setTimeout(resolve, ms))
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo
-      s.close(() => resolve(port))
-    })
-  })
 }

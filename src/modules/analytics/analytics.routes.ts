@@ -9,7 +9,8 @@ import {
 } from './analytics.schemas.js'
 
 const tags = ['analytics']
-const config = { scope: 'analytics:read' as const }
+// Aggregates over every customer: the long request deadline (REQUEST_DEADLINE_LONG_MS).
+const config = { scope: 'analytics:read' as const, deadline: 'long' as const }
 const ERRORS = problemResponses(400, 401, 403)
 const COMMON =
   'Computed by PostgreSQL at request time; `method` states the population, formulas and window. Pin as_of for reproducible figures. '

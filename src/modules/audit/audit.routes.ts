@@ -42,7 +42,7 @@ const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   // Registered before /audit-events/:id so the static path wins (find-my-way prefers it anyway).
   app.get('/audit-events/verify', {
-    config: { scope: 'audit:read' },
+    config: { scope: 'audit:read', deadline: 'long' },
     schema: {
       operationId: 'verifyAuditChain', tags, summary: 'Verify the audit hash chain',
       description: 'Seals every committed audit event not yet in the chain, then recomputes the whole chain in the database: each position\'s SHA-256 covers the previous hash and the event\'s full content. Answers intact, or the first broken position and why.',

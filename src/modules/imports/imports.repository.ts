@@ -3,6 +3,7 @@ import { pipeline } from 'node:stream/promises'
 import { sql } from 'kysely'
 import { from as copyFrom } from 'pg-copy-streams'
 import { poolOf, type Db, type DbExecutor } from '../../db/database.js'
+import { setQueryTimeout } from '../../db/scope.js'
 import { keysetPage, type PageRequest } from '../../lib/pagination.js'
 
 const JOB_COLUMNS = [
@@ -63,6 +64,8 @@ export const STAGED_CUSTOMER_COLUMNS = [
  */
 export async function copyStagedCustomers(db: Db, lines: Readable): Promise<void> {
   const client = await poolOf(db).connect()
+  // The COPY lasts as long as the upload: no client-side query timeout either.
+  const restoreQueryTimeout = setQueryTimeout(client, 0)
   let broken = false
   try {
     await client.query('set statement_timeout = 0')
@@ -73,6 +76,7 @@ export async function copyStagedCustomers(db: Db, lines: Readable): Promise<void
     throw err
   } finally {
     if (!broken) await client.query('reset statement_timeout').catch(() => { broken = true })
+    restoreQueryTimeout()
     client.release(broken)
   }
 }

@@ -34,7 +34,7 @@ const importRoutes: FastifyPluginAsyncTypebox<ImportRoutesOptions> = async (app,
   app.addContentTypeParser(Object.values(IMPORT_MEDIA_TYPES), (_request, payload, done) => done(null, payload))
 
   app.post('/imports', {
-    config: { scope: 'customers:write', transaction: 'manual' },
+    config: { scope: 'customers:write', transaction: 'manual', deadline: 'long' },
     schema: {
       operationId: 'createImport', tags, summary: 'Import customers from CSV or NDJSON',
       description:

@@ -3,6 +3,7 @@ import { StringDecoder } from 'node:string_decoder'
 import { CsvError, parse as parseCsv } from 'csv-parse'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Db } from '../../db/database.js'
+import { withStatementTimeout } from '../../db/scope.js'
 import { inAuditedTransaction, type AuditContext } from '../../plugins/audit.js'
 import { HttpProblem, badRequest, type FieldError } from '../../lib/problem.js'
 import { uuidv7 } from '../../lib/uuid.js'
@@ -232,7 +233,9 @@ export async function startCustomerImport(
     await repo.updateJob(trx, id, { status: 'merging', rows_received: received.rows, rows_rejected: received.invalid, errors: received.errors })
     return (await repo.findJob(trx, id))!
   })
-  return { job, merged: merge(db, id, context, received, opts.log) }
+  // The merge outlives the request (and its deadline), with statements of up to MERGE_STATEMENT_TIMEOUT_MS.
+  const merged = withStatementTimeout(MERGE_STATEMENT_TIMEOUT_MS, () => merge(db, id, context, received, opts.log))
+  return { job, merged }
 }
 
 async function merge(db: Db, id: string, context: AuditContext, received: Received, log: FastifyBaseLogger): Promise<void> {

@@ -55,7 +55,7 @@ const segmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.post('/segments/preview', {
-    config: { scope: 'segments:read' },
+    config: { scope: 'segments:read', deadline: 'long' },
     attachValidation: true,
     schema: {
       operationId: 'previewSegment', tags, summary: 'Count and list the customers an unsaved filter selects',
@@ -145,7 +145,7 @@ const segmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.get('/segments/:id/count', {
-    config: { scope: 'segments:read' },
+    config: { scope: 'segments:read', deadline: 'long' },
     schema: {
       operationId: 'countSegmentMembers', tags, summary: 'Count the customers in a segment',
       params: IdParams,
@@ -177,7 +177,7 @@ const segmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (request) => service.changeStaticMembers(request.db, request.params.id, request.body.customer_ids, 'remove'))
 
   app.get('/segments/:id/export', {
-    config: { scope: 'segments:read', piiStream: 'Customer' },
+    config: { scope: 'segments:read', piiStream: 'Customer', deadline: 'long' },
     schema: {
       operationId: 'exportSegmentMembers', tags, summary: 'Export the customers in a segment (CSV or NDJSON, streamed)',
       description: 'Streams every member in batches (flat memory whatever the size). CSV has a header row and masks PII without pii:read, like NDJSON (one Customer per line).',
@@ -197,7 +197,7 @@ const segmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.post('/segments/:id/refresh', {
-    config: { scope: 'segments:write' },
+    config: { scope: 'segments:write', deadline: 'long' },
     schema: {
       operationId: 'refreshSegment', tags, summary: 'Refresh a dynamic segment\'s membership history',
       description: 'Evaluates the filter now and records, set-wise in one statement, who entered and who left since the last refresh.',

@@ -33,3 +33,16 @@ t.test('metrics are Prometheus text with request durations by route pattern, not
   t.notOk(res.body.includes('0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11'), 'no raw ids in labels')
   t.match(res.body, /process_cpu_user_seconds_total/)
 })
+
+t.test('while draining (shutdown has begun) /readyz is 503, and everything else is still served', async (t) => {
+  ctx.app.draining = true
+  t.teardown(() => {
+    ctx.app.draining = false
+  })
+  const ready = await ctx.app.inject({ method: 'GET', url: '/readyz' })
+  t.equal(ready.statusCode, 503)
+  t.ok(Number(ready.headers['retry-after']) >= 1)
+  t.match(ready.json(), { status: 503, detail: /shutting down/ })
+  t.equal((await ctx.app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200, 'alive')
+  t.equal((await ctx.app.inject({ method: 'GET', url: '/v1/customers?limit=1', headers: await ctx.auth() })).statusCode, 200, 'requests are served')
+})
