@@ -462,6 +462,15 @@ CREATE TABLE public.contact_points (
     CONSTRAINT contact_points_network_check CHECK ((network = ANY (ARRAY['wechat'::text, 'weibo'::text, 'whatsapp'::text, 'line'::text, 'telegram'::text, 'linkedin'::text, 'x'::text, 'facebook'::text, 'instagram'::text, 'tiktok'::text, 'other'::text])))
 );
 
+CREATE TABLE public.crm_job_leases (
+    name text NOT NULL,
+    run_by text NOT NULL,
+    started_at timestamp with time zone NOT NULL,
+    finished_at timestamp with time zone,
+    last_error text,
+    runs bigint DEFAULT 1 NOT NULL
+);
+
 CREATE TABLE public.customer_currency_purchases (
     customer_id uuid NOT NULL,
     currency character(3) NOT NULL,
@@ -809,6 +818,9 @@ ALTER TABLE ONLY public.audit_seals
 
 ALTER TABLE ONLY public.contact_points
     ADD CONSTRAINT contact_points_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.crm_job_leases
+    ADD CONSTRAINT crm_job_leases_pkey PRIMARY KEY (name);
 
 ALTER TABLE ONLY public.customer_currency_purchases
     ADD CONSTRAINT customer_currency_purchases_pkey PRIMARY KEY (customer_id, currency);
@@ -1212,6 +1224,8 @@ GRANT SELECT ON TABLE public.audit_chain TO crm_app;
 GRANT SELECT ON TABLE public.audit_seals TO crm_app;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.contact_points TO crm_app;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.crm_job_leases TO crm_app;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.customer_currency_purchases TO crm_app;
 

@@ -15,6 +15,8 @@ import limits, { type LimitsOptions } from './plugins/limits.js'
 import openapi from './plugins/openapi.js'
 import metrics from './plugins/metrics.js'
 import security from './plugins/security.js'
+import pii from './plugins/pii.js'
+import { PII_LOG_PATHS } from './lib/pii.js'
 import healthRoutes from './modules/health/health.routes.js'
 import customerRoutes from './modules/customers/customers.routes.js'
 import orderRoutes from './modules/orders/orders.routes.js'
@@ -60,7 +62,11 @@ export const DEFAULT_LIMITS = {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
 
-/** Log fields that could carry PII or credentials never reach the log. */
+/**
+ * Log fields that could carry PII or credentials never reach the log: credentials, bodies,
+ * every personal field of the PII registry, and PostgreSQL's error detail, which quotes row
+ * values ("Key (value_normalized)=(…) already exists", "Failing row contains (…)").
+ */
 export const LOG_REDACT = {
   paths: [
     'req.headers.authorization',
@@ -68,7 +74,8 @@ export const LOG_REDACT = {
     'req.headers["x-api-key"]',
     'res.headers["set-cookie"]',
     'body', 'req.body', 'payload',
-    '*.email', '*.phone', '*.birthday', '*.address', '*.value',
+    'err.detail',
+    ...PII_LOG_PATHS.filter((path) => path !== 'body'),
   ],
   censor: '[redacted]',
 }
@@ -117,6 +124,8 @@ export async function buildApp(opts: AppOptions) {
   // the verified subject (its hooks are per route, and those run after the app's).
   await app.register(limits, { rateLimit: opts.rateLimit ?? DEFAULT_LIMITS.rateLimit, pressure: opts.pressure ?? DEFAULT_LIMITS.pressure })
   await app.register(auth, opts.auth)
+  // Before audit: the request transaction must capture the payload as the caller sees it.
+  await app.register(pii)
   await app.register(audit)
   await app.register(idempotency, opts.idempotency ?? DEFAULT_LIMITS.idempotency)
   await app.register(auditSealer, { intervalMs: opts.auditSealIntervalMs ?? 0 })

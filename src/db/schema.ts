@@ -54,6 +54,15 @@ export interface ContactPoints {
   version: ServerOwned<number>;
 }
 
+export interface CrmJobLeases {
+  finished_at: string | null;
+  last_error: string | null;
+  name: string;
+  run_by: string;
+  runs: Generated<number>;
+  started_at: string;
+}
+
 export interface CustomerCurrencyPurchases {
   cum_net: number[];
   currency: string;
@@ -325,6 +334,7 @@ export interface DB {
   audit_events: AuditEvents;
   audit_seals: AuditSeals;
   contact_points: ContactPoints;
+  crm_job_leases: CrmJobLeases;
   customer_currency_purchases: CustomerCurrencyPurchases;
   customer_metrics: CustomerMetrics;
   customer_purchases: CustomerPurchases;

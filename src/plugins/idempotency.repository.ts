@@ -59,7 +59,7 @@ export async function saveResponse(trx: DbExecutor, scope: IdempotencyScope, res
 }
 
 /** Deletes up to `limit` expired keys; returns how many. Cheap: it walks the expiry index. */
-export async function purgeExpired(db: Db, limit = 5000): Promise<number> {
+export async function purgeExpired(db: DbExecutor, limit = 5000): Promise<number> {
   const result = await sql`
     delete from idempotency_keys where ctid = any (array(
       select ctid from idempotency_keys where expires_at <= now() order by expires_at limit ${limit}))`.execute(db)

@@ -18,7 +18,8 @@ import * as repo from './idempotency.repository.js'
  *   parameters, the query, and whether the caller may read PII (so a replay never shows a caller
  *   more than its own token would).
  * - Same key, same fingerprint: the first response is replayed (status, body byte for byte,
- *   Location, ETag, Content-Type, X-PII-Masked) with `Idempotent-Replayed: true`; nothing runs.
+ *   Location, ETag, Content-Type) with `Idempotent-Replayed: true`; nothing runs. (The PII
+ *   presenter sets X-PII-Masked and Cache-Control on the replay as on the first answer.)
  * - Same key, another fingerprint: 422.
  * - Same key while the first request is still running: 409 with Retry-After. Each request
  *   takes a transaction-scoped advisory lock on (subject, route, key) before it looks the key
@@ -42,7 +43,7 @@ const KEY = /^[\x20-\x7E]{1,255}$/
 /** Seconds a client waits before retrying a key whose first request is still running. */
 const IN_FLIGHT_RETRY_AFTER_S = 1
 /** Response headers that belong to the stored response (the rest are per request). */
-const REPLAYED_HEADERS = ['content-type', 'location', 'etag', 'x-pii-masked']
+const REPLAYED_HEADERS = ['content-type', 'location', 'etag']
 
 /** The header as it appears in the contract of every POST operation (component IdempotencyKey). */
 export const IdempotencyKeyHeader = {

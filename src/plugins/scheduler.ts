@@ -1,21 +1,38 @@
+import { randomUUID } from 'node:crypto'
+import { hostname } from 'node:os'
 import fp from 'fastify-plugin'
-import type { Db } from '../db/database.js'
+import { sql } from 'kysely'
+import type { DbExecutor } from '../db/database.js'
+import { inAuditedTransaction } from './audit.js'
+import { claimLease, releaseLease } from './scheduler.repository.js'
 
 /**
- * The one home of background work: each job is a named entry with its interval. A job runs on
- * its own timer once the app is ready (and at once with `atStart`), never twice at the same time
- * in one process, and is awaited on close. A failed run is logged and the next tick tries again.
- * Timers are unref'd: they never keep the process alive.
+ * The one home of background work: each job is a named entry with its interval and time limit.
+ *
+ * - Once across instances: every instance ticks every job, but a tick runs the job only if it
+ *   claims the job's lease (crm_job_leases): the last run, by any instance, started at least an
+ *   interval ago and has finished, or has been running past the time limit (its instance died). So N instances on
+ *   one database run each job once per interval, never two runs at a time.
+ * - Audited as a system actor: a run is one transaction whose audit rows name `system:<job>` and a
+ *   request id of the run's own, so what a job changes is traced to it.
+ * - Bounded: the transaction's statement_timeout is the job's time limit.
+ *
+ * A failed run is logged and recorded on the lease; the next tick tries again. Timers are
+ * unref'd, and close waits for a run in progress.
  */
 export interface Job {
   name: string
-  /** Milliseconds between runs; 0 or less: the job is off. */
+  /** Milliseconds between the starts of two runs (at least; a run never overlaps the last); 0 or less: off. */
   intervalMs: number
-  /** Run once as soon as the app is ready, not only after the first interval. */
+  /** The longest a run may take (default 10 minutes); also when a dead instance's lease lapses. */
+  timeoutMs?: number
+  /** Tick once as soon as the app is ready, not only after the first interval. */
   atStart?: boolean
-  /** Does the work; what it returns is logged at debug level. */
-  run(db: Db): Promise<unknown>
+  /** Does the work in the run's transaction; what it returns is logged. */
+  run(db: DbExecutor): Promise<unknown>
 }
+
+const DEFAULT_TIMEOUT_MS = 10 * 60_000
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -25,16 +42,34 @@ declare module 'fastify' {
 
 export default fp(
   async (app) => {
+    const instance = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`
     const jobs: Job[] = []
     const timers: NodeJS.Timeout[] = []
     const running = new Map<string, Promise<void>>()
 
+    const runOnce = async (job: Job) => {
+      const timeoutMs = job.timeoutMs ?? DEFAULT_TIMEOUT_MS
+      if (!(await claimLease(app.db, job.name, instance, job.intervalMs, timeoutMs))) return
+      let error: string | null = null
+      try {
+        const context = { actor: `system:${job.name}`, requestId: randomUUID(), route: `job ${job.name}` }
+        const result = await inAuditedTransaction(app.db, context, async (trx) => {
+          await sql`select set_config('statement_timeout', ${String(timeoutMs)}, true)`.execute(trx)
+          return job.run(trx)
+        })
+        app.log.info({ job: job.name, request_id: context.requestId, result }, 'job done')
+      } catch (err) {
+        error = (err as Error).message
+        app.log.warn({ job: job.name, err: { message: error, code: (err as { code?: string }).code } }, 'job failed; will retry')
+      } finally {
+        await releaseLease(app.db, job.name, instance, error).catch(() => {})
+      }
+    }
+
     const tick = (job: Job) => {
       if (running.has(job.name)) return
-      const run = job
-        .run(app.db)
-        .then((result) => app.log.debug({ job: job.name, result }, 'job done'))
-        .catch((err: unknown) => app.log.warn({ job: job.name, err: { message: (err as Error).message, code: (err as { code?: string }).code } }, 'job failed; will retry'))
+      const run = runOnce(job)
+        .catch((err: unknown) => app.log.warn({ job: job.name, err: { message: (err as Error).message } }, 'job lease unavailable; will retry'))
         .finally(() => running.delete(job.name))
       running.set(job.name, run)
     }
@@ -45,7 +80,9 @@ export default fp(
     app.addHook('onReady', async () => {
       for (const job of jobs) {
         if (job.atStart) tick(job)
-        const timer = setInterval(() => tick(job), job.intervalMs)
+        // Ticks come four times an interval: a run starts within a quarter interval of its lease
+        // falling free, whichever instance's tick comes first.
+        const timer = setInterval(() => tick(job), Math.max(1, Math.floor(job.intervalMs / 4)))
         timer.unref()
         timers.push(timer)
       }

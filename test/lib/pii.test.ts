@@ -1,5 +1,5 @@
 import t from 'tap'
-import { MASK, maskAuditSnapshot } from '../../src/lib/pii.js'
+import { applyPlan, MASK, maskAuditSnapshot, PII_FIELDS, PII_KEYS, PII_LOG_PATHS, planHas, planOf } from '../../src/lib/pii.js'
 
 t.test('maskAuditSnapshot masks personal keys by name and keeps the rest', async (t) => {
   t.equal(maskAuditSnapshot(null), null)
@@ -31,4 +31,70 @@ t.test('nested objects and arrays are masked too; null and non-string values nev
     address: null,
     email: MASK,
   })
+})
+
+t.test('the registry: one class per field name; log paths and snapshot keys derive from it', async (t) => {
+  for (const [table, fields] of Object.entries(PII_FIELDS)) {
+    for (const [name, cls] of Object.entries(fields)) t.equal(PII_KEYS[name], cls, `${table}.${name}`)
+  }
+  for (const name of ['email', 'phone', 'birthday', 'address', 'value', 'value_normalized', 'primary_email', 'primary_phone', 'notes']) {
+    t.ok(PII_LOG_PATHS.includes(name) && PII_LOG_PATHS.includes(`*.${name}`), `${name} is redacted in logs`)
+  }
+  t.notOk(PII_LOG_PATHS.includes('*.name'), 'names are not: errors and plugins log theirs')
+  t.same(maskAuditSnapshot({ primary_email: 'a@b.c', notes: 'call after 6', given_name: 'Na' }), { primary_email: 'a***@***', notes: 'call after 6', given_name: 'Na' },
+    'masked classes are masked by name, unmasked personal classes are kept')
+  const segment = { name: 'Recent', filter: { orders: { min_count: 1, before: '2026-01-01' } } }
+  t.same(maskAuditSnapshot(segment), segment, 'a segment filter\'s date bound is not an audit snapshot')
+})
+
+// Schemas shaped like the API's: a page of customers, each with contact points.
+const SCHEMAS: Record<string, unknown> = {
+  ContactPoint: { type: 'object', properties: { kind: { type: 'string' }, value: { type: 'string' }, address: { type: 'object', nullable: true } } },
+  Customer: {
+    type: 'object',
+    properties: {
+      name: { type: 'string' }, birthday: { type: 'string', format: 'date', nullable: true }, primary_email: { type: 'string', nullable: true },
+      primary_phone: { type: 'string', nullable: true }, contact_points: { type: 'array', items: { $ref: 'ContactPoint#' } },
+      attributes: { type: 'object', additionalProperties: { $ref: 'JsonValue#' } },
+    },
+  },
+  JsonValue: { anyOf: [{ type: 'string' }, { type: 'array', items: { $ref: 'JsonValue#' } }] },
+  Page: { type: 'object', properties: { data: { type: 'array', items: { $ref: 'Customer#' } }, next_cursor: { type: 'string', nullable: true } } },
+}
+const resolve = (id: string) => SCHEMAS[id]
+
+t.test('a response plan follows $refs, arrays and nesting; masking copies and keeps each field\'s type', async (t) => {
+  const plan = planOf({ $ref: 'Page#' }, resolve)!
+  t.ok(plan, 'a page of customers carries personal data')
+  t.ok(planHas(plan, (c) => c === 'contact_value'), 'down to the contact points')
+  t.equal(planOf({ type: 'object', properties: { count: { type: 'integer' } } }, resolve), undefined, 'a count carries none')
+  const page = {
+    data: [{
+      name: 'Li Na', birthday: '1990-05-17', primary_email: 'li.na@example.com', primary_phone: '+8613800001234', attributes: { email: 'kept@example.com' },
+      contact_points: [
+        { kind: 'email', value: 'li.na@example.com', address: null },
+        { kind: 'address', value: '88 Century Avenue', address: { line1: '88 Century Avenue', country: 'CN' } },
+      ],
+    }],
+    next_cursor: null,
+  }
+  const copy = structuredClone(page)
+  t.same(applyPlan(plan, page), {
+    data: [{
+      name: 'Li Na', birthday: null, primary_email: 'l***@***', primary_phone: '***34', attributes: { email: 'kept@example.com' },
+      contact_points: [
+        { kind: 'email', value: 'l***@***', address: null },
+        { kind: 'address', value: MASK, address: { line1: MASK, country: 'CN' } },
+      ],
+    }],
+    next_cursor: null,
+  })
+  t.same(page, copy, 'the input is not modified')
+})
+
+t.test('a response field named like a masked one outside the registry stops the app from starting', async (t) => {
+  const stray = { type: 'object', properties: { customer_id: { type: 'string' }, email: { type: 'string' } }, $id: 'Stray' }
+  t.throws(() => planOf({ $ref: 'Stray#' }, (id) => (id === 'Stray' ? stray : undefined)), /Stray has a field "email"/)
+  t.throws(() => planOf({ type: 'object', properties: { birthday: { type: 'string' } } }, resolve), /\(inline\) has a field "birthday"/)
+  t.throws(() => planOf({ $ref: 'Missing#' }, resolve), /unknown schema/)
 })

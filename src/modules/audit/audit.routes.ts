@@ -1,8 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyReply, FastifyRequest } from 'fastify'
-import { canReadPii } from '../../plugins/auth.js'
 import { DEFAULT_LIMIT, decodeCursor, parseSort, toPage } from '../../lib/pagination.js'
-import { maskAuditSnapshot } from '../../lib/pii.js'
 import { notFound } from '../../lib/problem.js'
 import { IdParams, problemResponses, ref, READ_ERRORS } from '../../lib/schema.js'
 import * as repo from './audit.repository.js'
@@ -10,16 +7,9 @@ import { AUDIT_SORTS, AuditChainVerification, AuditEvent, AuditEventList, AuditE
 
 const tags = ['audit']
 
-/** The caller's view of an event: snapshots masked without pii:read (flagged by x-pii-masked). */
-function presenter(request: FastifyRequest, reply: FastifyReply) {
-  const pii = canReadPii(request.auth)
-  if (!pii) reply.header('x-pii-masked', 'true')
-  return (row: repo.AuditEventRecord): AuditEventDto => ({
-    ...row,
-    action: row.action as AuditEventDto['action'],
-    before: pii ? row.before : maskAuditSnapshot(row.before),
-    after: pii ? row.after : maskAuditSnapshot(row.after),
-  })
+/** An event as the API shows it; plugins/pii.ts masks its snapshots for callers without pii:read. */
+function toAuditEventDto(row: repo.AuditEventRecord): AuditEventDto {
+  return { ...row, action: row.action as AuditEventDto['action'] }
 }
 
 function toVerification(v: repo.ChainVerification): AuditChainVerificationDto {
@@ -43,13 +33,12 @@ const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
       querystring: AuditEventListQuery,
       response: { 200: ref(AuditEventList), ...READ_ERRORS },
     },
-  }, async (request, reply) => {
+  }, async (request) => {
     const { limit = DEFAULT_LIMIT, sort, cursor, ...filters } = request.query
     const keys = parseSort(sort, AUDIT_SORTS, '-occurred_at')
     const after = cursor ? decodeCursor(cursor, keys) : undefined
-    const present = presenter(request, reply)
     const rows = await repo.listAuditEvents(request.db, filters, keys, after, limit)
-    return toPage(rows, limit, keys, present)
+    return toPage(rows, limit, keys, toAuditEventDto)
   })
 
   // Registered before /audit-events/:id so the static path wins (find-my-way prefers it anyway).
@@ -72,10 +61,10 @@ const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
       params: IdParams,
       response: { 200: ref(AuditEvent), ...READ_ERRORS },
     },
-  }, async (request, reply) => {
+  }, async (request) => {
     const row = await repo.findAuditEvent(request.db, request.params.id)
     if (!row) throw notFound('audit event')
-    return presenter(request, reply)(row)
+    return toAuditEventDto(row)
   })
 }
 

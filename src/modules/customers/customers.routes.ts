@@ -32,22 +32,20 @@ function parseInclude(include: string | undefined): Set<string> {
   return names
 }
 
-/** Reads a customer back in the caller's view (masked without pii:read) and sets its ETag. */
+/** Reads a customer back and sets its ETag. */
 async function present(request: FastifyRequest, reply: FastifyReply, id: string, include = new Set<string>()) {
   const row = await repo.findCustomer(request.db, id)
   if (!row) throw notFound('customer')
   return render(request, reply, row, include)
 }
 
-/** A customer row in the caller's view, with the related data asked for (one more query each). */
+/** A customer row with the related data asked for (one more query each). */
 async function render(request: FastifyRequest, reply: FastifyReply, row: repo.CustomerRecord, include: Set<string>) {
   const id = row.id
-  const pii = canReadPii(request.auth)
-  if (!pii) reply.header('x-pii-masked', 'true')
   setEtag(reply, row.version)
   const contacts = include.has('contact_points') ? await contactPoints.listContactPoints(request.db, [id]) : undefined
   const metrics = include.has('metrics') ? await findMetrics(request.db, [id]) : undefined
-  return service.toCustomerDto(row, pii, contacts, metrics)
+  return service.toCustomerDto(row, contacts, metrics)
 }
 
 const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -75,16 +73,15 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
       querystring: CustomerListQuery,
       response: { 200: ref(CustomerList), ...READ_ERRORS },
     },
-  }, async (request, reply) => {
+  }, async (request) => {
     const q = request.query
     const limit = q.limit ?? DEFAULT_LIMIT
     const keys = parseSort(q.sort, CUSTOMER_SORTS, '-created_at')
     const after = q.cursor ? decodeCursor(q.cursor, keys) : undefined
     const include = parseInclude(q.include)
-    const pii = canReadPii(request.auth)
-    if (!pii) reply.header('x-pii-masked', 'true')
     const filters: repo.CustomerFilters = {
-      q: q.q?.trim(), qContacts: pii, tags: q.tag?.map((t) => t.trim().toLowerCase()), lifecycle_stage: q.lifecycle_stage,
+      // Matching q against emails and phones would tell who owns one: only for pii:read.
+      q: q.q?.trim(), qContacts: canReadPii(request.auth), tags: q.tag?.map((t) => t.trim().toLowerCase()), lifecycle_stage: q.lifecycle_stage,
       acquisition_source: q.acquisition_source, created_after: q.created_after, created_before: q.created_before, archived: q.archived ?? false,
     }
     const rows = filters.q
@@ -97,7 +94,7 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const byCustomer = new Map<string, typeof contacts>()
     for (const c of contacts) byCustomer.set(c.customer_id, [...(byCustomer.get(c.customer_id) ?? []), c])
     return {
-      data: page.data.map((r) => service.toCustomerDto(r, pii, include.has('contact_points') ? byCustomer.get(r.id) ?? [] : undefined, metrics)),
+      data: page.data.map((r) => service.toCustomerDto(r, include.has('contact_points') ? byCustomer.get(r.id) ?? [] : undefined, metrics)),
       next_cursor: page.next_cursor,
     }
   })
@@ -112,13 +109,11 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
       body: ref(CustomerSearch),
       response: { 200: ref(CustomerSearchResult), ...problemResponses(400, 401, 403, 413, 415) },
     },
-  }, async (request, reply) => {
+  }, async (request) => {
     const ast = filterFromBody(request, request.body?.filter)
     const body = request.body
     const where = ast ? compileFilter(ast) : () => sql<SqlBool>`true`
-    const pii = canReadPii(request.auth)
-    if (!pii) reply.header('x-pii-masked', 'true')
-    const page = await service.searchPage(request.db, where, pii, body)
+    const page = await service.searchPage(request.db, where, body)
     return body.include_total ? { ...page, total: await repo.countCustomers(request.db, where) } : page
   })
 
@@ -208,12 +203,10 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
       params: IdParams,
       response: { 200: ref(ContactPointList), ...READ_ERRORS },
     },
-  }, async (request, reply) => {
+  }, async (request) => {
     if ((await repo.customerVersion(request.db, request.params.id)) === undefined) throw notFound('customer')
-    const pii = canReadPii(request.auth)
-    if (!pii) reply.header('x-pii-masked', 'true')
     const rows = await contactPoints.listContactPoints(request.db, [request.params.id])
-    return { data: rows.map((r) => service.toContactPointDto(r, pii)), next_cursor: null }
+    return { data: rows.map((r) => service.toContactPointDto(r)), next_cursor: null }
   })
 
   app.post('/customers/:id/contact-points', {
@@ -228,7 +221,7 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const row = await service.addContactPoint(request.db, request.params.id, request.body)
     setEtag(reply, row.version)
     reply.code(201).header('location', `/v1/customers/${request.params.id}/contact-points/${row.id}`)
-    return service.toContactPointDto(row, canReadPii(request.auth))
+    return service.toContactPointDto(row)
   })
 
   app.patch('/customers/:id/contact-points/:contact_point_id', {
@@ -242,7 +235,7 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const { id, contact_point_id } = request.params
     const row = await service.patchContactPoint(request.db, id, contact_point_id, request.body, ifMatchVersion(request))
     setEtag(reply, row.version)
-    return service.toContactPointDto(row, canReadPii(request.auth))
+    return service.toContactPointDto(row)
   })
 
   app.delete('/customers/:id/contact-points/:contact_point_id', {

@@ -2,7 +2,6 @@ import { fullFormats } from 'ajv-formats/dist/formats.js'
 import type { DbExecutor } from '../../db/database.js'
 import type { ContactPointRow } from '../../db/rows.js'
 import { badRequest, conflict, type FieldError, notFound, pointer, preconditionFailed } from '../../lib/problem.js'
-import { maskAddress, maskContactValue } from '../../lib/pii.js'
 import * as repo from './customers.repository.js'
 import * as contactPoints from './contact-points.repository.js'
 import { refreshMetrics, type MetricsRows } from '../metrics/index.js'
@@ -251,15 +250,15 @@ export async function removeContactPoint(db: DbExecutor, customerId: string, id:
 
 // Output -----------------------------------------------------------------------------------
 
-export function toContactPointDto(row: ContactPointRow, pii: boolean): ContactPointDto {
+export function toContactPointDto(row: ContactPointRow): ContactPointDto {
   return {
     id: row.id,
     customer_id: row.customer_id,
     kind: row.kind as ContactPointDto['kind'],
     label: row.label as ContactPointDto['label'],
-    value: pii ? row.value : maskContactValue(row.kind, row.value),
+    value: row.value,
     network: row.network as ContactPointDto['network'],
-    address: pii ? (row.address as Record<string, unknown> | null) : maskAddress(row.address as Record<string, unknown> | null),
+    address: row.address as Record<string, unknown> | null,
     is_primary: row.is_primary,
     verified: row.verified,
     version: row.version,
@@ -290,19 +289,14 @@ export function toMetricsDto(customerId: string, rows: MetricsRows, now = Date.n
 }
 
 /**
- * A customer row in the caller's view. The row itself becomes the DTO (masked fields overwritten,
- * contact_points and metrics added) instead of a copy: rows come fresh from the database and
+ * A customer row as the API shows it (plugins/pii.ts masks it for callers without pii:read).
+ * The row itself becomes the DTO (contact_points and metrics added) instead of a copy: rows come fresh from the database and
  * their callers only read sort keys and ids afterwards, and a list page skips copying 50 objects
  * of 30 fields. Field order is the row's, as with a copy.
  */
-export function toCustomerDto(row: repo.CustomerRecord, pii: boolean, contactPoints?: ContactPointRow[], metrics?: MetricsRows): CustomerDto {
+export function toCustomerDto(row: repo.CustomerRecord, contactPoints?: ContactPointRow[], metrics?: MetricsRows): CustomerDto {
   const dto = row as unknown as CustomerDto & repo.CustomerRecord
-  if (!pii) {
-    dto.birthday = null
-    if (row.primary_email) dto.primary_email = maskContactValue('email', row.primary_email)
-    if (row.primary_phone) dto.primary_phone = maskContactValue('phone', row.primary_phone)
-  }
-  if (contactPoints) dto.contact_points = contactPoints.map((c) => toContactPointDto(c, pii))
+  if (contactPoints) dto.contact_points = contactPoints.map((c) => toContactPointDto(c))
   if (metrics) dto.metrics = toMetricsDto(row.id, metrics)
   return dto
 }
@@ -316,13 +310,13 @@ export interface SearchPageOptions {
 }
 
 /**
- * One page of the non-archived customers that match a compiled filter, in the caller's view
- * (masked without pii:read). Search, segment members and segment previews all page through here.
+ * One page of the non-archived customers that match a compiled filter. Search, segment members
+ * and segment previews all page through here.
  */
-export async function searchPage(db: DbExecutor, where: CustomerPredicate, pii: boolean, opts: SearchPageOptions) {
+export async function searchPage(db: DbExecutor, where: CustomerPredicate, opts: SearchPageOptions) {
   const limit = opts.limit ?? DEFAULT_LIMIT
   const keys = parseSort(opts.sort, CUSTOMER_SORTS, '-created_at')
   const after = opts.cursor ? decodeCursor(opts.cursor, keys) : undefined
   const rows = await repo.searchCustomers(db, where, keys, after, limit)
-  return toPage(rows, limit, keys, (r) => toCustomerDto(r, pii))
+  return toPage(rows, limit, keys, (r) => toCustomerDto(r))
 }

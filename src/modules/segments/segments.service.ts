@@ -7,6 +7,7 @@ import { conflict, notFound, preconditionFailed, unprocessable } from '../../lib
 import * as customers from '../customers/index.js'
 import * as repo from './segments.repository.js'
 import type { SegmentCreateBody, SegmentDto, SegmentPatchBody } from './segments.schemas.js'
+import type { CustomerDto } from '../customers/customers.schemas.js'
 
 export function toSegmentDto(row: SegmentRow): SegmentDto {
   return {
@@ -104,9 +105,10 @@ function csvCell(value: unknown): string {
 /**
  * The members as CSV or NDJSON, read in keyset batches of EXPORT_BATCH (created_at, id), so memory
  * stays flat whatever the segment's size and no statement or transaction stays open between
- * batches. A customer created or changed during a long export may or may not appear.
+ * batches. A customer created or changed during a long export may or may not appear. `present`
+ * shows each customer in the caller's view (request.maskPii).
  */
-export function exportStream(db: DbExecutor, where: CustomerPredicate, pii: boolean, format: 'csv' | 'ndjson'): Readable {
+export function exportStream(db: DbExecutor, where: CustomerPredicate, format: 'csv' | 'ndjson', present: (customer: CustomerDto) => CustomerDto): Readable {
   const keys = [{ field: 'created_at', desc: false }]
   async function* lines() {
     if (format === 'csv') yield CSV_COLUMNS.join(',') + '\r\n'
@@ -116,7 +118,7 @@ export function exportStream(db: DbExecutor, where: CustomerPredicate, pii: bool
       const batch = rows.slice(0, EXPORT_BATCH)
       let chunk = ''
       for (const row of batch) {
-        const dto = customers.toCustomerDto(row, pii)
+        const dto = present(customers.toCustomerDto(row))
         chunk += format === 'csv' ? CSV_COLUMNS.map((c) => csvCell(dto[c])).join(',') + '\r\n' : JSON.stringify(dto) + '\n'
       }
       if (chunk) yield chunk
