@@ -14,8 +14,12 @@ export async function inRecovery(db: DbExecutor): Promise<boolean> {
   return (await sql<{ r: boolean }>`select pg_is_in_recovery() as r`.execute(db)).rows[0]!.r
 }
 
-/** Exports the calling transaction's snapshot, for pg_dump --snapshot to see exactly what it sees. */
+/**
+ * Exports the calling transaction's snapshot, for pg_dump --snapshot to see exactly what it sees.
+ * The transaction sits idle while pg_dump runs: a server-wide idle timeout must not end it.
+ */
 export async function exportSnapshot(trx: DbExecutor): Promise<string> {
+  await sql`set local idle_in_transaction_session_timeout = 0`.execute(trx)
   return (await sql<{ s: string }>`select pg_export_snapshot() as s`.execute(trx)).rows[0]!.s
 }
 

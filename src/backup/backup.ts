@@ -24,7 +24,11 @@ export async function createBackup(opts: { url: string; out: string }): Promise<
     const major = await serverMajor(db)
     const pgDump = await findPgTool('pg_dump', major)
     // Seal first, so the chain covers every audit event committed so far (a replica cannot write: its primary seals).
-    if (!(await inRecovery(db))) while ((await sealAuditTrail(db, { maxRows: SEAL_BATCH })) === SEAL_BATCH);
+    if (!(await inRecovery(db))) {
+      let sealed: number
+      do sealed = await sealAuditTrail(db, { maxRows: SEAL_BATCH })
+      while (sealed === SEAL_BATCH)
+    }
     const manifest = await db.transaction().setIsolationLevel('repeatable read').setAccessMode('read only').execute(async (trx) => {
       // pg_dump reads the snapshot this transaction holds: the counts below describe exactly the dump.
       const snapshot = await exportSnapshot(trx)
