@@ -18,9 +18,9 @@ export const ConfigSchema = Type.Object({
   DB_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 5000 }),
   DB_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 10000 }),
   DB_IDLE_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 30000 }),
-  /** The role the API's connections take (SET ROLE); "none" keeps the login user's privileges. */
   /** Whether start applies pending migrations; unset: yes, except with NODE_ENV=production (see migrateOnStart). */
   MIGRATE_ON_START: Type.Optional(Type.Boolean()),
+  /** The role the API's connections take (SET ROLE); "none" keeps the login user's privileges. */
   DB_ROLE: Type.String({ pattern: '^([a-z_][a-z0-9_]{0,62})$', default: 'crm_app' }),
   /** How often the audit trail is sealed into its hash chain; 0 turns the schedule off. */
   AUDIT_SEAL_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 5000 }),

