@@ -94,8 +94,8 @@ t.before(async () => {
 t.test('the build holds the server, the migrate command and every migration compiled, with the checksum manifest', async (t) => {
   t.ok(existsSync(path.join(out, 'server.js')), 'server.js')
   t.ok(existsSync(path.join(out, 'cli/migrate.js')), 'cli/migrate.js')
-  const sources = readdirSync(path.join(ROOT, 'migrations')).filter((f) => f.endsWith('.ts')).map((f) => f.replace(/\.ts$/, '.js'))
-  t.same(readdirSync(path.join(out, 'migrations')).filter((f) => f.endsWith('.js')), sources, 'one .js per migration source')
+  const sources = readdirSync(path.join(ROOT, 'migrations')).filter((f) => f.endsWith('.ts')).map((f) => f.replace(/\.ts$/, '.js')).sort()
+  t.same(readdirSync(path.join(out, 'migrations')).filter((f) => f.endsWith('.js')).sort(), sources, 'one .js per migration source')
   t.equal(readFileSync(path.join(out, 'migrations/checksums.json'), 'utf8'), readFileSync(path.join(ROOT, 'migrations/checksums.json'), 'utf8'), 'the manifest is the committed one')
 })
 
