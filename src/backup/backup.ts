@@ -9,7 +9,7 @@ import { rename, rm, stat } from 'node:fs/promises'
 import path from 'node:path'
 import { createMigrationDb } from '../db/connect.js'
 import { findPgTool, pgToolConnection } from '../db/pg-tools.js'
-import { sealAuditTrail, verifyAuditChain } from '../modules/audit/audit.repository.js'
+import { sealAuditTrail, verifyAuditChain } from '../modules/audit/index.js'
 import {
   analyzeDatabase, ensureRoles, exportSnapshot, grantedRoles, inRecovery, migrationLevel, serverMajor, tableRowCounts, userRelationCount,
 } from './backup.repository.js'

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
-import type { ChainVerification } from '../modules/audit/audit.repository.js'
+import type { ChainVerification } from '../modules/audit/index.js'
 import type { MigrationLevel } from './backup.repository.js'
 
 export const MANIFEST_FORMAT = 'crm-api-backup/1'
