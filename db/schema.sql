@@ -4,6 +4,11 @@
 
 CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public;
 
+CREATE DOMAIN public.crm_money AS numeric
+	CONSTRAINT crm_money_check CHECK (((scale(VALUE) <= 3) AND (VALUE > ('-1000000000000'::bigint)::numeric) AND (VALUE < ('1000000000000'::bigint)::numeric)));
+
+COMMENT ON DOMAIN public.crm_money IS 'An amount with at most three decimals, stored with exactly its currency''s minor units (JPY 1500, CNY 129.90, KWD 1.234): its text is the API''s representation';
+
 CREATE FUNCTION public.crm_audit_attach(tbl regclass) RETURNS void
     LANGUAGE plpgsql
     AS $$
@@ -29,7 +34,7 @@ CREATE FUNCTION public.crm_uuid_v7() RETURNS uuid
 
 CREATE TABLE public.audit_events (
     id uuid DEFAULT public.crm_uuid_v7() NOT NULL,
-    occurred_at timestamp with time zone DEFAULT now() NOT NULL,
+    occurred_at timestamp with time zone DEFAULT date_trunc('milliseconds'::text, now()) NOT NULL,
     actor text NOT NULL,
     request_id text,
     route text,
@@ -57,21 +62,35 @@ CREATE FUNCTION public.crm_audit_capture() RETURNS trigger
       v_actor text := coalesce(crm_context('actor'), 'db:' || session_user);
       v_request text := crm_context('request_id');
       v_route text := crm_context('route');
+      v_kinds jsonb := crm_audit_column_kinds(tg_relid);
     begin
       if tg_op = 'INSERT' then
         insert into audit_events (actor, request_id, route, action, entity, entity_id, before, after)
-        select v_actor, v_request, v_route, 'insert', tg_table_name, n.id, null, to_jsonb(n) from crm_new_rows n;
+        select v_actor, v_request, v_route, 'insert', tg_table_name, n.id, null, crm_audit_snapshot(to_jsonb(n), v_kinds) from crm_new_rows n;
       elsif tg_op = 'UPDATE' then
         insert into audit_events (actor, request_id, route, action, entity, entity_id, before, after)
-        select v_actor, v_request, v_route, 'update', tg_table_name, n.id, to_jsonb(o), to_jsonb(n)
+        select v_actor, v_request, v_route, 'update', tg_table_name, n.id, crm_audit_snapshot(to_jsonb(o), v_kinds), crm_audit_snapshot(to_jsonb(n), v_kinds)
         from crm_old_rows o join crm_new_rows n on n.id = o.id
         where to_jsonb(o) is distinct from to_jsonb(n);
       else
         insert into audit_events (actor, request_id, route, action, entity, entity_id, before, after)
-        select v_actor, v_request, v_route, 'delete', tg_table_name, o.id, to_jsonb(o), null from crm_old_rows o;
+        select v_actor, v_request, v_route, 'delete', tg_table_name, o.id, crm_audit_snapshot(to_jsonb(o), v_kinds), null from crm_old_rows o;
       end if;
       return null;
     end $$;
+
+CREATE FUNCTION public.crm_audit_column_kinds(tbl regclass) RETURNS jsonb
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+      select coalesce(jsonb_object_agg(a.attname, k.kind), '{}'::jsonb)
+      from pg_attribute a
+      join pg_type t on t.oid = a.atttypid
+      cross join lateral (select case
+        when 'numeric'::regtype in (a.atttypid, t.typbasetype) then 'decimal'
+        when 'timestamptz'::regtype in (a.atttypid, t.typbasetype) then 'time'
+      end as kind) k
+      where a.attrelid = tbl and a.attnum > 0 and not a.attisdropped and k.kind is not null
+    $$;
 
 CREATE FUNCTION public.crm_audit_seal(max_rows integer DEFAULT 50000, wait boolean DEFAULT true) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
@@ -130,6 +149,21 @@ CREATE FUNCTION public.crm_audit_seal(max_rows integer DEFAULT 50000, wait boole
       from unnest(v_ids, v_hashes) with ordinality as u(id, hash, o);
       return cardinality(v_ids);
     end $$;
+
+CREATE FUNCTION public.crm_audit_snapshot(snapshot jsonb, kinds jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+      select coalesce(jsonb_object_agg(j.key, case
+        when jsonb_typeof(j.value) = 'null' then j.value
+        when kinds ->> j.key = 'decimal' then to_jsonb(j.value #>> '{}')
+        when kinds ->> j.key = 'time'
+          then to_jsonb(to_char((j.value #>> '{}')::timestamptz at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+        else j.value
+      end), '{}'::jsonb)
+      from jsonb_each(snapshot) j
+    $$;
+
+COMMENT ON FUNCTION public.crm_audit_snapshot(snapshot jsonb, kinds jsonb) IS 'An audit before/after snapshot in the API''s representation: decimals as strings, times as RFC 3339 UTC with milliseconds and Z';
 
 CREATE FUNCTION public.crm_audit_verify() RETURNS TABLE(intact boolean, sealed_count bigint, unsealed_count bigint, head_seq bigint, head_hash text, broken_seq bigint, broken_audit_event_id uuid, reason text)
     LANGUAGE sql STABLE
@@ -307,54 +341,62 @@ CREATE FUNCTION public.crm_metrics_queue() RETURNS boolean
       return true;
     end $$;
 
+CREATE FUNCTION public.crm_purchase_statuses() RETURNS text[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+      select '{paid,fulfilled,partially_refunded}'::text[]
+    $$;
+
+COMMENT ON FUNCTION public.crm_purchase_statuses() IS 'Order statuses that count as a purchase (with archived_at is null): metrics, purchase history, lifecycle, analytics, filters';
+
 CREATE FUNCTION public.crm_refresh_customer_metrics(ids uuid[]) RETURNS void
     LANGUAGE sql
     AS $$
-      insert into customer_metrics as m (customer_id, order_count, first_order_at, last_order_at, interaction_count,
-                                         last_interaction_at, open_complaints, latest_csat, latest_nps, refreshed_at)
-      select c.id, o.n, o.first_at, o.last_at, i.n, i.last_at, f.open_complaints, f.csat, f.nps, now()
-      from customers c
-      cross join lateral (
-        select count(*)::int as n, min(ordered_at) as first_at, max(ordered_at) as last_at
-        from orders where customer_id = c.id and archived_at is null and status in ('paid', 'fulfilled', 'partially_refunded')
-      ) o
-      cross join lateral (
-        select count(*)::int as n, max(occurred_at) as last_at
-        from interactions where customer_id = c.id and archived_at is null
-      ) i
-      cross join lateral (
-        select
-          (select count(*)::int from feedback
-            where customer_id = c.id and archived_at is null and kind = 'complaint' and status in ('open', 'in_progress')) as open_complaints,
-          (select score from feedback
-            where customer_id = c.id and archived_at is null and survey_type = 'csat'
-            order by submitted_at desc, id desc limit 1) as csat,
-          (select score from feedback
-            where customer_id = c.id and archived_at is null and survey_type = 'nps'
-            order by submitted_at desc, id desc limit 1) as nps
-      ) f
-      where c.id = any(ids)
-      on conflict (customer_id) do update set
-        order_count = excluded.order_count, first_order_at = excluded.first_order_at, last_order_at = excluded.last_order_at,
-        interaction_count = excluded.interaction_count, last_interaction_at = excluded.last_interaction_at,
-        open_complaints = excluded.open_complaints, latest_csat = excluded.latest_csat, latest_nps = excluded.latest_nps,
-        refreshed_at = excluded.refreshed_at;
+          insert into customer_metrics as m (customer_id, order_count, first_order_at, last_order_at, interaction_count,
+                                             last_interaction_at, open_complaints, latest_csat, latest_nps, refreshed_at)
+          select c.id, o.n, o.first_at, o.last_at, i.n, i.last_at, f.open_complaints, f.csat, f.nps, now()
+          from customers c
+          cross join lateral (
+            select count(*)::int as n, min(ordered_at) as first_at, max(ordered_at) as last_at
+            from orders where customer_id = c.id and archived_at is null and status = any(crm_purchase_statuses())
+          ) o
+          cross join lateral (
+            select count(*)::int as n, max(occurred_at) as last_at
+            from interactions where customer_id = c.id and archived_at is null
+          ) i
+          cross join lateral (
+            select
+              (select count(*)::int from feedback
+                where customer_id = c.id and archived_at is null and kind = 'complaint' and status in ('open', 'in_progress')) as open_complaints,
+              (select score from feedback
+                where customer_id = c.id and archived_at is null and survey_type = 'csat'
+                order by submitted_at desc, id desc limit 1) as csat,
+              (select score from feedback
+                where customer_id = c.id and archived_at is null and survey_type = 'nps'
+                order by submitted_at desc, id desc limit 1) as nps
+          ) f
+          where c.id = any(ids)
+          on conflict (customer_id) do update set
+            order_count = excluded.order_count, first_order_at = excluded.first_order_at, last_order_at = excluded.last_order_at,
+            interaction_count = excluded.interaction_count, last_interaction_at = excluded.last_interaction_at,
+            open_complaints = excluded.open_complaints, latest_csat = excluded.latest_csat, latest_nps = excluded.latest_nps,
+            refreshed_at = excluded.refreshed_at;
 
-      delete from customer_spend where customer_id = any(ids);
-      insert into customer_spend (customer_id, currency, order_count, total_spent)
-      select customer_id, currency, count(*)::int, sum(total - amount_refunded)
-      from orders
-      where customer_id = any(ids) and archived_at is null and status in ('paid', 'fulfilled', 'partially_refunded')
-      group by customer_id, currency;
+          delete from customer_spend where customer_id = any(ids);
+          insert into customer_spend (customer_id, currency, order_count, total_spent)
+          select customer_id, currency, count(*)::int, sum(total - amount_refunded)
+          from orders
+          where customer_id = any(ids) and archived_at is null and status = any(crm_purchase_statuses())
+          group by customer_id, currency;
 
-      select crm_refresh_purchase_history(ids);
+          select crm_refresh_purchase_history(ids);
 
-      update customers c
-      set lifecycle_stage = crm_lifecycle_stage(m.order_count, m.last_order_at, now())
-      from customer_metrics m
-      where m.customer_id = c.id and c.id = any(ids) and not c.lifecycle_stage_manual
-        and c.lifecycle_stage is distinct from crm_lifecycle_stage(m.order_count, m.last_order_at, now());
-    $$;
+          update customers c
+          set lifecycle_stage = crm_lifecycle_stage(m.order_count, m.last_order_at, now())
+          from customer_metrics m
+          where m.customer_id = c.id and c.id = any(ids) and not c.lifecycle_stage_manual
+            and c.lifecycle_stage is distinct from crm_lifecycle_stage(m.order_count, m.last_order_at, now());
+        $$;
 
 CREATE FUNCTION public.crm_refresh_lifecycle() RETURNS integer
     LANGUAGE sql
@@ -376,42 +418,42 @@ CREATE FUNCTION public.crm_refresh_lifecycle() RETURNS integer
 CREATE FUNCTION public.crm_refresh_purchase_history(ids uuid[]) RETURNS void
     LANGUAGE plpgsql
     AS $$
-    begin
-      if ids is null then
-        -- Every customer: the array then filters a sequential scan through a hash (a constant
-        -- array in the custom plan), while a few ids use the orders (customer_id, …) index.
-        truncate customer_purchases, customer_currency_purchases;
-        ids := array(select id from customers);
-      else
-        delete from customer_purchases where customer_id = any(ids);
-        delete from customer_currency_purchases where customer_id = any(ids);
-      end if;
+        begin
+          if ids is null then
+            -- Every customer: the array then filters a sequential scan through a hash (a constant
+            -- array in the custom plan), while a few ids use the orders (customer_id, …) index.
+            truncate customer_purchases, customer_currency_purchases;
+            ids := array(select id from customers);
+          else
+            delete from customer_purchases where customer_id = any(ids);
+            delete from customer_currency_purchases where customer_id = any(ids);
+          end if;
 
-      insert into customer_purchases (customer_id, ordered_at, gap_median_days, gap_mean_days)
-      select g.customer_id, array_agg(g.ordered_at order by g.ordered_at, g.id),
-             percentile_cont(0.5) within group (order by g.gap_days) filter (where g.gap_days is not null),
-             avg(g.gap_days)
-      from (
-        select o.customer_id, o.id, o.ordered_at,
-               extract(epoch from (o.ordered_at - lag(o.ordered_at) over (partition by o.customer_id order by o.ordered_at, o.id)))::float8 / 86400 as gap_days
-        from orders o
-        where o.archived_at is null and o.status in ('paid', 'fulfilled', 'partially_refunded')
-          and o.customer_id = any(ids)
-      ) g
-      group by g.customer_id;
+          insert into customer_purchases (customer_id, ordered_at, gap_median_days, gap_mean_days)
+          select g.customer_id, array_agg(g.ordered_at order by g.ordered_at, g.id),
+                 percentile_cont(0.5) within group (order by g.gap_days) filter (where g.gap_days is not null),
+                 avg(g.gap_days)
+          from (
+            select o.customer_id, o.id, o.ordered_at,
+                   extract(epoch from (o.ordered_at - lag(o.ordered_at) over (partition by o.customer_id order by o.ordered_at, o.id)))::float8 / 86400 as gap_days
+            from orders o
+            where o.archived_at is null and o.status = any(crm_purchase_statuses())
+              and o.customer_id = any(ids)
+          ) g
+          group by g.customer_id;
 
-      insert into customer_currency_purchases (customer_id, currency, ordered_at, cum_net)
-      select r.customer_id, r.currency, array_agg(r.ordered_at order by r.ordered_at, r.id),
-             array[0::numeric] || array_agg(r.cum_net order by r.ordered_at, r.id)
-      from (
-        select o.customer_id, o.currency, o.id, o.ordered_at,
-               sum(o.total - o.amount_refunded) over (partition by o.customer_id, o.currency order by o.ordered_at, o.id rows unbounded preceding) as cum_net
-        from orders o
-        where o.archived_at is null and o.status in ('paid', 'fulfilled', 'partially_refunded')
-          and o.customer_id = any(ids)
-      ) r
-      group by r.customer_id, r.currency;
-    end $$;
+          insert into customer_currency_purchases (customer_id, currency, ordered_at, cum_net)
+          select r.customer_id, r.currency, array_agg(r.ordered_at order by r.ordered_at, r.id),
+                 array[0::numeric] || array_agg(r.cum_net order by r.ordered_at, r.id)
+          from (
+            select o.customer_id, o.currency, o.id, o.ordered_at,
+                   sum(o.total - o.amount_refunded) over (partition by o.customer_id, o.currency order by o.ordered_at, o.id rows unbounded preceding) as cum_net
+            from orders o
+            where o.archived_at is null and o.status = any(crm_purchase_statuses())
+              and o.customer_id = any(ids)
+          ) r
+          group by r.customer_id, r.currency;
+        end $$;
 
 CREATE FUNCTION public.crm_touch() RETURNS trigger
     LANGUAGE plpgsql
@@ -453,8 +495,8 @@ CREATE TABLE public.contact_points (
     is_primary boolean DEFAULT false NOT NULL,
     verified boolean DEFAULT false NOT NULL,
     version integer DEFAULT 1 NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    created_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp(3) with time zone DEFAULT now() NOT NULL,
     CONSTRAINT contact_points_check CHECK (((kind = 'social'::text) = (network IS NOT NULL))),
     CONSTRAINT contact_points_check1 CHECK (((kind = 'address'::text) = (address IS NOT NULL))),
     CONSTRAINT contact_points_kind_check CHECK ((kind = ANY (ARRAY['phone'::text, 'email'::text, 'address'::text, 'social'::text]))),
@@ -474,26 +516,26 @@ CREATE TABLE public.crm_job_leases (
 CREATE TABLE public.customer_currency_purchases (
     customer_id uuid NOT NULL,
     currency character(3) NOT NULL,
-    ordered_at timestamp with time zone[] NOT NULL,
+    ordered_at timestamp(3) with time zone[] NOT NULL,
     cum_net numeric[] NOT NULL
 );
 
 CREATE TABLE public.customer_metrics (
     customer_id uuid NOT NULL,
     order_count integer DEFAULT 0 NOT NULL,
-    first_order_at timestamp with time zone,
-    last_order_at timestamp with time zone,
+    first_order_at timestamp(3) with time zone,
+    last_order_at timestamp(3) with time zone,
     interaction_count integer DEFAULT 0 NOT NULL,
-    last_interaction_at timestamp with time zone,
+    last_interaction_at timestamp(3) with time zone,
     open_complaints integer DEFAULT 0 NOT NULL,
     latest_csat integer,
     latest_nps integer,
-    refreshed_at timestamp with time zone DEFAULT now() NOT NULL
+    refreshed_at timestamp(3) with time zone DEFAULT now() NOT NULL
 );
 
 CREATE TABLE public.customer_purchases (
     customer_id uuid NOT NULL,
-    ordered_at timestamp with time zone[] NOT NULL,
+    ordered_at timestamp(3) with time zone[] NOT NULL,
     gap_median_days double precision,
     gap_mean_days double precision
 );
@@ -502,7 +544,7 @@ CREATE TABLE public.customer_spend (
     customer_id uuid NOT NULL,
     currency character(3) NOT NULL,
     order_count integer NOT NULL,
-    total_spent numeric(16,2) NOT NULL
+    total_spent numeric NOT NULL
 );
 
 CREATE TABLE public.customers (
@@ -525,19 +567,19 @@ CREATE TABLE public.customers (
     attributes jsonb DEFAULT '{}'::jsonb NOT NULL,
     lifecycle_stage text DEFAULT 'lead'::text NOT NULL,
     consent jsonb DEFAULT '{}'::jsonb NOT NULL,
-    credit_limit numeric(14,2),
+    credit_limit public.crm_money,
     credit_currency character(3),
     payment_terms_days integer,
     loyalty_points integer DEFAULT 0 NOT NULL,
     version integer DEFAULT 1 NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    archived_at timestamp with time zone,
+    created_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    archived_at timestamp(3) with time zone,
     lifecycle_stage_manual boolean DEFAULT false NOT NULL,
     merged_into_id uuid,
     CONSTRAINT customers_acquisition_source_check CHECK ((acquisition_source = ANY (ARRAY['organic'::text, 'direct'::text, 'referral'::text, 'paid_search'::text, 'paid_social'::text, 'social'::text, 'email'::text, 'event'::text, 'partner'::text, 'store'::text, 'call_center'::text, 'import'::text, 'other'::text]))),
     CONSTRAINT customers_check CHECK (((credit_limit IS NULL) = (credit_currency IS NULL))),
-    CONSTRAINT customers_credit_limit_check CHECK ((credit_limit >= (0)::numeric)),
+    CONSTRAINT customers_credit_limit_check CHECK (((credit_limit)::numeric >= (0)::numeric)),
     CONSTRAINT customers_gender_check CHECK ((gender = ANY (ARRAY['female'::text, 'male'::text, 'non_binary'::text, 'other'::text, 'unknown'::text]))),
     CONSTRAINT customers_lifecycle_stage_check CHECK ((lifecycle_stage = ANY (ARRAY['lead'::text, 'first_purchase'::text, 'repeat'::text, 'loyal'::text, 'at_risk'::text, 'churned'::text]))),
     CONSTRAINT customers_loyalty_points_check CHECK ((loyalty_points >= 0)),
@@ -563,14 +605,14 @@ CREATE TABLE public.feedback (
     status text,
     priority text,
     assignee text,
-    sla_due_at timestamp with time zone,
+    sla_due_at timestamp(3) with time zone,
     resolution_note text,
-    resolved_at timestamp with time zone,
-    submitted_at timestamp with time zone DEFAULT now() NOT NULL,
+    resolved_at timestamp(3) with time zone,
+    submitted_at timestamp(3) with time zone DEFAULT now() NOT NULL,
     version integer DEFAULT 1 NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    archived_at timestamp with time zone,
+    created_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    archived_at timestamp(3) with time zone,
     CONSTRAINT feedback_channel_check CHECK ((channel = ANY (ARRAY['phone'::text, 'email'::text, 'sms'::text, 'chat'::text, 'meeting'::text, 'visit'::text, 'event'::text, 'social'::text, 'web'::text, 'app'::text, 'store'::text, 'other'::text]))),
     CONSTRAINT feedback_check CHECK (((kind = 'survey'::text) = (survey_type IS NOT NULL))),
     CONSTRAINT feedback_check1 CHECK (((kind <> 'survey'::text) OR (score IS NOT NULL))),
@@ -639,9 +681,9 @@ CREATE TABLE public.imports (
     actor text NOT NULL,
     request_id text,
     version integer DEFAULT 1 NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    finished_at timestamp with time zone,
+    created_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    finished_at timestamp(3) with time zone,
     CONSTRAINT imports_format_check CHECK ((format = ANY (ARRAY['csv'::text, 'ndjson'::text]))),
     CONSTRAINT imports_kind_check CHECK ((kind = 'customers'::text)),
     CONSTRAINT imports_status_check CHECK ((status = ANY (ARRAY['receiving'::text, 'merging'::text, 'succeeded'::text, 'failed'::text])))
@@ -655,7 +697,7 @@ CREATE TABLE public.interactions (
     direction text DEFAULT 'inbound'::text NOT NULL,
     subject text,
     notes text,
-    occurred_at timestamp with time zone DEFAULT now() NOT NULL,
+    occurred_at timestamp(3) with time zone DEFAULT now() NOT NULL,
     duration_seconds integer,
     outcome text,
     agent text,
@@ -663,9 +705,9 @@ CREATE TABLE public.interactions (
     follow_up_done boolean DEFAULT false NOT NULL,
     order_id uuid,
     version integer DEFAULT 1 NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    archived_at timestamp with time zone,
+    created_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    archived_at timestamp(3) with time zone,
     CONSTRAINT interactions_channel_check CHECK ((channel = ANY (ARRAY['phone'::text, 'email'::text, 'sms'::text, 'chat'::text, 'meeting'::text, 'visit'::text, 'event'::text, 'social'::text, 'other'::text]))),
     CONSTRAINT interactions_direction_check CHECK ((direction = ANY (ARRAY['inbound'::text, 'outbound'::text, 'internal'::text]))),
     CONSTRAINT interactions_duration_seconds_check CHECK (((duration_seconds >= 0) AND (duration_seconds <= 604800))),
@@ -680,18 +722,18 @@ CREATE TABLE public.order_items (
     product_name text NOT NULL,
     category text,
     quantity integer NOT NULL,
-    unit_price numeric(14,2) NOT NULL,
-    discount numeric(14,2) DEFAULT 0 NOT NULL,
-    line_total numeric(14,2) NOT NULL,
+    unit_price public.crm_money NOT NULL,
+    discount public.crm_money DEFAULT 0 NOT NULL,
+    line_total public.crm_money NOT NULL,
     version integer DEFAULT 1 NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT order_items_check CHECK ((line_total = (((quantity)::numeric * unit_price) - discount))),
-    CONSTRAINT order_items_discount_check CHECK ((discount >= (0)::numeric)),
-    CONSTRAINT order_items_line_total_check CHECK ((line_total >= (0)::numeric)),
+    created_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT order_items_check CHECK (((line_total)::numeric = (((quantity)::numeric * (unit_price)::numeric) - (discount)::numeric))),
+    CONSTRAINT order_items_discount_check CHECK (((discount)::numeric >= (0)::numeric)),
+    CONSTRAINT order_items_line_total_check CHECK (((line_total)::numeric >= (0)::numeric)),
     CONSTRAINT order_items_position_check CHECK (("position" >= 0)),
     CONSTRAINT order_items_quantity_check CHECK ((quantity > 0)),
-    CONSTRAINT order_items_unit_price_check CHECK ((unit_price >= (0)::numeric))
+    CONSTRAINT order_items_unit_price_check CHECK (((unit_price)::numeric >= (0)::numeric))
 );
 
 CREATE SEQUENCE public.order_number_seq
@@ -705,14 +747,14 @@ CREATE TABLE public.order_payments (
     id uuid DEFAULT public.crm_uuid_v7() NOT NULL,
     order_id uuid NOT NULL,
     kind text DEFAULT 'payment'::text NOT NULL,
-    amount numeric(14,2) NOT NULL,
+    amount public.crm_money NOT NULL,
     method text DEFAULT 'other'::text NOT NULL,
-    paid_at timestamp with time zone DEFAULT now() NOT NULL,
+    paid_at timestamp(3) with time zone DEFAULT now() NOT NULL,
     reference text,
     version integer DEFAULT 1 NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT order_payments_amount_check CHECK ((amount > (0)::numeric)),
+    created_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT order_payments_amount_check CHECK (((amount)::numeric > (0)::numeric)),
     CONSTRAINT order_payments_kind_check CHECK ((kind = ANY (ARRAY['payment'::text, 'refund'::text]))),
     CONSTRAINT order_payments_method_check CHECK ((method = ANY (ARRAY['card'::text, 'cash'::text, 'bank_transfer'::text, 'wallet'::text, 'credit'::text, 'cod'::text, 'other'::text])))
 );
@@ -727,45 +769,45 @@ CREATE TABLE public.orders (
     payment_method text,
     currency character(3) NOT NULL,
     tax_rate numeric(7,4) DEFAULT 0 NOT NULL,
-    subtotal numeric(14,2) DEFAULT 0 NOT NULL,
-    discount_total numeric(14,2) DEFAULT 0 NOT NULL,
-    tax_total numeric(14,2) DEFAULT 0 NOT NULL,
-    shipping_total numeric(14,2) DEFAULT 0 NOT NULL,
-    total numeric(14,2) DEFAULT 0 NOT NULL,
-    amount_paid numeric(14,2) DEFAULT 0 NOT NULL,
-    amount_refunded numeric(14,2) DEFAULT 0 NOT NULL,
+    subtotal public.crm_money DEFAULT 0 NOT NULL,
+    discount_total public.crm_money DEFAULT 0 NOT NULL,
+    tax_total public.crm_money DEFAULT 0 NOT NULL,
+    shipping_total public.crm_money DEFAULT 0 NOT NULL,
+    total public.crm_money DEFAULT 0 NOT NULL,
+    amount_paid public.crm_money DEFAULT 0 NOT NULL,
+    amount_refunded public.crm_money DEFAULT 0 NOT NULL,
     due_date date,
-    ordered_at timestamp with time zone DEFAULT now() NOT NULL,
+    ordered_at timestamp(3) with time zone DEFAULT now() NOT NULL,
     notes text,
     version integer DEFAULT 1 NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    archived_at timestamp with time zone,
-    CONSTRAINT orders_amount_paid_check CHECK ((amount_paid >= (0)::numeric)),
-    CONSTRAINT orders_amount_refunded_check CHECK ((amount_refunded >= (0)::numeric)),
+    created_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    archived_at timestamp(3) with time zone,
+    CONSTRAINT orders_amount_paid_check CHECK (((amount_paid)::numeric >= (0)::numeric)),
+    CONSTRAINT orders_amount_refunded_check CHECK (((amount_refunded)::numeric >= (0)::numeric)),
     CONSTRAINT orders_channel_check CHECK ((channel = ANY (ARRAY['online'::text, 'store'::text, 'phone'::text, 'partner'::text, 'marketplace'::text, 'social'::text, 'other'::text]))),
-    CONSTRAINT orders_check CHECK ((total = (((subtotal - discount_total) + tax_total) + shipping_total))),
-    CONSTRAINT orders_check1 CHECK ((amount_refunded <= amount_paid)),
-    CONSTRAINT orders_check2 CHECK (((amount_paid - amount_refunded) <= total)),
+    CONSTRAINT orders_check CHECK (((total)::numeric = ((((subtotal)::numeric - (discount_total)::numeric) + (tax_total)::numeric) + (shipping_total)::numeric))),
+    CONSTRAINT orders_check1 CHECK (((amount_refunded)::numeric <= (amount_paid)::numeric)),
+    CONSTRAINT orders_check2 CHECK ((((amount_paid)::numeric - (amount_refunded)::numeric) <= (total)::numeric)),
     CONSTRAINT orders_currency_check CHECK ((currency ~ '^[A-Z]{3}$'::text)),
-    CONSTRAINT orders_discount_total_check CHECK ((discount_total >= (0)::numeric)),
+    CONSTRAINT orders_discount_total_check CHECK (((discount_total)::numeric >= (0)::numeric)),
     CONSTRAINT orders_payment_method_check CHECK ((payment_method = ANY (ARRAY['card'::text, 'cash'::text, 'bank_transfer'::text, 'wallet'::text, 'credit'::text, 'cod'::text, 'other'::text]))),
-    CONSTRAINT orders_shipping_total_check CHECK ((shipping_total >= (0)::numeric)),
+    CONSTRAINT orders_shipping_total_check CHECK (((shipping_total)::numeric >= (0)::numeric)),
     CONSTRAINT orders_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'paid'::text, 'fulfilled'::text, 'cancelled'::text, 'refunded'::text, 'partially_refunded'::text]))),
-    CONSTRAINT orders_subtotal_check CHECK ((subtotal >= (0)::numeric)),
+    CONSTRAINT orders_subtotal_check CHECK (((subtotal)::numeric >= (0)::numeric)),
     CONSTRAINT orders_tax_rate_check CHECK (((tax_rate >= (0)::numeric) AND (tax_rate <= (100)::numeric))),
-    CONSTRAINT orders_tax_total_check CHECK ((tax_total >= (0)::numeric)),
-    CONSTRAINT orders_total_check CHECK ((total >= (0)::numeric))
+    CONSTRAINT orders_tax_total_check CHECK (((tax_total)::numeric >= (0)::numeric)),
+    CONSTRAINT orders_total_check CHECK (((total)::numeric >= (0)::numeric))
 );
 
 CREATE TABLE public.segment_members (
     id uuid DEFAULT public.crm_uuid_v7() NOT NULL,
     segment_id uuid NOT NULL,
     customer_id uuid NOT NULL,
-    added_at timestamp with time zone DEFAULT now() NOT NULL,
+    added_at timestamp(3) with time zone DEFAULT now() NOT NULL,
     version integer DEFAULT 1 NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL
+    created_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp(3) with time zone DEFAULT now() NOT NULL
 );
 
 CREATE TABLE public.segment_membership_events (
@@ -773,10 +815,10 @@ CREATE TABLE public.segment_membership_events (
     segment_id uuid NOT NULL,
     customer_id uuid NOT NULL,
     event text NOT NULL,
-    occurred_at timestamp with time zone DEFAULT now() NOT NULL,
+    occurred_at timestamp(3) with time zone DEFAULT now() NOT NULL,
     version integer DEFAULT 1 NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    created_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp(3) with time zone DEFAULT now() NOT NULL,
     CONSTRAINT segment_membership_events_event_check CHECK ((event = ANY (ARRAY['entered'::text, 'left'::text])))
 );
 
@@ -784,10 +826,10 @@ CREATE TABLE public.segment_snapshots (
     id uuid DEFAULT public.crm_uuid_v7() NOT NULL,
     segment_id uuid NOT NULL,
     customer_id uuid NOT NULL,
-    entered_at timestamp with time zone DEFAULT now() NOT NULL,
+    entered_at timestamp(3) with time zone DEFAULT now() NOT NULL,
     version integer DEFAULT 1 NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL
+    created_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp(3) with time zone DEFAULT now() NOT NULL
 );
 
 CREATE TABLE public.segments (
@@ -797,9 +839,9 @@ CREATE TABLE public.segments (
     kind text NOT NULL,
     filter jsonb,
     version integer DEFAULT 1 NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    archived_at timestamp with time zone,
+    created_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    archived_at timestamp(3) with time zone,
     CONSTRAINT segments_check CHECK (((kind = 'dynamic'::text) = (filter IS NOT NULL))),
     CONSTRAINT segments_kind_check CHECK ((kind = ANY (ARRAY['dynamic'::text, 'static'::text])))
 );
@@ -975,13 +1017,13 @@ CREATE INDEX orders_created_idx ON public.orders USING btree (created_at, id);
 
 CREATE INDEX orders_customer_ordered_idx ON public.orders USING btree (customer_id, ordered_at, id);
 
-CREATE INDEX orders_customer_receivable_idx ON public.orders USING btree (customer_id, due_date) WHERE ((due_date IS NOT NULL) AND (status = 'pending'::text) AND (total > (amount_paid - amount_refunded)) AND (archived_at IS NULL));
+CREATE INDEX orders_customer_receivable_idx ON public.orders USING btree (customer_id, due_date) WHERE ((due_date IS NOT NULL) AND (status = 'pending'::text) AND ((total)::numeric > ((amount_paid)::numeric - (amount_refunded)::numeric)) AND (archived_at IS NULL));
 
 CREATE INDEX orders_ordered_idx ON public.orders USING btree (ordered_at, id);
 
 CREATE INDEX orders_purchases_ordered_idx ON public.orders USING btree (ordered_at) INCLUDE (customer_id, currency, total, amount_refunded) WHERE ((archived_at IS NULL) AND (status = ANY (ARRAY['paid'::text, 'fulfilled'::text, 'partially_refunded'::text])));
 
-CREATE INDEX orders_receivable_due_idx ON public.orders USING btree (due_date, id) WHERE ((due_date IS NOT NULL) AND (status = 'pending'::text) AND (total > (amount_paid - amount_refunded)) AND (archived_at IS NULL));
+CREATE INDEX orders_receivable_due_idx ON public.orders USING btree (due_date, id) WHERE ((due_date IS NOT NULL) AND (status = 'pending'::text) AND ((total)::numeric > ((amount_paid)::numeric - (amount_refunded)::numeric)) AND (archived_at IS NULL));
 
 CREATE INDEX orders_status_ordered_idx ON public.orders USING btree (status, ordered_at, id);
 

@@ -13,8 +13,10 @@ export type DbExecutor = Kysely<Database> | Transaction<Database>
 // - date stays 'YYYY-MM-DD' instead of a local-midnight Date.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number.parseInt(v, 10))
 pg.types.setTypeParser(pg.types.builtins.DATE, (v) => v)
-// - timestamptz becomes RFC 3339 text with all six fraction digits (a JS Date would drop
-//   microseconds and break keyset cursors); sessions run in UTC, so the offset is always +00.
+// - timestamptz becomes RFC 3339 text in UTC with three fraction digits: the API's times are
+//   milliseconds, stored as timestamptz(3) (migration timestamps_milliseconds), so a time a
+//   client reads, keeps in a millisecond clock (a JS Date) and sends back as a filter bound or
+//   cursor is the stored value exactly. Sessions run in UTC, so the offset is always +00.
 pg.types.setTypeParser(pg.types.builtins.TIMESTAMPTZ, toRfc3339)
 type TypeId = Parameters<typeof pg.types.getTypeParser>[0]
 // pg's TypeId enum lists no array types; these are PostgreSQL's fixed OIDs of _text and _varchar.
@@ -29,7 +31,9 @@ pg.types.setTypeParser(VARCHAR_ARRAY_OID, parseTextArray)
 const RFC3339_SOURCE = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?\+00$/
 
 export function toRfc3339(value: string): string {
-  // Always six fraction digits, so the strings also sort correctly as text. The common shape
+  // Always three fraction digits, so the strings also sort correctly as text; digits past the
+  // millisecond (audit events stamped before the audit trail moved to milliseconds) are cut, not
+  // rounded, so a cut time is never later than the stored one. The common shape
   // ('2026-11-01 01:27:57.804+00', four-digit year) is cut by position: a list page has three
   // timestamps per row, and the regular expression below costs several times as much.
   const n = value.length
@@ -38,12 +42,12 @@ export function toRfc3339(value: string): string {
     value.charCodeAt(4) === 45 && value.charCodeAt(10) === 32 && value.endsWith('+00')
   ) {
     return n === 22
-      ? `${value.slice(0, 10)}T${value.slice(11, 19)}.000000Z`
-      : `${value.slice(0, 10)}T${value.slice(11, 19)}.${value.slice(20, n - 3).padEnd(6, '0')}Z`
+      ? `${value.slice(0, 10)}T${value.slice(11, 19)}.000Z`
+      : `${value.slice(0, 10)}T${value.slice(11, 19)}.${value.slice(20, Math.min(n - 3, 23)).padEnd(3, '0')}Z`
   }
   const m = RFC3339_SOURCE.exec(value)
   if (!m) return value
-  return `${m[1]}T${m[2]}.${(m[3] ?? '').padEnd(6, '0')}Z`
+  return `${m[1]}T${m[2]}.${(m[3] ?? '').slice(0, 3).padEnd(3, '0')}Z`
 }
 
 const NEEDS_FULL_PARSER = /["\\{}]/

@@ -1,5 +1,8 @@
 import { Type, type Static, type TSchema } from 'typebox'
 
+/** The schema format of a currency code (registered with Ajv in lib/validation.ts). */
+export const CURRENCY_FORMAT = 'iso-4217'
+
 /**
  * Helpers for TypeBox schemas that become named OpenAPI components.
  * A schema with an $id is registered once with app.addSchema (see modules' schema lists) and
@@ -25,20 +28,43 @@ export function Nullable<T extends TSchema>(schema: T, options: Record<string, u
 export const Uuid = (options: Record<string, unknown> = {}) =>
   Type.String({ format: 'uuid', example: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11', ...options })
 
+/**
+ * The API's times have millisecond precision: it answers UTC with three fraction digits and
+ * stores what it answers, so a time read, kept in a millisecond clock (a JS Date) and sent back
+ * as a filter bound or in a search compares equal to the record's.
+ */
+export const TIMESTAMP_PRECISION =
+  'RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; ' +
+  'a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters'
+
 /** RFC 3339; at most 35 characters (nanoseconds and a numeric offset): the format alone has no bound. */
 export const Timestamp = (options: Record<string, unknown> = {}) =>
-  Type.String({ format: 'date-time', maxLength: 35, example: '2026-11-22T08:30:00.000Z', ...options })
+  Type.String({
+    format: 'date-time',
+    maxLength: 35,
+    example: '2026-11-22T08:30:00.000Z',
+    ...options,
+    description: typeof options.description === 'string' ? `${options.description}. ${TIMESTAMP_PRECISION}` : TIMESTAMP_PRECISION,
+  })
 
 export const DateOnly = (options: Record<string, unknown> = {}) =>
   Type.String({ format: 'date', example: '1990-05-17', ...options })
 
 /**
- * Exact money: a decimal string with up to 2 fraction digits, never a float.
+ * Exact money: a decimal string, never a float, written with its currency's minor units
+ * (JPY "1500", CNY "129.90", KWD "1.234"). The pattern admits up to 3 fraction digits; an amount
+ * with more than its currency has is a 400 (lib/money.ts minorUnitsError).
  * Patterns in this API never nest quantifiers (star height 1, checked by safe-regex2 in
- * test/plugins/openapi.test.ts), hence two anchored alternatives instead of `(\.[0-9]{1,2})?`.
+ * test/plugins/openapi.test.ts), hence two anchored alternatives instead of `(\.[0-9]{1,3})?`.
  */
 export const Money = (options: Record<string, unknown> = {}) =>
-  Type.String({ pattern: '^-?[0-9]{1,12}$|^-?[0-9]{1,12}\\.[0-9]{1,2}$', maxLength: 16, example: '129.90', ...options })
+  Type.String({
+    pattern: '^-?[0-9]{1,12}$|^-?[0-9]{1,12}\\.[0-9]{1,3}$',
+    maxLength: 17,
+    example: '129.90',
+    description: 'Decimal string with the currency\'s minor units (JPY 1500, CNY 129.90, KWD 1.234)',
+    ...options,
+  })
 
 /**
  * Any JSON value, bounded at every level: strings up to 1,000 characters, arrays up to 100
@@ -68,8 +94,18 @@ export const JsonMap = (maxProperties: number, options: Record<string, unknown> 
     ...options,
   })
 
+/**
+ * An ISO 4217 code the API accepts (lib/currency.ts): the format `iso-4217` is checked by the
+ * API's validators (lib/validation.ts), so every body, query and filter that takes a currency
+ * rejects ABC or XXX the same way (one error per field: no pattern besides the format).
+ */
 export const Currency = (options: Record<string, unknown> = {}) =>
-  Type.String({ pattern: '^[A-Z]{3}$', example: 'CNY', description: 'ISO 4217 currency code', ...options })
+  Type.String({
+    format: CURRENCY_FORMAT,
+    example: 'CNY',
+    description: 'ISO 4217 currency code with a minor unit of at most 3 decimals (JPY 0, CNY 2, KWD 3); codes without one (XXX, XTS, XAU) are not accepted',
+    ...options,
+  })
 
 export const IdParams = Type.Object({ id: Uuid({ description: 'Resource id (UUID v7)' }) }, { additionalProperties: false })
 

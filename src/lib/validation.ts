@@ -1,7 +1,9 @@
 import { Ajv, type Options, type ValidateFunction } from 'ajv'
 import addFormatsModule from 'ajv-formats'
 import type { FastifySchemaCompiler } from 'fastify'
+import { CURRENCY_MESSAGE, isCurrencyCode } from './currency.js'
 import type { FieldError } from './problem.js'
+import { CURRENCY_FORMAT } from './schema.js'
 
 // ajv-formats is CommonJS with a default export; under NodeNext it arrives wrapped.
 const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as unknown as (ajv: Ajv) => Ajv
@@ -19,6 +21,7 @@ function makeAjv(overrides: Options, externalSchemas: Record<string, unknown>): 
     ...overrides,
   })
   addFormats(ajv)
+  ajv.addFormat(CURRENCY_FORMAT, { type: 'string', validate: isCurrencyCode })
   ajv.addKeyword({ keyword: 'example' })
   for (const schema of Object.values(externalSchemas)) {
     const id = (schema as { $id?: string }).$id
@@ -72,6 +75,8 @@ export function toFieldErrors(errors: AjvLikeError[]): FieldError[] {
     } else if (e.keyword === 'additionalProperties') {
       ptr += '/' + escape(String(e.params.additionalProperty))
       message = 'is not an accepted property (unknown or read-only)'
+    } else if (e.keyword === 'format' && e.params.format === CURRENCY_FORMAT) {
+      message = CURRENCY_MESSAGE
     } else if (e.keyword === 'enum') {
       message = `must be one of: ${(e.params.allowedValues as unknown[]).join(', ')}`
     }

@@ -1,5 +1,7 @@
 import fc from 'fast-check'
 import { resolve, type JsonSchema, type OpenApiDoc } from './openapi.js'
+import { CURRENCY_CODES } from '../../src/lib/currency.js'
+import { CURRENCY_FORMAT } from '../../src/lib/schema.js'
 
 /**
  * fast-check arbitraries derived from the OpenAPI document's JSON schemas: `valid` values that
@@ -82,6 +84,7 @@ function stringOf(s: JsonSchema, opts: ArbitraryOptions, name: string): fc.Arbit
   if (s.format === 'date-time') return dateTime
   if (s.format === 'date') return dateOnly
   if (s.format === 'email') return fc.emailAddress()
+  if (s.format === CURRENCY_FORMAT) return fc.constantFrom(...CURRENCY_CODES)
   if (typeof s.pattern === 'string') return fc.stringMatching(new RegExp(s.pattern)).filter(fits)
   return fc.oneof(
     { weight: 3, arbitrary: TEXT },

@@ -1,5 +1,7 @@
 import { Ajv, type ValidateFunction } from 'ajv'
 import addFormatsModule from 'ajv-formats'
+import { isCurrencyCode } from '../../src/lib/currency.js'
+import { CURRENCY_FORMAT } from '../../src/lib/schema.js'
 import type { App } from '../../src/app.js'
 
 // ajv-formats is CommonJS with a default export; under NodeNext it arrives wrapped.
@@ -125,6 +127,8 @@ export const routeUrl = (path: string) => path.replace(/\{([^}]+)\}/g, ':$1')
 export function responseValidator(doc: OpenApiDoc) {
   const ajv = new Ajv({ allErrors: true, strict: false, validateFormats: true })
   addFormats(ajv)
+  // The API's own format (lib/schema.ts Currency): a client validating responses knows the codes too.
+  ajv.addFormat(CURRENCY_FORMAT, { type: 'string', validate: isCurrencyCode })
   ajv.addKeyword({ keyword: 'example' })
   ajv.addSchema({ components: doc.components }, 'openapi.json')
   const cache = new Map<JsonSchema, ValidateFunction>()

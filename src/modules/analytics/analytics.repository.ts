@@ -1,3 +1,5 @@
+import { minorUnits } from '../../lib/currency.js'
+import { PURCHASE_STATUSES } from '../../lib/purchase-statuses.js'
 import { expressionBuilder, sql, type Kysely, type RawBuilder } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
 import type { Database } from '../../db/rows.js'
@@ -28,7 +30,8 @@ export interface Span {
   windowStart: string | null
 }
 
-const PURCHASE_STATUSES = sql`('paid', 'fulfilled', 'partially_refunded')`
+// Literals, not parameters: the planner proves the partial index orders_purchases_ordered_idx from them.
+const PURCHASES = sql`(${sql.join(PURCHASE_STATUSES.map((s) => sql.lit(s)))})`
 
 /**
  * Runs an answer's queries in one read-only repeatable-read transaction, so that figures computed
@@ -99,6 +102,12 @@ function orderBy(keys: SortKey[]) {
   return sql.join([...keys.map((k) => sql`${sql.ref(`s.${k.field}`)} ${k.desc ? sql`desc` : sql`asc`}`), sql`s.id ${last}`])
 }
 
+/**
+ * Money figures are rounded to the currency's minor units (JPY 0, CNY 2, KWD 3), a literal so
+ * the text has that scale. With no currency (nothing was purchased) there is no figure but zero.
+ */
+const decimals = (currency: string | null) => sql.lit(currency === null ? 2 : minorUnits(currency))
+
 // ---------------------------------------------------------------------------------------------
 // RFM
 
@@ -124,8 +133,8 @@ function rfmScored(span: Span, currency: string): RawBuilder<unknown> {
       select h.customer_id as id, h.ordered_at[h.hi] as last_purchase_at,
              floor(extract(epoch from (${span.asOf}::timestamptz - h.ordered_at[h.hi])) / 86400)::int as recency_days,
              (h.hi - h.lo)::int as frequency, h.cum_net[h.hi + 1] - h.cum_net[h.lo + 1] as monetary,
-             -- Amounts have two decimals (numeric(14,2)): whole cents order exactly like the amounts and sort faster.
-             ((h.cum_net[h.hi + 1] - h.cum_net[h.lo + 1]) * 100)::bigint as monetary_cents
+             -- Amounts have at most three decimals (crm_money): whole thousandths order exactly like the amounts and sort faster.
+             ((h.cum_net[h.hi + 1] - h.cum_net[h.lo + 1]) * 1000)::bigint as monetary_cents
       from (${currencyHistory(span, currency)}) h where h.hi > h.lo
     ),
     starts as (
@@ -182,6 +191,7 @@ export interface RfmGroupRow {
  * dimension the number of customers and the range of values that got it.
  */
 export async function rfmDistribution(db: DbExecutor, span: Span, currency: string) {
+  const units = decimals(currency)
   const r = await sql<RfmGroupRow>`
     with s as materialized (${rfmScored(span, currency)}),
     g as (
@@ -189,9 +199,9 @@ export async function rfmDistribution(db: DbExecutor, span: Span, currency: stri
                   when grouping(f_score) = 0 then 'frequency' else 'monetary' end as kind,
              segment, coalesce(r_score, f_score, m_score) as score, count(*)::int as customers,
              case when grouping(r_score) = 0 then min(recency_days)::text when grouping(f_score) = 0 then min(frequency)::text
-                  when grouping(m_score) = 0 then round(min(monetary), 2)::text end as min,
+                  when grouping(m_score) = 0 then round(min(monetary), ${units})::text end as min,
              case when grouping(r_score) = 0 then max(recency_days)::text when grouping(f_score) = 0 then max(frequency)::text
-                  when grouping(m_score) = 0 then round(max(monetary), 2)::text end as max
+                  when grouping(m_score) = 0 then round(max(monetary), ${units})::text end as max
       from s group by grouping sets ((segment), (r_score), (f_score), (m_score))
     )
     select g.*, round(g.customers::numeric / sum(g.customers) over (partition by g.kind), 4)::float8 as share from g
@@ -214,7 +224,7 @@ export interface RfmRow {
 
 export async function rfmCustomers(db: DbExecutor, span: Span, currency: string, segment: RfmSegment | undefined, keys: SortKey[], after: unknown[] | undefined, limit: number) {
   const r = await sql<RfmRow>`
-    select s.id, s.last_purchase_at, s.recency_days, s.frequency, round(s.monetary, 2)::text as monetary,
+    select s.id, s.last_purchase_at, s.recency_days, s.frequency, round(s.monetary, ${decimals(currency)})::text as monetary,
            s.r_score, s.f_score, s.m_score, s.rfm_score, s.segment
     from (${rfmScored(span, currency)}) s
     where ${segment ? sql`s.segment = ${segment}` : sql`true`} and ${cursorWhere(keys, after)}
@@ -239,6 +249,7 @@ export interface ValueParams {
  */
 function valued(span: Span, p: ValueParams): RawBuilder<unknown> {
   const all: Span = { asOf: span.asOf, windowStart: null }
+  const units = decimals(p.currency)
   return sql`
     with clv as (
       select h.customer_id as id, h.hi::int as purchases, h.cum_net[h.hi + 1] as historical_clv,
@@ -259,9 +270,9 @@ function valued(span: Span, p: ValueParams): RawBuilder<unknown> {
         when clv.historical_clv::float8 >= th.p80 then 'top_20'
         else 'rest'
       end as tier,
-      round(clv.historical_clv / clv.purchases, 2) as avg_order_value,
+      round(clv.historical_clv / clv.purchases, ${units}) as avg_order_value,
       round(clv.window_purchases * 365.0 / ${p.windowDays}::int, 4)::float8 as purchases_per_year,
-      round(clv.historical_clv * clv.window_purchases * 365 * ${p.lifespanYears}::int / (clv.purchases * ${p.windowDays}::int), 2) as predicted_clv
+      round(clv.historical_clv * clv.window_purchases * 365 * ${p.lifespanYears}::int / (clv.purchases * ${p.windowDays}::int), ${units}) as predicted_clv
     from clv cross join th`
 }
 
@@ -278,11 +289,12 @@ export interface TierRow {
 }
 
 export async function valueTiers(db: DbExecutor, span: Span, p: ValueParams) {
+  const units = decimals(p.currency)
   const r = await sql<TierRow>`
     select s.tier,
-           round(min(s.p99)::numeric, 2)::text as p99, round(min(s.p95)::numeric, 2)::text as p95, round(min(s.p80)::numeric, 2)::text as p80,
-           count(*)::int as customers, round(min(s.historical_clv), 2)::text as min_clv, round(max(s.historical_clv), 2)::text as max_clv,
-           round(sum(s.historical_clv), 2)::text as total_clv,
+           round(min(s.p99)::numeric, ${units})::text as p99, round(min(s.p95)::numeric, ${units})::text as p95, round(min(s.p80)::numeric, ${units})::text as p80,
+           count(*)::int as customers, round(min(s.historical_clv), ${units})::text as min_clv, round(max(s.historical_clv), ${units})::text as max_clv,
+           round(sum(s.historical_clv), ${units})::text as total_clv,
            coalesce(round(sum(s.historical_clv) / nullif(sum(sum(s.historical_clv)) over (), 0), 4), 0)::float8 as revenue_share
     from (${valued(span, p)}) s group by s.tier`.execute(db)
   return r.rows
@@ -302,7 +314,7 @@ export interface ValueRow {
 
 export async function valueCustomers(db: DbExecutor, span: Span, p: ValueParams, tier: ValueTier | undefined, keys: SortKey[], after: unknown[] | undefined, limit: number) {
   const r = await sql<ValueRow>`
-    select s.id, s.purchases, round(s.historical_clv, 2)::text as historical_clv, s.avg_order_value::text as avg_order_value,
+    select s.id, s.purchases, round(s.historical_clv, ${decimals(p.currency)})::text as historical_clv, s.avg_order_value::text as avg_order_value,
            s.purchases_per_year, s.predicted_clv::text as predicted_clv, s.tier, s.first_purchase_at, s.last_purchase_at
     from (${valued(span, p)}) s
     where ${tier ? sql`s.tier = ${tier}` : sql`true`} and ${cursorWhere(keys, after)}
@@ -364,8 +376,8 @@ export async function acquisitionSources(db: DbExecutor, span: Span, currency: s
     )
     select cs.source, count(*)::int as customers, count(pc.customer_id)::int as purchasers,
            round(count(pc.customer_id)::numeric / count(*), 4)::float8 as conversion_rate,
-           round(coalesce(sum(pc.revenue), 0), 2)::text as revenue,
-           round(coalesce(sum(pc.revenue), 0) / count(*), 2)::text as revenue_per_customer
+           round(coalesce(sum(pc.revenue), 0), ${decimals(currency)})::text as revenue,
+           round(coalesce(sum(pc.revenue), 0) / count(*), ${decimals(currency)})::text as revenue_per_customer
     from cs left join pc on pc.customer_id = cs.id
     group by cs.source order by customers desc, cs.source`.execute(db)
   return r.rows
@@ -538,10 +550,10 @@ export async function satisfaction(db: DbExecutor, asOf: string, from: string, t
     om as (
       select months.m,
              (select count(*) from orders o
-               where o.archived_at is null and o.status in ${PURCHASE_STATUSES}
+               where o.archived_at is null and o.status in ${PURCHASES}
                  and o.ordered_at >= months.lo and o.ordered_at < months.hi and o.ordered_at <= ${asOf}::timestamptz)
            - (select count(*) from customers x join orders o on o.customer_id = x.id
-               where x.archived_at is not null and o.archived_at is null and o.status in ${PURCHASE_STATUSES}
+               where x.archived_at is not null and o.archived_at is null and o.status in ${PURCHASES}
                  and o.ordered_at >= months.lo and o.ordered_at < months.hi and o.ordered_at <= ${asOf}::timestamptz) as purchases
       from months
     ),

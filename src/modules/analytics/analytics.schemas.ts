@@ -195,7 +195,7 @@ export const RfmCustomer = Type.Object(
   {
     $id: 'RfmCustomer', description: 'One customer\'s RFM values and scores',
     example: {
-      customer_id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11', recency_days: 12, frequency: 4, monetary: '1290.00', last_purchase_at: '2026-11-11T08:00:00.000000Z',
+      customer_id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11', recency_days: 12, frequency: 4, monetary: '1290.00', last_purchase_at: '2026-11-11T08:00:00.000Z',
       r_score: 4, f_score: 5, m_score: 4, rfm: '454', segment: 'loyal',
     },
   },
@@ -215,7 +215,7 @@ export const RfmCustomerPage = page(RfmCustomer, 'RfmCustomerPage', 'Scored cust
 export const ValueTierSummary = Type.Object(
   {
     tier: StringEnum(VALUE_TIERS),
-    threshold: Nullable(Money(), { description: 'The percentile a CLV must reach for the tier (99th, 95th, 80th; percentile_cont, rounded to the cent for display); null for rest', example: '5230.50' }),
+    threshold: Nullable(Money(), { description: 'The percentile a CLV must reach for the tier (99th, 95th, 80th; percentile_cont, rounded to the currency minor unit for display); null for rest', example: '5230.50' }),
     customers: Type.Integer({ minimum: 0, example: 5 }),
     min_clv: Nullable(Money(), { description: 'Smallest historical CLV in the tier', example: '5310.00' }),
     max_clv: Nullable(Money(), { description: 'Largest historical CLV in the tier', example: '12990.00' }),
@@ -242,9 +242,9 @@ export const CustomerValue = Type.Object(
     customer_id: Uuid(),
     purchases: Type.Integer({ minimum: 1, description: 'Purchases in the currency up to as_of', example: 7 }),
     historical_clv: Money({ description: 'Net spend in the currency up to as_of: sum of total - amount_refunded' }),
-    avg_order_value: Money({ description: 'historical_clv / purchases, rounded half away from zero to the cent', example: '184.29' }),
+    avg_order_value: Money({ description: 'historical_clv / purchases, rounded half away from zero to the currency minor unit', example: '184.29' }),
     purchases_per_year: Type.Number({ minimum: 0, description: 'Purchases in the window × 365 / window_days, rounded to 4 decimals', example: 3 }),
-    predicted_clv: Money({ description: 'historical_clv / purchases × purchases in the window × 365 / window_days × lifespan_years, rounded once, to the cent', example: '1658.61' }),
+    predicted_clv: Money({ description: 'historical_clv / purchases × purchases in the window × 365 / window_days × lifespan_years, rounded once, to the currency minor unit', example: '1658.61' }),
     tier: StringEnum(VALUE_TIERS),
     first_purchase_at: Timestamp(),
     last_purchase_at: Timestamp(),
@@ -253,7 +253,7 @@ export const CustomerValue = Type.Object(
     $id: 'CustomerValue', description: 'One customer\'s lifetime value and tier',
     example: {
       customer_id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11', purchases: 7, historical_clv: '1290.00', avg_order_value: '184.29', purchases_per_year: 3,
-      predicted_clv: '1658.57', tier: 'top_20', first_purchase_at: '2025-01-05T10:00:00.000000Z', last_purchase_at: '2026-11-11T08:00:00.000000Z',
+      predicted_clv: '1658.57', tier: 'top_20', first_purchase_at: '2025-01-05T10:00:00.000Z', last_purchase_at: '2026-11-11T08:00:00.000Z',
     },
   },
 )
@@ -286,7 +286,7 @@ export const AcquisitionSource = Type.Object(
     purchasers: Type.Integer({ minimum: 0, description: 'Of those, customers with at least one purchase (any currency) in the window', example: 36 }),
     conversion_rate: Share('purchasers / customers, rounded to 4 decimals', 0.45),
     revenue: Money({ description: 'Net spend of those customers in the window, in the currency', example: '9120.00' }),
-    revenue_per_customer: Money({ description: 'revenue / customers, rounded to the cent', example: '114.00' }),
+    revenue_per_customer: Money({ description: 'revenue / customers, rounded to the currency minor unit', example: '114.00' }),
   },
   {
     $id: 'AcquisitionSource', description: 'Conversion and revenue of the customers acquired through one source',
@@ -310,7 +310,7 @@ export const ChurnRiskCustomer = Type.Object(
   },
   {
     $id: 'ChurnRiskCustomer', description: 'A customer whose silence is long for their own purchase rhythm',
-    example: { customer_id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11', purchases: 6, last_purchase_at: '2026-08-20T08:00:00.000000Z', days_since_last_purchase: 95.5, typical_interval_days: 30, risk_ratio: 3.1833 },
+    example: { customer_id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11', purchases: 6, last_purchase_at: '2026-08-20T08:00:00.000Z', days_since_last_purchase: 95.5, typical_interval_days: 30, risk_ratio: 3.1833 },
   },
 )
 

@@ -1,3 +1,5 @@
+import { minorUnits } from '../../lib/currency.js'
+import { addMoney, formatMoney, moneyFromColumn } from '../../lib/money.js'
 import type { DbExecutor } from '../../db/database.js'
 import { cursorContext, decodeCursor, isCursorUuid, toPage, type CursorContext, type SortKey } from '../../lib/pagination.js'
 import { badRequest, pointer } from '../../lib/problem.js'
@@ -38,7 +40,7 @@ const VALUE_METHOD =
   `Lifetime value per customer in the currency. ${PURCHASE} ` +
   'historical_clv = sum of net amounts of all purchases up to as_of (window_start does not limit it). ' +
   'predicted_clv = avg order value × purchase frequency × expected lifespan = historical_clv / purchases × (purchases within (window_start, as_of] × 365 / window_days) × lifespan_years, ' +
-  'rounded half away from zero to the cent once, at the end. ' +
+  'rounded half away from zero to the currency minor unit once, at the end. ' +
   'Tiers by percentile_cont over all customers\' historical_clv (as float8): top_1 when historical_clv ≥ the 99th percentile, top_5 when ≥ the 95th, ' +
   'top_20 when ≥ the 80th, else rest; equal values always share a tier. Only customers with a purchase in the currency are valued.'
 
@@ -201,34 +203,26 @@ export async function valueTiers(db: DbExecutor, q: ValueTiersQueryT) {
   const currency = await currencyFor(db, q.currency, { asOf, windowStart: null })
   const rows = currency ? await repo.valueTiers(db, span, { currency, windowDays: days, lifespanYears: lifespan }) : []
   const byTier = new Map(rows.map((r) => [r.tier, r]))
+  const units = currency ? minorUnits(currency) : 2
   const any = rows[0]
   const thresholds: Partial<Record<string, string>> = any ? { top_1: any.p99, top_5: any.p95, top_20: any.p80 } : {}
   return {
     method: method(VALUE_METHOD, asOf, span.windowStart, currency, { window_days: days, lifespan_years: lifespan }),
     customers: rows.reduce((n, r) => n + r.customers, 0),
-    total_clv: sumMoney(rows.map((r) => r.total_clv)),
+    total_clv: sumMoney(rows.map((r) => r.total_clv), units),
     tiers: VALUE_TIERS.map((tier) => {
       const r = byTier.get(tier)
       return {
         tier, threshold: thresholds[tier] ?? null,
-        customers: r?.customers ?? 0, min_clv: r?.min_clv ?? null, max_clv: r?.max_clv ?? null, total_clv: r?.total_clv ?? '0.00', revenue_share: r?.revenue_share ?? 0,
+        customers: r?.customers ?? 0, min_clv: r?.min_clv ?? null, max_clv: r?.max_clv ?? null, total_clv: r?.total_clv ?? formatMoney(0n, units), revenue_share: r?.revenue_share ?? 0,
       }
     }),
   }
 }
 
-/** Adds a few decimal strings with 2 fraction digits exactly (integer cents in a BigInt). */
-function sumMoney(values: string[]): string {
-  let cents = 0n
-  for (const v of values) {
-    const neg = v.startsWith('-')
-    const [i, f = ''] = (neg ? v.slice(1) : v).split('.')
-    const c = BigInt(i!) * 100n + BigInt((f + '00').slice(0, 2))
-    cents += neg ? -c : c
-  }
-  const neg = cents < 0n
-  const abs = neg ? -cents : cents
-  return `${neg ? '-' : ''}${abs / 100n}.${String(abs % 100n).padStart(2, '0')}`
+/** Adds the tiers' sums exactly, in the currency's minor units. */
+function sumMoney(values: string[], units: number): string {
+  return formatMoney(addMoney(...values.map((v) => moneyFromColumn(v, units))), units)
 }
 
 export async function valueCustomers(db: DbExecutor, q: ValueCustomersQueryT) {

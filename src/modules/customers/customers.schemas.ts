@@ -93,7 +93,7 @@ export const ContactPoint = Type.Object(
     example: {
       id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a12', customer_id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11', kind: 'email', label: 'work',
       value: 'li.na@example.com', network: null, address: null, is_primary: true, verified: false, version: 1,
-      created_at: '2026-11-22T08:30:00.000000Z', updated_at: '2026-11-22T08:30:00.000000Z',
+      created_at: '2026-11-22T08:30:00.000Z', updated_at: '2026-11-22T08:30:00.000Z',
     },
   },
 )
@@ -230,7 +230,7 @@ export const Customer = Type.Object(
       preferred_channel: 'email', acquisition_source: 'referral', tags: ['vip'], interests: [], preferences: {}, attributes: { shoe_size: 38 },
       lifecycle_stage: 'lead', lifecycle_stage_manual: false, consent: { email_marketing: true }, credit_limit: null, credit_currency: null, payment_terms_days: null,
       loyalty_points: 0, primary_email: 'li.na@example.com', primary_phone: null, version: 1,
-      created_at: '2026-11-22T08:30:00.000000Z', updated_at: '2026-11-22T08:30:00.000000Z', archived_at: null, merged_into_id: null,
+      created_at: '2026-11-22T08:30:00.000Z', updated_at: '2026-11-22T08:30:00.000Z', archived_at: null, merged_into_id: null,
     },
   },
 )

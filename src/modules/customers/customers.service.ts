@@ -1,6 +1,8 @@
 import { fullFormats } from 'ajv-formats/dist/formats.js'
 import type { DbExecutor } from '../../db/database.js'
 import type { ContactPointRow } from '../../db/rows.js'
+import { minorUnits } from '../../lib/currency.js'
+import { formatMoney, minorUnitsError, moneyFromColumn } from '../../lib/money.js'
 import { badRequest, conflict, type FieldError, notFound, pointer, preconditionFailed } from '../../lib/problem.js'
 import * as repo from './customers.repository.js'
 import * as contactPoints from './contact-points.repository.js'
@@ -133,12 +135,23 @@ function normalizeTags(tags: string[] | undefined): string[] | undefined {
   return tags && [...new Set(tags.map((t) => t.trim().toLowerCase()).filter(Boolean))]
 }
 
-function checkCredit(body: { credit_limit?: string | null; credit_currency?: string | null }): void {
-  const hasLimit = body.credit_limit != null
-  const hasCurrency = body.credit_currency != null
-  if (hasLimit && !hasCurrency) throw badRequest('A credit limit needs its currency.', [{ pointer: pointer('credit_currency'), message: 'is required with credit_limit' }])
-  if (hasCurrency && !hasLimit) throw badRequest('A credit currency needs a limit.', [{ pointer: pointer('credit_limit'), message: 'is required with credit_currency' }])
-  if (body.credit_limit?.startsWith('-')) throw badRequest('Credit limits are not negative.', [{ pointer: pointer('credit_limit'), message: 'must be zero or more' }])
+/**
+ * Checks the credit terms a write leaves (the limit and its currency go together; the limit has
+ * at most the currency's decimals) and returns the limit as stored: written with the currency's
+ * minor units ("5000" in CNY is "5000.00"). `limitSent` says whether the client sent the limit
+ * (a bad one is pointed at) or it is the stored one that a new currency cannot hold.
+ */
+function checkCredit(terms: { credit_limit?: string | null; credit_currency?: string | null }, limitSent: boolean): string | null {
+  const limit = terms.credit_limit ?? null
+  const currency = terms.credit_currency ?? null
+  if (limit !== null && currency === null) throw badRequest('A credit limit needs its currency.', [{ pointer: pointer('credit_currency'), message: 'is required with credit_limit' }])
+  if (currency !== null && limit === null) throw badRequest('A credit currency needs a limit.', [{ pointer: pointer('credit_limit'), message: 'is required with credit_currency' }])
+  if (limit === null || currency === null) return null
+  if (limit.startsWith('-')) throw badRequest('Credit limits are not negative.', [{ pointer: pointer('credit_limit'), message: 'must be zero or more' }])
+  const tooPrecise = minorUnitsError(limit, currency, pointer(limitSent ? 'credit_limit' : 'credit_currency'), limitSent ? 'as-sent' : 'stored')
+  if (tooPrecise) throw badRequest(`The credit limit has more decimals than ${currency} has.`, [tooPrecise])
+  const units = minorUnits(currency)
+  return formatMoney(moneyFromColumn(limit, units), units)
 }
 
 /** Profile fields of a create or patch body as column values. */
@@ -158,7 +171,8 @@ function toColumns(body: Partial<CustomerPatchBody>): Record<string, unknown> {
 
 export async function createCustomer(db: DbExecutor, body: CustomerCreateBody): Promise<{ id: string; created: boolean }> {
   const { contact_points: contactInputs = [], ...profile } = body
-  checkCredit(profile)
+  const creditLimit = checkCredit(profile, true)
+  if (profile.credit_limit != null) profile.credit_limit = creditLimit
   const contacts = normalizeAll(contactInputs, '/contact_points')
   const columns = toColumns(profile) as Parameters<typeof repo.insertCustomer>[1]
   let id: string
@@ -189,11 +203,13 @@ export async function patchCustomer(db: DbExecutor, id: string, body: CustomerPa
   const current = await repo.findCustomer(db, id)
   if (!current) throw notFound('customer')
   refuseIfMerged(current)
-  checkCredit({
+  const creditLimit = checkCredit({
     credit_limit: body.credit_limit !== undefined ? body.credit_limit : current.credit_limit,
     credit_currency: body.credit_currency !== undefined ? body.credit_currency : current.credit_currency,
-  })
-  const updated = await repo.updateCustomer(db, id, toColumns(body), expectedVersion)
+  }, body.credit_limit !== undefined)
+  const columns = toColumns(body)
+  if (body.credit_limit !== undefined || creditLimit !== current.credit_limit) columns.credit_limit = creditLimit
+  const updated = await repo.updateCustomer(db, id, columns, expectedVersion)
   if (!updated) throw preconditionFailed()
   if (body.lifecycle_stage === null) await refreshMetrics(db, id)
 }

@@ -78,8 +78,8 @@ const FEEDBACK_EXAMPLE = {
   id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a51', external_ref: 'desk-ticket-5521', customer_id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11',
   kind: 'complaint', survey_type: null, score: null, subject: 'Parcel arrived damaged', body: 'The box was crushed and two cups were broken.',
   channel: 'email', order_id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a21', interaction_id: null, status: 'open', priority: 'high',
-  assignee: 'agent:li.wei', sla_due_at: '2026-11-23T08:30:00.000000Z', sla_breached: false, resolution_note: null, resolved_at: null,
-  submitted_at: '2026-11-22T08:30:00.000000Z', version: 1, created_at: '2026-11-22T08:30:01.000000Z', updated_at: '2026-11-22T08:30:01.000000Z',
+  assignee: 'agent:li.wei', sla_due_at: '2026-11-23T08:30:00.000Z', sla_breached: false, resolution_note: null, resolved_at: null,
+  submitted_at: '2026-11-22T08:30:00.000Z', version: 1, created_at: '2026-11-22T08:30:01.000Z', updated_at: '2026-11-22T08:30:01.000Z',
   archived_at: null,
 }
 

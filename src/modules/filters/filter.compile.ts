@@ -1,6 +1,7 @@
 import { type Expression, type ExpressionBuilder, type RawBuilder, type SqlBool, sql } from 'kysely'
 import type { Database } from '../../db/rows.js'
-import { PURCHASE_STATUSES, type FieldAst, type FilterAst, type RelatedAst, type Scalar, type TimeBound } from './filter.parse.js'
+import { PURCHASE_STATUSES } from '../../lib/purchase-statuses.js'
+import { type FieldAst, type FilterAst, type RelatedAst, type Scalar, type TimeBound } from './filter.parse.js'
 
 /**
  * The customer filter compiler: one mechanism shared by POST /v1/customers/search and segments

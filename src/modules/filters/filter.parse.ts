@@ -1,3 +1,4 @@
+import { CURRENCY_MESSAGE, isCurrencyCode } from '../../lib/currency.js'
 import { badRequest, type FieldError, pointerToken } from '../../lib/problem.js'
 import { FILTER_LIMITS, FILTER_OPS, type FilterOp } from './filter.schemas.js'
 import { ORDER_STATUSES } from '../orders/orders.schemas.js'
@@ -47,7 +48,6 @@ export const OPS_BY_TYPE: Record<FieldType, readonly FilterOp[]> = {
   json: ['eq', 'ne', 'in', 'not_in', 'gt', 'gte', 'lt', 'lte', 'contains', 'exists'],
 }
 
-export const PURCHASE_STATUSES = ['paid', 'fulfilled', 'partially_refunded'] as const
 export const INTERACTION_CHANNELS = ['phone', 'email', 'sms', 'chat', 'meeting', 'visit', 'event', 'social', 'other'] as const
 export const INTERACTION_DIRECTIONS = ['inbound', 'outbound', 'internal'] as const
 export const FEEDBACK_KINDS = ['survey', 'complaint', 'suggestion', 'review', 'praise'] as const
@@ -161,7 +161,7 @@ class Parser {
     const out: FieldAst = { kind: 'field', field, spec, op, value: true, ...(attribute ? { attribute } : {}) }
     if (raw.currency !== undefined) {
       if (field !== 'monetary' && field !== 'lifetime_value') return this.fail(`${at}/currency`, 'applies to monetary and lifetime_value only')
-      if (typeof raw.currency !== 'string' || !/^[A-Z]{3}$/.test(raw.currency)) return this.fail(`${at}/currency`, 'must be an ISO 4217 code such as CNY')
+      if (!isCurrencyCode(raw.currency)) return this.fail(`${at}/currency`, CURRENCY_MESSAGE)
       out.currency = raw.currency
     }
     if (raw.last_n_days !== undefined) {
@@ -277,7 +277,7 @@ class Parser {
         if (typeof v !== 'boolean') return this.fail(p, 'must be true or false')
         out.open = v
       } else if (k === 'currency') {
-        if (typeof v !== 'string' || !/^[A-Z]{3}$/.test(v)) return this.fail(p, 'must be an ISO 4217 code such as CNY')
+        if (!isCurrencyCode(v)) return this.fail(p, CURRENCY_MESSAGE)
         out.currency = v
       } else if (k === 'category' || k === 'sku') {
         if (typeof v !== 'string' || v === '' || v.length > FILTER_LIMITS.maxString) return this.fail(p, `must be a string of 1 to ${FILTER_LIMITS.maxString} characters`)

@@ -77,8 +77,8 @@ export const ImportJob = Type.Object(
     example: {
       id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a31', kind: 'customers', format: 'csv', status: 'succeeded', rows_received: 3, rows_imported: 2,
       rows_created: 2, rows_updated: 0, rows_rejected: 1, errors: [{ line: 3, pointer: '/email', message: 'must be an email address' }], failure: null,
-      actor: 'user:42', request_id: 'req-1', version: 3, created_at: '2026-11-22T08:30:00.000000Z', updated_at: '2026-11-22T08:30:01.000000Z',
-      finished_at: '2026-11-22T08:30:01.000000Z',
+      actor: 'user:42', request_id: 'req-1', version: 3, created_at: '2026-11-22T08:30:00.000Z', updated_at: '2026-11-22T08:30:01.000Z',
+      finished_at: '2026-11-22T08:30:01.000Z',
     },
   },
 )

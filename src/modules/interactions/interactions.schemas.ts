@@ -61,9 +61,9 @@ export const InteractionPatch = Type.Object(
 )
 
 const INTERACTION_EXAMPLE = {
-  id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a51', ...CREATE_EXAMPLE, occurred_at: '2026-11-23T09:15:00.000000Z',
+  id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a51', ...CREATE_EXAMPLE, occurred_at: '2026-11-23T09:15:00.000Z',
   follow_up_done: false, follow_up_due: false, version: 1,
-  created_at: '2026-11-23T09:20:01.000000Z', updated_at: '2026-11-23T09:20:01.000000Z', archived_at: null,
+  created_at: '2026-11-23T09:20:01.000Z', updated_at: '2026-11-23T09:20:01.000Z', archived_at: null,
 }
 
 export const Interaction = Type.Object(

@@ -14,7 +14,8 @@ export async function findMetrics(db: DbExecutor, customerIds: string[]) {
     db.selectFrom('customer_metrics').selectAll().where('customer_id', 'in', customerIds).execute(),
     db
       .selectFrom('customer_spend')
-      .select(['customer_id', 'currency', 'order_count', 'total_spent', sql<string>`round(total_spent / nullif(order_count, 0), 2)::text`.as('average_order_value')])
+      .select(['customer_id', 'currency', 'order_count', 'total_spent', // A sum keeps its currency's scale (crm_money), so the average is rounded to the currency's minor unit.
+      sql<string>`round(total_spent / nullif(order_count, 0), scale(total_spent))::text`.as('average_order_value')])
       .where('customer_id', 'in', customerIds)
       .orderBy('customer_id')
       .orderBy('currency')

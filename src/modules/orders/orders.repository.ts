@@ -14,7 +14,8 @@ export type NewOrderPayment = Omit<Insertable<OrderPaymentsTable>, 'order_id'>
 // Written exactly as the partial receivable indexes of the migration write their predicate,
 // so the planner can use them: a pending order owes total - paid + refunded, a settled one nothing.
 const OWES = sql<boolean>`orders.status = 'pending' and orders.total > orders.amount_paid - orders.amount_refunded`
-const OUTSTANDING = sql<string>`case when orders.status = 'pending' then orders.total - orders.amount_paid + orders.amount_refunded else 0.00 end`
+// Money keeps its currency's scale (crm_money): a zero is written at the scale of the order's total (JPY 0, CNY 0.00).
+const OUTSTANDING = sql<string>`case when orders.status = 'pending' then orders.total - orders.amount_paid + orders.amount_refunded else round(0, scale(orders.total)) end`
 // Overdue depends on today, so it is computed when read rather than stored.
 const OVERDUE = sql<boolean>`coalesce(orders.due_date < current_date, false) and ${OWES}`
 const computed = [OUTSTANDING.as('amount_outstanding'), OVERDUE.as('overdue')]
@@ -194,14 +195,14 @@ export interface ReceivableRow {
   oldest_due_date: string
 }
 
-/** Open credit orders of a customer summed per currency in SQL numeric (exact; sums keep two decimals). */
+/** Open credit orders of a customer summed per currency in SQL numeric (exact; sums keep the currency's decimals). */
 export async function receivables(db: DbExecutor, customerId: string): Promise<{ as_of: string; rows: ReceivableRow[] }> {
   const rows = await db
     .selectFrom('orders')
     .select([
       'orders.currency',
       sql<string>`sum(${OUTSTANDING})`.as('outstanding'),
-      sql<string>`coalesce(sum(${OUTSTANDING}) filter (where orders.due_date < current_date), 0.00)`.as('overdue_outstanding'),
+      sql<string>`coalesce(sum(${OUTSTANDING}) filter (where orders.due_date < current_date), round(0, max(scale(orders.total))))`.as('overdue_outstanding'),
       sql<number>`count(*)`.as('open_orders'),
       sql<number>`count(*) filter (where orders.due_date < current_date)`.as('overdue_orders'),
       sql<string>`min(orders.due_date)`.as('oldest_due_date'),

@@ -15,14 +15,14 @@ export type PaymentMethod = (typeof PAYMENT_METHODS)[number]
 const text = (maxLength: number, example: string, description?: string) =>
   Type.String({ minLength: 1, maxLength, example, ...(description ? { description } : {}) })
 
-/** Amounts a client sends are never negative. */
+/** Amounts a client sends are never negative, and have at most the order currency's decimals (JPY 0, CNY 2, KWD 3). */
 const Amount = (description: string, example = '129.90') =>
-  Money({ pattern: '^[0-9]{1,12}$|^[0-9]{1,12}\\.[0-9]{1,2}$', maxLength: 15, description, example })
+  Money({ pattern: '^[0-9]{1,12}$|^[0-9]{1,12}\\.[0-9]{1,3}$', maxLength: 16, description: `${description}; at most the currency's decimals (JPY 0, CNY 2, KWD 3)`, example })
 
 const Rate = Type.String({
   pattern: '^[0-9]{1,3}$|^[0-9]{1,3}\\.[0-9]{1,4}$',
   maxLength: 8,
-  description: 'Tax rate in percent (0 to 100, up to four decimals), applied to subtotal - discount_total and rounded half up to the cent',
+  description: 'Tax rate in percent (0 to 100, up to four decimals), applied to subtotal - discount_total and rounded half up to the currency minor unit',
   example: '13',
 })
 
@@ -119,7 +119,7 @@ export const OrderItem = Type.Object(
 
 const PAYMENT_EXAMPLE = {
   id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a41', order_id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a21', kind: 'payment', amount: '50.00',
-  method: 'bank_transfer', paid_at: '2026-11-30T10:00:00.000000Z', reference: 'TXN-88231', created_at: '2026-11-30T10:00:01.000000Z',
+  method: 'bank_transfer', paid_at: '2026-11-30T10:00:00.000Z', reference: 'TXN-88231', created_at: '2026-11-30T10:00:01.000Z',
 }
 
 export const OrderPayment = Type.Object(
@@ -145,8 +145,8 @@ const ORDER_EXAMPLE = {
   customer_id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11', status: 'paid', channel: 'online', payment_method: 'card', currency: 'CNY',
   tax_rate: '13.0000', subtotal: '99.99', discount_total: '0.00', tax_total: '13.00', shipping_total: '10.00', total: '122.99',
   amount_paid: '122.99', amount_refunded: '0.00', amount_outstanding: '0.00', overdue: false, due_date: null,
-  ordered_at: '2026-11-22T08:30:00.000000Z', notes: null, items: [ITEM_EXAMPLE], payments: [], version: 2,
-  created_at: '2026-11-22T08:30:01.000000Z', updated_at: '2026-11-22T08:30:01.000000Z', archived_at: null,
+  ordered_at: '2026-11-22T08:30:00.000Z', notes: null, items: [ITEM_EXAMPLE], payments: [], version: 2,
+  created_at: '2026-11-22T08:30:01.000Z', updated_at: '2026-11-22T08:30:01.000Z', archived_at: null,
 }
 
 export const Order = Type.Object(

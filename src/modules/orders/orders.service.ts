@@ -1,7 +1,10 @@
 import type { DbExecutor } from '../../db/database.js'
 import type { OrderItemRow, OrderPaymentRow, OrderRow } from '../../db/rows.js'
 import { upsertByExternalRef, type UpsertResult } from '../../lib/external-ref.js'
-import { fitsMoneyColumn, formatMoney, multiplyMoney, parseMoney, parseRate, percentOf } from '../../lib/money.js'
+import { minorUnits } from '../../lib/currency.js'
+import {
+  fitsMoneyColumn, formatMoney, maxMoney, minorUnitsError, moneyFromColumn, multiplyMoney, parseMoney, parseRate, percentOf, significantDecimals,
+} from '../../lib/money.js'
 import { badRequest, conflict, type FieldError, notFound, pointer, preconditionFailed, unprocessable } from '../../lib/problem.js'
 import * as repo from './orders.repository.js'
 import { activeCustomers, customerExists, type ActiveCustomer } from '../customers/index.js'
@@ -58,20 +61,28 @@ function assertTransition(from: OrderStatus, to: OrderStatus): void {
   ])
 }
 
-/** The money state of one order, in minor units, while a request changes it. */
+/** The money state of one order, in its currency's minor units, while a request changes it. */
 interface Ledger {
   status: OrderStatus
+  /** Fraction digits of the order's currency. */
+  units: number
   total: bigint
   paid: bigint
   refunded: bigint
 }
 
-const ledgerOf = (row: OrderRow): Ledger => ({
-  status: row.status as OrderStatus,
-  total: parseMoney(row.total),
-  paid: parseMoney(row.amount_paid),
-  refunded: parseMoney(row.amount_refunded),
-})
+function ledgerOf(row: OrderRow): Ledger {
+  // An order written before amounts were checked against its currency may hold more decimals
+  // than the currency has (JPY 12.50): its ledger keeps them, so nothing is rounded away.
+  const units = Math.max(minorUnits(row.currency), ...[row.total, row.amount_paid, row.amount_refunded].map(significantDecimals))
+  return {
+    status: row.status as OrderStatus,
+    units,
+    total: moneyFromColumn(row.total, units),
+    paid: moneyFromColumn(row.amount_paid, units),
+    refunded: moneyFromColumn(row.amount_refunded, units),
+  }
+}
 const received = (l: Ledger) => l.paid - l.refunded
 /** What the customer owes: total - paid + refunded while pending (refunds of partial payments owe again); nothing after. */
 const outstanding = (l: Ledger) => (l.status === 'pending' ? l.total - received(l) : 0n)
@@ -80,8 +91,8 @@ function settleIfCovered(l: Ledger): void {
   if (l.status === 'pending' && l.total > 0n && received(l) === l.total) l.status = 'paid'
 }
 
-const entry = (kind: 'payment' | 'refund', amount: bigint, method: string, paidAt?: string): repo.NewOrderPayment => ({
-  kind, amount: formatMoney(amount), method, reference: null, ...(paidAt ? { paid_at: paidAt } : {}),
+const entry = (l: Ledger, kind: 'payment' | 'refund', amount: bigint, method: string, paidAt?: string): repo.NewOrderPayment => ({
+  kind, amount: formatMoney(amount, l.units), method, reference: null, ...(paidAt ? { paid_at: paidAt } : {}),
 })
 
 /** Moves the ledger to `to` and returns the payments or refunds that the move implies. */
@@ -91,14 +102,14 @@ function moveTo(l: Ledger, to: OrderStatus, method: string, paidAt?: string): re
   const entries: repo.NewOrderPayment[] = []
   if (to === 'paid') {
     const due = l.total - received(l)
-    if (due > 0n) entries.push(entry('payment', due, method, paidAt))
+    if (due > 0n) entries.push(entry(l, 'payment', due, method, paidAt))
     l.paid += due
   } else if (to === 'refunded') {
     const back = received(l)
-    if (back > 0n) entries.push(entry('refund', back, method, paidAt))
+    if (back > 0n) entries.push(entry(l, 'refund', back, method, paidAt))
     l.refunded += back
   } else if (to === 'cancelled' && received(l) > 0n) {
-    throw unprocessable(`${formatMoney(received(l))} has been received for this order: refund it before cancelling.`, [
+    throw unprocessable(`${formatMoney(received(l), l.units)} has been received for this order: refund it before cancelling.`, [
       { pointer: pointer('status'), message: 'an order holding payments cannot be cancelled' },
     ])
   } else if (to === 'partially_refunded') {
@@ -114,6 +125,7 @@ function moveTo(l: Ledger, to: OrderStatus, method: string, paidAt?: string): re
 
 interface Priced {
   lines: repo.NewOrderItem[]
+  units: number
   tax_rate: string
   subtotal: bigint
   discount_total: bigint
@@ -123,24 +135,46 @@ interface Priced {
 }
 
 /**
- * Totals from the line items, exact in minor units: subtotal = Σ quantity × unit_price,
- * discount_total = Σ line discounts, tax_total = tax_rate % of (subtotal - discount_total)
- * rounded half up to the cent, total = subtotal - discount_total + tax_total + shipping.
+ * An order's amounts checked against its currency's minor units (JPY "12.5" is a 400 naming
+ * the field). Amounts the client sent are pointed at one by one; stored amounts that the new
+ * currency of a patch cannot hold are pointed at /currency.
  */
-export function priceOrder(items: OrderItemInputBody[], taxRate: string, shipping: string): Priced {
+function checkAmounts(currency: string, items: { list: OrderItemInputBody[]; sent: boolean }, shipping: { value: string; sent: boolean }): void {
+  const errors: FieldError[] = []
+  const add = (value: string | null | undefined, at: string, sent: boolean) => {
+    const error = value == null ? undefined : minorUnitsError(value, currency, at, sent ? 'as-sent' : 'stored')
+    if (error && !errors.some((e) => e.pointer === error.pointer)) errors.push(error)
+  }
+  items.list.forEach((item, i) => {
+    add(item.unit_price, items.sent ? pointer('items', i, 'unit_price') : pointer('currency'), items.sent)
+    add(item.discount, items.sent ? pointer('items', i, 'discount') : pointer('currency'), items.sent)
+  })
+  add(shipping.value, shipping.sent ? pointer('shipping') : pointer('currency'), shipping.sent)
+  if (errors.length) throw badRequest(`An amount has more decimals than ${currency} has.`, errors)
+}
+
+/**
+ * Totals from the line items, exact in the currency's minor units: subtotal = Σ quantity ×
+ * unit_price, discount_total = Σ line discounts, tax_total = tax_rate % of (subtotal -
+ * discount_total) rounded half up to the minor unit, total = subtotal - discount_total +
+ * tax_total + shipping. The amounts have been checked against the currency (checkAmounts).
+ */
+export function priceOrder(items: OrderItemInputBody[], taxRate: string, shipping: string, currency: string): Priced {
+  const units = minorUnits(currency)
+  const money = (minor: bigint) => formatMoney(minor, units)
   const errors: FieldError[] = []
   const lines: repo.NewOrderItem[] = []
   let subtotal = 0n
   let discountTotal = 0n
   items.forEach((item, i) => {
-    const unit = parseMoney(item.unit_price)
+    const unit = parseMoney(item.unit_price, units)
     const gross = multiplyMoney(unit, item.quantity)
-    const discount = parseMoney(item.discount ?? '0')
-    if (!fitsMoneyColumn(gross)) errors.push({ pointer: pointer('items', i, 'quantity'), message: 'quantity × unit_price exceeds 999999999999.99' })
-    else if (discount > gross) errors.push({ pointer: pointer('items', i, 'discount'), message: `must not exceed quantity × unit_price (${formatMoney(gross)})` })
+    const discount = parseMoney(item.discount ?? '0', units)
+    if (!fitsMoneyColumn(gross, units)) errors.push({ pointer: pointer('items', i, 'quantity'), message: `quantity × unit_price exceeds ${maxMoney(units)}` })
+    else if (discount > gross) errors.push({ pointer: pointer('items', i, 'discount'), message: `must not exceed quantity × unit_price (${money(gross)})` })
     lines.push({
       position: i, sku: item.sku ?? null, product_name: item.product_name, category: item.category ?? null, quantity: item.quantity,
-      unit_price: formatMoney(unit), discount: formatMoney(discount), line_total: formatMoney(gross - discount),
+      unit_price: money(unit), discount: money(discount), line_total: money(gross - discount),
     })
     subtotal += gross
     discountTotal += discount
@@ -152,23 +186,23 @@ export function priceOrder(items: OrderItemInputBody[], taxRate: string, shippin
   } catch {
     throw badRequest('The tax rate is a percentage from 0 to 100.', [{ pointer: pointer('tax_rate'), message: 'must be at most 100' }])
   }
-  const shippingTotal = parseMoney(shipping)
+  const shippingTotal = parseMoney(shipping, units)
   const taxTotal = percentOf(subtotal - discountTotal, taxRate)
   const total = subtotal - discountTotal + taxTotal + shippingTotal
-  if (!fitsMoneyColumn(subtotal) || !fitsMoneyColumn(total)) {
-    throw unprocessable('The order total exceeds 999999999999.99.', [{ pointer: pointer('items'), message: 'add up to more than an order can hold' }])
+  if (!fitsMoneyColumn(subtotal, units) || !fitsMoneyColumn(total, units)) {
+    throw unprocessable(`The order total exceeds ${maxMoney(units)}.`, [{ pointer: pointer('items'), message: 'add up to more than an order can hold' }])
   }
   const formattedRate = `${rate / 10_000n}.${(rate % 10_000n).toString().padStart(4, '0')}`
-  return { lines, tax_rate: formattedRate, subtotal, discount_total: discountTotal, tax_total: taxTotal, shipping_total: shippingTotal, total }
+  return { lines, units, tax_rate: formattedRate, subtotal, discount_total: discountTotal, tax_total: taxTotal, shipping_total: shippingTotal, total }
 }
 
 const pricedColumns = (p: Priced): repo.OrderChanges => ({
   tax_rate: p.tax_rate,
-  subtotal: formatMoney(p.subtotal),
-  discount_total: formatMoney(p.discount_total),
-  tax_total: formatMoney(p.tax_total),
-  shipping_total: formatMoney(p.shipping_total),
-  total: formatMoney(p.total),
+  subtotal: formatMoney(p.subtotal, p.units),
+  discount_total: formatMoney(p.discount_total, p.units),
+  tax_total: formatMoney(p.tax_total, p.units),
+  shipping_total: formatMoney(p.shipping_total, p.units),
+  total: formatMoney(p.total, p.units),
 })
 
 const toItemInput = (r: OrderItemRow): OrderItemInputBody => ({
@@ -270,8 +304,10 @@ export function prepareNewOrder(body: OrderCreateBody, customer: OrderingCustome
       { pointer: pointer('status'), message: `a new order is ${Object.keys(CREATE_PATHS).join(', ')}` },
     ])
   }
-  const priced = priceOrder(body.items, body.tax_rate ?? '0', body.shipping ?? '0')
-  const ledger: Ledger = { status: 'pending', total: priced.total, paid: 0n, refunded: 0n }
+  const shipping = body.shipping ?? '0'
+  checkAmounts(body.currency, { list: body.items, sent: true }, { value: shipping, sent: true })
+  const priced = priceOrder(body.items, body.tax_rate ?? '0', shipping, body.currency)
+  const ledger: Ledger = { status: 'pending', units: priced.units, total: priced.total, paid: 0n, refunded: 0n }
   const method = body.payment_method ?? 'other'
   const payments = path.flatMap((step) => moveTo(ledger, step, method, body.ordered_at))
   const order: repo.NewOrder = {
@@ -283,8 +319,8 @@ export function prepareNewOrder(body: OrderCreateBody, customer: OrderingCustome
     payment_method: body.payment_method ?? null,
     currency: body.currency,
     ...pricedColumns(priced),
-    amount_paid: formatMoney(ledger.paid),
-    amount_refunded: formatMoney(ledger.refunded),
+    amount_paid: formatMoney(ledger.paid, ledger.units),
+    amount_refunded: formatMoney(ledger.refunded, ledger.units),
     due_date: creditDueDate(body, customer),
     ...(body.ordered_at ? { ordered_at: body.ordered_at } : {}),
     notes: body.notes ?? null,
@@ -338,8 +374,10 @@ async function applyChanges(db: DbExecutor, current: OrderRow, patch: OrderPatch
   const payments = patch.status !== undefined ? moveTo(ledger, patch.status, method) : []
 
   if (ledger.status !== current.status) changes.status = ledger.status
-  if (ledger.paid !== parseMoney(current.amount_paid)) changes.amount_paid = formatMoney(ledger.paid)
-  if (ledger.refunded !== parseMoney(current.amount_refunded)) changes.amount_refunded = formatMoney(ledger.refunded)
+  const before = ledgerOf(current)
+  // A currency change (pending, nothing received) rewrites the zeros at the new scale.
+  if (ledger.paid !== before.paid || ledger.units !== before.units) changes.amount_paid = formatMoney(ledger.paid, ledger.units)
+  if (ledger.refunded !== before.refunded || ledger.units !== before.units) changes.amount_refunded = formatMoney(ledger.refunded, ledger.units)
   await uniquely(() => repo.updateOrder(db, current.id, changes, lines !== undefined))
   if (lines) await repo.replaceItems(db, current.id, lines)
   await repo.insertPayments(db, current.id, payments)
@@ -352,11 +390,15 @@ async function applyChanges(db: DbExecutor, current: OrderRow, patch: OrderPatch
 async function reprice(db: DbExecutor, current: OrderRow, patch: OrderPatchBody, ledger: Ledger, changes: repo.OrderChanges) {
   if (patch.items === undefined && patch.tax_rate === undefined && patch.shipping === undefined && patch.currency === undefined) return undefined
   const currentItems = await repo.listItems(db, [current.id])
-  const priced = priceOrder(patch.items ?? currentItems.map(toItemInput), patch.tax_rate ?? current.tax_rate, patch.shipping ?? current.shipping_total)
+  const currency = patch.currency ?? current.currency
+  const items = { list: patch.items ?? currentItems.map(toItemInput), sent: patch.items !== undefined }
+  const shipping = { value: patch.shipping ?? current.shipping_total, sent: patch.shipping !== undefined }
+  checkAmounts(currency, items, shipping)
+  const priced = priceOrder(items.list, patch.tax_rate ?? current.tax_rate, shipping.value, currency)
   const changed: string[] = []
   if (patch.items !== undefined && !sameItems(priced.lines, currentItems)) changed.push('items')
   if (patch.tax_rate !== undefined && parseRate(patch.tax_rate) !== parseRate(current.tax_rate)) changed.push('tax_rate')
-  if (patch.shipping !== undefined && parseMoney(patch.shipping) !== parseMoney(current.shipping_total)) changed.push('shipping')
+  if (patch.shipping !== undefined && formatMoney(priced.shipping_total, priced.units) !== current.shipping_total) changed.push('shipping')
   if (patch.currency !== undefined && patch.currency !== current.currency) changed.push('currency')
   if (changed.length === 0) return undefined
   if (current.status !== 'pending') {
@@ -367,14 +409,16 @@ async function reprice(db: DbExecutor, current: OrderRow, patch: OrderPatchBody,
     throw unprocessable('The currency of an order with payments cannot change.', [{ pointer: pointer('currency'), message: 'payments were received in the current currency' }])
   }
   if (priced.total < received(ledger)) {
-    throw unprocessable(`The new total ${formatMoney(priced.total)} is less than the ${formatMoney(received(ledger))} received; refund the difference first.`, [
+    throw unprocessable(`The new total ${formatMoney(priced.total, priced.units)} is less than the ${formatMoney(received(ledger), ledger.units)} received; refund the difference first.`, [
       { pointer: pointer(changed[0]!), message: 'would bring the total below the amount received' },
     ])
   }
   ledger.total = priced.total
+  ledger.units = priced.units
   Object.assign(changes, pricedColumns(priced))
   if (patch.currency !== undefined) changes.currency = patch.currency
-  return changed.includes('items') ? priced.lines : undefined
+  // A new currency rewrites the lines too: their amounts are written with its minor units.
+  return changed.includes('items') || changed.includes('currency') ? priced.lines : undefined
 }
 
 /**
@@ -386,7 +430,10 @@ async function reprice(db: DbExecutor, current: OrderRow, patch: OrderPatchBody,
 export async function recordPayment(db: DbExecutor, id: string, body: OrderPaymentCreateBody, expectedVersion?: number): Promise<OrderPaymentRow> {
   const current = await lockForWrite(db, id, expectedVersion)
   const ledger = ledgerOf(current)
-  const amount = parseMoney(body.amount)
+  const tooPrecise = minorUnitsError(body.amount, current.currency, pointer('amount'))
+  if (tooPrecise) throw badRequest(`The amount has more decimals than the order's currency ${current.currency} has.`, [tooPrecise])
+  const amount = parseMoney(body.amount, ledger.units)
+  const money = (minor: bigint) => formatMoney(minor, ledger.units)
   if (amount <= 0n) throw badRequest('The amount must be more than zero.', [{ pointer: pointer('amount'), message: 'must be more than zero' }])
   const kind = body.kind ?? 'payment'
   if (kind === 'payment') {
@@ -394,7 +441,7 @@ export async function recordPayment(db: DbExecutor, id: string, body: OrderPayme
       throw unprocessable(`A ${ledger.status} order takes no more payments.`, [{ pointer: pointer('kind'), message: 'payments are recorded against pending orders' }])
     }
     const due = outstanding(ledger)
-    if (amount > due) throw unprocessable(`The payment exceeds the outstanding ${formatMoney(due)}.`, [{ pointer: pointer('amount'), message: `must be at most ${formatMoney(due)}` }])
+    if (amount > due) throw unprocessable(`The payment exceeds the outstanding ${money(due)}.`, [{ pointer: pointer('amount'), message: `must be at most ${money(due)}` }])
     ledger.paid += amount
     settleIfCovered(ledger)
   } else {
@@ -402,7 +449,7 @@ export async function recordPayment(db: DbExecutor, id: string, body: OrderPayme
       throw unprocessable(`A ${ledger.status} order takes no refunds.`, [{ pointer: pointer('kind'), message: `refunds are recorded against ${REFUNDABLE.join(', ')} orders` }])
     }
     const refundable = received(ledger)
-    if (amount > refundable) throw unprocessable(`The refund exceeds the ${formatMoney(refundable)} received.`, [{ pointer: pointer('amount'), message: `must be at most ${formatMoney(refundable)}` }])
+    if (amount > refundable) throw unprocessable(`The refund exceeds the ${money(refundable)} received.`, [{ pointer: pointer('amount'), message: `must be at most ${money(refundable)}` }])
     ledger.refunded += amount
     if (ledger.status !== 'pending') {
       const to: OrderStatus = received(ledger) === 0n ? 'refunded' : 'partially_refunded'
@@ -412,11 +459,11 @@ export async function recordPayment(db: DbExecutor, id: string, body: OrderPayme
   }
   await repo.updateOrder(db, id, {
     status: ledger.status,
-    amount_paid: formatMoney(ledger.paid),
-    amount_refunded: formatMoney(ledger.refunded),
+    amount_paid: money(ledger.paid),
+    amount_refunded: money(ledger.refunded),
   }, false)
   const [payment] = await repo.insertPayments(db, id, [{
-    kind, amount: formatMoney(amount), method: body.method ?? current.payment_method ?? 'other', reference: body.reference ?? null,
+    kind, amount: money(amount), method: body.method ?? current.payment_method ?? 'other', reference: body.reference ?? null,
     ...(body.paid_at ? { paid_at: body.paid_at } : {}),
   }])
   return payment!

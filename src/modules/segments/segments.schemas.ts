@@ -33,7 +33,7 @@ export const Segment = Type.Object(
     description: 'A named set of customers: dynamic (a stored filter) or static (explicit members)',
     example: {
       id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0b01', name: 'Loyal buyers, last 90 days', description: null, kind: 'dynamic', filter: EXAMPLE_FILTER,
-      version: 1, created_at: '2026-11-23T08:30:00.000000Z', updated_at: '2026-11-23T08:30:00.000000Z', archived_at: null,
+      version: 1, created_at: '2026-11-23T08:30:00.000Z', updated_at: '2026-11-23T08:30:00.000Z', archived_at: null,
     },
   },
 )
@@ -142,7 +142,7 @@ export const SegmentRefreshResult = Type.Object(
   },
   {
     $id: 'SegmentRefreshResult', description: 'The membership change a refresh recorded in the history',
-    example: { entered: 12, left: 3, member_count: 1234, refreshed_at: '2026-11-23T09:00:00.000000Z' },
+    example: { entered: 12, left: 3, member_count: 1234, refreshed_at: '2026-11-23T09:00:00.000Z' },
   },
 )
 
@@ -156,7 +156,7 @@ export const MembershipEvent = Type.Object(
   },
   {
     $id: 'MembershipEvent', description: 'A customer entering or leaving a segment',
-    example: { id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0c01', segment_id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0b01', customer_id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11', event: 'entered', occurred_at: '2026-11-23T09:00:00.000000Z' },
+    example: { id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0c01', segment_id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0b01', customer_id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11', event: 'entered', occurred_at: '2026-11-23T09:00:00.000Z' },
   },
 )
 

@@ -121,7 +121,7 @@ t.test('bad input is a 400 with a pointer per field and changes nothing', async 
     [{ name: 'X', loyalty_points: '12' }, ['/loyalty_points']],
     [{ name: 'X', tags: 'vip' }, ['/tags']],
     [{ name: 'X', attributes: { 'Bad Key': 1 } }, ['/attributes']],
-    [{ name: 'X', credit_limit: '12.345', credit_currency: 'cny' }, ['/credit_limit', '/credit_currency']],
+    [{ name: 'X', credit_limit: '12.3456', credit_currency: 'cny' }, ['/credit_limit', '/credit_currency']],
     [{ name: 'X', credit_limit: '100.00' }, ['/credit_currency']],
     [{ name: 'X', contact_points: [{ kind: 'email', value: 'nope' }, { kind: 'phone', value: 'abc' }, { kind: 'social', value: 'h' }, { kind: 'fax', value: '1' }] }, ['/contact_points/3/kind']],
     [{ name: 'X', contact_points: [{ kind: 'email', value: 'nope' }, { kind: 'phone', value: 'abc' }, { kind: 'social', value: 'h' }] }, ['/contact_points/0/value', '/contact_points/1/value', '/contact_points/2/network']],

@@ -5,7 +5,8 @@
  */
 import { sql } from 'kysely'
 import type { Db } from '../../../src/db/database.js'
-import { PURCHASE_STATUSES, type FieldAst, type FilterAst, type RelatedAst, type Scalar, type TimeBound } from '../../../src/modules/filters/filter.parse.js'
+import { type FieldAst, type FilterAst, type RelatedAst, type Scalar, type TimeBound } from '../../../src/modules/filters/filter.parse.js'
+import { PURCHASE_STATUSES } from '../../../src/lib/purchase-statuses.js'
 
 const DAY = 86_400_000
 

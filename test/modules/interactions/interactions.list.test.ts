@@ -38,7 +38,7 @@ async function all(query: string, path = '/v1/interactions', limit = 3): Promise
 }
 
 const ids = (items: Array<{ id: string }>) => items.map((i) => i.id)
-const at = (day: number, hour = 9) => `2026-03-${String(day).padStart(2, '0')}T${String(hour).padStart(2, '0')}:00:00.000000Z`
+const at = (day: number, hour = 9) => `2026-03-${String(day).padStart(2, '0')}T${String(hour).padStart(2, '0')}:00:00.000Z`
 
 const alice = await customer('Alice')
 const bob = await customer('Bob')

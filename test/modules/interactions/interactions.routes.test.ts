@@ -46,7 +46,7 @@ t.test('create answers 201 + Location + ETag with defaults, and writes one audit
     follow_up_on: null, follow_up_done: false, follow_up_due: false, order_id: null, external_ref: null, version: 1, archived_at: null,
   })
   t.equal(i.notes.length, 10_000)
-  t.match(i.occurred_at, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/, 'occurred_at defaults to now, RFC 3339')
+  t.match(i.occurred_at, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/, 'occurred_at defaults to now, RFC 3339')
   t.ok(Math.abs(Date.parse(i.occurred_at) - Date.now()) < 60_000)
   const audit = await auditFor(res)
   t.same(audit.map((a) => `${a.action} ${a.entity} ${a.entity_id}`), [`insert interactions ${i.id}`])
@@ -60,7 +60,7 @@ t.test('get: ETag, If-None-Match 304, 404, 400, scopes', async (t) => {
   t.equal(res.statusCode, 200)
   t.equal(res.headers.etag, '"1"')
   t.same(res.json(), i)
-  t.equal(i.occurred_at, '2026-01-02T03:04:05.000000Z')
+  t.equal(i.occurred_at, '2026-01-02T03:04:05.000Z')
   const cached = await ctx.app.inject({ url, headers: { ...reader, 'if-none-match': '"1"' } })
   t.equal(cached.statusCode, 304)
   t.equal(cached.body, '')

@@ -77,7 +77,7 @@ t.test('bad input is a 400 with a pointer per bad field; totals cannot be sent',
   t.equal(totals.statusCode, 400)
   t.same(pointers(totals), ['/amount_paid', '/subtotal', '/total'])
   const bad = await post({
-    customer_id: 'nope', currency: 'cny', channel: 'fax', items: [item({ quantity: 0, unit_price: 33.33, line_total: '1' }), item({ unit_price: '1.234' })],
+    customer_id: 'nope', currency: 'cny', channel: 'fax', items: [item({ quantity: 0, unit_price: 33.33, line_total: '1' }), item({ unit_price: '1.2345' })],
   })
   t.equal(bad.statusCode, 400)
   t.same(pointers(bad), ['/channel', '/currency', '/customer_id', '/items/0/line_total', '/items/0/quantity', '/items/0/unit_price', '/items/1/unit_price'])

@@ -25,12 +25,12 @@ await ctx.db.updateTable('customers').set({ company: 'Acme', job_title: 'CTO' })
 const audits = await ctx.db.selectFrom('audit_events').select(['id', 'occurred_at']).where('entity', '=', 'customers').where('entity_id', '=', customerId).orderBy('occurred_at').orderBy('id').execute()
 const [auditInsert, , auditLast] = audits as [(typeof audits)[0], (typeof audits)[0], (typeof audits)[0]]
 
-const T1 = '2026-01-10T10:00:00.000000Z'
-const T2 = '2026-01-11T10:00:00.123456Z'
-const T3 = '2026-01-12T10:00:00.000000Z'
+const T1 = '2026-01-10T10:00:00.000Z'
+const T2 = '2026-01-11T10:00:00.123Z'
+const T3 = '2026-01-12T10:00:00.000Z'
 
 async function order(customer: string, at: string, archived = false) {
-  return (await ctx.db.insertInto('orders').values({ customer_id: customer, currency: 'CNY', ordered_at: at, ...(archived ? { archived_at: at } : {}) } as never).returning('id').executeTakeFirstOrThrow()).id
+  return (await ctx.db.insertInto('orders').values({ customer_id: customer, currency: 'CNY', subtotal: '0.00', total: '0.00', ordered_at: at, ...(archived ? { archived_at: at } : {}) } as never).returning('id').executeTakeFirstOrThrow()).id
 }
 async function interaction(customer: string, at: string, archived = false) {
   return (await ctx.db.insertInto('interactions').values({ customer_id: customer, channel: 'phone', subject: 'Call', occurred_at: at, ...(archived ? { archived_at: at } : {}) }).returning('id').executeTakeFirstOrThrow()).id
