@@ -9,11 +9,11 @@
  * on its own): the build test uses it to stay fast.
  */
 import { spawn } from 'node:child_process'
-import { copyFileSync, readFileSync, rmSync } from 'node:fs'
+import { copyFileSync, rmSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { CHECKSUM_MANIFEST, MIGRATIONS_DIR, migrationFileChecksums } from '../src/db/migrate.js'
+import { CHECKSUM_MANIFEST, MIGRATIONS_DIR, staleChecksumManifest } from '../src/db/migrate.js'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -29,9 +29,7 @@ if (!relative || relative.startsWith('..') || path.isAbsolute(relative)) fail(`-
 
 // The compiled migrate trusts the committed manifest: it must be the sources' (db:schema writes it).
 const manifestFile = path.join(MIGRATIONS_DIR, CHECKSUM_MANIFEST)
-const committed = JSON.parse(readFileSync(manifestFile, 'utf8')) as Record<string, string>
-const sources = migrationFileChecksums(MIGRATIONS_DIR)
-const stale = [...new Set([...Object.keys(sources), ...Object.keys(committed)])].filter((name) => sources[name] !== committed[name])
+const stale = staleChecksumManifest(MIGRATIONS_DIR)
 if (stale.length) fail(`migrations/${CHECKSUM_MANIFEST} does not match the migration sources (${stale.join(', ')}): run npm run db:schema`)
 
 rmSync(outDir, { recursive: true, force: true })

@@ -96,6 +96,16 @@ function compiledChecksums(files: string[], manifestFile: string): Record<string
 
 const migrationName = (file: string) => file.replace(/\.[^.]+$/, '')
 
+/**
+ * Migrations whose sha256 in a source directory's checksums.json is not their source's, or that
+ * only one side has: empty when the manifest is current (the build ships it only then).
+ */
+export function staleChecksumManifest(dir = MIGRATIONS_DIR): string[] {
+  const manifest = JSON.parse(readFileSync(path.join(dir, CHECKSUM_MANIFEST), 'utf8')) as Record<string, string>
+  const sources = migrationFileChecksums(dir)
+  return [...new Set([...Object.keys(sources), ...Object.keys(manifest)])].filter((name) => sources[name] !== manifest[name]).sort()
+}
+
 export class MigrationChecksumError extends Error {
   constructor(readonly changed: Array<{ name: string; recorded: string; now: string }>, source: string) {
     super(

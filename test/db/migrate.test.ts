@@ -13,6 +13,7 @@ import {
   migrateToLatest,
   migrationFileChecksums,
   pendingMigrations,
+  staleChecksumManifest,
 } from '../../src/db/migrate.js'
 
 const database = await createTestDatabase()
@@ -87,6 +88,19 @@ t.test('compiled migrations (the build) answer the checksums of the manifest the
   writeFileSync(path.join(dir, '20991231T000000_unlisted.js'), 'export async function up() {}\n')
   t.throws(() => migrationFileChecksums(dir), { message: /compiled migration 20991231T000000_unlisted not in .*checksums\.json: the build is incomplete/ })
   t.same(await recorded(), migrationFileChecksums(), 'the recorded checksums are unchanged')
+})
+
+t.test('the committed checksum manifest is current, and an edited source or a missing entry makes it stale (the build refuses then)', async (t) => {
+  t.same(staleChecksumManifest(), [], 'migrations/checksums.json matches the sources')
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'crm-migrations-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  cpSync(MIGRATIONS_DIR, dir, { recursive: true })
+  const [first, last] = [files[0]!, files[files.length - 1]!]
+  appendFileSync(path.join(dir, `${last}.ts`), '\n// an edit after the migration landed\n')
+  const manifest = JSON.parse(readFileSync(path.join(dir, CHECKSUM_MANIFEST), 'utf8')) as Record<string, string>
+  delete manifest[first]
+  writeFileSync(path.join(dir, CHECKSUM_MANIFEST), JSON.stringify(manifest))
+  t.same(staleChecksumManifest(dir), [first, last])
 })
 
 t.test('a database migrated before checksums existed gets them recorded on its next migrate', async (t) => {
