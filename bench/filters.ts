@@ -82,7 +82,7 @@ try {
     const count = await countCustomers(db, where)
     const countMs = Date.now() - t
     t = Date.now()
-    await searchCustomers(db, where, [{ field: 'created_at', desc: true }], undefined, 50)
+    await searchCustomers(db, where, { keys: [{ field: 'created_at', desc: true, type: 'timestamp' }], after: undefined, limit: 50 })
     const pageMs = Date.now() - t
     process.stdout.write(`${label.padEnd(40)} count=${String(count).padStart(8)}  count ${String(countMs).padStart(6)} ms  first page ${String(pageMs).padStart(6)} ms\n`)
   }

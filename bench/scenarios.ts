@@ -38,7 +38,7 @@ export interface Scenario {
   pending?: string
 }
 
-const LIST_KEYS: SortKey[] = [{ field: 'created_at', desc: true }]
+const LIST_KEYS: SortKey[] = [{ field: 'created_at', desc: true, type: 'timestamp' }]
 
 /**
  * The dynamic segments segment_count counts, created through the API in each bench database

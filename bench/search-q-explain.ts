@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util'
 import { Kysely, PostgresDialect, sql, type CompiledQuery } from 'kysely'
 import { createPool } from '../src/db/database.js'
 import type { Database } from '../src/db/rows.js'
-import { parseSort, toPage, decodeCursor } from '../src/lib/pagination.js'
+import { pageRequest, parseSort, toPage } from '../src/lib/pagination.js'
 import { CUSTOMER_SORTS } from '../src/modules/customers/customers.schemas.js'
 import { listCustomersByTerm } from '../src/modules/customers/customers.search.repository.js'
 import { Q_SAMPLES } from './fixtures.js'
@@ -61,12 +61,12 @@ async function explain(q: CompiledQuery, text: boolean): Promise<Explained> {
 
 /** Runs one page and returns its statements and the cursor of the next page. */
 async function capture(term: string, sort: string, cursor?: string) {
-  const keys = parseSort(sort, CUSTOMER_SORTS, '-created_at')
+  const wanted = pageRequest({ cursor, limit: 50 }, parseSort(sort, CUSTOMER_SORTS, '-created_at'))
   const statements: CompiledQuery[] = []
   captured = statements
-  const rows = await listCustomersByTerm(db, { q: term, qContacts: true, archived: false }, keys, cursor ? decodeCursor(cursor, keys) : undefined, 50, walkRows)
+  const rows = await listCustomersByTerm(db, { q: term, qContacts: true, archived: 'false' }, wanted, walkRows)
   captured = undefined
-  const page = toPage(rows, 50, keys, (r) => r)
+  const page = toPage(rows, wanted, (r) => r)
   return { statements, rows: page.data.length, next: page.next_cursor ?? undefined }
 }
 

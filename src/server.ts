@@ -1,12 +1,12 @@
 /**
- * `npm start`: validates the configuration, starts the embedded PostgreSQL when DATABASE_URL is
- * unset, migrates, listens, and on SIGINT/SIGTERM drains in-flight requests before stopping the
- * database.
+ * `npm start` (and `node dist/server.js` in production): validates the configuration, starts the
+ * embedded PostgreSQL when DATABASE_URL is unset, migrates when MIGRATE_ON_START says so, listens,
+ * and on SIGINT/SIGTERM drains in-flight requests before stopping the database.
  */
 import closeWithGrace from 'close-with-grace'
 import { pino, type LoggerOptions } from 'pino'
 import { buildApp, loggerOptions, type App } from './app.js'
-import { ConfigError, corsOrigins, loadConfig, trustProxy, type Config } from './config.js'
+import { ConfigError, corsOrigins, loadConfig, migrateOnStart, trustProxy, type Config } from './config.js'
 import { createDb, type Db } from './db/database.js'
 import { createMigrationDb, releaseEmbeddedSignalHandlers, resolveDatabase, type DatabaseTarget } from './db/connect.js'
 import { migrateToLatest } from './db/migrate.js'
@@ -46,7 +46,8 @@ closeWithGrace({ delay: config.SHUTDOWN_DRAIN_DELAY_MS + config.SHUTDOWN_GRACE_M
 
 try {
   database = await resolveDatabase(config, log)
-  await migrate(database.url)
+  if (migrateOnStart(config)) await migrate(database.url)
+  else log.info('MIGRATE_ON_START is off: not migrating (/readyz answers 503 while migrations are pending)')
   db = createDb({
     connectionString: database.url,
     max: config.DB_POOL_MAX,

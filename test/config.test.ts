@@ -1,5 +1,5 @@
 import t from 'tap'
-import { ConfigError, corsOrigins, loadConfig, trustProxy } from '../src/config.js'
+import { ConfigError, corsOrigins, loadConfig, migrateOnStart, trustProxy } from '../src/config.js'
 
 t.test('defaults apply and numbers are converted from text', async (t) => {
   const c = loadConfig({ PORT: '8080', DB_POOL_MAX: '4' })
@@ -59,4 +59,13 @@ t.test('DB_QUERY_TIMEOUT_MS is longer than the statement timeout, or 0', async (
   t.equal(loadConfig({ DB_QUERY_TIMEOUT_MS: '0' }).DB_QUERY_TIMEOUT_MS, 0)
   t.throws(() => loadConfig({ DB_STATEMENT_TIMEOUT_MS: '20000' }), /DB_QUERY_TIMEOUT_MS: must be longer/)
   t.equal(loadConfig({ DB_STATEMENT_TIMEOUT_MS: '20000', DB_QUERY_TIMEOUT_MS: '25000' }).DB_QUERY_TIMEOUT_MS, 25000)
+})
+
+t.test('MIGRATE_ON_START: start migrates in development and test, not in production, unless set', async (t) => {
+  t.equal(migrateOnStart(loadConfig({})), true)
+  t.equal(migrateOnStart(loadConfig({ NODE_ENV: 'test' })), true)
+  t.equal(migrateOnStart(loadConfig({ NODE_ENV: 'production' })), false)
+  t.equal(migrateOnStart(loadConfig({ NODE_ENV: 'production', MIGRATE_ON_START: 'true' })), true)
+  t.equal(migrateOnStart(loadConfig({ MIGRATE_ON_START: 'false' })), false)
+  t.throws(() => loadConfig({ MIGRATE_ON_START: 'sometimes' }), { name: 'ConfigError', message: /MIGRATE_ON_START: .*"sometimes"/ })
 })

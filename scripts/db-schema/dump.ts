@@ -3,7 +3,6 @@
  * only when the schema does.
  */
 import { execFile } from 'node:child_process'
-import { existsSync } from 'node:fs'
 import { promisify } from 'node:util'
 import { EXCLUDED_TABLE_NAMES } from './catalog.js'
 
@@ -14,24 +13,6 @@ const run = promisify(execFile)
  * Another major deparses some definitions differently, so it would report drift that is not there.
  */
 export const SCHEMA_PG_MAJOR = 15
-
-/** A pg_dump of the server's major: PG_DUMP, the Debian/Ubuntu cluster layout, then PATH. */
-export async function findPgDump(major: number): Promise<string> {
-  const candidates = [process.env.PG_DUMP, `/usr/lib/postgresql/${major}/bin/pg_dump`, `/usr/pgsql-${major}/bin/pg_dump`, 'pg_dump'].filter((c): c is string => !!c)
-  const seen: string[] = []
-  for (const bin of candidates) {
-    if (bin.includes('/') && !existsSync(bin)) continue
-    try {
-      const { stdout } = await run(bin, ['--version'])
-      const found = Number(/(\d+)(?:\.\d+)?/.exec(stdout)?.[1])
-      if (found === major) return bin
-      seen.push(`${bin} is ${stdout.trim()}`)
-    } catch {
-      // not installed under this name
-    }
-  }
-  throw new Error(`no pg_dump for PostgreSQL ${major} found (${seen.join('; ') || 'none on PATH'}): install its client tools or set PG_DUMP`)
-}
 
 export async function dumpSchema(pgDump: string, url: string, owner: string): Promise<string> {
   const args = ['--schema-only', '--no-owner', ...EXCLUDED_TABLE_NAMES.map((t) => `--exclude-table=public.${t}`), url]

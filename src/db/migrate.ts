@@ -1,10 +1,21 @@
-import { promises as fs, readdirSync, readFileSync } from 'node:fs'
+import { existsSync, promises as fs, readdirSync, readFileSync } from 'node:fs'
 import { createHash } from 'node:crypto'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { FileMigrationProvider, Migrator, sql, type Kysely, type MigrationResultSet } from 'kysely'
 
-export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../migrations')
+/**
+ * Under tsx this module is src/db/migrate.ts and the migrations are the .ts sources in migrations/;
+ * in the build (`npm run build`) it is <out>/db/migrate.js and they are compiled to <out>/migrations.
+ */
+const COMPILED = !fileURLToPath(import.meta.url).endsWith('.ts')
+export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), COMPILED ? '../migrations' : '../../migrations')
+
+/**
+ * The sha256 of every migration source, by name: written by `npm run db:schema` next to the
+ * sources, and copied by the build next to the compiled migrations, which are verified against it.
+ */
+export const CHECKSUM_MANIFEST = 'checksums.json'
 
 /** The table where each applied migration's checksum is kept (next to Kysely's kysely_migration). */
 export const CHECKSUM_TABLE = 'crm_migration_checksums'
@@ -52,17 +63,47 @@ export async function pendingMigrations(db: Kysely<any>): Promise<string[]> {
 }
 
 /**
- * sha256 (hex) of each migration file's content, by migration name (the file name without its
- * extension, as Kysely names it). Line endings are normalized so a CRLF checkout hashes the same.
+ * sha256 (hex) of each migration's source, by migration name (the file name without its
+ * extension, as Kysely names it). A directory of .ts sources is hashed (line endings normalized,
+ * so a CRLF checkout hashes the same). A directory of compiled .js migrations with the build's
+ * checksums.json answers the manifest's checksums: the build checked them against the sources it
+ * compiled, so a database migrated by the build and one migrated under tsx record the same sums.
  */
 export function migrationFileChecksums(dir = MIGRATIONS_DIR): Record<string, string> {
+  const files = readdirSync(dir).filter((f) => /\.(ts|js|mts|mjs)$/.test(f) && !/\.d\.ts$/.test(f)).sort()
+  const manifestFile = path.join(dir, CHECKSUM_MANIFEST)
+  if (!files.some((f) => /\.m?ts$/.test(f)) && existsSync(manifestFile)) return compiledChecksums(files, manifestFile)
+  return sourceChecksums(dir, files)
+}
+
+function sourceChecksums(dir: string, files: string[]): Record<string, string> {
   const sums: Record<string, string> = {}
-  for (const file of readdirSync(dir).sort()) {
-    if (!/\.(ts|js|mts|mjs)$/.test(file) || /\.d\.ts$/.test(file)) continue
+  for (const file of files) {
     const text = readFileSync(path.join(dir, file), 'utf8').replace(/\r\n/g, '\n')
-    sums[file.replace(/\.[^.]+$/, '')] = createHash('sha256').update(text).digest('hex')
+    sums[migrationName(file)] = createHash('sha256').update(text).digest('hex')
   }
   return sums
+}
+
+function compiledChecksums(files: string[], manifestFile: string): Record<string, string> {
+  const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as Record<string, string>
+  const unlisted = files.map(migrationName).filter((name) => !manifest[name])
+  if (unlisted.length) {
+    throw new Error(`compiled migration${unlisted.length > 1 ? 's' : ''} ${unlisted.join(', ')} not in ${manifestFile}: the build is incomplete, run npm run build again`)
+  }
+  return Object.fromEntries(files.map((f) => [migrationName(f), manifest[migrationName(f)]!]))
+}
+
+const migrationName = (file: string) => file.replace(/\.[^.]+$/, '')
+
+/**
+ * Migrations whose sha256 in a source directory's checksums.json is not their source's, or that
+ * only one side has: empty when the manifest is current (the build ships it only then).
+ */
+export function staleChecksumManifest(dir = MIGRATIONS_DIR): string[] {
+  const manifest = JSON.parse(readFileSync(path.join(dir, CHECKSUM_MANIFEST), 'utf8')) as Record<string, string>
+  const sources = migrationFileChecksums(dir)
+  return [...new Set([...Object.keys(sources), ...Object.keys(manifest)])].filter((name) => sources[name] !== manifest[name]).sort()
 }
 
 export class MigrationChecksumError extends Error {

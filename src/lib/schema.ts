@@ -155,3 +155,15 @@ export function problemResponses(...statuses: number[]) {
 export const WRITE_ERRORS = problemResponses(400, 401, 403, 404, 409, 412, 413, 415, 422)
 /** The errors every read operation documents. */
 export const READ_ERRORS = problemResponses(400, 401, 403, 404)
+
+/** A list's `archived` filter: false (the default) lists live records, true archived ones, all both. */
+export const ARCHIVED_FILTERS = ['false', 'true', 'all'] as const
+export type ArchivedFilter = (typeof ARCHIVED_FILTERS)[number]
+
+/** The `archived` query parameter of a list of archivable records (`plural`: "orders"). */
+export const ArchivedQuery = (plural: string) =>
+  Type.Optional(StringEnum(ARCHIVED_FILTERS, {
+    default: 'false',
+    description: `false (the default) lists only live ${plural}, true only archived ones, all both`,
+    example: 'all',
+  }))

@@ -1,9 +1,21 @@
 import fp from 'fastify-plugin'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+/**
+ * The nearest package.json above this file, as Node itself finds it: src/ under tsx, the build's
+ * output directory (dist/ or another inside the project) when compiled.
+ */
+function packageVersion(): string {
+  for (let dir = path.dirname(fileURLToPath(import.meta.url)); ; dir = path.dirname(dir)) {
+    const file = path.join(dir, 'package.json')
+    if (existsSync(file)) return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version
+    if (path.dirname(dir) === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`)
+  }
+}
 
 /**
  * The OpenAPI contract, generated from the routes' TypeBox schemas. Schemas registered with
@@ -16,7 +28,7 @@ export default fp(
         openapi: '3.0.3',
         info: {
           title: 'crm-api',
-          version: pkg.version,
+          version: packageVersion(),
           description:
             'Headless CRM: the system of record for customers, their contact points, interactions, orders, feedback and segments. ' +
             'Conventions: cursor pagination, JSON Merge Patch, ETag/If-Match, Idempotency-Key, RFC 9457 errors.',

@@ -1,10 +1,11 @@
 import t from 'tap'
 import { sql } from 'kysely'
-import { appendFileSync, cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { appendFileSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { createTestDatabase } from '../helpers/db.js'
 import {
+  CHECKSUM_MANIFEST,
   CHECKSUM_TABLE,
   MIGRATIONS_DIR,
   MigrationChecksumError,
@@ -12,6 +13,7 @@ import {
   migrateToLatest,
   migrationFileChecksums,
   pendingMigrations,
+  staleChecksumManifest,
 } from '../../src/db/migrate.js'
 
 const database = await createTestDatabase()
@@ -68,6 +70,37 @@ t.test('editing a migration file that has run fails the migrate before anything 
   await t.rejects(migrateToLatest(db, dir), { name: 'MigrationChecksumError', message: new RegExp(`migrations/${name}\\.ts \\(sha256 `) })
   t.same(await recorded(), migrationFileChecksums(), 'the recorded checksums are unchanged')
   t.notOk(Object.keys(migrationFileChecksums(dir)).some((n) => n !== name && migrationFileChecksums(dir)[n] !== migrationFileChecksums()[n]), 'only that file differs')
+})
+
+t.test('compiled migrations (the build) answer the checksums of the manifest the build ships, and are verified against them', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'crm-compiled-migrations-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const manifest = JSON.parse(readFileSync(path.join(MIGRATIONS_DIR, CHECKSUM_MANIFEST), 'utf8')) as Record<string, string>
+  for (const name of files) writeFileSync(path.join(dir, `${name}.js`), 'export async function up() {}\n')
+  writeFileSync(path.join(dir, CHECKSUM_MANIFEST), JSON.stringify(manifest))
+  t.same(migrationFileChecksums(dir), migrationFileChecksums(), 'the same sums as the sources: a database migrated either way verifies under the other')
+
+  const name = files[files.length - 1]!
+  writeFileSync(path.join(dir, CHECKSUM_MANIFEST), JSON.stringify({ ...manifest, [name]: '0'.repeat(64) }))
+  await t.rejects(migrateToLatest(db, dir), { name: 'MigrationChecksumError', message: new RegExp(`migrations/${name}\\.ts \\(sha256 `) }, 'a build whose manifest differs from what ran is refused')
+
+  writeFileSync(path.join(dir, CHECKSUM_MANIFEST), JSON.stringify(manifest))
+  writeFileSync(path.join(dir, '20991231T000000_unlisted.js'), 'export async function up() {}\n')
+  t.throws(() => migrationFileChecksums(dir), { message: /compiled migration 20991231T000000_unlisted not in .*checksums\.json: the build is incomplete/ })
+  t.same(await recorded(), migrationFileChecksums(), 'the recorded checksums are unchanged')
+})
+
+t.test('the committed checksum manifest is current, and an edited source or a missing entry makes it stale (the build refuses then)', async (t) => {
+  t.same(staleChecksumManifest(), [], 'migrations/checksums.json matches the sources')
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'crm-migrations-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  cpSync(MIGRATIONS_DIR, dir, { recursive: true })
+  const [first, last] = [files[0]!, files[files.length - 1]!]
+  appendFileSync(path.join(dir, `${last}.ts`), '\n// an edit after the migration landed\n')
+  const manifest = JSON.parse(readFileSync(path.join(dir, CHECKSUM_MANIFEST), 'utf8')) as Record<string, string>
+  delete manifest[first]
+  writeFileSync(path.join(dir, CHECKSUM_MANIFEST), JSON.stringify(manifest))
+  t.same(staleChecksumManifest(dir), [first, last])
 })
 
 t.test('a database migrated before checksums existed gets them recorded on its next migrate', async (t) => {

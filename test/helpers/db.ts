@@ -32,10 +32,28 @@ async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
   }
 }
 
+/** Named after the runner's pid, so a later run drops what an interrupted one left. */
+function newDatabaseName(): string {
+  const runnerPid = env('CRM_TEST_TEMPLATE').replace('crm_tpl_', '')
+  return `crm_t_${runnerPid}_${randomBytes(4).toString('hex')}`
+}
+
+function databaseUrl(name: string): string {
+  const u = new URL(env('CRM_TEST_ADMIN_URL'))
+  u.pathname = '/' + name
+  return u.toString()
+}
+
+/** A database with nothing in it (not even the migrations), for what creates a schema itself: dropped by drop(). */
+export async function createEmptyDatabase(): Promise<{ url: string; name: string; drop(): Promise<void> }> {
+  const name = newDatabaseName()
+  await admin((c) => c.query(`create database "${name}" template template0 encoding 'UTF8'`))
+  return { url: databaseUrl(name), name, drop: () => admin((c) => c.query(`drop database if exists "${name}" with (force)`)).then(() => {}) }
+}
+
 export async function createTestDatabase(): Promise<TestDatabase> {
   const template = env('CRM_TEST_TEMPLATE')
-  const runnerPid = template.replace('crm_tpl_', '')
-  const name = `crm_t_${runnerPid}_${randomBytes(4).toString('hex')}`
+  const name = newDatabaseName()
   // Two files cloning the template at the same moment can collide ("being accessed by other
   // users"): retry briefly.
   for (let attempt = 0; ; attempt++) {
@@ -47,9 +65,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       await new Promise((r) => setTimeout(r, 100 + Math.random() * 200))
     }
   }
-  const u = new URL(env('CRM_TEST_ADMIN_URL'))
-  u.pathname = '/' + name
-  const url = u.toString()
+  const url = databaseUrl(name)
   const db = createDb({ connectionString: url, max: 5 })
   const ownerDb = createDb({ connectionString: url, max: 2, role: null })
   return {

@@ -319,7 +319,14 @@ t.test('archived records: readable by id, hidden from lists unless archived=true
       t.comment(`${del.operationId}: no get/list/create and archived_at, skipped`)
       continue
     }
-    const created = await send(request(create, admin))
+    let created = await send(request(create, admin))
+    const fixture = fixtures.get(pathResource(del.path))
+    if (created.statusCode === 409 && fixture) {
+      // The fixture made from the same example holds its live-unique values (a segment's name),
+      // and the access matrix above restored it: archive it, then create again.
+      await send(request(del, admin, { path: { id: fixture } }))
+      created = await send(request(create, admin))
+    }
     t.ok([200, 201].includes(created.statusCode), `${create.operationId} for archiving (${created.statusCode})`)
     const id = (created.json() as { id: string }).id
     const archived = await send(request(del, admin, { path: { id } }))
@@ -334,8 +341,9 @@ t.test('archived records: readable by id, hidden from lists unless archived=true
     }
     t.notOk(await listed({}), `${list.operationId} hides it`)
     t.ok(await listed({ archived: 'true' }), `${list.operationId}?archived=true shows it`)
+    t.ok(await listed({ archived: 'all' }), `${list.operationId}?archived=all shows it`)
     const again = await send(request(del, admin, { path: { id } }))
-    t.ok([204, 404].includes(again.statusCode), `archiving again answers ${again.statusCode}`)
+    t.equal(again.statusCode, 204, 'archiving again answers 204')
   }
   // An archived customer cannot be given new orders (a documented business rule: 422).
   const customer = (await send(request(creators.find((o) => o.path === '/v1/customers')!, admin))).json() as { id: string }

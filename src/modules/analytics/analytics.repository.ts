@@ -1,9 +1,9 @@
 import { minorUnits } from '../../lib/currency.js'
 import { PURCHASE_STATUSES } from '../../lib/purchase-statuses.js'
-import { expressionBuilder, sql, type Kysely, type RawBuilder } from 'kysely'
+import { sql, type Kysely, type RawBuilder } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
 import type { Database } from '../../db/rows.js'
-import { afterCursor, type SortKey } from '../../lib/pagination.js'
+import { keysetSql, type PageRequest } from '../../lib/pagination.js'
 import type { ChurnBasis, RfmSegment, ValueTier } from './analytics.schemas.js'
 
 /**
@@ -88,18 +88,6 @@ export async function dominantCurrency(db: DbExecutor, span: Span): Promise<stri
     select h.currency from (${currencyHistory(span, null)}) h
     group by h.currency having sum(h.hi - h.lo) > 0 order by sum(h.hi - h.lo) desc, h.currency limit 1`.execute(db)
   return r.rows[0]?.currency
-}
-
-/** Rows after a keyset cursor, for lists computed in a CTE aliased `s` with an `id` column. */
-function cursorWhere(keys: SortKey[], after: unknown[] | undefined) {
-  if (!after) return sql`true`
-  const eb = expressionBuilder<Database, never>()
-  return afterCursor(eb, keys, after, (f) => sql.ref(`s.${f}`), sql.ref('s.id'))
-}
-
-function orderBy(keys: SortKey[]) {
-  const last = keys[keys.length - 1]?.desc ? sql`desc` : sql`asc`
-  return sql.join([...keys.map((k) => sql`${sql.ref(`s.${k.field}`)} ${k.desc ? sql`desc` : sql`asc`}`), sql`s.id ${last}`])
 }
 
 /**
@@ -222,14 +210,15 @@ export interface RfmRow {
   segment: RfmSegment
 }
 
-export async function rfmCustomers(db: DbExecutor, span: Span, currency: string, segment: RfmSegment | undefined, keys: SortKey[], after: unknown[] | undefined, limit: number) {
+export async function rfmCustomers(db: DbExecutor, span: Span, currency: string, segment: RfmSegment | undefined, page: PageRequest) {
+  const keyset = keysetSql(page, 's')
   const r = await sql<RfmRow>`
     select s.id, s.last_purchase_at, s.recency_days, s.frequency, round(s.monetary, ${decimals(currency)})::text as monetary,
            s.r_score, s.f_score, s.m_score, s.rfm_score, s.segment
     from (${rfmScored(span, currency)}) s
-    where ${segment ? sql`s.segment = ${segment}` : sql`true`} and ${cursorWhere(keys, after)}
-    order by ${orderBy(keys)}
-    limit ${limit + 1}`.execute(db)
+    where ${segment ? sql`s.segment = ${segment}` : sql`true`} and ${keyset.where}
+    order by ${keyset.orderBy}
+    limit ${page.limit + 1}`.execute(db)
   return r.rows
 }
 
@@ -312,14 +301,15 @@ export interface ValueRow {
   last_purchase_at: string
 }
 
-export async function valueCustomers(db: DbExecutor, span: Span, p: ValueParams, tier: ValueTier | undefined, keys: SortKey[], after: unknown[] | undefined, limit: number) {
+export async function valueCustomers(db: DbExecutor, span: Span, p: ValueParams, tier: ValueTier | undefined, page: PageRequest) {
+  const keyset = keysetSql(page, 's')
   const r = await sql<ValueRow>`
     select s.id, s.purchases, round(s.historical_clv, ${decimals(p.currency)})::text as historical_clv, s.avg_order_value::text as avg_order_value,
            s.purchases_per_year, s.predicted_clv::text as predicted_clv, s.tier, s.first_purchase_at, s.last_purchase_at
     from (${valued(span, p)}) s
-    where ${tier ? sql`s.tier = ${tier}` : sql`true`} and ${cursorWhere(keys, after)}
-    order by ${orderBy(keys)}
-    limit ${limit + 1}`.execute(db)
+    where ${tier ? sql`s.tier = ${tier}` : sql`true`} and ${keyset.where}
+    order by ${keyset.orderBy}
+    limit ${page.limit + 1}`.execute(db)
   return r.rows
 }
 
@@ -406,7 +396,8 @@ export interface ChurnRow {
  * Customers whose typical interval is 0 (every purchase at one instant) have no rhythm and are
  * left out.
  */
-export async function churnRisk(db: DbExecutor, span: Span, p: ChurnParams, keys: SortKey[], after: unknown[] | undefined, limit: number) {
+export async function churnRisk(db: DbExecutor, span: Span, p: ChurnParams, page: PageRequest) {
+  const keyset = keysetSql(page, 's')
   const r = await sql<ChurnRow>`
     with per as (
       select h.customer_id as id, (h.hi - h.lo)::int as purchases, h.ordered_at[h.hi] as last_purchase_at,
@@ -425,9 +416,9 @@ export async function churnRisk(db: DbExecutor, span: Span, p: ChurnParams, keys
     select s.id, s.purchases, s.last_purchase_at, round(s.days_since::numeric, 2)::float8 as days_since_last_purchase,
            round(s.typical::numeric, 2)::float8 as typical_interval_days, s.risk_ratio::text as risk_ratio
     from s
-    where ${cursorWhere(keys, after)}
-    order by ${orderBy(keys)}
-    limit ${limit + 1}`.execute(db)
+    where ${keyset.where}
+    order by ${keyset.orderBy}
+    limit ${page.limit + 1}`.execute(db)
   return r.rows
 }
 

@@ -1,7 +1,7 @@
 import { minorUnits } from '../../lib/currency.js'
 import { addMoney, formatMoney, moneyFromColumn } from '../../lib/money.js'
 import type { DbExecutor } from '../../db/database.js'
-import { cursorContext, decodeCursor, isCursorUuid, toPage, type CursorContext, type SortKey } from '../../lib/pagination.js'
+import { cursorContext, pageRequest, toPage, type CursorContext, type SortKey } from '../../lib/pagination.js'
 import { badRequest, pointer } from '../../lib/problem.js'
 import * as repo from './analytics.repository.js'
 import {
@@ -138,15 +138,10 @@ function monthRange(q: MonthRangeQueryT, asOf: string): { from: string; to: stri
   return { from, to }
 }
 
-// Cursor values the database casts: a forged one is a 400 on /cursor, not a cast error.
-const DECIMAL = /^-?[0-9]{1,15}(\.[0-9]{1,6})?$/
-const validScore = (v: unknown[]) => Number.isInteger(v[0]) && isCursorUuid(v[1])
-const validDecimal = (v: unknown[]) => typeof v[0] === 'string' && DECIMAL.test(v[0]) && isCursorUuid(v[1])
-
 // ---------------------------------------------------------------------------------------------
 // RFM
 
-const SCORE_KEYS: SortKey[] = [{ field: 'rfm_score', desc: true }]
+const SCORE_KEYS: SortKey[] = [{ field: 'rfm_score', desc: true, type: 'integer' }]
 
 export async function rfmSummary(db: DbExecutor, q: RfmQueryT) {
   const asOf = resolveAsOf(q.as_of)
@@ -176,10 +171,9 @@ export async function rfmCustomers(db: DbExecutor, q: RfmCustomersQueryT) {
   const span = { asOf, windowStart: windowStart(asOf, days) }
   const currency = await currencyFor(db, q.currency ?? prior.str('currency'), span)
   const context: CursorContext = { as_of: asOf, window_days: days, currency, segment: segment ?? null }
-  const after = q.cursor ? decodeCursor(q.cursor, SCORE_KEYS, validScore, context) : undefined
-  const limit = q.limit ?? 50
-  const rows = currency ? await repo.rfmCustomers(db, span, currency, segment, SCORE_KEYS, after, limit) : []
-  const page = toPage(rows as unknown as Array<repo.RfmRow & Record<string, unknown>>, limit, SCORE_KEYS, (r) => ({
+  const wanted = pageRequest(q, SCORE_KEYS, { context })
+  const rows = currency ? await repo.rfmCustomers(db, span, currency, segment, wanted) : []
+  const page = toPage(rows as unknown as Array<repo.RfmRow & Record<string, unknown>>, wanted, (r) => ({
     customer_id: r.id, recency_days: r.recency_days, frequency: r.frequency, monetary: r.monetary, last_purchase_at: r.last_purchase_at,
     r_score: r.r_score, f_score: r.f_score, m_score: r.m_score, rfm: String(r.rfm_score), segment: r.segment,
   }), context)
@@ -189,7 +183,7 @@ export async function rfmCustomers(db: DbExecutor, q: RfmCustomersQueryT) {
 // ---------------------------------------------------------------------------------------------
 // Lifetime value
 
-const CLV_KEYS: SortKey[] = [{ field: 'historical_clv', desc: true }]
+const CLV_KEYS: SortKey[] = [{ field: 'historical_clv', desc: true, type: 'decimal' }]
 
 function valueParams(q: ValueTiersQueryT, asOf: string, prior = fromCursor(undefined)) {
   const days = q.window_days ?? prior.num('window_days', 1, 3650) ?? DEFAULT_WINDOW_DAYS
@@ -232,10 +226,9 @@ export async function valueCustomers(db: DbExecutor, q: ValueCustomersQueryT) {
   const tier = q.tier ?? prior.str<ValueTier>('tier')
   const currency = await currencyFor(db, q.currency ?? prior.str('currency'), { asOf, windowStart: null })
   const context: CursorContext = { as_of: asOf, window_days: days, lifespan_years: lifespan, currency, tier: tier ?? null }
-  const after = q.cursor ? decodeCursor(q.cursor, CLV_KEYS, validDecimal, context) : undefined
-  const limit = q.limit ?? 50
-  const rows = currency ? await repo.valueCustomers(db, span, { currency, windowDays: days, lifespanYears: lifespan }, tier, CLV_KEYS, after, limit) : []
-  const page = toPage(rows as unknown as Array<repo.ValueRow & Record<string, unknown>>, limit, CLV_KEYS, (r) => ({
+  const wanted = pageRequest(q, CLV_KEYS, { context })
+  const rows = currency ? await repo.valueCustomers(db, span, { currency, windowDays: days, lifespanYears: lifespan }, tier, wanted) : []
+  const page = toPage(rows as unknown as Array<repo.ValueRow & Record<string, unknown>>, wanted, (r) => ({
     customer_id: r.id, purchases: r.purchases, historical_clv: r.historical_clv, avg_order_value: r.avg_order_value, purchases_per_year: r.purchases_per_year,
     predicted_clv: r.predicted_clv, tier: r.tier, first_purchase_at: r.first_purchase_at, last_purchase_at: r.last_purchase_at,
   }), context)
@@ -272,7 +265,7 @@ export async function acquisition(db: DbExecutor, q: AcquisitionQueryT) {
 // ---------------------------------------------------------------------------------------------
 // Churn risk
 
-const RISK_KEYS: SortKey[] = [{ field: 'risk_ratio', desc: true }]
+const RISK_KEYS: SortKey[] = [{ field: 'risk_ratio', desc: true, type: 'decimal' }]
 
 export async function churnRisk(db: DbExecutor, q: ChurnRiskQueryT) {
   const prior = fromCursor(q.cursor)
@@ -282,10 +275,9 @@ export async function churnRisk(db: DbExecutor, q: ChurnRiskQueryT) {
   const k = q.k ?? prior.num('k', 1, 100) ?? DEFAULT_K
   const basis = q.basis ?? prior.str<ChurnBasis>('basis') ?? 'median'
   const context: CursorContext = { as_of: asOf, window_days: days, k, basis }
-  const after = q.cursor ? decodeCursor(q.cursor, RISK_KEYS, validDecimal, context) : undefined
-  const limit = q.limit ?? 50
-  const rows = await repo.churnRisk(db, span, { k, basis }, RISK_KEYS, after, limit)
-  const page = toPage(rows as unknown as Array<repo.ChurnRow & Record<string, unknown>>, limit, RISK_KEYS, (r) => ({
+  const wanted = pageRequest(q, RISK_KEYS, { context })
+  const rows = await repo.churnRisk(db, span, { k, basis }, wanted)
+  const page = toPage(rows as unknown as Array<repo.ChurnRow & Record<string, unknown>>, wanted, (r) => ({
     customer_id: r.id, purchases: r.purchases, last_purchase_at: r.last_purchase_at, days_since_last_purchase: r.days_since_last_purchase,
     typical_interval_days: r.typical_interval_days, risk_ratio: Number(r.risk_ratio),
   }), context)

@@ -1,6 +1,7 @@
 import { sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
-import { afterCursor, type SortKey } from '../../lib/pagination.js'
+import { whereEqual, whereRange } from '../../db/list-filters.js'
+import { keysetPage, type PageRequest } from '../../lib/pagination.js'
 
 /** The columns the API shows (txid stays internal). */
 const COLUMNS = ['id', 'occurred_at', 'actor', 'request_id', 'correlation_id', 'route', 'action', 'entity', 'entity_id', 'before', 'after'] as const
@@ -21,23 +22,10 @@ export async function findAuditEvent(db: DbExecutor, id: string) {
 
 export type AuditEventRecord = NonNullable<Awaited<ReturnType<typeof findAuditEvent>>>
 
-export async function listAuditEvents(db: DbExecutor, f: AuditEventFilters, keys: SortKey[], after: unknown[] | undefined, limit: number): Promise<AuditEventRecord[]> {
-  let query = db
-    .selectFrom('audit_events')
-    .select(COLUMNS)
-    .$if(!!f.entity, (qb) => qb.where('entity', '=', f.entity!))
-    .$if(!!f.entity_id, (qb) => qb.where('entity_id', '=', f.entity_id!))
-    .$if(!!f.actor, (qb) => qb.where('actor', '=', f.actor!))
-    .$if(!!f.action, (qb) => qb.where('action', '=', f.action!))
-    .$if(!!f.request_id, (qb) => qb.where('request_id', '=', f.request_id!))
-    .$if(!!f.occurred_after, (qb) => qb.where('occurred_at', '>=', f.occurred_after!))
-    .$if(!!f.occurred_before, (qb) => qb.where('occurred_at', '<', f.occurred_before!))
-  if (after) {
-    query = query.where((eb) => afterCursor(eb, keys, after, (field) => sql.ref(`audit_events.${field}`), sql.ref('audit_events.id')))
-  }
-  for (const k of keys) query = query.orderBy(sql.ref(`audit_events.${k.field}`), k.desc ? 'desc' : 'asc')
-  const last = keys[keys.length - 1]
-  return query.orderBy('id', last?.desc ? 'desc' : 'asc').limit(limit + 1).execute()
+export async function listAuditEvents(db: DbExecutor, f: AuditEventFilters, page: PageRequest): Promise<AuditEventRecord[]> {
+  const { occurred_after, occurred_before, ...equal } = f
+  const query = whereRange(whereEqual(db.selectFrom('audit_events').select(COLUMNS), 'audit_events', { ...equal }), 'audit_events.occurred_at', occurred_after, occurred_before)
+  return keysetPage(query, page, 'audit_events').execute()
 }
 
 /**

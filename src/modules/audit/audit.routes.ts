@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { DEFAULT_LIMIT, decodeCursor, parseSort, toPage } from '../../lib/pagination.js'
+import { pageRequest, parseSort, toPage } from '../../lib/pagination.js'
 import { notFound } from '../../lib/problem.js'
 import { IdParams, problemResponses, ref, READ_ERRORS } from '../../lib/schema.js'
 import * as repo from './audit.repository.js'
@@ -34,11 +34,10 @@ const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: { 200: ref(AuditEventList), ...READ_ERRORS },
     },
   }, async (request) => {
-    const { limit = DEFAULT_LIMIT, sort, cursor, ...filters } = request.query
-    const keys = parseSort(sort, AUDIT_SORTS, '-occurred_at')
-    const after = cursor ? decodeCursor(cursor, keys) : undefined
-    const rows = await repo.listAuditEvents(request.db, filters, keys, after, limit)
-    return toPage(rows, limit, keys, toAuditEventDto)
+    const { limit, sort, cursor, ...filters } = request.query
+    const page = pageRequest({ limit, cursor }, parseSort(sort, AUDIT_SORTS, '-occurred_at'))
+    const rows = await repo.listAuditEvents(request.db, filters, page)
+    return toPage(rows, page, toAuditEventDto)
   })
 
   // Registered before /audit-events/:id so the static path wins (find-my-way prefers it anyway).

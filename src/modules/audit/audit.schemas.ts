@@ -1,9 +1,9 @@
 import { Type, type Static } from 'typebox'
 import { Nullable, StringEnum, Timestamp, Uuid, ref } from '../../lib/schema.js'
-import { PageQuery, pageEnvelope } from '../../lib/pagination.js'
+import { PageQuery, pageEnvelope, type SortFields } from '../../lib/pagination.js'
 
 export const AUDIT_ACTIONS = ['insert', 'update', 'delete'] as const
-export const AUDIT_SORTS = ['occurred_at'] as const
+export const AUDIT_SORTS = { occurred_at: 'timestamp' } as const satisfies SortFields
 
 const Snapshot = (description: string) =>
   Nullable(Type.Object({}, { additionalProperties: true, description: `${description}; personal data masked unless the token has pii:read` }))

@@ -1,8 +1,10 @@
-import { type ExpressionBuilder, type Expression, expressionBuilder, sql } from 'kysely'
+import { type ExpressionBuilder, sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
 import { compiledByKey, compiledByShape } from '../../db/compiled.js'
 import type { CustomerRow, Database, NewCustomerRow } from '../../db/rows.js'
-import { afterCursor, type SortKey } from '../../lib/pagination.js'
+import { externalRefTable } from '../../db/versioned.js'
+import { keysetOrder, keysetPage, type PageRequest, type SortKey } from '../../lib/pagination.js'
+import type { ArchivedFilter } from '../../lib/schema.js'
 import type { CustomerPredicate } from '../filters/filter.compile.js'
 
 /** A customer row with the primary email and phone, as every customer read returns it. */
@@ -63,37 +65,15 @@ export async function customerExists(db: DbExecutor, id: string): Promise<boolea
   return (await customerVersion(db, id)) !== undefined
 }
 
-export async function customerVersion(db: DbExecutor, id: string): Promise<number | undefined> {
-  const row = await db.selectFrom('customers').select('version').where('id', '=', id).executeTakeFirst()
-  return row?.version
-}
+/** The customer table's versioned-record operations: lock, archive and restore, upsert by external_ref. */
+export const customers = externalRefTable('customers', 'customer')
 
+export const customerVersion = customers.version
+
+/** Inserts a customer without external_ref (with one: customers.upsert). */
 export async function insertCustomer(db: DbExecutor, row: NewCustomerRow): Promise<string> {
   const { id } = await db.insertInto('customers').values(row).returning('id').executeTakeFirstOrThrow()
   return id
-}
-
-/**
- * Create-or-update by external_ref in one statement. Returns the id and whether it was created
- * (xmax = 0 only for a freshly inserted row).
- */
-export async function upsertCustomerByExternalRef(db: DbExecutor, row: NewCustomerRow & { external_ref: string }, updateColumns: string[]) {
-  return db
-    .insertInto('customers')
-    .values(row)
-    .onConflict((oc) =>
-      oc.column('external_ref').doUpdateSet((eb) => {
-        const set: Record<string, Expression<unknown>> = {}
-        for (const c of updateColumns) {
-          set[c] = MERGED_JSON_COLUMNS.has(c)
-            ? sql`crm_jsonb_merge_patch(${sql.ref(`customers.${c}`)}, ${sql.ref(`excluded.${c}`)})`
-            : eb.ref(`excluded.${c}` as 'excluded.name')
-        }
-        return set
-      }),
-    )
-    .returning(['id', sql<boolean>`(xmax = 0)`.as('inserted')])
-    .executeTakeFirstOrThrow()
 }
 
 /** JSON columns are merged (RFC 7396) in SQL; everything else is replaced. */
@@ -114,16 +94,6 @@ export async function updateCustomer(db: DbExecutor, id: string, changes: Record
   return result.numUpdatedRows > 0n
 }
 
-export async function setArchived(db: DbExecutor, id: string, archived: boolean, expectedVersion?: number): Promise<boolean> {
-  const result = await db
-    .updateTable('customers')
-    .set({ archived_at: archived ? sql<string>`now()` : null } as never)
-    .where('id', '=', id)
-    .$if(expectedVersion !== undefined, (qb) => qb.where('version', '=', expectedVersion!))
-    .executeTakeFirst()
-  return result.numUpdatedRows > 0n
-}
-
 export interface CustomerFilters {
   q?: string
   /** Whether q also matches email and phone contact points (needs pii:read). */
@@ -133,30 +103,22 @@ export interface CustomerFilters {
   acquisition_source?: string
   created_after?: string
   created_before?: string
-  archived: boolean
+  archived: ArchivedFilter
 }
 
 
-export const whereListFilters = (f: CustomerFilters) => sql<boolean>`customers.archived_at ${f.archived ? sql`is not` : sql`is`} null
+export const whereListFilters = (f: CustomerFilters) => sql<boolean>`${f.archived === 'all' ? sql`true` : sql`customers.archived_at ${f.archived === 'true' ? sql`is not` : sql`is`} null`}
   ${f.tags?.length ? sql`and customers.tags @> ${f.tags}::text[]` : sql``}
   ${f.lifecycle_stage ? sql`and customers.lifecycle_stage = ${f.lifecycle_stage}` : sql``}
   ${f.acquisition_source ? sql`and customers.acquisition_source = ${f.acquisition_source}` : sql``}
   ${f.created_after ? sql`and customers.created_at >= ${f.created_after}` : sql``}
   ${f.created_before ? sql`and customers.created_at < ${f.created_before}` : sql``}`
 
-export const orderByKeys = (keys: SortKey[]) => {
-  const last = keys[keys.length - 1]
-  return sql.join([
-    ...keys.map((k) => sql`${sql.ref(`customers.${k.field}`)} ${sql.raw(k.desc ? 'desc' : 'asc')}`),
-    sql`customers.id ${sql.raw(last?.desc ? 'desc' : 'asc')}`,
-  ])
-}
-
 /**
  * A page of customers in the list's order, after the cursor, without a search term (f.q is the
  * search engine's, customers.search.repository.ts): the query is compiled once per shape.
  */
-export async function listCustomers(db: DbExecutor, f: CustomerFilters, keys: SortKey[], after: unknown[] | undefined, limit: number): Promise<CustomerRecord[]> {
+export async function listCustomers(db: DbExecutor, f: CustomerFilters, { keys, after, limit }: PageRequest): Promise<CustomerRecord[]> {
   const shape: ListShape = {
     archived: f.archived, tags: !!f.tags?.length, lifecycle_stage: !!f.lifecycle_stage, acquisition_source: !!f.acquisition_source,
     created_after: !!f.created_after, created_before: !!f.created_before, keys, cursor: after?.length ?? 0,
@@ -171,7 +133,7 @@ export async function listCustomers(db: DbExecutor, f: CustomerFilters, keys: So
 
 /** What decides the SQL of a list without a search term; the values only fill its parameters. */
 interface ListShape {
-  archived: boolean
+  archived: ArchivedFilter
   tags: boolean
   lifecycle_stage: boolean
   acquisition_source: boolean
@@ -195,31 +157,17 @@ const listCompiled = compiledByShape((db, s: ListShape, v: Record<string, unknow
 })
 
 function listQuery(db: DbExecutor, f: CustomerFilters, keys: SortKey[], after: unknown[] | undefined, take: number) {
-  let query = db
-    .selectFrom('customers')
-    .selectAll('customers')
-    .select(withPrimaries)
-    .where(whereListFilters(f))
-  if (after) {
-    query = query.where((eb) => afterCursor(eb, keys, after, (field) => sql.ref(`customers.${field}`), sql.ref('customers.id')))
-  }
-  for (const k of keys) query = query.orderBy(sql.ref(`customers.${k.field}`), k.desc ? 'desc' : 'asc')
-  const last = keys[keys.length - 1]
-  return query.orderBy('customers.id', last?.desc ? 'desc' : 'asc').limit(take)
+  const query = db.selectFrom('customers').selectAll('customers').select(withPrimaries).where(whereListFilters(f))
+  return keysetOrder(query, { keys, after }, 'customers').limit(take)
 }
 
 /**
  * Customers matching a compiled filter (modules/filters), keyset-paginated like every list. Used by
  * search and by segments (members, preview, export), so they all page and present alike.
  */
-export async function searchCustomers(db: DbExecutor, where: CustomerPredicate, keys: SortKey[], after: unknown[] | undefined, limit: number): Promise<CustomerRecord[]> {
-  let query = db.selectFrom('customers').selectAll('customers').select(withPrimaries).where('customers.archived_at', 'is', null).where(where)
-  if (after) {
-    query = query.where((eb) => afterCursor(eb, keys, after, (field) => sql.ref(`customers.${field}`), sql.ref('customers.id')))
-  }
-  for (const k of keys) query = query.orderBy(sql.ref(`customers.${k.field}`), k.desc ? 'desc' : 'asc')
-  const last = keys[keys.length - 1]
-  return query.orderBy('customers.id', last?.desc ? 'desc' : 'asc').limit(limit + 1).execute()
+export async function searchCustomers(db: DbExecutor, where: CustomerPredicate, page: PageRequest): Promise<CustomerRecord[]> {
+  const query = db.selectFrom('customers').selectAll('customers').select(withPrimaries).where('customers.archived_at', 'is', null).where(where)
+  return keysetPage(query, page, 'customers').execute()
 }
 
 export async function countCustomers(db: DbExecutor, where: CustomerPredicate): Promise<number> {
@@ -237,11 +185,6 @@ export async function countCustomers(db: DbExecutor, where: CustomerPredicate): 
 /** Both customers of a merge, locked in id order (so two merges of the same pair cannot deadlock). */
 export async function lockCustomers(db: DbExecutor, ids: string[]): Promise<CustomerRow[]> {
   return db.selectFrom('customers').selectAll().where('id', 'in', ids).orderBy('id').forUpdate().execute()
-}
-
-/** The customer holding an external_ref, locked, with where it was merged into (if it was). */
-export async function lockByExternalRef(db: DbExecutor, externalRef: string) {
-  return db.selectFrom('customers').select(['id', 'merged_into_id']).where('external_ref', '=', externalRef).forUpdate().executeTakeFirst()
 }
 
 /**

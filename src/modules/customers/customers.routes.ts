@@ -3,7 +3,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import { canReadPii } from '../../plugins/auth.js'
 import { ifMatchVersion, replyNotModified, setEtag } from '../../lib/etag.js'
-import { DEFAULT_LIMIT, decodeCursor, parseSort, toPage } from '../../lib/pagination.js'
+import { UpsertQuery } from '../../lib/external-ref.js'
+import { pageRequest, parseSort, toPage } from '../../lib/pagination.js'
 import { badRequest, notFound, pointer } from '../../lib/problem.js'
 import { IdParams, problemResponses, ref, READ_ERRORS, WRITE_ERRORS } from '../../lib/schema.js'
 import { sql, type SqlBool } from 'kysely'
@@ -55,12 +56,15 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
     config: { scope: 'customers:write' },
     schema: {
       operationId: 'createCustomer', tags, summary: 'Create a customer (or update the one with the same external_ref)',
-      description: 'Answers 201 with Location for a new customer; 200 when external_ref matched an existing one, which is updated with the fields sent.',
-      body: ref(CustomerCreate),
+      description:
+        'Answers 201 with Location for a new customer; 200 when external_ref matched an existing one, which is updated with the fields sent ' +
+        '(a customer merged into another forwards the update to that one). An archived customer with that external_ref answers 409 ' +
+        'external-ref-archived naming it, unless restore_archived=true, which restores it, then updates it.',
+      querystring: UpsertQuery, body: ref(CustomerCreate),
       response: { 200: ref(Customer), 201: ref(Customer), ...WRITE_ERRORS },
     },
   }, async (request, reply) => {
-    const { id, created } = await service.createCustomer(request.db, request.body)
+    const { id, created } = await service.createCustomer(request.db, request.body, { restoreArchived: request.query.restore_archived })
     if (created) reply.code(201).header('location', `/v1/customers/${id}`)
     return present(request, reply, id, new Set(request.body.contact_points ? ['contact_points'] : []))
   })
@@ -69,25 +73,23 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
     config: { scope: 'customers:read' },
     schema: {
       operationId: 'listCustomers', tags, summary: 'List customers',
-      description: 'Cursor-paginated. Filters combine with AND; archived customers are listed only with archived=true.',
+      description: 'Cursor-paginated. Filters combine with AND; archived customers are listed only with archived=true (only them) or archived=all (with the live ones).',
       querystring: CustomerListQuery,
       response: { 200: ref(CustomerList), ...READ_ERRORS },
     },
   }, async (request) => {
     const q = request.query
-    const limit = q.limit ?? DEFAULT_LIMIT
-    const keys = parseSort(q.sort, CUSTOMER_SORTS, '-created_at')
-    const after = q.cursor ? decodeCursor(q.cursor, keys) : undefined
+    const wanted = pageRequest(q, parseSort(q.sort, CUSTOMER_SORTS, '-created_at'))
     const include = parseInclude(q.include)
     const filters: repo.CustomerFilters = {
       // Matching q against emails and phones would tell who owns one: only for pii:read.
       q: q.q?.trim(), qContacts: canReadPii(request.auth), tags: q.tag?.map((t) => t.trim().toLowerCase()), lifecycle_stage: q.lifecycle_stage,
-      acquisition_source: q.acquisition_source, created_after: q.created_after, created_before: q.created_before, archived: q.archived ?? false,
+      acquisition_source: q.acquisition_source, created_after: q.created_after, created_before: q.created_before, archived: q.archived ?? 'false',
     }
     const rows = filters.q
-      ? await listCustomersByTerm(request.db, { ...filters, q: filters.q }, keys, after, limit)
-      : await repo.listCustomers(request.db, filters, keys, after, limit)
-    const page = toPage(rows, limit, keys, (r) => r)
+      ? await listCustomersByTerm(request.db, { ...filters, q: filters.q }, wanted)
+      : await repo.listCustomers(request.db, filters, wanted)
+    const page = toPage(rows, wanted, (r) => r)
     const ids = page.data.map((r) => r.id)
     const contacts = include.has('contact_points') ? await contactPoints.listContactPoints(request.db, ids) : []
     const metrics = include.has('metrics') ? await findMetrics(request.db, ids) : undefined
@@ -153,12 +155,14 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
     config: { scope: 'customers:write' },
     schema: {
       operationId: 'archiveCustomer', tags, summary: 'Archive a customer',
-      description: 'Hides the customer from lists (see archived=true) and keeps its data; restore with POST /v1/customers/{id}/restore.',
+      description:
+        'Hides the customer from lists (see archived) and keeps its data. Archiving an archived customer changes nothing (204, same version, ' +
+        'archived_at kept, no audit event); restore with restoreCustomer. With If-Match, a stale ETag answers 412.',
       params: IdParams,
       response: { 204: Type.Null({ description: 'Archived' }), ...WRITE_ERRORS },
     },
   }, async (request, reply) => {
-    await service.archiveCustomer(request.db, request.params.id, true, ifMatchVersion(request))
+    await repo.customers.archive(request.db, request.params.id, ifMatchVersion(request))
     return reply.code(204).send(null)
   })
 
@@ -166,12 +170,14 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
     config: { scope: 'customers:write' },
     schema: {
       operationId: 'restoreCustomer', tags, summary: 'Restore an archived customer',
-      description: 'A customer merged into another cannot be restored (422): merges are not undone.',
+      description:
+        'Brings the customer back into lists. Restoring a live customer changes nothing. A customer merged into another cannot be restored (422): ' +
+        'merges are not undone. Answers the customer with its ETag; with If-Match, a stale ETag answers 412.',
       params: IdParams,
       response: { 200: ref(Customer), ...WRITE_ERRORS },
     },
   }, async (request, reply) => {
-    await service.archiveCustomer(request.db, request.params.id, false, ifMatchVersion(request))
+    await service.restoreCustomer(request.db, request.params.id, ifMatchVersion(request))
     return present(request, reply, request.params.id)
   })
 

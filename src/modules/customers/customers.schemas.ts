@@ -1,6 +1,6 @@
 import { Type, type Static } from 'typebox'
-import { Currency, DateOnly, JsonMap, Money, Nullable, StringEnum, Timestamp, Uuid, ref } from '../../lib/schema.js'
-import { PageQuery, pageEnvelope } from '../../lib/pagination.js'
+import { Currency, DateOnly, JsonMap, Money, Nullable, StringEnum, Timestamp, Uuid, ref, ArchivedQuery } from '../../lib/schema.js'
+import { PageQuery, pageEnvelope, type SortFields } from '../../lib/pagination.js'
 import { CustomerFilter } from '../filters/filter.schemas.js'
 
 export const GENDERS = ['female', 'male', 'non_binary', 'other', 'unknown'] as const
@@ -11,7 +11,7 @@ export const LIFECYCLE_STAGES = ['lead', 'first_purchase', 'repeat', 'loyal', 'a
 export const CONTACT_KINDS = ['phone', 'email', 'address', 'social'] as const
 export const CONTACT_LABELS = ['home', 'work', 'mobile', 'billing', 'shipping', 'other'] as const
 export const SOCIAL_NETWORKS = ['wechat', 'weibo', 'whatsapp', 'line', 'telegram', 'linkedin', 'x', 'facebook', 'instagram', 'tiktok', 'other'] as const
-export const CUSTOMER_SORTS = ['created_at', 'updated_at', 'name'] as const
+export const CUSTOMER_SORTS = { created_at: 'timestamp', updated_at: 'timestamp', name: 'text' } as const satisfies SortFields
 export const CUSTOMER_INCLUDES = ['contact_points', 'metrics'] as const
 
 const text = (maxLength: number, example: string, description?: string) =>
@@ -270,14 +270,14 @@ export const IncludeQuery = Type.Optional(
 export const CustomerListQuery = Type.Object(
   {
     ...PageQuery,
-    sort: Type.Optional(Type.String({ maxLength: 100, description: `Comma-separated of ${CUSTOMER_SORTS.join(', ')}; prefix - for descending`, example: '-created_at' })),
+    sort: Type.Optional(Type.String({ maxLength: 100, description: `Comma-separated of ${Object.keys(CUSTOMER_SORTS).join(', ')}; prefix - for descending`, example: '-created_at' })),
     q: Type.Optional(Type.String({ minLength: 2, maxLength: 100, description: 'Matches name, email and phone (email and phone only with pii:read)' })),
     tag: Type.Optional(Type.Array(Tag, { maxItems: 10, description: 'Customers carrying all these tags (repeat the parameter)' })),
     lifecycle_stage: Type.Optional(StringEnum(LIFECYCLE_STAGES)),
     acquisition_source: Type.Optional(StringEnum(SOURCES)),
     created_after: Type.Optional(Timestamp()),
     created_before: Type.Optional(Timestamp()),
-    archived: Type.Optional(Type.Boolean({ description: 'true lists only archived customers', default: false })),
+    archived: ArchivedQuery('customers'),
     include: IncludeQuery,
   },
   { additionalProperties: false },
@@ -286,7 +286,7 @@ export const CustomerListQuery = Type.Object(
 export const CustomerSearch = Type.Object(
   {
     filter: Type.Optional(ref(CustomerFilter)),
-    sort: Type.Optional(Type.String({ maxLength: 100, description: `Comma-separated of ${CUSTOMER_SORTS.join(', ')}; prefix - for descending`, example: '-created_at' })),
+    sort: Type.Optional(Type.String({ maxLength: 100, description: `Comma-separated of ${Object.keys(CUSTOMER_SORTS).join(', ')}; prefix - for descending`, example: '-created_at' })),
     limit: PageQuery.limit,
     cursor: PageQuery.cursor,
     include_total: Type.Optional(Type.Boolean({ description: 'Also count every match (one more query)', default: false })),

@@ -1,8 +1,7 @@
-import { type Expression, expressionBuilder, sql } from 'kysely'
+import { type Expression, sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
-import type { Database } from '../../db/rows.js'
-import { afterCursor, type SortKey } from '../../lib/pagination.js'
-import { orderByKeys, whereListFilters, withPrimaries, type CustomerFilters, type CustomerRecord } from './customers.repository.js'
+import { keysetSql, type PageRequest } from '../../lib/pagination.js'
+import { whereListFilters, withPrimaries, type CustomerFilters, type CustomerRecord } from './customers.repository.js'
 
 /**
  * The search engine behind `?q=` on the customer list: a term matched against names and (with
@@ -83,26 +82,26 @@ type WalkedRow = CustomerRecord & { q_hit: boolean; q_walked: number }
  * sparse filter cannot make the walk long) and testing each against the filters and the term.
  * The walk stops as soon as the page is full. undefined when the bound was reached first.
  */
-async function walkForPage(db: DbExecutor, f: CustomerFilters & { q: string }, keys: SortKey[], after: unknown[] | undefined, limit: number, walkRows: number) {
-  const cursor = after ? sql`where ${afterCursor(expressionBuilder<Database, 'customers'>(), keys, after, (field) => sql.ref(`customers.${field}`), sql.ref('customers.id'))}` : sql``
+async function walkForPage(db: DbExecutor, f: CustomerFilters & { q: string }, page: PageRequest, walkRows: number) {
+  const keyset = keysetSql(page, 'customers')
   const walk = sql`
     select customers.*, (${whereListFilters(f)} and ${matchesTerm(f.q, f.qContacts)}) as q_hit,
-      row_number() over (order by ${orderByKeys(keys)}) as q_walked
-    from customers ${cursor}
-    order by ${orderByKeys(keys)}
+      row_number() over (order by ${keyset.orderBy}) as q_walked
+    from customers ${page.after ? sql`where ${keyset.where}` : sql``}
+    order by ${keyset.orderBy}
     limit ${walkRows}`
   const rows = await db
     .selectFrom(sql`(${walk})`.as('customers') as unknown as 'customers')
     .selectAll('customers')
     .select(withPrimaries)
     .where(sql<boolean>`customers.q_hit or customers.q_walked = ${walkRows}`)
-    .orderBy(orderByKeys(keys))
-    .limit(limit + 1)
+    .orderBy(keyset.orderBy)
+    .limit(page.limit + 1)
     .execute() as unknown as WalkedRow[]
   const hits: CustomerRecord[] = []
   for (const { q_hit, q_walked, ...row } of rows) {
     if (q_hit) hits.push(row)
-    if (hits.length > limit) return hits
+    if (hits.length > page.limit) return hits
     if (Number(q_walked) === walkRows) return undefined
   }
   return hits
@@ -112,15 +111,16 @@ async function walkForPage(db: DbExecutor, f: CustomerFilters & { q: string }, k
  * The page of a q search from every match: only the matches' sort keys are sorted, and only the
  * page's customers are read in full.
  */
-async function gatherPage(db: DbExecutor, f: CustomerFilters & { q: string }, keys: SortKey[], after: unknown[] | undefined, limit: number) {
-  const where = sql<boolean>`${whereListFilters(f)} ${after ? sql`and ${afterCursor(expressionBuilder<Database, 'customers'>(), keys, after, (field) => sql.ref(`customers.${field}`), sql.ref('customers.id'))}` : sql``}`
-  const page = sql`select customers.id from (${matchingCustomers(f.q, f.qContacts, where)}) customers order by ${orderByKeys(keys)} limit ${limit + 1}`
+async function gatherPage(db: DbExecutor, f: CustomerFilters & { q: string }, page: PageRequest) {
+  const keyset = keysetSql(page, 'customers')
+  const where = sql<boolean>`${whereListFilters(f)} ${page.after ? sql`and ${keyset.where}` : sql``}`
+  const ids = sql`select customers.id from (${matchingCustomers(f.q, f.qContacts, where)}) customers order by ${keyset.orderBy} limit ${page.limit + 1}`
   return db
     .selectFrom('customers')
     .selectAll('customers')
     .select(withPrimaries)
-    .where(sql<boolean>`customers.id = any(array(${page}))`)
-    .orderBy(orderByKeys(keys))
+    .where(sql<boolean>`customers.id = any(array(${ids}))`)
+    .orderBy(keyset.orderBy)
     .execute()
 }
 
@@ -151,11 +151,11 @@ async function isRareTerm(db: DbExecutor, q: string, qContacts: boolean): Promis
  * take either path; 0 skips the walk.
  */
 export async function listCustomersByTerm(
-  db: DbExecutor, f: CustomerFilters & { q: string }, keys: SortKey[], after: unknown[] | undefined, limit: number, walkRows = SEARCH_WALK_ROWS,
+  db: DbExecutor, f: CustomerFilters & { q: string }, page: PageRequest, walkRows = SEARCH_WALK_ROWS,
 ): Promise<CustomerRecord[]> {
-  if (walkRows > 0 && WALKED_SORTS.has(keys[0]!.field) && !(walkRows === SEARCH_WALK_ROWS && (await isRareTerm(db, f.q, f.qContacts)))) {
-    const walked = await walkForPage(db, f, keys, after, limit, walkRows)
+  if (walkRows > 0 && WALKED_SORTS.has(page.keys[0]!.field) && !(walkRows === SEARCH_WALK_ROWS && (await isRareTerm(db, f.q, f.qContacts)))) {
+    const walked = await walkForPage(db, f, page, walkRows)
     if (walked) return walked
   }
-  return gatherPage(db, f, keys, after, limit)
+  return gatherPage(db, f, page)
 }

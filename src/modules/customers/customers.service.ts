@@ -1,6 +1,8 @@
 import { fullFormats } from 'ajv-formats/dist/formats.js'
 import type { DbExecutor } from '../../db/database.js'
-import type { ContactPointRow } from '../../db/rows.js'
+import type { ContactPointRow, NewCustomerRow } from '../../db/rows.js'
+import type { UpsertOptions } from '../../db/versioned.js'
+import type { UpsertResult } from '../../lib/external-ref.js'
 import { minorUnits } from '../../lib/currency.js'
 import { formatMoney, minorUnitsError, moneyFromColumn } from '../../lib/money.js'
 import { badRequest, type FieldError, notFound, pointer, preconditionFailed } from '../../lib/problem.js'
@@ -10,7 +12,7 @@ import * as contactPoints from './contact-points.repository.js'
 import { refreshMetrics, type MetricsRows } from '../metrics/index.js'
 import { refuseIfMerged } from './customers.merge.js'
 import type { CustomerPredicate } from '../filters/filter.compile.js'
-import { DEFAULT_LIMIT, decodeCursor, parseSort, toPage } from '../../lib/pagination.js'
+import { pageRequest, parseSort, toPage } from '../../lib/pagination.js'
 import type { ContactPointCreateBody, ContactPointDto, ContactPointPatchBody, CustomerCreateBody, CustomerDto, CustomerMetricsDto, CustomerPatchBody } from './customers.schemas.js'
 import { CUSTOMER_SORTS } from './customers.schemas.js'
 
@@ -160,33 +162,25 @@ function toColumns(body: Partial<CustomerPatchBody>): Record<string, unknown> {
   return cols
 }
 
-export async function createCustomer(db: DbExecutor, body: CustomerCreateBody): Promise<{ id: string; created: boolean }> {
+export async function createCustomer(db: DbExecutor, body: CustomerCreateBody, opts: UpsertOptions = {}): Promise<UpsertResult> {
   const { contact_points: contactInputs = [], ...profile } = body
   const creditLimit = checkCredit(profile, true)
   if (profile.credit_limit != null) profile.credit_limit = creditLimit
   const contacts = normalizeAll(contactInputs, '/contact_points')
-  const columns = toColumns(profile) as Parameters<typeof repo.insertCustomer>[1]
-  let id: string
-  let created = true
-  if (profile.external_ref) {
-    const updatable = Object.keys(columns).filter((c) => c !== 'external_ref')
-    // A merged duplicate keeps its external_ref; writes by it go to the customer it was merged into.
-    const mergedInto = (await repo.lockByExternalRef(db, profile.external_ref))?.merged_into_id
-    if (mergedInto) {
-      const { external_ref: _ref, ...changes } = columns
-      await repo.updateCustomer(db, mergedInto, changes)
-      id = mergedInto
-      created = false
-    } else {
-      const r = await repo.upsertCustomerByExternalRef(db, { ...columns, external_ref: profile.external_ref }, updatable)
-      id = r.id
-      created = r.inserted
-    }
-  } else {
-    id = await repo.insertCustomer(db, columns)
-  }
-  for (const [i, c] of contacts.entries()) await addContact(db, id, c, `/contact_points/${i}`)
-  return { id, created }
+  const columns = toColumns(profile) as NewCustomerRow
+  const { external_ref: _ref, ...changes } = columns
+  const result = profile.external_ref
+    ? await repo.customers.upsert(db, profile.external_ref, {
+      insert: () => repo.customers.insert(db, columns),
+      update: async (existing) => {
+        await repo.updateCustomer(db, existing.id, changes)
+      },
+      // A merged duplicate keeps its external_ref; writes by it go to the customer it was merged into.
+      follow: async (existing) => (existing.merged_into_id ? repo.customers.lockForWrite(db, existing.merged_into_id) : existing),
+    }, opts)
+    : { id: await repo.insertCustomer(db, columns), created: true }
+  for (const [i, c] of contacts.entries()) await addContact(db, result.id, c, `/contact_points/${i}`)
+  return result
 }
 
 export async function patchCustomer(db: DbExecutor, id: string, body: CustomerPatchBody, expectedVersion?: number): Promise<void> {
@@ -205,11 +199,9 @@ export async function patchCustomer(db: DbExecutor, id: string, body: CustomerPa
   if (body.lifecycle_stage === null) await refreshMetrics(db, id)
 }
 
-export async function archiveCustomer(db: DbExecutor, id: string, archived: boolean, expectedVersion?: number): Promise<void> {
-  if (!archived) refuseIfMerged((await repo.lockCustomers(db, [id]))[0])
-  if (await repo.setArchived(db, id, archived, expectedVersion)) return
-  if ((await repo.customerVersion(db, id)) === undefined) throw notFound('customer')
-  throw preconditionFailed()
+/** Restores an archived customer; a customer merged into another stays archived (422): merges are not undone. */
+export async function restoreCustomer(db: DbExecutor, id: string, expectedVersion?: number): Promise<void> {
+  await repo.customers.restore(db, id, expectedVersion, refuseIfMerged)
 }
 
 export async function addContactPoint(db: DbExecutor, customerId: string, body: ContactPointCreateBody): Promise<ContactPointRow> {
@@ -316,9 +308,6 @@ export interface SearchPageOptions {
  * and segment previews all page through here.
  */
 export async function searchPage(db: DbExecutor, where: CustomerPredicate, opts: SearchPageOptions) {
-  const limit = opts.limit ?? DEFAULT_LIMIT
-  const keys = parseSort(opts.sort, CUSTOMER_SORTS, '-created_at')
-  const after = opts.cursor ? decodeCursor(opts.cursor, keys) : undefined
-  const rows = await repo.searchCustomers(db, where, keys, after, limit)
-  return toPage(rows, limit, keys, (r) => toCustomerDto(r))
+  const page = pageRequest(opts, parseSort(opts.sort, CUSTOMER_SORTS, '-created_at'))
+  return toPage(await repo.searchCustomers(db, where, page), page, (r) => toCustomerDto(r))
 }

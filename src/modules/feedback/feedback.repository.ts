@@ -1,7 +1,10 @@
 import { type InsertObject, type UpdateObject, sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
 import type { Database, FeedbackRow } from '../../db/rows.js'
-import { afterCursor, type SortKey } from '../../lib/pagination.js'
+import { whereEqual, whereRange } from '../../db/list-filters.js'
+import { externalRefTable, whereArchived } from '../../db/versioned.js'
+import { keysetPage, type PageRequest } from '../../lib/pagination.js'
+import type { ArchivedFilter } from '../../lib/schema.js'
 
 /** A feedback row with its SLA state, as every feedback read returns it. */
 export type FeedbackRecord = FeedbackRow & { sla_breached: boolean | null }
@@ -34,52 +37,12 @@ export async function findFeedback(db: DbExecutor, id: string): Promise<Feedback
   return db.selectFrom('feedback').selectAll('feedback').select(SLA_BREACHED.as('sla_breached')).where('feedback.id', '=', id).executeTakeFirst()
 }
 
-export async function feedbackVersion(db: DbExecutor, id: string): Promise<number | undefined> {
-  return (await db.selectFrom('feedback').select('version').where('id', '=', id).executeTakeFirst())?.version
-}
-
-/**
- * Locks the feedback for the rest of the transaction; with expectedVersion only if it still has
- * that version (WHERE version = n), so of concurrent writers with the same ETag exactly one wins.
- */
-export async function lockFeedback(db: DbExecutor, id: string, expectedVersion?: number): Promise<FeedbackRow | undefined> {
-  return db
-    .selectFrom('feedback')
-    .selectAll()
-    .where('id', '=', id)
-    .$if(expectedVersion !== undefined, (qb) => qb.where('version', '=', expectedVersion!))
-    .forUpdate()
-    .executeTakeFirst()
-}
-
-export async function lockFeedbackByExternalRef(db: DbExecutor, externalRef: string): Promise<FeedbackRow | undefined> {
-  return db.selectFrom('feedback').selectAll().where('external_ref', '=', externalRef).forUpdate().executeTakeFirst()
-}
-
-/** Inserts feedback unless its external_ref exists already (a concurrent upsert won): then undefined. */
-export async function insertFeedback(db: DbExecutor, row: NewFeedback): Promise<string | undefined> {
-  const inserted = await db
-    .insertInto('feedback')
-    .values(row)
-    .$if(row.external_ref != null, (qb) => qb.onConflict((oc) => oc.column('external_ref').doNothing()))
-    .returning('id')
-    .executeTakeFirst()
-  return inserted?.id
-}
+/** The feedback table's versioned-record operations: lock, archive and restore, upsert by external_ref. */
+export const feedback = externalRefTable('feedback', 'feedback')
 
 export async function updateFeedback(db: DbExecutor, id: string, changes: FeedbackChanges): Promise<void> {
   if (Object.keys(changes).length === 0) return
   await db.updateTable('feedback').set(changes).where('id', '=', id).execute()
-}
-
-export async function archiveFeedback(db: DbExecutor, id: string, expectedVersion?: number): Promise<boolean> {
-  const result = await db
-    .updateTable('feedback')
-    .set({ archived_at: sql<string>`coalesce(archived_at, now())` })
-    .where('id', '=', id)
-    .$if(expectedVersion !== undefined, (qb) => qb.where('version', '=', expectedVersion!))
-    .executeTakeFirst()
-  return result.numUpdatedRows > 0n
 }
 
 export interface FeedbackFilters {
@@ -92,29 +55,17 @@ export interface FeedbackFilters {
   submitted_after?: string
   submitted_before?: string
   sla_breached?: boolean
-  archived: boolean
+  archived: ArchivedFilter
 }
 
-export async function listFeedback(db: DbExecutor, f: FeedbackFilters, keys: SortKey[], after: unknown[] | undefined, limit: number): Promise<FeedbackRecord[]> {
-  let query = db
+export async function listFeedback(db: DbExecutor, f: FeedbackFilters, page: PageRequest): Promise<FeedbackRecord[]> {
+  const query = db
     .selectFrom('feedback')
     .selectAll('feedback')
     .select(SLA_BREACHED.as('sla_breached'))
-    .where('feedback.archived_at', f.archived ? 'is not' : 'is', null)
-    .$if(!!f.customer_id, (qb) => qb.where('feedback.customer_id', '=', f.customer_id!))
-    .$if(!!f.kind, (qb) => qb.where('feedback.kind', '=', f.kind!))
-    .$if(!!f.survey_type, (qb) => qb.where('feedback.survey_type', '=', f.survey_type!))
-    .$if(!!f.status, (qb) => qb.where('feedback.status', '=', f.status!))
-    .$if(!!f.priority, (qb) => qb.where('feedback.priority', '=', f.priority!))
-    .$if(!!f.assignee, (qb) => qb.where('feedback.assignee', '=', f.assignee!))
-    .$if(!!f.submitted_after, (qb) => qb.where('feedback.submitted_at', '>=', f.submitted_after!))
-    .$if(!!f.submitted_before, (qb) => qb.where('feedback.submitted_at', '<', f.submitted_before!))
     .$if(f.sla_breached === true, (qb) => qb.where(BREACHED))
     .$if(f.sla_breached === false, (qb) => qb.where('feedback.kind', '=', 'complaint').where(sql<boolean>`not coalesce(${BREACHED}, false)`))
-  if (after) {
-    query = query.where((eb) => afterCursor(eb, keys, after, (field) => sql.ref(`feedback.${field}`), sql.ref('feedback.id')))
-  }
-  for (const k of keys) query = query.orderBy(sql.ref(`feedback.${k.field}`), k.desc ? 'desc' : 'asc')
-  const last = keys[keys.length - 1]
-  return query.orderBy('feedback.id', last?.desc ? 'desc' : 'asc').limit(limit + 1).execute()
+  const equal = { customer_id: f.customer_id, kind: f.kind, survey_type: f.survey_type, status: f.status, priority: f.priority, assignee: f.assignee }
+  const filtered = whereRange(whereEqual(query, 'feedback', equal), 'feedback.submitted_at', f.submitted_after, f.submitted_before)
+  return keysetPage(whereArchived(filtered, 'feedback', f.archived), page, 'feedback').execute()
 }

@@ -2,7 +2,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import { ifMatchVersion, replyNotModified, setEtag } from '../../lib/etag.js'
-import { DEFAULT_LIMIT, decodeCursor, isCursorTimestamp, isCursorUuid, parseSort, toPage } from '../../lib/pagination.js'
+import { UpsertQuery } from '../../lib/external-ref.js'
+import { pageRequest, parseSort, toPage } from '../../lib/pagination.js'
 import { notFound } from '../../lib/problem.js'
 import { IdParams, ref, READ_ERRORS, WRITE_ERRORS } from '../../lib/schema.js'
 import { customerVersion } from '../customers/index.js'
@@ -24,15 +25,12 @@ async function present(request: FastifyRequest, reply: FastifyReply, id: string)
 }
 
 async function listPage(request: FastifyRequest, q: FeedbackListQueryT) {
-  const limit = q.limit ?? DEFAULT_LIMIT
-  const keys = parseSort(q.sort, FEEDBACK_SORTS, '-submitted_at')
-  // Every sortable field is a timestamp, then the id.
-  const after = q.cursor ? decodeCursor(q.cursor, keys, (v) => v.slice(0, -1).every(isCursorTimestamp) && isCursorUuid(v[v.length - 1])) : undefined
+  const page = pageRequest(q, parseSort(q.sort, FEEDBACK_SORTS, '-submitted_at'))
   const rows = await repo.listFeedback(request.db, {
     customer_id: q.customer_id, kind: q.kind, survey_type: q.survey_type, status: q.status, priority: q.priority, assignee: q.assignee,
-    submitted_after: q.submitted_after, submitted_before: q.submitted_before, sla_breached: q.sla_breached, archived: q.archived ?? false,
-  }, keys, after, limit)
-  return toPage(rows, limit, keys, service.toFeedbackDto)
+    submitted_after: q.submitted_after, submitted_before: q.submitted_before, sla_breached: q.sla_breached, archived: q.archived ?? 'false',
+  }, page)
+  return toPage(rows, page, service.toFeedbackDto)
 }
 
 const sla = Object.entries(service.SLA_HOURS).map(([p, h]) => `${p} ${h} h`).join(', ')
@@ -58,13 +56,14 @@ const feedbackRoutes: FastifyPluginAsyncTypebox = async (app) => {
       operationId: 'createFeedback', tags, summary: 'Record feedback (or update the feedback with the same external_ref)',
       description:
         '201 with Location for new feedback; 200 when external_ref matched existing feedback of the same customer, kind and survey_type, which is updated ' +
-        'with the fields sent (as updateFeedback would; otherwise 422). The customer must exist and not be archived. A complaint may be created in any status; ' +
+        'with the fields sent (as updateFeedback would; otherwise 422). Archived feedback with that external_ref answers 409 external-ref-archived naming it, ' +
+        'unless restore_archived=true, which restores it, then updates it. The customer must exist and not be archived. A complaint may be created in any status; ' +
         `created resolved or closed it needs a resolution_note and gets resolved_at now. ${KIND_RULES}`,
-      body: ref(FeedbackCreate),
+      querystring: UpsertQuery, body: ref(FeedbackCreate),
       response: { 200: ref(Feedback), 201: ref(Feedback), ...WRITE_ERRORS },
     },
   }, async (request, reply) => {
-    const { id, created } = await service.createFeedback(request.db, request.body)
+    const { id, created } = await service.createFeedback(request.db, request.body, { restoreArchived: request.query.restore_archived })
     if (created) reply.code(201).header('location', `/v1/feedback/${id}`)
     return present(request, reply, id)
   })
@@ -73,7 +72,7 @@ const feedbackRoutes: FastifyPluginAsyncTypebox = async (app) => {
     config: { scope: 'feedback:read' },
     schema: {
       operationId: 'listFeedback', tags, summary: 'List feedback',
-      description: 'Cursor-paginated, newest submitted first by default. Filters combine with AND; archived feedback is listed only with archived=true.',
+      description: 'Cursor-paginated, newest submitted first by default. Filters combine with AND; archived feedback is listed only with archived=true (only it) or archived=all (with the live feedback).',
       querystring: FeedbackListQuery,
       response: { 200: ref(FeedbackList), ...READ_ERRORS },
     },
@@ -88,7 +87,7 @@ const feedbackRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: { 200: ref(Feedback), 304: Type.Null({ description: 'Not modified' }), ...READ_ERRORS },
     },
   }, async (request, reply) => {
-    const version = await repo.feedbackVersion(request.db, request.params.id)
+    const version = await repo.feedback.version(request.db, request.params.id)
     if (version === undefined) throw notFound('feedback')
     if (replyNotModified(request, reply, version)) return reply
     return present(request, reply, request.params.id)
@@ -112,14 +111,30 @@ const feedbackRoutes: FastifyPluginAsyncTypebox = async (app) => {
     config: { scope: 'feedback:write' },
     schema: {
       operationId: 'archiveFeedback', tags, summary: 'Archive feedback',
-      description: 'Hides the feedback from lists (see archived=true), the timeline and the customer\'s metrics (open complaints, latest CSAT/NPS); ' +
-        'keeps its data. Archiving again changes nothing. With If-Match, a stale ETag answers 412.',
+      description: 'Hides the feedback from lists (see archived), the timeline and the customer\'s metrics (open complaints, latest CSAT/NPS); ' +
+        'keeps its data. Archiving archived feedback changes nothing (204, same version, no audit event); restore with restoreFeedback. ' +
+        'With If-Match, a stale ETag answers 412.',
       params: IdParams,
       response: { 204: Type.Null({ description: 'Archived' }), ...WRITE_ERRORS },
     },
   }, async (request, reply) => {
-    await service.archiveFeedback(request.db, request.params.id, ifMatchVersion(request))
+    await repo.feedback.archive(request.db, request.params.id, ifMatchVersion(request))
     return reply.code(204).send(null)
+  })
+
+  app.post('/feedback/:id/restore', {
+    config: { scope: 'feedback:write' },
+    schema: {
+      operationId: 'restoreFeedback', tags, summary: 'Restore archived feedback',
+      description:
+        'Brings the feedback back into lists, the timeline and the customer\'s metrics. Restoring live feedback changes nothing. Answers the feedback ' +
+        'with its ETag; with If-Match, a stale ETag answers 412.',
+      params: IdParams,
+      response: { 200: ref(Feedback), ...WRITE_ERRORS },
+    },
+  }, async (request, reply) => {
+    await repo.feedback.restore(request.db, request.params.id, ifMatchVersion(request))
+    return present(request, reply, request.params.id)
   })
 
   app.get('/customers/:id/feedback', {

@@ -1,13 +1,13 @@
 import { Type, type Static } from 'typebox'
-import { PageQuery, pageEnvelope } from '../../lib/pagination.js'
-import { Nullable, StringEnum, Timestamp, Uuid, ref } from '../../lib/schema.js'
+import { PageQuery, pageEnvelope, type SortFields } from '../../lib/pagination.js'
+import { Nullable, StringEnum, Timestamp, Uuid, ref, ArchivedQuery } from '../../lib/schema.js'
 
 export const FEEDBACK_KINDS = ['survey', 'complaint', 'suggestion', 'review', 'praise'] as const
 export const SURVEY_TYPES = ['csat', 'nps'] as const
 export const FEEDBACK_CHANNELS = ['phone', 'email', 'sms', 'chat', 'meeting', 'visit', 'event', 'social', 'web', 'app', 'store', 'other'] as const
 export const COMPLAINT_STATUSES = ['open', 'in_progress', 'resolved', 'closed'] as const
 export const PRIORITIES = ['low', 'normal', 'high', 'urgent'] as const
-export const FEEDBACK_SORTS = ['submitted_at', 'created_at', 'updated_at'] as const
+export const FEEDBACK_SORTS = { submitted_at: 'timestamp', created_at: 'timestamp', updated_at: 'timestamp' } as const satisfies SortFields
 
 export type FeedbackKind = (typeof FEEDBACK_KINDS)[number]
 export type SurveyType = (typeof SURVEY_TYPES)[number]
@@ -123,7 +123,7 @@ export const FeedbackList = Type.Object(pageEnvelope(ref(Feedback), 'A page of f
 const listFilters = {
   ...PageQuery,
   sort: Type.Optional(Type.String({
-    maxLength: 100, description: `Comma-separated of ${FEEDBACK_SORTS.join(', ')}; prefix - for descending. Default -submitted_at`, example: '-submitted_at',
+    maxLength: 100, description: `Comma-separated of ${Object.keys(FEEDBACK_SORTS).join(', ')}; prefix - for descending. Default -submitted_at`, example: '-submitted_at',
   })),
   kind: Type.Optional(StringEnum(FEEDBACK_KINDS)),
   survey_type: Type.Optional(StringEnum(SURVEY_TYPES)),
@@ -133,7 +133,7 @@ const listFilters = {
   submitted_after: Type.Optional(Timestamp({ description: 'submitted_at >= this' })),
   submitted_before: Type.Optional(Timestamp({ description: 'submitted_at < this' })),
   sla_breached: Type.Optional(Type.Boolean({ description: 'true: only complaints whose SLA is breached; false: only complaints within it' })),
-  archived: Type.Optional(Type.Boolean({ description: 'true lists only archived feedback', default: false })),
+  archived: ArchivedQuery('feedback'),
 }
 
 export const FeedbackListQuery = Type.Object({ ...listFilters, customer_id: Type.Optional(Uuid()) }, { additionalProperties: false })

@@ -1,7 +1,9 @@
 import { sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
 import type { FeedbackRow } from '../../db/rows.js'
-import { type FieldError, notFound, pointer, preconditionFailed, unprocessable } from '../../lib/problem.js'
+import type { UpsertOptions } from '../../db/versioned.js'
+import type { UpsertResult } from '../../lib/external-ref.js'
+import { type FieldError, pointer, unprocessable } from '../../lib/problem.js'
 import * as repo from './feedback.repository.js'
 import { activeCustomers } from '../customers/index.js'
 import type {
@@ -99,20 +101,18 @@ async function checkLinks(db: DbExecutor, customerId: string, links: { order_id?
 
 // Writes -----------------------------------------------------------------------------------------
 
-export interface CreateResult {
-  id: string
-  /** false when external_ref matched existing feedback, which was updated instead. */
-  created: boolean
-}
-
-export async function createFeedback(db: DbExecutor, body: FeedbackCreateBody): Promise<CreateResult> {
+export async function createFeedback(db: DbExecutor, body: FeedbackCreateBody, opts: UpsertOptions = {}): Promise<UpsertResult> {
   if (!(await activeCustomers(db, [body.customer_id], { lock: true })).has(body.customer_id)) {
     throw unprocessable('No customer with that id can give feedback.', [{ pointer: pointer('customer_id'), message: 'is not an existing, unarchived customer' }])
   }
-  if (body.external_ref != null) {
-    const existing = await repo.lockFeedbackByExternalRef(db, body.external_ref)
-    if (existing) return updateByExternalRef(db, existing, body)
-  }
+  return repo.feedback.upsert(db, body.external_ref, {
+    update: (existing) => updateByExternalRef(db, existing, body),
+    insert: () => insertNewFeedback(db, body),
+  }, opts)
+}
+
+/** Checks and inserts new feedback; undefined when its external_ref exists already. */
+async function insertNewFeedback(db: DbExecutor, body: FeedbackCreateBody): Promise<string | undefined> {
   checkKind(body.kind, body.survey_type ?? null, body.score ?? null, body)
   await checkLinks(db, body.customer_id, body)
   const row: repo.NewFeedback = {
@@ -130,12 +130,7 @@ export async function createFeedback(db: DbExecutor, body: FeedbackCreateBody): 
     ...(body.submitted_at ? { submitted_at: body.submitted_at } : {}),
   }
   if (body.kind === 'complaint') Object.assign(row, newComplaint(body))
-  const id = await repo.insertFeedback(db, row)
-  if (!id) {
-    // A concurrent request inserted the same external_ref after our look-up: update that one.
-    return updateByExternalRef(db, (await repo.lockFeedbackByExternalRef(db, body.external_ref!))!, body)
-  }
-  return { id, created: true }
+  return repo.feedback.insert(db, row)
 }
 
 /**
@@ -159,7 +154,7 @@ function newComplaint(body: FeedbackCreateBody): Partial<repo.NewFeedback> {
   }
 }
 
-async function updateByExternalRef(db: DbExecutor, existing: FeedbackRow, body: FeedbackCreateBody): Promise<CreateResult> {
+async function updateByExternalRef(db: DbExecutor, existing: FeedbackRow, body: FeedbackCreateBody): Promise<void> {
   const errors: FieldError[] = []
   if (existing.customer_id !== body.customer_id) errors.push({ pointer: pointer('customer_id'), message: 'differs from the customer of the feedback with this external_ref' })
   if (existing.kind !== body.kind) errors.push({ pointer: pointer('kind'), message: `the feedback with this external_ref is ${existing.kind}` })
@@ -167,18 +162,10 @@ async function updateByExternalRef(db: DbExecutor, existing: FeedbackRow, body: 
   if (errors.length) throw unprocessable('This external_ref belongs to other feedback: customer_id, kind and survey_type cannot change.', errors)
   const { customer_id: _c, kind: _k, survey_type: _s, ...patch } = body
   await applyChanges(db, existing, patch)
-  return { id: existing.id, created: false }
-}
-
-async function lockForWrite(db: DbExecutor, id: string, expectedVersion?: number): Promise<FeedbackRow> {
-  const row = await repo.lockFeedback(db, id, expectedVersion)
-  if (row) return row
-  if ((await repo.feedbackVersion(db, id)) === undefined) throw notFound('feedback')
-  throw preconditionFailed()
 }
 
 export async function patchFeedback(db: DbExecutor, id: string, patch: FeedbackPatchBody, expectedVersion?: number): Promise<void> {
-  await applyChanges(db, await lockForWrite(db, id, expectedVersion), patch)
+  await applyChanges(db, await repo.feedback.lockForWrite(db, id, expectedVersion), patch)
 }
 
 const PLAIN_FIELDS = [
@@ -229,12 +216,6 @@ function moveComplaint(current: FeedbackRow, patch: FeedbackPatchBody, changes: 
   if (patch.sla_due_at === undefined && (priorityChanged || submittedChanged)) {
     changes.sla_due_at = slaFrom(patch.submitted_at ?? current.submitted_at, priority)
   }
-}
-
-export async function archiveFeedback(db: DbExecutor, id: string, expectedVersion?: number): Promise<void> {
-  if (await repo.archiveFeedback(db, id, expectedVersion)) return
-  if ((await repo.feedbackVersion(db, id)) === undefined) throw notFound('feedback')
-  throw preconditionFailed()
 }
 
 // Output -----------------------------------------------------------------------------------------

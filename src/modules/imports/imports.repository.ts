@@ -4,7 +4,7 @@ import { sql } from 'kysely'
 import { from as copyFrom } from 'pg-copy-streams'
 import { poolOf, type Db, type DbExecutor } from '../../db/database.js'
 import { setQueryTimeout } from '../../db/scope.js'
-import { afterCursor, type SortKey } from '../../lib/pagination.js'
+import { keysetPage, type PageRequest } from '../../lib/pagination.js'
 
 const JOB_COLUMNS = [
   'id', 'kind', 'format', 'status', 'rows_received', 'rows_imported', 'rows_created', 'rows_updated', 'rows_rejected', 'errors', 'failure',
@@ -21,10 +21,8 @@ export async function findJob(db: DbExecutor, id: string) {
 
 export type ImportJobRow = NonNullable<Awaited<ReturnType<typeof findJob>>>
 
-export async function listJobs(db: DbExecutor, keys: SortKey[], after: unknown[] | undefined, limit: number): Promise<ImportJobRow[]> {
-  let query = db.selectFrom('imports').select(JOB_COLUMNS)
-  if (after) query = query.where((eb) => afterCursor(eb, keys, after, (f) => sql.ref(`imports.${f}`), sql.ref('imports.id')))
-  return query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit + 1).execute()
+export async function listJobs(db: DbExecutor, page: PageRequest): Promise<ImportJobRow[]> {
+  return keysetPage(db.selectFrom('imports').select(JOB_COLUMNS), page, 'imports').execute()
 }
 
 export interface JobUpdate {
@@ -125,6 +123,10 @@ const TARGET = sql`coalesce((select coalesce(c.merged_into_id, c.id) from custom
 export async function mergeStagedCustomers(trx: DbExecutor, importId: string): Promise<MergeCounts> {
   const valid = sql`s.import_id = ${importId} and s.rejected is null`
   const rejections = [
+    // An archived customer is not updated behind the client's back (API.md: external-ref-archived): restore it, then import again.
+    sql`update import_customer_rows s set rejected = 'external_ref names the archived customer ' || c.id || ': restore it first'
+        from customers c
+        where ${valid} and s.external_ref is not null and c.id = ${TARGET} and c.archived_at is not null`,
     // The same external_ref twice in one upload: the first line wins.
     sql`update import_customer_rows s set rejected = 'external_ref repeats line ' || f.first_line
         from (select external_ref, min(line) as first_line from import_customer_rows

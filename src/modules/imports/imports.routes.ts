@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { Readable } from 'node:stream'
-import { DEFAULT_LIMIT, decodeCursor, toPage, type SortKey } from '../../lib/pagination.js'
+import { pageRequest, toPage, type SortKey } from '../../lib/pagination.js'
 import { HttpProblem, notFound } from '../../lib/problem.js'
 import { IdParams, problemResponses, ref } from '../../lib/schema.js'
 import { STREAMED_BODY } from '../../lib/validation.js'
@@ -15,7 +15,7 @@ export interface ImportRoutesOptions {
 }
 
 const tags = ['imports']
-const KEYS: SortKey[] = [{ field: 'created_at', desc: true }]
+const KEYS: SortKey[] = [{ field: 'created_at', desc: true, type: 'timestamp' }]
 const FORMAT_OF: Record<string, service.ImportFormat> = { [IMPORT_MEDIA_TYPES.csv]: 'csv', [IMPORT_MEDIA_TYPES.ndjson]: 'ndjson' }
 
 const streamedBody = (description: string) => ({ type: 'string', description, [STREAMED_BODY]: true })
@@ -42,8 +42,9 @@ const importRoutes: FastifyPluginAsyncTypebox<ImportRoutesOptions> = async (app,
         'Streams the upload (Content-Type text/csv with a header line, or application/x-ndjson with one CustomerImportRow per line) ' +
         'through validation into a staging table, then answers 202 with the job and a Location to poll while the rows are merged in one ' +
         'audited transaction (all valid rows or none). A row with a known external_ref updates that customer (empty cells keep the ' +
-        'current value); email and phone become primary contact points. Invalid rows, repeated external_refs or emails, and emails that ' +
-        'are another customer\'s primary are refused and listed on the job by line; the rest are imported. A malformed CSV or an unknown ' +
+        'current value); email and phone become primary contact points. Invalid rows, repeated external_refs or emails, emails that ' +
+        'are another customer\'s primary, and external_refs of archived customers (restore them first) are refused and listed on the job ' +
+        'by line; the rest are imported. A malformed CSV or an unknown ' +
         'column is a 400 and imports nothing.',
       querystring: ImportCreateQuery,
       body: {
@@ -86,10 +87,8 @@ const importRoutes: FastifyPluginAsyncTypebox<ImportRoutesOptions> = async (app,
       response: { 200: ref(ImportJobList), ...problemResponses(400, 401, 403) },
     },
   }, async (request) => {
-    const { limit = DEFAULT_LIMIT, cursor } = request.query
-    const after = cursor ? decodeCursor(cursor, KEYS) : undefined
-    const rows = await repo.listJobs(request.db, KEYS, after, limit)
-    return toPage(rows, limit, KEYS, toDto)
+    const page = pageRequest(request.query, KEYS)
+    return toPage(await repo.listJobs(request.db, page), page, toDto)
   })
 }
 

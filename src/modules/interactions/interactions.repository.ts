@@ -1,8 +1,10 @@
 import { type Insertable, type Updateable, sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
 import type { InteractionRow, InteractionsTable } from '../../db/rows.js'
-import { parameterChunks } from '../../lib/batch.js'
-import { afterCursor, type SortKey } from '../../lib/pagination.js'
+import { whereEqual, whereRange } from '../../db/list-filters.js'
+import { externalRefTable, whereArchived } from '../../db/versioned.js'
+import { keysetPage, type PageRequest } from '../../lib/pagination.js'
+import type { ArchivedFilter } from '../../lib/schema.js'
 
 /** An interaction row with its follow-up-due flag, as every interaction read returns it. */
 export type InteractionRecord = InteractionRow & { follow_up_due: boolean }
@@ -18,72 +20,13 @@ export async function findInteraction(db: DbExecutor, id: string): Promise<Inter
   return db.selectFrom('interactions').selectAll('interactions').select(computed).where('interactions.id', '=', id).executeTakeFirst()
 }
 
-export async function interactionVersion(db: DbExecutor, id: string): Promise<number | undefined> {
-  return (await db.selectFrom('interactions').select('version').where('id', '=', id).executeTakeFirst())?.version
-}
+/** The interaction table's versioned-record operations: lock, archive and restore, upsert by external_ref. */
+export const interactions = externalRefTable('interactions', 'interaction')
 
-/** Locks the interaction; with expectedVersion only if it still has that version (WHERE version = n). */
-export async function lockInteraction(db: DbExecutor, id: string, expectedVersion?: number): Promise<InteractionRow | undefined> {
-  return db
-    .selectFrom('interactions')
-    .selectAll()
-    .where('id', '=', id)
-    .$if(expectedVersion !== undefined, (qb) => qb.where('version', '=', expectedVersion!))
-    .forUpdate()
-    .executeTakeFirst()
-}
-
-export async function lockInteractionByExternalRef(db: DbExecutor, externalRef: string): Promise<InteractionRow | undefined> {
-  return db.selectFrom('interactions').selectAll().where('external_ref', '=', externalRef).forUpdate().executeTakeFirst()
-}
-
-/** Inserts an interaction unless its external_ref exists already (a concurrent upsert won): then undefined. */
-export async function insertInteraction(db: DbExecutor, row: NewInteraction): Promise<string | undefined> {
-  const inserted = await db
-    .insertInto('interactions')
-    .values(row)
-    .$if(row.external_ref != null, (qb) => qb.onConflict((oc) => oc.column('external_ref').doNothing()))
-    .returning('id')
-    .executeTakeFirst()
-  return inserted?.id
-}
-
-/** The external_refs among `refs` that an interaction has already. */
-export async function existingExternalRefs(db: DbExecutor, refs: string[]): Promise<Set<string>> {
-  if (refs.length === 0) return new Set()
-  const rows = await db.selectFrom('interactions').select('external_ref').where('external_ref', 'in', refs).execute()
-  return new Set(rows.map((r) => r.external_ref!))
-}
-
-/**
- * Inserts many interactions (ids chosen by the caller) in as few statements as the parameter
- * limit allows. A row whose external_ref a concurrent transaction took is skipped, not an error:
- * the returned set holds the ids actually inserted.
- */
-export async function insertInteractions(db: DbExecutor, rows: Array<NewInteraction & { id: string }>): Promise<Set<string>> {
-  const inserted = new Set<string>()
-  for (const chunk of parameterChunks(rows)) {
-    const ids = await db.insertInto('interactions').values(chunk).onConflict((oc) => oc.doNothing()).returning('id').execute()
-    for (const { id } of ids) inserted.add(id)
-  }
-  return inserted
-}
-
-/** Updates a row locked by lockInteraction; the version check already happened there. */
+/** Updates a row locked by interactions.lockForWrite or upsert; the version check already happened there. */
 export async function updateInteraction(db: DbExecutor, id: string, changes: InteractionChanges): Promise<void> {
   if (Object.keys(changes).length === 0) return
   await db.updateTable('interactions').set(changes).where('id', '=', id).execute()
-}
-
-/** Archives (keeping the first archived_at) or restores; with expectedVersion only at that version. */
-export async function setArchived(db: DbExecutor, id: string, archived: boolean, expectedVersion?: number): Promise<boolean> {
-  const result = await db
-    .updateTable('interactions')
-    .set({ archived_at: archived ? sql<string>`coalesce(archived_at, now())` : null })
-    .where('id', '=', id)
-    .$if(expectedVersion !== undefined, (qb) => qb.where('version', '=', expectedVersion!))
-    .executeTakeFirst()
-  return result.numUpdatedRows > 0n
 }
 
 /** The customer of an order, for the rule that an interaction links only its own customer's orders. */
@@ -106,29 +49,19 @@ export interface InteractionFilters {
   occurred_after?: string
   occurred_before?: string
   follow_up_due?: boolean
-  archived: boolean
+  archived: ArchivedFilter
 }
 
 export async function listInteractions(
-  db: DbExecutor, f: InteractionFilters, keys: SortKey[], after: unknown[] | undefined, limit: number,
+  db: DbExecutor, f: InteractionFilters, page: PageRequest,
 ): Promise<InteractionRecord[]> {
-  let query = db
+  const query = db
     .selectFrom('interactions')
     .selectAll('interactions')
     .select(computed)
-    .where('interactions.archived_at', f.archived ? 'is not' : 'is', null)
-    .$if(!!f.customer_id, (qb) => qb.where('interactions.customer_id', '=', f.customer_id!))
-    .$if(!!f.channel, (qb) => qb.where('interactions.channel', '=', f.channel!))
-    .$if(!!f.direction, (qb) => qb.where('interactions.direction', '=', f.direction!))
-    .$if(!!f.order_id, (qb) => qb.where('interactions.order_id', '=', f.order_id!))
-    .$if(!!f.occurred_after, (qb) => qb.where('interactions.occurred_at', '>=', f.occurred_after!))
-    .$if(!!f.occurred_before, (qb) => qb.where('interactions.occurred_at', '<', f.occurred_before!))
     .$if(f.follow_up_due === true, (qb) => qb.where(DUE))
     .$if(f.follow_up_due === false, (qb) => qb.where(sql<boolean>`not coalesce(${DUE}, false)`))
-  if (after) {
-    query = query.where((eb) => afterCursor(eb, keys, after, (field) => sql.ref(`interactions.${field}`), sql.ref('interactions.id')))
-  }
-  for (const k of keys) query = query.orderBy(sql.ref(`interactions.${k.field}`), k.desc ? 'desc' : 'asc')
-  const last = keys[keys.length - 1]
-  return query.orderBy('interactions.id', last?.desc ? 'desc' : 'asc').limit(limit + 1).execute()
+  const equal = { customer_id: f.customer_id, channel: f.channel, direction: f.direction, order_id: f.order_id }
+  const filtered = whereRange(whereEqual(query, 'interactions', equal), 'interactions.occurred_at', f.occurred_after, f.occurred_before)
+  return keysetPage(whereArchived(filtered, 'interactions', f.archived), page, 'interactions').execute()
 }

@@ -1,7 +1,7 @@
 import { Type, type Static } from 'typebox'
 import { batchBody, batchResult } from '../../lib/batch.js'
-import { PageQuery, pageEnvelope } from '../../lib/pagination.js'
-import { DateOnly, Nullable, StringEnum, Timestamp, Uuid, ref } from '../../lib/schema.js'
+import { PageQuery, pageEnvelope, type SortFields } from '../../lib/pagination.js'
+import { DateOnly, Nullable, StringEnum, Timestamp, Uuid, ref, ArchivedQuery } from '../../lib/schema.js'
 
 // The enumerations are the check constraints of the interactions migration.
 export const INTERACTION_CHANNELS = ['phone', 'email', 'sms', 'chat', 'meeting', 'visit', 'event', 'social', 'other'] as const
@@ -14,7 +14,7 @@ export const INTERACTION_OUTCOMES = [
  * may be null, which keyset cursors cannot order, so it sorts only the follow-up work list
  * (follow_up_due=true, where it is never null; the partial index interactions_follow_up_due_idx).
  */
-export const INTERACTION_SORTS = ['occurred_at', 'follow_up_on'] as const
+export const INTERACTION_SORTS = { occurred_at: 'timestamp', follow_up_on: 'date' } as const satisfies SortFields
 
 const text = (maxLength: number, example: string, description: string) => Type.String({ minLength: 1, maxLength, example, description })
 
@@ -113,7 +113,7 @@ const listFilters = {
   ...PageQuery,
   sort: Type.Optional(Type.String({
     maxLength: 100, example: '-occurred_at',
-    description: `Comma-separated of ${INTERACTION_SORTS.join(', ')}; prefix - for descending. Default -occurred_at. follow_up_on only with follow_up_due=true`,
+    description: `Comma-separated of ${Object.keys(INTERACTION_SORTS).join(', ')}; prefix - for descending. Default -occurred_at. follow_up_on only with follow_up_due=true`,
   })),
   channel: Type.Optional(StringEnum(INTERACTION_CHANNELS)),
   direction: Type.Optional(StringEnum(INTERACTION_DIRECTIONS)),
@@ -121,7 +121,7 @@ const listFilters = {
   occurred_after: Type.Optional(Timestamp({ description: 'occurred_at >= this' })),
   occurred_before: Type.Optional(Timestamp({ description: 'occurred_at < this' })),
   follow_up_due: Type.Optional(Type.Boolean({ description: 'true: only follow-ups due (follow_up_on today (UTC) or earlier, not done); false: only the others' })),
-  archived: Type.Optional(Type.Boolean({ description: 'true lists only archived interactions', default: false })),
+  archived: ArchivedQuery('interactions'),
 }
 
 export const InteractionListQuery = Type.Object({ ...listFilters, customer_id: Type.Optional(Uuid()) }, { additionalProperties: false })

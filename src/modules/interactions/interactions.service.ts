@@ -1,8 +1,9 @@
 import type { DbExecutor } from '../../db/database.js'
 import type { InteractionRow } from '../../db/rows.js'
 import { type BatchResult, runSetwiseBatch } from '../../lib/batch.js'
-import { upsertByExternalRef, type UpsertResult } from '../../lib/external-ref.js'
-import { notFound, pointer, preconditionFailed, unprocessable } from '../../lib/problem.js'
+import type { UpsertOptions } from '../../db/versioned.js'
+import { assertSameCustomer, type UpsertResult } from '../../lib/external-ref.js'
+import { pointer, unprocessable } from '../../lib/problem.js'
 import { uuidv7 } from '../../lib/uuid.js'
 import { activeCustomers } from '../customers/index.js'
 import * as repo from './interactions.repository.js'
@@ -60,16 +61,20 @@ function changesOf(patch: InteractionPatchBody): repo.InteractionChanges {
 
 // Writes -------------------------------------------------------------------------------------------
 
-export async function createInteraction(db: DbExecutor, body: InteractionCreateBody, customers?: CustomerCache): Promise<UpsertResult> {
-  await assertActiveCustomer(db, body.customer_id, customers)
-  return upsertByExternalRef(body.external_ref, {
-    lock: (ref) => repo.lockInteractionByExternalRef(db, ref),
+export interface CreateOptions extends UpsertOptions {
+  /** Customers already found active in this request. */
+  customers?: CustomerCache | undefined
+}
+
+export async function createInteraction(db: DbExecutor, body: InteractionCreateBody, opts: CreateOptions = {}): Promise<UpsertResult> {
+  await assertActiveCustomer(db, body.customer_id, opts.customers)
+  return repo.interactions.upsert(db, body.external_ref, {
     update: (existing) => updateByExternalRef(db, existing, body),
     insert: async () => {
       await assertOrderOfCustomer(db, body.order_id, body.customer_id)
-      return repo.insertInteraction(db, newInteraction(body))
+      return repo.interactions.insert(db, newInteraction(body))
     },
-  })
+  }, opts)
 }
 
 const newInteraction = (body: InteractionCreateBody) =>
@@ -86,13 +91,13 @@ interface Lookups {
  * order, all or nothing, with the first failing item's problem (lib/batch.ts, runSetwiseBatch).
  * New interactions are checked first, then inserted with one statement.
  */
-export async function createInteractions(db: DbExecutor, items: InteractionCreateBody[]): Promise<BatchResult> {
+export async function createInteractions(db: DbExecutor, items: InteractionCreateBody[], opts: UpsertOptions = {}): Promise<BatchResult> {
   const customers: CustomerCache = new Set()
   return runSetwiseBatch<InteractionCreateBody, Lookups, repo.NewInteraction & { id: string }>(items, {
     externalRef: (item) => item.external_ref,
-    existingRefs: (refs) => repo.existingExternalRefs(db, refs),
+    existingRefs: (refs) => repo.interactions.existingExternalRefs(db, refs),
     one: async (item) => {
-      const { id, created } = await createInteraction(db, item, customers)
+      const { id, created } = await createInteraction(db, item, { ...opts, customers })
       return { status: created ? 201 : 200, id }
     },
     lookup: async (run) => {
@@ -108,18 +113,14 @@ export async function createInteractions(db: DbExecutor, items: InteractionCreat
       return { ...newInteraction(item), id: uuidv7() }
     },
     insert: async (prepared) => {
-      const inserted = await repo.insertInteractions(db, prepared)
+      const inserted = await repo.interactions.insertMany(db, prepared)
       return prepared.map((p) => (inserted.has(p.id) ? p.id : undefined))
     },
   })
 }
 
 async function updateByExternalRef(db: DbExecutor, existing: InteractionRow, body: InteractionCreateBody): Promise<void> {
-  if (existing.customer_id !== body.customer_id) {
-    throw unprocessable('This external_ref belongs to an interaction of another customer.', [
-      { pointer: pointer('customer_id'), message: 'differs from the customer of the interaction with this external_ref' },
-    ])
-  }
+  assertSameCustomer('interaction', existing, body)
   const { customer_id: _customer, ...patch } = body
   await applyChanges(db, existing, patch)
 }
@@ -129,22 +130,8 @@ async function applyChanges(db: DbExecutor, current: InteractionRow, patch: Inte
   await repo.updateInteraction(db, current.id, changesOf(patch))
 }
 
-async function lockForWrite(db: DbExecutor, id: string, expectedVersion?: number): Promise<InteractionRow> {
-  const row = await repo.lockInteraction(db, id, expectedVersion)
-  if (row) return row
-  if ((await repo.interactionVersion(db, id)) === undefined) throw notFound('interaction')
-  throw preconditionFailed()
-}
-
 export async function patchInteraction(db: DbExecutor, id: string, patch: InteractionPatchBody, expectedVersion?: number): Promise<void> {
-  await applyChanges(db, await lockForWrite(db, id, expectedVersion), patch)
-}
-
-/** archived true archives (again: no change), false restores. */
-export async function setArchived(db: DbExecutor, id: string, archived: boolean, expectedVersion?: number): Promise<void> {
-  if (await repo.setArchived(db, id, archived, expectedVersion)) return
-  if ((await repo.interactionVersion(db, id)) === undefined) throw notFound('interaction')
-  throw preconditionFailed()
+  await applyChanges(db, await repo.interactions.lockForWrite(db, id, expectedVersion), patch)
 }
 
 // Output -------------------------------------------------------------------------------------------

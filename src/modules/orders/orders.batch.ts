@@ -1,4 +1,5 @@
 import type { DbExecutor } from '../../db/database.js'
+import type { UpsertOptions } from '../../db/versioned.js'
 import { type BatchResult, runSetwiseBatch } from '../../lib/batch.js'
 import { constraintProblem } from '../../lib/constraints.js'
 import { uuidv7 } from '../../lib/uuid.js'
@@ -20,13 +21,13 @@ type Prepared = service.NewOrderRows & { id: string }
  * nothing, with the first failing item's problem (lib/batch.ts, runSetwiseBatch). New orders are
  * checked first, then inserted with one statement each for orders, their lines and payments.
  */
-export async function createOrders(db: DbExecutor, items: OrderCreateBody[]): Promise<BatchResult> {
+export async function createOrders(db: DbExecutor, items: OrderCreateBody[], opts: UpsertOptions = {}): Promise<BatchResult> {
   const customers: service.CustomerCache = new Map()
   return runSetwiseBatch<OrderCreateBody, Lookups, Prepared>(items, {
     externalRef: (item) => item.external_ref,
-    existingRefs: (refs) => repo.existingExternalRefs(db, refs),
+    existingRefs: (refs) => repo.orders.existingExternalRefs(db, refs),
     one: async (item) => {
-      const { id, created } = await service.createOrder(db, item, customers)
+      const { id, created } = await service.createOrder(db, item, { ...opts, customers })
       return { status: created ? 201 : 200, id }
     },
     lookup: async (run) => {
@@ -45,7 +46,7 @@ export async function createOrders(db: DbExecutor, items: OrderCreateBody[]): Pr
       return { ...rows, id: uuidv7() }
     },
     insert: async (prepared) => {
-      const inserted = await repo.insertOrders(db, prepared.map((p) => ({ ...p.order, id: p.id })))
+      const inserted = await repo.orders.insertMany(db, prepared.map((p) => ({ ...p.order, id: p.id })))
       const written = prepared.filter((p) => inserted.has(p.id))
       await repo.insertItemsOfOrders(db, written.flatMap((p) => p.lines.map((line) => ({ ...line, order_id: p.id }))))
       await repo.insertPaymentsOfOrders(db, written.flatMap((p) => p.payments.map((payment) => ({ ...payment, order_id: p.id }))))

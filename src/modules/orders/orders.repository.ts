@@ -2,7 +2,10 @@ import { type Insertable, type Updateable, sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
 import type { OrderItemRow, OrderItemsTable, OrderPaymentRow, OrderPaymentsTable, OrderRow, OrdersTable } from '../../db/rows.js'
 import { parameterChunks } from '../../lib/batch.js'
-import { afterCursor, type SortKey } from '../../lib/pagination.js'
+import { keysetPage, type PageRequest } from '../../lib/pagination.js'
+import type { ArchivedFilter } from '../../lib/schema.js'
+import { whereEqual, whereRange } from '../../db/list-filters.js'
+import { externalRefTable, whereArchived } from '../../db/versioned.js'
 
 /** An order row with what it owes and its overdue flag, as every order read returns it. */
 export type OrderRecord = OrderRow & { amount_outstanding: string; overdue: boolean }
@@ -26,66 +29,14 @@ export async function findOrder(db: DbExecutor, id: string): Promise<OrderRecord
   return db.selectFrom('orders').selectAll('orders').select(computed).where('orders.id', '=', id).executeTakeFirst()
 }
 
-export async function orderVersion(db: DbExecutor, id: string): Promise<number | undefined> {
-  return (await db.selectFrom('orders').select('version').where('id', '=', id).executeTakeFirst())?.version
-}
-
-/**
- * Locks the order for the rest of the transaction; with expectedVersion only if it still has that
- * version (WHERE version = n), so a concurrent writer either waits for us or finds a stale ETag.
- */
-export async function lockOrder(db: DbExecutor, id: string, expectedVersion?: number): Promise<OrderRow | undefined> {
-  return db
-    .selectFrom('orders')
-    .selectAll()
-    .where('id', '=', id)
-    .$if(expectedVersion !== undefined, (qb) => qb.where('version', '=', expectedVersion!))
-    .forUpdate()
-    .executeTakeFirst()
-}
-
-export async function lockOrderByExternalRef(db: DbExecutor, externalRef: string): Promise<OrderRow | undefined> {
-  return db.selectFrom('orders').selectAll().where('external_ref', '=', externalRef).forUpdate().executeTakeFirst()
-}
-
-/** Inserts an order unless its external_ref exists already (a concurrent upsert won): then undefined. */
-export async function insertOrder(db: DbExecutor, row: NewOrder): Promise<string | undefined> {
-  const inserted = await db
-    .insertInto('orders')
-    .values(row)
-    .$if(row.external_ref != null, (qb) => qb.onConflict((oc) => oc.column('external_ref').doNothing()))
-    .returning('id')
-    .executeTakeFirst()
-  return inserted?.id
-}
-
-/** The external_refs among `refs` that an order has already. */
-export async function existingExternalRefs(db: DbExecutor, refs: string[]): Promise<Set<string>> {
-  if (refs.length === 0) return new Set()
-  const rows = await db.selectFrom('orders').select('external_ref').where('external_ref', 'in', refs).execute()
-  return new Set(rows.map((r) => r.external_ref!))
-}
+/** The order table's versioned-record operations: lock, archive and restore, upsert by external_ref. */
+export const orders = externalRefTable('orders', 'order')
 
 /** The order numbers among `numbers` that an order has already. */
 export async function takenOrderNumbers(db: DbExecutor, numbers: string[]): Promise<Set<string>> {
   if (numbers.length === 0) return new Set()
   const rows = await db.selectFrom('orders').select('order_number').where('order_number', 'in', numbers).execute()
   return new Set(rows.map((r) => r.order_number))
-}
-
-/**
- * Inserts many orders (ids chosen by the caller) in as few statements as the parameter limit
- * allows, in the given order, so that server-assigned order numbers follow it. A row whose
- * external_ref or order_number a concurrent transaction took is skipped, not an error: the
- * returned set holds the ids actually inserted.
- */
-export async function insertOrders(db: DbExecutor, rows: Array<NewOrder & { id: string }>): Promise<Set<string>> {
-  const inserted = new Set<string>()
-  for (const chunk of parameterChunks(rows)) {
-    const ids = await db.insertInto('orders').values(chunk).onConflict((oc) => oc.doNothing()).returning('id').execute()
-    for (const { id } of ids) inserted.add(id)
-  }
-  return inserted
 }
 
 /** The lines of many orders, a few statements for all of them. */
@@ -108,16 +59,6 @@ export async function updateOrder(db: DbExecutor, id: string, changes: OrderChan
   await db.updateTable('orders').set(set as OrderChanges).where('id', '=', id).execute()
 }
 
-export async function archiveOrder(db: DbExecutor, id: string, expectedVersion?: number): Promise<boolean> {
-  const result = await db
-    .updateTable('orders')
-    .set({ archived_at: sql<string>`coalesce(archived_at, now())` })
-    .where('id', '=', id)
-    .$if(expectedVersion !== undefined, (qb) => qb.where('version', '=', expectedVersion!))
-    .executeTakeFirst()
-  return result.numUpdatedRows > 0n
-}
-
 export interface OrderFilters {
   customer_id?: string
   status?: string
@@ -125,28 +66,18 @@ export interface OrderFilters {
   ordered_after?: string
   ordered_before?: string
   overdue?: boolean
-  archived: boolean
+  archived: ArchivedFilter
 }
 
-export async function listOrders(db: DbExecutor, f: OrderFilters, keys: SortKey[], after: unknown[] | undefined, limit: number): Promise<OrderRecord[]> {
-  let query = db
+export async function listOrders(db: DbExecutor, f: OrderFilters, page: PageRequest): Promise<OrderRecord[]> {
+  const query = db
     .selectFrom('orders')
     .selectAll('orders')
     .select(computed)
-    .where('orders.archived_at', f.archived ? 'is not' : 'is', null)
-    .$if(!!f.customer_id, (qb) => qb.where('orders.customer_id', '=', f.customer_id!))
-    .$if(!!f.status, (qb) => qb.where('orders.status', '=', f.status!))
-    .$if(!!f.channel, (qb) => qb.where('orders.channel', '=', f.channel!))
-    .$if(!!f.ordered_after, (qb) => qb.where('orders.ordered_at', '>=', f.ordered_after!))
-    .$if(!!f.ordered_before, (qb) => qb.where('orders.ordered_at', '<', f.ordered_before!))
     .$if(f.overdue === true, (qb) => qb.where(OVERDUE))
     .$if(f.overdue === false, (qb) => qb.where(sql<boolean>`not (${OVERDUE})`))
-  if (after) {
-    query = query.where((eb) => afterCursor(eb, keys, after, (field) => sql.ref(`orders.${field}`), sql.ref('orders.id')))
-  }
-  for (const k of keys) query = query.orderBy(sql.ref(`orders.${k.field}`), k.desc ? 'desc' : 'asc')
-  const last = keys[keys.length - 1]
-  return query.orderBy('orders.id', last?.desc ? 'desc' : 'asc').limit(limit + 1).execute()
+  const filtered = whereRange(whereEqual(query, 'orders', { customer_id: f.customer_id, status: f.status, channel: f.channel }), 'orders.ordered_at', f.ordered_after, f.ordered_before)
+  return keysetPage(whereArchived(filtered, 'orders', f.archived), page, 'orders').execute()
 }
 
 // Items and payments ------------------------------------------------------------------------------

@@ -2,8 +2,9 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import { BATCH_BODY_LIMIT } from '../../lib/batch.js'
+import { UpsertQuery } from '../../lib/external-ref.js'
 import { ifMatchVersion, replyNotModified, setEtag } from '../../lib/etag.js'
-import { DEFAULT_LIMIT, decodeCursor, parseSort, toPage } from '../../lib/pagination.js'
+import { pageRequest, parseSort, toPage } from '../../lib/pagination.js'
 import { notFound } from '../../lib/problem.js'
 import { IdParams, ref, READ_ERRORS, WRITE_ERRORS } from '../../lib/schema.js'
 import { createOrders } from './orders.batch.js'
@@ -26,15 +27,13 @@ async function present(request: FastifyRequest, reply: FastifyReply, id: string)
 }
 
 async function listPage(request: FastifyRequest, q: OrderListQueryT) {
-  const limit = q.limit ?? DEFAULT_LIMIT
-  const keys = parseSort(q.sort, ORDER_SORTS, '-ordered_at')
-  const after = q.cursor ? decodeCursor(q.cursor, keys) : undefined
+  const page = pageRequest(q, parseSort(q.sort, ORDER_SORTS, '-ordered_at'))
   const rows = await repo.listOrders(request.db, {
     customer_id: q.customer_id, status: q.status, channel: q.channel, ordered_after: q.ordered_after, ordered_before: q.ordered_before,
-    overdue: q.overdue, archived: q.archived ?? false,
-  }, keys, after, limit)
-  const page = toPage(rows, limit, keys, (r) => r)
-  return { data: await service.loadOrders(request.db, page.data), next_cursor: page.next_cursor }
+    overdue: q.overdue, archived: q.archived ?? 'false',
+  }, page)
+  const { data, next_cursor } = toPage(rows, page, (r) => r)
+  return { data: await service.loadOrders(request.db, data), next_cursor }
 }
 
 const STATUS_RULES =
@@ -53,13 +52,14 @@ const orderRoutes: FastifyPluginAsyncTypebox = async (app) => {
       operationId: 'createOrder', tags, summary: 'Create an order (or update the one with the same external_ref)',
       description:
         '201 with Location for a new order; 200 when external_ref matched an existing order of the same customer, which is updated with the fields sent ' +
-        '(as updateOrder would; another customer\'s external_ref is a 422). Totals are computed from the items and cannot be sent (400). ' +
+        '(as updateOrder would; another customer\'s external_ref is a 422). An archived order with that external_ref answers 409 external-ref-archived ' +
+        'naming it, unless restore_archived=true, which restores it, then updates it. Totals are computed from the items and cannot be sent (400). ' +
         'A credit sale (payment_method credit) without due_date falls due ordered_at + the customer\'s payment_terms_days.',
-      body: ref(OrderCreate),
+      querystring: UpsertQuery, body: ref(OrderCreate),
       response: { 200: ref(Order), 201: ref(Order), ...WRITE_ERRORS },
     },
   }, async (request, reply) => {
-    const { id, created } = await service.createOrder(request.db, request.body)
+    const { id, created } = await service.createOrder(request.db, request.body, { restoreArchived: request.query.restore_archived })
     if (created) reply.code(201).header('location', `/v1/orders/${id}`)
     return present(request, reply, id)
   })
@@ -71,17 +71,18 @@ const orderRoutes: FastifyPluginAsyncTypebox = async (app) => {
       operationId: 'batchCreateOrders', tags, summary: 'Create or update up to 1,000 orders, all or nothing',
       description:
         'Each item is handled as createOrder handles its body, in order, in one transaction. The first failing item rolls back the whole batch ' +
-        'and answers its problem with errors[] pointers under /items/<index>. On success: one result per item (201 created, 200 updated by external_ref).',
-      body: ref(OrderBatch),
+        'and answers its problem with errors[] pointers under /items/<index> (an archived order\'s external_ref: 409 external-ref-archived, unless restore_archived=true). ' +
+        'On success: one result per item (201 created, 200 updated by external_ref).',
+      querystring: UpsertQuery, body: ref(OrderBatch),
       response: { 200: ref(OrderBatchResult), ...WRITE_ERRORS },
     },
-  }, async (request) => createOrders(request.db, request.body.items))
+  }, async (request) => createOrders(request.db, request.body.items, { restoreArchived: request.query.restore_archived }))
 
   app.get('/orders', {
     config: { scope: 'orders:read' },
     schema: {
       operationId: 'listOrders', tags, summary: 'List orders',
-      description: 'Cursor-paginated, newest first by default. Filters combine with AND; archived orders are listed only with archived=true.',
+      description: 'Cursor-paginated, newest first by default. Filters combine with AND; archived orders are listed only with archived=true (only them) or archived=all (with the live ones).',
       querystring: OrderListQuery,
       response: { 200: ref(OrderList), ...READ_ERRORS },
     },
@@ -96,7 +97,7 @@ const orderRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: { 200: ref(Order), 304: Type.Null({ description: 'Not modified' }), ...READ_ERRORS },
     },
   }, async (request, reply) => {
-    const version = await repo.orderVersion(request.db, request.params.id)
+    const version = await repo.orders.version(request.db, request.params.id)
     if (version === undefined) throw notFound('order')
     if (replyNotModified(request, reply, version)) return reply
     return present(request, reply, request.params.id)
@@ -119,13 +120,30 @@ const orderRoutes: FastifyPluginAsyncTypebox = async (app) => {
     config: { scope: 'orders:write' },
     schema: {
       operationId: 'archiveOrder', tags, summary: 'Archive an order',
-      description: 'Hides the order from lists (see archived=true) and from receivables; keeps its data. Archiving again changes nothing.',
+      description:
+        'Hides the order from lists (see archived) and from receivables; keeps its data. Archiving an archived order changes nothing (204, same version, ' +
+        'no audit event); restore with restoreOrder. With If-Match, a stale ETag answers 412.',
       params: IdParams,
       response: { 204: Type.Null({ description: 'Archived' }), ...WRITE_ERRORS },
     },
   }, async (request, reply) => {
-    await service.archiveOrder(request.db, request.params.id, ifMatchVersion(request))
+    await repo.orders.archive(request.db, request.params.id, ifMatchVersion(request))
     return reply.code(204).send(null)
+  })
+
+  app.post('/orders/:id/restore', {
+    config: { scope: 'orders:write' },
+    schema: {
+      operationId: 'restoreOrder', tags, summary: 'Restore an archived order',
+      description:
+        'Brings the order back into lists and receivables, and into the customer\'s metrics if it is a purchase. Restoring a live order changes nothing. ' +
+        'Answers the order with its ETag; with If-Match, a stale ETag answers 412.',
+      params: IdParams,
+      response: { 200: ref(Order), ...WRITE_ERRORS },
+    },
+  }, async (request, reply) => {
+    await repo.orders.restore(request.db, request.params.id, ifMatchVersion(request))
+    return present(request, reply, request.params.id)
   })
 
   app.post('/orders/:id/payments', {

@@ -1,13 +1,13 @@
 import { Type, type Static } from 'typebox'
 import { batchBody, batchResult } from '../../lib/batch.js'
-import { PageQuery, pageEnvelope } from '../../lib/pagination.js'
-import { Currency, DateOnly, Money, Nullable, StringEnum, Timestamp, Uuid, ref } from '../../lib/schema.js'
+import { PageQuery, pageEnvelope, type SortFields } from '../../lib/pagination.js'
+import { Currency, DateOnly, Money, Nullable, StringEnum, Timestamp, Uuid, ref, ArchivedQuery } from '../../lib/schema.js'
 
 export const ORDER_STATUSES = ['pending', 'paid', 'fulfilled', 'cancelled', 'refunded', 'partially_refunded'] as const
 export const ORDER_CHANNELS = ['online', 'store', 'phone', 'partner', 'marketplace', 'social', 'other'] as const
 export const PAYMENT_METHODS = ['card', 'cash', 'bank_transfer', 'wallet', 'credit', 'cod', 'other'] as const
 export const PAYMENT_KINDS = ['payment', 'refund'] as const
-export const ORDER_SORTS = ['ordered_at', 'total', 'created_at'] as const
+export const ORDER_SORTS = { ordered_at: 'timestamp', total: 'decimal', created_at: 'timestamp' } as const satisfies SortFields
 
 export type OrderStatus = (typeof ORDER_STATUSES)[number]
 export type PaymentMethod = (typeof PAYMENT_METHODS)[number]
@@ -254,13 +254,13 @@ export const OrderBatchResult = batchResult({
 
 const listFilters = {
   ...PageQuery,
-  sort: Type.Optional(Type.String({ maxLength: 100, description: `Comma-separated of ${ORDER_SORTS.join(', ')}; prefix - for descending. Default -ordered_at`, example: '-ordered_at' })),
+  sort: Type.Optional(Type.String({ maxLength: 100, description: `Comma-separated of ${Object.keys(ORDER_SORTS).join(', ')}; prefix - for descending. Default -ordered_at`, example: '-ordered_at' })),
   status: Type.Optional(StringEnum(ORDER_STATUSES)),
   channel: Type.Optional(StringEnum(ORDER_CHANNELS)),
   ordered_after: Type.Optional(Timestamp({ description: 'ordered_at >= this' })),
   ordered_before: Type.Optional(Timestamp({ description: 'ordered_at < this' })),
   overdue: Type.Optional(Type.Boolean({ description: 'true: only overdue orders (due_date before today and outstanding); false: only the others' })),
-  archived: Type.Optional(Type.Boolean({ description: 'true lists only archived orders', default: false })),
+  archived: ArchivedQuery('orders'),
 }
 
 export const OrderListQuery = Type.Object({ ...listFilters, customer_id: Type.Optional(Uuid()) }, { additionalProperties: false })

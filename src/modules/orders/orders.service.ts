@@ -1,11 +1,12 @@
 import type { DbExecutor } from '../../db/database.js'
 import type { OrderItemRow, OrderPaymentRow, OrderRow } from '../../db/rows.js'
-import { upsertByExternalRef, type UpsertResult } from '../../lib/external-ref.js'
+import type { UpsertOptions } from '../../db/versioned.js'
+import { assertSameCustomer, type UpsertResult } from '../../lib/external-ref.js'
 import { minorUnits } from '../../lib/currency.js'
 import {
   fitsMoneyColumn, formatMoney, maxMoney, minorUnitsError, moneyFromColumn, multiplyMoney, parseMoney, parseRate, percentOf, significantDecimals,
 } from '../../lib/money.js'
-import { badRequest, type FieldError, notFound, pointer, preconditionFailed, unprocessable } from '../../lib/problem.js'
+import { badRequest, type FieldError, notFound, pointer, unprocessable } from '../../lib/problem.js'
 import * as repo from './orders.repository.js'
 import { activeCustomers, customerExists, type ActiveCustomer } from '../customers/index.js'
 import type {
@@ -219,7 +220,6 @@ function sameItems(lines: repo.NewOrderItem[], rows: OrderItemRow[]): boolean {
 
 // Writes -------------------------------------------------------------------------------------------------
 
-
 type OrderingCustomer = ActiveCustomer
 /** Customers already looked up in this request (a batch names the same ones again and again). */
 export type CustomerCache = Map<string, OrderingCustomer | undefined>
@@ -259,13 +259,17 @@ function creditDueDate(body: OrderCreateBody, customer: OrderingCustomer): strin
 
 export type CreateResult = UpsertResult
 
-export async function createOrder(db: DbExecutor, body: OrderCreateBody, customers?: CustomerCache): Promise<CreateResult> {
-  const customer = await orderingCustomer(db, body.customer_id, customers)
-  return upsertByExternalRef(body.external_ref, {
-    lock: (ref) => repo.lockOrderByExternalRef(db, ref),
+export interface CreateOptions extends UpsertOptions {
+  /** Customers already looked up in this request. */
+  customers?: CustomerCache | undefined
+}
+
+export async function createOrder(db: DbExecutor, body: OrderCreateBody, opts: CreateOptions = {}): Promise<CreateResult> {
+  const customer = await orderingCustomer(db, body.customer_id, opts.customers)
+  return repo.orders.upsert(db, body.external_ref, {
     update: (existing) => updateByExternalRef(db, existing, body),
     insert: () => insertNewOrder(db, body, customer),
-  })
+  }, opts)
 }
 
 /** A new order checked and priced, with the lines and payments it is created with. */
@@ -314,7 +318,7 @@ export function prepareNewOrder(body: OrderCreateBody, customer: OrderingCustome
 /** Inserts the order with its items and payments; undefined when its external_ref exists already. */
 async function insertNewOrder(db: DbExecutor, body: OrderCreateBody, customer: OrderingCustomer): Promise<string | undefined> {
   const { order, lines, payments } = prepareNewOrder(body, customer)
-  const id = await repo.insertOrder(db, order)
+  const id = await repo.orders.insert(db, order)
   if (!id) return undefined
   await repo.insertItems(db, id, lines)
   await repo.insertPayments(db, id, payments)
@@ -322,24 +326,13 @@ async function insertNewOrder(db: DbExecutor, body: OrderCreateBody, customer: O
 }
 
 async function updateByExternalRef(db: DbExecutor, existing: OrderRow, body: OrderCreateBody): Promise<void> {
-  if (existing.customer_id !== body.customer_id) {
-    throw unprocessable('This external_ref belongs to an order of another customer.', [
-      { pointer: pointer('customer_id'), message: 'differs from the customer of the order with this external_ref' },
-    ])
-  }
+  assertSameCustomer('order', existing, body)
   const { customer_id: _customer, ...patch } = body
   await applyChanges(db, existing, patch)
 }
 
-async function lockForWrite(db: DbExecutor, id: string, expectedVersion?: number): Promise<OrderRow> {
-  const row = await repo.lockOrder(db, id, expectedVersion)
-  if (row) return row
-  if ((await repo.orderVersion(db, id)) === undefined) throw notFound('order')
-  throw preconditionFailed()
-}
-
 export async function patchOrder(db: DbExecutor, id: string, patch: OrderPatchBody, expectedVersion?: number): Promise<void> {
-  await applyChanges(db, await lockForWrite(db, id, expectedVersion), patch)
+  await applyChanges(db, await repo.orders.lockForWrite(db, id, expectedVersion), patch)
 }
 
 const PLAIN_FIELDS = ['external_ref', 'order_number', 'channel', 'payment_method', 'due_date', 'ordered_at', 'notes'] as const
@@ -411,7 +404,7 @@ async function reprice(db: DbExecutor, current: OrderRow, patch: OrderPatchBody,
  * it reverses a partial payment and the order owes that amount again).
  */
 export async function recordPayment(db: DbExecutor, id: string, body: OrderPaymentCreateBody, expectedVersion?: number): Promise<OrderPaymentRow> {
-  const current = await lockForWrite(db, id, expectedVersion)
+  const current = await repo.orders.lockForWrite(db, id, expectedVersion)
   const ledger = ledgerOf(current)
   const tooPrecise = minorUnitsError(body.amount, current.currency, pointer('amount'))
   if (tooPrecise) throw badRequest(`The amount has more decimals than the order's currency ${current.currency} has.`, [tooPrecise])
@@ -450,12 +443,6 @@ export async function recordPayment(db: DbExecutor, id: string, body: OrderPayme
     ...(body.paid_at ? { paid_at: body.paid_at } : {}),
   }])
   return payment!
-}
-
-export async function archiveOrder(db: DbExecutor, id: string, expectedVersion?: number): Promise<void> {
-  if (await repo.archiveOrder(db, id, expectedVersion)) return
-  if ((await repo.orderVersion(db, id)) === undefined) throw notFound('order')
-  throw preconditionFailed()
 }
 
 export async function customerReceivables(db: DbExecutor, customerId: string): Promise<CustomerReceivablesDto> {

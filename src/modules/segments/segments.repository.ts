@@ -2,7 +2,9 @@ import { sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
 import type { SegmentEventRow, SegmentRow } from '../../db/rows.js'
 import type { CustomerPredicate } from '../filters/filter.compile.js'
-import { afterCursor, type SortKey } from '../../lib/pagination.js'
+import { versionedTable, whereArchived } from '../../db/versioned.js'
+import { keysetPage, type PageRequest } from '../../lib/pagination.js'
+import type { ArchivedFilter } from '../../lib/schema.js'
 
 export async function insertSegment(db: DbExecutor, row: { name: string; description: string | null; kind: string; filter: unknown }): Promise<SegmentRow> {
   return db
@@ -12,41 +14,19 @@ export async function insertSegment(db: DbExecutor, row: { name: string; descrip
     .executeTakeFirstOrThrow()
 }
 
-export async function findSegment(db: DbExecutor, id: string, lock = false): Promise<SegmentRow | undefined> {
-  return db.selectFrom('segments').selectAll().where('id', '=', id).$if(lock, (qb) => qb.forUpdate()).executeTakeFirst()
-}
+/** The segment table's versioned-record operations: find, lock, archive and restore. */
+export const segments = versionedTable('segments', 'segment')
 
-export async function updateSegment(db: DbExecutor, id: string, changes: Record<string, unknown>, expectedVersion?: number): Promise<SegmentRow | undefined> {
+/** Updates a segment locked by segments.lockForWrite. */
+export async function updateSegment(db: DbExecutor, id: string, changes: Record<string, unknown>): Promise<SegmentRow> {
   const set = { ...changes }
   if ('filter' in set) set.filter = JSON.stringify(set.filter)
-  return db
-    .updateTable('segments')
-    .set(set)
-    .where('id', '=', id)
-    .$if(expectedVersion !== undefined, (qb) => qb.where('version', '=', expectedVersion!))
-    .returningAll()
-    .executeTakeFirst()
+  return db.updateTable('segments').set(set).where('id', '=', id).returningAll().executeTakeFirstOrThrow()
 }
 
-export async function archiveSegment(db: DbExecutor, id: string, expectedVersion?: number): Promise<boolean> {
-  const r = await db
-    .updateTable('segments')
-    .set({ archived_at: sql<string>`coalesce(archived_at, now())` } as never)
-    .where('id', '=', id)
-    .$if(expectedVersion !== undefined, (qb) => qb.where('version', '=', expectedVersion!))
-    .executeTakeFirst()
-  return r.numUpdatedRows > 0n
-}
-
-export async function listSegments(db: DbExecutor, f: { kind?: string; archived: boolean }, keys: SortKey[], after: unknown[] | undefined, limit: number) {
-  let query = db
-    .selectFrom('segments')
-    .selectAll()
-    .where('archived_at', f.archived ? 'is not' : 'is', null)
-    .$if(!!f.kind, (qb) => qb.where('kind', '=', f.kind!))
-  if (after) query = query.where((eb) => afterCursor(eb, keys, after, (field) => sql.ref(`segments.${field}`), sql.ref('segments.id')))
-  for (const k of keys) query = query.orderBy(sql.ref(`segments.${k.field}`), k.desc ? 'desc' : 'asc')
-  return query.orderBy('id', keys[keys.length - 1]?.desc ? 'desc' : 'asc').limit(limit + 1).execute()
+export async function listSegments(db: DbExecutor, f: { kind?: string; archived: ArchivedFilter }, page: PageRequest) {
+  const query = db.selectFrom('segments').selectAll().$if(!!f.kind, (qb) => qb.where('kind', '=', f.kind!))
+  return keysetPage(whereArchived(query, 'segments', f.archived), page, 'segments').execute()
 }
 
 /** The members of a static segment, as a customer predicate for the customers repository. */
@@ -125,17 +105,13 @@ export async function snapshotSize(db: DbExecutor, segmentId: string): Promise<n
 }
 
 export async function listEvents(
-  db: DbExecutor, segmentId: string, f: { event?: string; customer_id?: string }, keys: SortKey[], after: unknown[] | undefined, limit: number,
+  db: DbExecutor, segmentId: string, f: { event?: string; customer_id?: string }, page: PageRequest,
 ): Promise<SegmentEventRow[]> {
-  let query = db
+  const query = db
     .selectFrom('segment_membership_events')
     .selectAll()
     .where('segment_id', '=', segmentId)
     .$if(!!f.event, (qb) => qb.where('event', '=', f.event!))
     .$if(!!f.customer_id, (qb) => qb.where('customer_id', '=', f.customer_id!))
-  if (after) {
-    query = query.where((eb) => afterCursor(eb, keys, after, (field) => sql.ref(`segment_membership_events.${field}`), sql.ref('segment_membership_events.id')))
-  }
-  for (const k of keys) query = query.orderBy(sql.ref(`segment_membership_events.${k.field}`), k.desc ? 'desc' : 'asc')
-  return query.orderBy('id', keys[keys.length - 1]?.desc ? 'desc' : 'asc').limit(limit + 1).execute()
+  return keysetPage(query, page, 'segment_membership_events').execute()
 }

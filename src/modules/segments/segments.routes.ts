@@ -3,8 +3,7 @@ import { Type } from 'typebox'
 import { ifMatchVersion, replyNotModified, setEtag } from '../../lib/etag.js'
 import { compileFilter } from '../filters/filter.compile.js'
 import { filterFromBody } from '../filters/filter.request.js'
-import { DEFAULT_LIMIT, decodeCursor, parseSort, toPage } from '../../lib/pagination.js'
-import { notFound, preconditionFailed } from '../../lib/problem.js'
+import { pageRequest, parseSort, toPage, type SortKey } from '../../lib/pagination.js'
 import { IdParams, problemResponses, ref, READ_ERRORS, WRITE_ERRORS } from '../../lib/schema.js'
 import { countCustomers, searchPage } from '../customers/index.js'
 import { ContactPoint, Customer, CustomerList, CustomerMetrics } from '../customers/customers.schemas.js'
@@ -16,6 +15,7 @@ import {
 } from './segments.schemas.js'
 
 const tags = ['segments']
+const HISTORY_KEYS: SortKey[] = [{ field: 'occurred_at', desc: true, type: 'timestamp' }]
 
 const segmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // Members are customers: the customer shapes are registered in this context too (the
@@ -43,16 +43,15 @@ const segmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     config: { scope: 'segments:read' },
     schema: {
       operationId: 'listSegments', tags, summary: 'List segments',
+      description: 'Cursor-paginated, newest first by default; archived segments are listed only with archived=true (only them) or archived=all (with the live ones).',
       querystring: SegmentListQuery,
       response: { 200: ref(SegmentList), ...READ_ERRORS },
     },
   }, async (request) => {
     const q = request.query
-    const limit = q.limit ?? DEFAULT_LIMIT
-    const keys = parseSort(q.sort, SEGMENT_SORTS, '-created_at')
-    const after = q.cursor ? decodeCursor(q.cursor, keys) : undefined
-    const rows = await repo.listSegments(request.db, { kind: q.kind, archived: q.archived ?? false }, keys, after, limit)
-    return toPage(rows, limit, keys, service.toSegmentDto)
+    const page = pageRequest(q, parseSort(q.sort, SEGMENT_SORTS, '-created_at'))
+    const rows = await repo.listSegments(request.db, { kind: q.kind, archived: q.archived ?? 'false' }, page)
+    return toPage(rows, page, service.toSegmentDto)
   })
 
   app.post('/segments/preview', {
@@ -104,17 +103,32 @@ const segmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     config: { scope: 'segments:write' },
     schema: {
       operationId: 'archiveSegment', tags, summary: 'Archive a segment',
-      description: 'Hides it from lists (see archived=true) and frees its name; its members and history are kept.',
+      description:
+        'Hides it from lists (see archived) and frees its name; its members and history are kept. Archiving an archived segment changes nothing ' +
+        '(204, same version, no audit event); restore with restoreSegment. With If-Match, a stale ETag answers 412.',
       params: IdParams,
       response: { 204: Type.Null({ description: 'Archived' }), ...WRITE_ERRORS },
     },
   }, async (request, reply) => {
-    const expected = ifMatchVersion(request)
-    if (!(await repo.archiveSegment(request.db, request.params.id, expected))) {
-      if (await repo.findSegment(request.db, request.params.id)) throw preconditionFailed()
-      throw notFound('segment')
-    }
+    await repo.segments.archive(request.db, request.params.id, ifMatchVersion(request))
     return reply.code(204).send(null)
+  })
+
+  app.post('/segments/:id/restore', {
+    config: { scope: 'segments:write' },
+    schema: {
+      operationId: 'restoreSegment', tags, summary: 'Restore an archived segment',
+      description:
+        'Brings the segment back into lists with its members and history. Its name must still be free among live segments (409 on /name otherwise: ' +
+        'rename the other one first). Restoring a live segment changes nothing. Answers the segment with its ETag; with If-Match, a stale ETag answers 412.',
+      params: IdParams,
+      response: { 200: ref(Segment), ...WRITE_ERRORS },
+    },
+  }, async (request, reply) => {
+    await service.restoreSegment(request.db, request.params.id, ifMatchVersion(request))
+    const row = await service.getSegment(request.db, request.params.id)
+    setEtag(reply, row.version)
+    return service.toSegmentDto(row)
   })
 
   app.get('/segments/:id/members', {
@@ -202,11 +216,9 @@ const segmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (request) => {
     await service.getSegment(request.db, request.params.id)
     const q = request.query
-    const limit = q.limit ?? DEFAULT_LIMIT
-    const keys = parseSort(undefined, ['occurred_at'], '-occurred_at')
-    const after = q.cursor ? decodeCursor(q.cursor, keys) : undefined
-    const rows = await repo.listEvents(request.db, request.params.id, { event: q.event, customer_id: q.customer_id }, keys, after, limit)
-    return toPage(rows, limit, keys, (r) => ({ id: r.id, segment_id: r.segment_id, customer_id: r.customer_id, event: r.event as 'entered' | 'left', occurred_at: r.occurred_at }))
+    const page = pageRequest(q, HISTORY_KEYS)
+    const rows = await repo.listEvents(request.db, request.params.id, { event: q.event, customer_id: q.customer_id }, page)
+    return toPage(rows, page, (r) => ({ id: r.id, segment_id: r.segment_id, customer_id: r.customer_id, event: r.event as 'entered' | 'left', occurred_at: r.occurred_at }))
   })
 }
 

@@ -1,11 +1,11 @@
 import { Type, type Static } from 'typebox'
-import { Nullable, StringEnum, Timestamp, Uuid, ref } from '../../lib/schema.js'
-import { PageQuery, pageEnvelope } from '../../lib/pagination.js'
+import { Nullable, StringEnum, Timestamp, Uuid, ref, ArchivedQuery } from '../../lib/schema.js'
+import { PageQuery, pageEnvelope, type SortFields } from '../../lib/pagination.js'
 import { CustomerFilter, type CustomerFilterT } from '../filters/filter.schemas.js'
 import { Customer } from '../customers/customers.schemas.js'
 
 export const SEGMENT_KINDS = ['dynamic', 'static'] as const
-export const SEGMENT_SORTS = ['created_at', 'name'] as const
+export const SEGMENT_SORTS = { created_at: 'timestamp', name: 'text' } as const satisfies SortFields
 export const MEMBERSHIP_EVENTS = ['entered', 'left'] as const
 export const EXPORT_FORMATS = ['csv', 'ndjson'] as const
 export const MAX_MEMBER_IDS = 1000
@@ -72,9 +72,9 @@ export const SegmentList = Type.Object(pageEnvelope(ref(Segment), 'A page of seg
 export const SegmentListQuery = Type.Object(
   {
     ...PageQuery,
-    sort: Type.Optional(Type.String({ maxLength: 100, description: `Comma-separated of ${SEGMENT_SORTS.join(', ')}; prefix - for descending`, example: '-created_at' })),
+    sort: Type.Optional(Type.String({ maxLength: 100, description: `Comma-separated of ${Object.keys(SEGMENT_SORTS).join(', ')}; prefix - for descending`, example: '-created_at' })),
     kind: Type.Optional(StringEnum(SEGMENT_KINDS)),
-    archived: Type.Optional(Type.Boolean({ description: 'true lists only archived segments', default: false })),
+    archived: ArchivedQuery('segments'),
   },
   { additionalProperties: false },
 )

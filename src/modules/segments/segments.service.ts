@@ -3,7 +3,8 @@ import type { DbExecutor } from '../../db/database.js'
 import type { SegmentRow } from '../../db/rows.js'
 import { compileFilter, type CustomerPredicate } from '../filters/filter.compile.js'
 import { parseFilter, type FilterAst } from '../filters/filter.parse.js'
-import { notFound, preconditionFailed, unprocessable } from '../../lib/problem.js'
+import type { SortKey } from '../../lib/pagination.js'
+import { notFound, unprocessable } from '../../lib/problem.js'
 import * as customers from '../customers/index.js'
 import * as repo from './segments.repository.js'
 import type { SegmentCreateBody, SegmentDto, SegmentPatchBody } from './segments.schemas.js'
@@ -32,18 +33,19 @@ export async function createSegment(db: DbExecutor, body: SegmentCreateBody, ast
 }
 
 export async function patchSegment(db: DbExecutor, id: string, body: SegmentPatchBody, expectedVersion: number | undefined): Promise<SegmentRow> {
-  const current = await repo.findSegment(db, id, true)
-  if (!current) throw notFound('segment')
-  if (expectedVersion !== undefined && current.version !== expectedVersion) throw preconditionFailed()
+  const current = await repo.segments.lockForWrite(db, id, expectedVersion)
   if ('filter' in body && current.kind !== 'dynamic') throw unprocessable('A static segment has members, not a filter.', [{ pointer: '/filter', message: 'is only for dynamic segments' }])
   if ('filter' in body && body.filter === null) throw unprocessable('A dynamic segment needs a filter.', [{ pointer: '/filter', message: 'cannot be cleared' }])
-  const row = await repo.updateSegment(db, id, body as Record<string, unknown>, current.version)
-  if (!row) throw preconditionFailed()
-  return row
+  return repo.updateSegment(db, id, body as Record<string, unknown>)
+}
+
+/** Restores an archived segment; 409 (segment-name-taken) when a live segment has taken its name meanwhile. */
+export async function restoreSegment(db: DbExecutor, id: string, expectedVersion: number | undefined): Promise<void> {
+  await repo.segments.restore(db, id, expectedVersion)
 }
 
 export async function getSegment(db: DbExecutor, id: string, lock = false): Promise<SegmentRow> {
-  const row = await repo.findSegment(db, id, lock)
+  const row = lock ? await repo.segments.lock(db, id) : await repo.segments.find(db, id)
   if (!row) throw notFound('segment')
   return row
 }
@@ -97,12 +99,12 @@ function csvCell(value: unknown): string {
  * shows each customer in the caller's view (request.maskPii).
  */
 export function exportStream(db: DbExecutor, where: CustomerPredicate, format: 'csv' | 'ndjson', present: (customer: CustomerDto) => CustomerDto): Readable {
-  const keys = [{ field: 'created_at', desc: false }]
+  const keys: SortKey[] = [{ field: 'created_at', desc: false, type: 'timestamp' }]
   async function* lines() {
     if (format === 'csv') yield CSV_COLUMNS.join(',') + '\r\n'
     let after: unknown[] | undefined
     for (;;) {
-      const rows = await customers.searchCustomers(db, where, keys, after, EXPORT_BATCH)
+      const rows = await customers.searchCustomers(db, where, { keys, after, limit: EXPORT_BATCH })
       const batch = rows.slice(0, EXPORT_BATCH)
       let chunk = ''
       for (const row of batch) {

@@ -1,7 +1,11 @@
 import { sql, type RawBuilder } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
 import { compiledByShape } from '../../db/compiled.js'
+import { keysetSql, type PageRequest, type SortKey } from '../../lib/pagination.js'
 import type { TimelineType } from './timeline.schemas.js'
+
+/** Newest first: each source's (customer, time, id) index read backwards. */
+export const TIMELINE_KEYS: SortKey[] = [{ field: 'occurred_at', desc: true, type: 'timestamp' }]
 
 export interface TimelineRow {
   type: TimelineType
@@ -60,9 +64,10 @@ const SOURCES: Record<TimelineType, Source> = {
  * The page is joined to the customer's row, so the same round trip says whether the customer
  * exists: undefined when it does not (a customer with no events yet gives one all-null row).
  */
-export async function timelinePage(db: DbExecutor, customerId: string, types: TimelineType[], after: [string, string] | undefined, limit: number): Promise<TimelineRow[] | undefined> {
-  const values = { customerId, take: limit + 1, afterTime: after?.[0], afterId: after?.[1] }
-  const rows = await pageCompiled(db, { types, cursor: after !== undefined }, values)
+export async function timelinePage(db: DbExecutor, customerId: string, types: TimelineType[], page: PageRequest): Promise<TimelineRow[] | undefined> {
+  const [afterTime, afterId] = page.after ?? []
+  const values = { customerId, take: page.limit + 1, afterTime, afterId }
+  const rows = await pageCompiled(db, { types, cursor: page.after !== undefined }, values)
   if (rows.length === 0) return undefined
   return rows.filter((r): r is TimelineRow => r.id !== null)
 }
@@ -70,26 +75,27 @@ export async function timelinePage(db: DbExecutor, customerId: string, types: Ti
 interface PageValues extends Record<string, unknown> {
   customerId: string
   take: number
-  afterTime: string | undefined
-  afterId: string | undefined
+  afterTime: unknown
+  afterId: unknown
 }
 
 // Compiled once per (sources, first page or not): the SQL of a page depends on nothing else.
 const pageCompiled = compiledByShape((db, s: { types: TimelineType[]; cursor: boolean }, v: PageValues) => {
+  const after = s.cursor ? [v.afterTime, v.afterId] : undefined
   const branches = s.types.map((t) => {
     const src = SOURCES[t]
-    const cursor = s.cursor ? sql`and (${src.time}, ${src.id}) < (${v.afterTime}::timestamptz, ${v.afterId}::uuid)` : sql``
-    return sql`(select ${src.select} from ${src.from} where ${src.where(v.customerId)} ${cursor}
-      order by ${src.time} desc, ${src.id} desc limit ${v.take})`
+    const keyset = keysetSql({ keys: TIMELINE_KEYS, after }, { column: () => src.time, id: src.id })
+    return sql`(select ${src.select} from ${src.from} where ${src.where(v.customerId)} and ${keyset.where}
+      order by ${keyset.orderBy} limit ${v.take})`
   })
   const page = sql<TimelineRow | { [K in keyof TimelineRow]: null }>`
     select t.type, t.id, t.occurred_at, t.summary from customers c
     left join lateral (
       select u.type, u.id, u.occurred_at, u.summary from (${sql.join(branches, sql` union all `)}) u
-      order by u.occurred_at desc, u.id desc
+      order by ${keysetSql({ keys: TIMELINE_KEYS, after: undefined }, 'u').orderBy}
       limit ${v.take}
     ) t on true
     where c.id = ${v.customerId}
-    order by t.occurred_at desc, t.id desc`
+    order by ${keysetSql({ keys: TIMELINE_KEYS, after: undefined }, 't').orderBy}`
   return { compile: () => page.compile(db) }
 })

@@ -1,15 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { hasScope } from '../../plugins/auth.js'
-import { DEFAULT_LIMIT, decodeCursor, isCursorTimestamp, isCursorUuid, toPage, type SortKey } from '../../lib/pagination.js'
+import { pageRequest, toPage } from '../../lib/pagination.js'
 import { badRequest, notFound, pointer } from '../../lib/problem.js'
 import { IdParams, problemResponses, ref } from '../../lib/schema.js'
 import { customerVersion } from '../customers/index.js'
-import { timelinePage } from './timeline.repository.js'
+import { TIMELINE_KEYS, timelinePage } from './timeline.repository.js'
 import { TIMELINE_TYPES, TimelinePage, TimelineQuery, timelineSchemas, type TimelineType } from './timeline.schemas.js'
 
-const KEYS: SortKey[] = [{ field: 'occurred_at', desc: true }]
-/** A timeline cursor is (occurred_at, id); anything else would fail the query's casts. */
-const validCursor = (v: unknown[]) => isCursorTimestamp(v[0]) && isCursorUuid(v[1])
 
 /** Which sources a token may see: each needs its domain's read scope. */
 const SOURCE_SCOPE = { interaction: 'interactions:read', order: 'orders:read', feedback: 'feedback:read', profile_change: 'customers:read' } as const
@@ -27,7 +24,7 @@ const timelineRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: { 200: ref(TimelinePage), ...problemResponses(400, 401, 403, 404) },
     },
   }, async (request) => {
-    const { limit = DEFAULT_LIMIT, cursor, types: typesParam } = request.query
+    const { types: typesParam } = request.query
     const wanted = typesParam ? [...new Set(typesParam.split(','))] : [...TIMELINE_TYPES]
     for (const t of wanted) {
       if (!(TIMELINE_TYPES as readonly string[]).includes(t)) {
@@ -44,16 +41,16 @@ const timelineRoutes: FastifyPluginAsyncTypebox = async (app) => {
       await exists()
       return { data: [], next_cursor: null }
     }
-    let after: [string, string] | undefined
+    let page
     try {
-      after = cursor ? (decodeCursor(cursor, KEYS, validCursor) as [string, string]) : undefined
+      page = pageRequest(request.query, TIMELINE_KEYS)
     } catch (err) {
       await exists()
       throw err
     }
-    const rows = await timelinePage(request.db, request.params.id, types, after, limit)
+    const rows = await timelinePage(request.db, request.params.id, types, page)
     if (!rows) throw notFound('customer')
-    return toPage(rows as unknown as Array<Record<string, unknown>>, limit, KEYS, (r) => r as never)
+    return toPage(rows as unknown as Array<Record<string, unknown>>, page, (r) => r as never)
   })
 }
 

@@ -1,13 +1,14 @@
 /**
- * `npm run migrate` applies every pending migration; `npm run migrate -- down` reverts the latest
- * one. Uses DATABASE_URL, or the embedded PostgreSQL under DATA_DIR like `npm start`.
- * (`npm start` migrates to the latest on its own; this is for operators and for trying a down.)
+ * `npm run migrate` (in production `node dist/cli/migrate.js`) applies every pending migration;
+ * `-- down` reverts the latest one. Uses DATABASE_URL, or the embedded PostgreSQL under DATA_DIR
+ * like `npm start`. Start migrates on its own unless MIGRATE_ON_START=false (the production
+ * default): then this is the release step that runs before the new version's instances start.
  */
 import { pino, type LoggerOptions } from 'pino'
-import { loggerOptions } from '../src/app.js'
-import { ConfigError, loadConfig, type Config } from '../src/config.js'
-import { createMigrationDb, resolveDatabase, type DatabaseTarget } from '../src/db/connect.js'
-import { migrateDown, migrateToLatest } from '../src/db/migrate.js'
+import { loggerOptions } from '../app.js'
+import { ConfigError, loadConfig, type Config } from '../config.js'
+import { createMigrationDb, resolveDatabase, type DatabaseTarget } from '../db/connect.js'
+import { migrateDown, migrateToLatest } from '../db/migrate.js'
 
 const direction = process.argv[2] ?? 'up'
 if (process.argv.length > 3 || (direction !== 'up' && direction !== 'down')) {
