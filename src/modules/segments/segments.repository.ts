@@ -1,4 +1,4 @@
-import { sql } from 'kysely'
+import { type RawBuilder, sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
 import type { SegmentEventRow, SegmentRow } from '../../db/rows.js'
 import type { CustomerPredicate } from '../filters/filter.compile.js'
@@ -41,28 +41,27 @@ export async function existingCustomers(db: DbExecutor, ids: string[]): Promise<
 
 /** Adds static members and records who entered, in one statement; answers how many were new. */
 export async function addMembers(db: DbExecutor, segmentId: string, customerIds: string[]): Promise<number> {
-  const r = await sql<{ n: number }>`
-    with added as (
-      insert into segment_members (segment_id, customer_id)
-      select ${segmentId}::uuid, c from unnest(${customerIds}::uuid[]) as c
-      on conflict (segment_id, customer_id) do nothing
-      returning customer_id),
-    events as (
-      insert into segment_membership_events (segment_id, customer_id, event)
-      select ${segmentId}::uuid, customer_id, 'entered' from added
-      returning 1)
-    select count(*)::int as n from events`.execute(db)
-  return r.rows[0]!.n
+  return changeMembers(db, segmentId, 'entered', sql`
+    insert into segment_members (segment_id, customer_id)
+    select ${segmentId}::uuid, c from unnest(${customerIds}::uuid[]) as c
+    on conflict (segment_id, customer_id) do nothing
+    returning customer_id`)
 }
 
+/** Removes static members and records who left, in one statement; answers how many were members. */
 export async function removeMembers(db: DbExecutor, segmentId: string, customerIds: string[]): Promise<number> {
+  return changeMembers(db, segmentId, 'left', sql`
+    delete from segment_members where segment_id = ${segmentId}::uuid and customer_id = any(${customerIds}::uuid[])
+    returning customer_id`)
+}
+
+/** Runs a change of segment_members that returns the customer ids it changed, with their membership events. */
+async function changeMembers(db: DbExecutor, segmentId: string, event: 'entered' | 'left', change: RawBuilder<unknown>): Promise<number> {
   const r = await sql<{ n: number }>`
-    with gone as (
-      delete from segment_members where segment_id = ${segmentId}::uuid and customer_id = any(${customerIds}::uuid[])
-      returning customer_id),
+    with changed as (${change}),
     events as (
       insert into segment_membership_events (segment_id, customer_id, event)
-      select ${segmentId}::uuid, customer_id, 'left' from gone
+      select ${segmentId}::uuid, customer_id, ${event} from changed
       returning 1)
     select count(*)::int as n from events`.execute(db)
   return r.rows[0]!.n
