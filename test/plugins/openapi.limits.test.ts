@@ -20,8 +20,8 @@ interface Doc {
 const ctx = await setup()
 const doc = ctx.app.swagger() as unknown as Doc
 
-/** Formats whose values have a fixed maximum length under ajv-formats. */
-const BOUNDED_FORMATS = new Set(['uuid', 'date'])
+/** Formats whose values have a fixed maximum length: uuid and date under ajv-formats, iso-4217 (three letters) under lib/validation.ts. */
+const BOUNDED_FORMATS = new Set(['uuid', 'date', 'iso-4217'])
 
 function resolve(schema: Schema): { schema: Schema; name?: string } {
   const ref = schema.$ref
