@@ -98,6 +98,17 @@ export class ConfigError extends Error {
   override name = 'ConfigError'
 }
 
+/** What a command does with a bad configuration: prints the ConfigError's message and exits 1. */
+export async function orExitOnConfigError<T>(load: () => T | Promise<T>): Promise<T> {
+  try {
+    return await load()
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    process.stderr.write(`${err.message}\n`)
+    process.exit(1)
+  }
+}
+
 /** Parses process.env (or the given record) into a Config, throwing a readable ConfigError. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const known = Object.keys(ConfigSchema.properties)

@@ -6,22 +6,14 @@
 import closeWithGrace from 'close-with-grace'
 import { pino, type LoggerOptions } from 'pino'
 import { buildApp, loggerOptions, type App } from './app.js'
-import { ConfigError, corsOrigins, loadConfig, migrateOnStart, trustProxy, type Config } from './config.js'
+import { corsOrigins, loadConfig, migrateOnStart, orExitOnConfigError, trustProxy } from './config.js'
 import { createDb, type Db } from './db/database.js'
 import { createMigrationDb, releaseEmbeddedSignalHandlers, resolveDatabase, type DatabaseTarget } from './db/connect.js'
 import { migrateToLatest } from './db/migrate.js'
 import { mintDevToken, resolveAuth, type DevKey } from './lib/dev-keys.js'
 
-let config: Config
-let auth: Awaited<ReturnType<typeof resolveAuth>>
-try {
-  config = loadConfig()
-  auth = await resolveAuth(config)
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err
-  process.stderr.write(`${err.message}\n`)
-  process.exit(1)
-}
+const config = await orExitOnConfigError(() => loadConfig())
+const auth = await orExitOnConfigError(() => resolveAuth(config))
 
 const log = pino(loggerOptions(config.LOG_LEVEL) as LoggerOptions)
 let database: DatabaseTarget | undefined

@@ -6,7 +6,7 @@
  */
 import { pino, type LoggerOptions } from 'pino'
 import { loggerOptions } from '../app.js'
-import { ConfigError, loadConfig, type Config } from '../config.js'
+import { loadConfig, orExitOnConfigError } from '../config.js'
 import { createMigrationDb, resolveDatabase, type DatabaseTarget } from '../db/connect.js'
 import { migrateDown, migrateToLatest } from '../db/migrate.js'
 
@@ -16,14 +16,7 @@ if (process.argv.length > 3 || (direction !== 'up' && direction !== 'down')) {
   process.exit(2)
 }
 
-let config: Config
-try {
-  config = loadConfig()
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err
-  process.stderr.write(`${err.message}\n`)
-  process.exit(1)
-}
+const config = await orExitOnConfigError(() => loadConfig())
 
 const log = pino(loggerOptions(config.LOG_LEVEL) as LoggerOptions)
 let target: DatabaseTarget | undefined
