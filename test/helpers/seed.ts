@@ -22,3 +22,27 @@ function envSeed(name: string): number | undefined {
 
 /** A test name that carries the seed its randomness came from. */
 export const seeded = (name: string, seed: number) => `${name} (seed=${seed})`
+
+/**
+ * A small deterministic generator (mulberry32) for data sets that must be the same on every run
+ * with one seed: what the filter and analytics models check against.
+ */
+export function prng(seed: number) {
+  let a = seed >>> 0
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+  const int = (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1))
+  return {
+    next,
+    int,
+    pick: <T>(xs: readonly T[]): T => xs[int(0, xs.length - 1)]!,
+    chance: (p: number) => next() < p,
+    maybe: <T>(p: number, v: () => T): T | null => (next() < p ? v() : null),
+    subset: <T>(xs: readonly T[]) => xs.filter(() => next() < 0.35),
+  }
+}

@@ -1,4 +1,5 @@
 import type { Db } from '../../../src/db/database.js'
+import { prng } from '../../helpers/seed.js'
 
 /**
  * A generated data set for the analytics tests, written straight to the database, and kept in
@@ -45,24 +46,6 @@ export interface DataSet {
   customers: GenCustomer[]
   orders: GenOrder[]
   feedback: GenFeedback[]
-}
-
-/** mulberry32: a small, well-known seeded PRNG. */
-function prng(seed: number) {
-  let a = seed >>> 0
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-  return {
-    next,
-    int: (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1)),
-    pick: <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)]!,
-    chance: (p: number) => next() < p,
-  }
 }
 
 const iso = (ms: number) => new Date(ms).toISOString()

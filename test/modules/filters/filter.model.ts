@@ -7,25 +7,10 @@ import { sql } from 'kysely'
 import type { Db } from '../../../src/db/database.js'
 import { type FieldAst, type FilterAst, type RelatedAst, type Scalar, type TimeBound } from '../../../src/modules/filters/filter.parse.js'
 import { PURCHASE_STATUSES } from '../../../src/lib/purchase-statuses.js'
+import { prng } from '../../helpers/seed.js'
 
 const DAY = 86_400_000
 
-/** A small deterministic PRNG (mulberry32) so the data set is the same on every run. */
-export function rng(seed: number) {
-  let a = seed >>> 0
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-  const int = (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1))
-  const pick = <T>(xs: readonly T[]): T => xs[int(0, xs.length - 1)]!
-  const maybe = <T>(p: number, v: () => T): T | null => (next() < p ? v() : null)
-  const subset = <T>(xs: readonly T[]) => xs.filter(() => next() < 0.35)
-  return { next, int, pick, maybe, subset }
-}
 
 export const POOLS = {
   names: ['Alice Zhang', 'Bob Li', 'Carol Wang', 'li na', 'Zhang Wei', 'Dana Smith', 'Eve 100%_off', 'Frank Zhang Li'],
@@ -59,7 +44,7 @@ export interface Model {
 const ago = (base: number, days: number) => new Date(base - (days + 0.5) * DAY).toISOString()
 
 export async function seed(db: Db, seedValue: number, count: number): Promise<void> {
-  const r = rng(seedValue)
+  const r = prng(seedValue)
   const base = Date.now()
   const customers = Array.from({ length: count }, () => {
     const attributes: Record<string, unknown> = {}
