@@ -15,7 +15,8 @@ import idempotency, { type IdempotencyOptions } from './plugins/idempotency.js'
 import deadline, { type DeadlineOptions } from './plugins/deadline.js'
 import limits, { type LimitsOptions } from './plugins/limits.js'
 import openapi from './plugins/openapi.js'
-import metrics from './plugins/metrics.js'
+import metrics, { metricsRoute } from './plugins/metrics.js'
+import replica, { type ReplicaOptions } from './plugins/replica.js'
 import security from './plugins/security.js'
 import pii from './plugins/pii.js'
 import { PII_LOG_PATHS } from './lib/pii.js'
@@ -62,6 +63,8 @@ export interface AppOptions {
   importMaxBytes?: number
   /** Browser origins allowed by CORS; default none. */
   corsOrigins?: string[]
+  /** A streaming replica for heavy reads (DATABASE_REPLICA_URL) and its lag bound; default: none. */
+  replica?: Partial<ReplicaOptions>
 }
 
 /** The limits and idempotency settings from the configuration's defaults. */
@@ -70,7 +73,8 @@ export const DEFAULT_LIMITS = {
   pressure: { maxEventLoopDelayMs: 1000, maxEventLoopUtilization: 0, maxHeapUsedBytes: 0, maxRssBytes: 0, retryAfterSeconds: 10 },
   idempotency: { ttlSeconds: 86_400, purgeIntervalMs: 900_000 },
   deadline: { deadlineMs: 25_000, longDeadlineMs: 120_000 },
-} satisfies Pick<Required<AppOptions>, 'rateLimit' | 'pressure' | 'idempotency' | 'deadline'>
+  replica: { maxLagMs: 5000, checkIntervalMs: 1000, readYourWritesMs: 10_000 },
+} satisfies Pick<Required<AppOptions>, 'rateLimit' | 'pressure' | 'idempotency' | 'deadline'> & { replica: Omit<ReplicaOptions, 'db' | 'owned'> }
 
 const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,64}$/
 
@@ -162,6 +166,9 @@ export async function buildApp(opts: AppOptions) {
   await app.register(security, { corsOrigins: opts.corsOrigins ?? [] })
   await app.register(jsonBody)
   await app.register(dbPlugin, { db: opts.db, owned: opts.ownsDb ?? true })
+  await app.register(metrics)
+  // Before audit and idempotency: they leave the read routes it marks without a transaction.
+  await app.register(replica, { ...DEFAULT_LIMITS.replica, ...opts.replica })
   await app.register(scheduler)
   // Before auth: shedding answers before any token is verified. The rate limit still keys on
   // the verified subject (its hooks are per route, and those run after the app's).
@@ -177,7 +184,7 @@ export async function buildApp(opts: AppOptions) {
   await app.register(auditSealer, { intervalMs: opts.auditSealIntervalMs ?? 0 })
   await app.register(lifecycleSweep, { intervalMs: opts.lifecycleSweepMs ?? 0 })
   await app.register(openapi)
-  await app.register(metrics)
+  await app.register(metricsRoute)
   app.addSchema(Problem)
   app.addSchema(JsonValue)
   // The customer filter language is shared by customers (search) and segments: registered once.

@@ -52,6 +52,21 @@ try {
     log,
   })
 
+  const replicaDb = config.DATABASE_REPLICA_URL
+    ? createDb({
+        connectionString: config.DATABASE_REPLICA_URL,
+        max: config.DB_POOL_MAX,
+        connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
+        statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
+        queryTimeoutMs: config.DB_QUERY_TIMEOUT_MS,
+        keepAliveDelayMs: config.DB_KEEPALIVE_DELAY_MS,
+        idleTimeoutMs: config.DB_IDLE_TIMEOUT_MS,
+        applicationName: 'crm-api-replica',
+        role: config.DB_ROLE === 'none' ? null : config.DB_ROLE,
+        log,
+      })
+    : undefined
+
   app = await buildApp({
     db,
     auth: auth.auth,
@@ -78,6 +93,12 @@ try {
     auditSealIntervalMs: config.AUDIT_SEAL_INTERVAL_MS,
     lifecycleSweepMs: config.LIFECYCLE_SWEEP_MS,
     corsOrigins: corsOrigins(config),
+    replica: {
+      ...(replicaDb ? { db: replicaDb } : {}),
+      maxLagMs: config.REPLICA_MAX_LAG_MS,
+      checkIntervalMs: config.REPLICA_CHECK_INTERVAL_MS,
+      readYourWritesMs: config.REPLICA_READ_YOUR_WRITES_MS,
+    },
   })
   await app.listen({ host: config.HOST, port: config.PORT })
 } catch (err) {

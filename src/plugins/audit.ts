@@ -114,6 +114,9 @@ export default fp(
       const methods = Array.isArray(route.method) ? route.method : [route.method]
       if (!methods.some((m) => MUTATING.has(m))) return
       if (route.config?.transaction === 'manual') return
+      // A read that takes a POST body (search, preview) writes nothing: no transaction, so the
+      // replica plugin may send it to a read replica.
+      if (route.config?.reads === 'replica') return
       const handler = route.handler
       const routeName = `${methods.join(',')} ${route.url}`
       route.handler = async function transactional(request, reply) {
