@@ -91,6 +91,32 @@ export default fp<ReplicaOptions>(
       labelNames: ['target', 'reason'],
       registers: [app.metrics],
     })
+    // Registered with or without a replica, so dashboards and alerts find every name; without
+    // one they have no samples.
+    const status = () => router?.status
+    new Gauge({
+      name: 'crm_db_replica_up', help: '1 while the last check reached the read replica, else 0', registers: [app.metrics],
+      collect() {
+        const s = status()
+        if (s) this.set(s.reachable ? 1 : 0)
+      },
+    })
+    new Gauge({
+      name: 'crm_db_replica_lag_seconds', help: 'Replication lag: 0 when everything is replayed, else the age of the last replayed commit', registers: [app.metrics],
+      collect() {
+        const lag = status()?.lagMs
+        if (lag === null || lag === undefined) this.reset()
+        else this.set(lag / 1000)
+      },
+    })
+    new Gauge({
+      name: 'crm_db_replica_lag_bytes', help: 'WAL bytes the replica has yet to replay', registers: [app.metrics],
+      collect() {
+        const lag = status()?.lagBytes
+        if (lag === null || lag === undefined) this.reset()
+        else this.set(lag)
+      },
+    })
     if (!router) {
       app.addHook('preHandler', (request, _reply, done) => {
         if (request.routeOptions.config?.reads === 'replica') routed.inc({ target: 'primary', reason: 'no_replica' })
@@ -98,29 +124,7 @@ export default fp<ReplicaOptions>(
       })
       return
     }
-
     app.observePool('replica', router.replica)
-    const status = () => router.status
-    new Gauge({
-      name: 'crm_db_replica_up', help: '1 while the last check reached the read replica, else 0', registers: [app.metrics],
-      collect() { this.set(status().reachable ? 1 : 0) },
-    })
-    new Gauge({
-      name: 'crm_db_replica_lag_seconds', help: 'Replication lag: 0 when everything is replayed, else the age of the last replayed commit', registers: [app.metrics],
-      collect() {
-        const lag = status().lagMs
-        if (lag === null) this.reset()
-        else this.set(lag / 1000)
-      },
-    })
-    new Gauge({
-      name: 'crm_db_replica_lag_bytes', help: 'WAL bytes the replica has yet to replay', registers: [app.metrics],
-      collect() {
-        const lag = status().lagBytes
-        if (lag === null) this.reset()
-        else this.set(lag)
-      },
-    })
 
     const lastWrites = new Map<string, { lsn: bigint; until: number }>()
     const remember = (actor: string, lsn: bigint) => {
