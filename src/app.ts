@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import Fastify, { type FastifyServerOptions } from 'fastify'
+import { trace } from '@opentelemetry/api'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Db } from './db/database.js'
 import { buildValidatorFactory } from './lib/validation.js'
@@ -17,6 +18,7 @@ import limits, { type LimitsOptions } from './plugins/limits.js'
 import openapi from './plugins/openapi.js'
 import metrics, { metricsRoute } from './plugins/metrics.js'
 import replica, { type ReplicaOptions } from './plugins/replica.js'
+import tracing from './plugins/tracing.js'
 import security from './plugins/security.js'
 import pii from './plugins/pii.js'
 import { PII_LOG_PATHS } from './lib/pii.js'
@@ -140,7 +142,11 @@ export async function buildApp(opts: AppOptions) {
     genReqId: () => randomUUID(),
     childLoggerFactory: (logger, bindings, options, raw) => {
       const correlation = correlationIdOf(raw as IncomingMessage)
-      return logger.child(correlation ? { ...bindings, correlation_id: correlation } : bindings, options)
+      // With tracing on (src/instrumentation.ts) the HTTP server span is active here: every log
+      // line of the request names its trace.
+      const span = trace.getActiveSpan()
+      const traced = span ? { trace_id: span.spanContext().traceId, span_id: span.spanContext().spanId } : undefined
+      return logger.child({ ...bindings, ...(correlation ? { correlation_id: correlation } : {}), ...traced }, options)
     },
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
     frameworkErrors,
@@ -174,6 +180,7 @@ export async function buildApp(opts: AppOptions) {
   // the verified subject (its hooks are per route, and those run after the app's).
   await app.register(limits, { rateLimit: opts.rateLimit ?? DEFAULT_LIMITS.rateLimit, pressure: opts.pressure ?? DEFAULT_LIMITS.pressure })
   await app.register(auth, opts.auth)
+  await app.register(tracing)
   // Before audit: the request transaction must capture the payload as the caller sees it.
   await app.register(pii)
   await app.register(audit)

@@ -20,6 +20,12 @@ let database: DatabaseTarget | undefined
 let db: Db | undefined
 let app: App | undefined
 
+/** Set by src/instrumentation.ts when it was preloaded (node --import) with an OTLP endpoint. */
+const tracing = (globalThis as { crmTracing?: { shutdown(): Promise<void> } }).crmTracing
+if (!tracing && (process.env.OTEL_EXPORTER_OTLP_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) && process.env.OTEL_SDK_DISABLED !== 'true') {
+  log.warn('an OTLP endpoint is set but tracing is off: start with node --import ./dist/instrumentation.js (npm start does)')
+}
+
 releaseEmbeddedSignalHandlers()
 closeWithGrace({ delay: config.SHUTDOWN_DRAIN_DELAY_MS + config.SHUTDOWN_GRACE_MS, logger: log }, async ({ signal, err }) => {
   if (err) log.error({ err }, 'shutting down after an error')
@@ -33,6 +39,7 @@ closeWithGrace({ delay: config.SHUTDOWN_DRAIN_DELAY_MS + config.SHUTDOWN_GRACE_M
   if (app) await app.close()
   else await db?.destroy()
   await database?.embedded?.stop()
+  await tracing?.shutdown().catch((e: unknown) => log.warn({ err: e }, 'the last traces were not exported'))
   log.info('stopped')
 })
 
