@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { FileMigrationProvider, Migrator, sql, type Kysely, type Migration, type MigrationProvider, type MigrationResultSet } from 'kysely'
+import { closeWriteGate } from './write-gate.js'
 
 /**
  * Under tsx this module is src/db/migrate.ts and the migrations are the .ts sources in migrations/;
@@ -58,7 +59,9 @@ async function loadMigrations(dir: string, lockTimeoutMs: number): Promise<Recor
   const wrap = (m: CrmMigration, step: Migration['up']): Migration['up'] =>
     async (db) => {
       if (isTransactional(m)) {
-        await sql`select set_config('lock_timeout', ${timeout}, true)`.execute(db)
+        // The gate first, then the tables: see src/db/write-gate.ts. Taken again by each
+        // migration of a batch, which PostgreSQL counts as one lock held to the end.
+        await sql`select set_config('lock_timeout', ${timeout}, true), ${closeWriteGate}`.execute(db)
         return step(db)
       }
       // Outside a transaction a session setting is the only kind; put it back for what follows.
@@ -106,18 +109,27 @@ function check(result: MigrationResultSet): MigrationResultSet {
 }
 
 const LOCK_NOT_AVAILABLE = '55P03'
+/**
+ * A migration that locks several tables can deadlock with writers that touch them in another
+ * order (the money migration and a transaction writing a customer, then its interactions: seen
+ * by test/db/migrations-under-load.test.ts). PostgreSQL rolls the migration back; it is retried
+ * like a lock timeout.
+ */
+const DEADLOCK_DETECTED = '40P01'
+const RETRYABLE = new Set([LOCK_NOT_AVAILABLE, DEADLOCK_DETECTED])
 
-/** Runs `attempt` again, after a growing pause, when it failed only because a lock was not granted in time. */
+/** Runs `attempt` again, after a growing pause, when it failed only because it did not get its locks (in time). */
 async function retryingLockTimeouts(opts: Required<MigrateOptions>, attempt: () => Promise<MigrationResultSet>): Promise<MigrationResultSet> {
   for (let i = 0; ; i++) {
     try {
       return check(await attempt())
     } catch (err) {
       const code = (err as { code?: string }).code
-      if (code !== LOCK_NOT_AVAILABLE) throw err
+      if (!code || !RETRYABLE.has(code)) throw err
       if (i >= opts.lockRetries) {
-        ;(err as Error).message +=
-          ` (no lock within ${opts.lockTimeoutMs} ms, ${i + 1} attempts: a long transaction holds the table; this migration was not applied)`
+        ;(err as Error).message += code === LOCK_NOT_AVAILABLE
+          ? ` (no lock within ${opts.lockTimeoutMs} ms, ${i + 1} attempts: a long transaction holds the table; this migration was not applied)`
+          : ` (${i + 1} attempts deadlocked with other transactions; this migration was not applied)`
         throw err
       }
       await new Promise((resolve) => setTimeout(resolve, opts.retryDelayMs * 2 ** i))
