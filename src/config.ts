@@ -32,6 +32,8 @@ export const ConfigSchema = Type.Object({
   DB_ROLE: Type.String({ pattern: '^([a-z_][a-z0-9_]{0,62})$', default: 'crm_app' }),
   /** How often the audit trail is sealed into its hash chain; 0 turns the schedule off. */
   AUDIT_SEAL_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 5000 }),
+  /** How often the whole audit chain is verified again (GET .../verify is incremental); 0 turns it off. */
+  AUDIT_FULL_VERIFY_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 7 * 86_400_000, default: 86_400_000 }),
   /** Public keys that sign access tokens: a JWKS file path or an https URL. */
   AUTH_JWKS_FILE: Type.Optional(Type.String({ minLength: 1 })),
   AUTH_JWKS_URL: Type.Optional(Type.String({ pattern: '^https?://' })),

@@ -76,6 +76,7 @@ try {
     },
     idempotency: { ttlSeconds: config.IDEMPOTENCY_TTL_S, purgeIntervalMs: config.IDEMPOTENCY_PURGE_INTERVAL_MS },
     auditSealIntervalMs: config.AUDIT_SEAL_INTERVAL_MS,
+    auditFullVerifyIntervalMs: config.AUDIT_FULL_VERIFY_INTERVAL_MS,
     lifecycleSweepMs: config.LIFECYCLE_SWEEP_MS,
     corsOrigins: corsOrigins(config),
   })
