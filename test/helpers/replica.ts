@@ -1,5 +1,5 @@
-import { execFile } from 'node:child_process'
-import { appendFileSync, chownSync, mkdtempSync, rmSync } from 'node:fs'
+import { execFile, execFileSync } from 'node:child_process'
+import { appendFileSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
@@ -7,13 +7,24 @@ import { freePort } from './cluster.js'
 
 const run = promisify(execFile)
 
-/** The PostgreSQL 15 binaries of the machine (pg_basebackup among them); PG_BIN overrides. */
-const BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin'
+/**
+ * The machine's PostgreSQL server binaries (initdb, pg_ctl, pg_basebackup): PG_BIN, else the
+ * newest /usr/lib/postgresql/<version>/bin (Debian's layout; both servers use the same ones).
+ */
+const BIN = (() => {
+  if (process.env.PG_BIN) return process.env.PG_BIN
+  const root = '/usr/lib/postgresql'
+  const versions = existsSync(root) ? readdirSync(root).filter((v) => existsSync(path.join(root, v, 'bin', 'pg_basebackup'))) : []
+  const newest = versions.sort((a, b) => Number(b) - Number(a))[0]
+  if (!newest) throw new Error(`no PostgreSQL server binaries under ${root}/<version>/bin (install postgresql, or set PG_BIN): the replica test needs initdb, pg_ctl and pg_basebackup`)
+  return path.join(root, newest, 'bin')
+})()
 
 /** PostgreSQL refuses to run as root: as root, the clusters belong to the 'postgres' user. */
 const owner = (() => {
   if (process.getuid?.() !== 0) return undefined
-  return { uid: Number(process.env.PG_UID ?? 101), gid: Number(process.env.PG_GID ?? 104) }
+  const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim())
+  return { uid: id('-u'), gid: id('-g') }
 })()
 
 async function pg(bin: string, args: string[]): Promise<string> {
