@@ -37,6 +37,17 @@ export interface ReplicaOptions {
   owned?: boolean
 }
 
+export const ConsistencyTokenHeader = {
+  $id: 'ConsistencyToken',
+  type: 'string',
+  maxLength: 64,
+  description:
+    'Read-your-writes: the X-Consistency-Token a write answered with (its commit position in the write-ahead log, e.g. 0/1A2B3C4D). ' +
+    'With it, this read is served by a read replica only once the replica has replayed that write, else by the primary. ' +
+    'Optional: without it, reads may be served by a replica up to REPLICA_MAX_LAG_MS behind (the instance that took your write still remembers it for a few seconds).',
+  example: '0/1A2B3C4D',
+} as const
+
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 /** A token that is not an LSN can only be satisfied by the primary. */
 const UNREADABLE_TOKEN = (1n << 64n) - 1n
@@ -81,8 +92,14 @@ export default fp<ReplicaOptions>(
     app.decorate('replica', router)
     app.decorateRequest('readTarget', 'primary')
 
+    app.addSchema(ConsistencyTokenHeader)
     app.addHook('onRoute', (route) => {
-      route.config = { ...(route.config ?? {}), reads: readsFrom(route) } as typeof route.config
+      const reads = readsFrom(route)
+      route.config = { ...(route.config ?? {}), reads } as typeof route.config
+      if (reads !== 'replica') return
+      // Declared in the contract of every route that may read from a replica.
+      const schema = (route.schema ??= {}) as { headers?: { type?: string; properties?: Record<string, unknown> } }
+      schema.headers = { ...schema.headers, type: 'object', properties: { ...schema.headers?.properties, [CONSISTENCY_HEADER]: { $ref: 'ConsistencyToken#' } } }
     })
 
     const routed = new Counter({
