@@ -100,6 +100,8 @@ try {
     auditSealIntervalMs: config.AUDIT_SEAL_INTERVAL_MS,
     auditFullVerifyIntervalMs: config.AUDIT_FULL_VERIFY_INTERVAL_MS,
     lifecycleSweepMs: config.LIFECYCLE_SWEEP_MS,
+    importRecoveryMs: config.IMPORT_RECOVERY_MS,
+    backfills: { intervalMs: config.BACKFILL_INTERVAL_MS, batchRows: config.BACKFILL_BATCH_ROWS },
     corsOrigins: corsOrigins(config),
     replica: {
       ...(replicaDb ? { db: replicaDb } : {}),
