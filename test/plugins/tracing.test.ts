@@ -1,13 +1,9 @@
 import t from 'tap'
-import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
-import path from 'node:path'
-import { createInterface } from 'node:readline'
-import { AUDIENCE, ISSUER, TEST_PUBLIC_JWK, token } from '../helpers/app.js'
+import { token } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/db.js'
+import { startServerProcess } from '../helpers/server-process.js'
 
 /**
  * Tracing end to end, as production runs it: the server process preloads src/instrumentation.ts
@@ -43,48 +39,17 @@ t.teardown(() => new Promise<void>((resolve) => receiver.close(() => resolve()))
 const otlp = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`
 
 const database = await createTestDatabase()
-const dir = mkdtempSync(path.join(tmpdir(), 'crm-tracing-'))
-const jwks = path.join(dir, 'jwks.json')
-writeFileSync(jwks, JSON.stringify({ keys: [TEST_PUBLIC_JWK] }))
-
-const child = spawn(process.execPath, ['--import', 'tsx', '--import', './src/instrumentation.ts', 'src/server.ts'], {
-  env: {
-    ...process.env,
-    NODE_ENV: 'production', DATABASE_URL: database.url, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', DATA_DIR: dir,
-    AUTH_JWKS_FILE: jwks, AUTH_ISSUER: ISSUER, AUTH_AUDIENCE: AUDIENCE, AUTH_ALGORITHMS: 'ES256',
-    AUDIT_SEAL_INTERVAL_MS: '0', LIFECYCLE_SWEEP_MS: '0', IDEMPOTENCY_PURGE_INTERVAL_MS: '0',
-    SHUTDOWN_DRAIN_DELAY_MS: '0',
-    OTEL_EXPORTER_OTLP_ENDPOINT: otlp, OTEL_BSP_SCHEDULE_DELAY: '100', OTEL_SERVICE_NAME: 'crm-api-test',
-  },
-  stdio: ['ignore', 'pipe', 'pipe'],
+const server = await startServerProcess(t, database.url, {
+  OTEL_EXPORTER_OTLP_ENDPOINT: otlp, OTEL_BSP_SCHEDULE_DELAY: '100', OTEL_SERVICE_NAME: 'crm-api-test',
 })
-const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
-const output: string[] = []
-child.stderr.on('data', (d: Buffer) => output.push(d.toString()))
-t.teardown(async () => {
-  if (child.exitCode === null) child.kill('SIGKILL')
-  await exited
-  await database.drop()
-  rmSync(dir, { recursive: true, force: true })
-})
-
-const logLines: Array<Record<string, unknown>> = []
-const base = await new Promise<string>((resolve, reject) => {
-  const timer = setTimeout(() => reject(new Error(`the server did not start:\n${output.join('')}`)), 60_000)
-  createInterface({ input: child.stdout }).on('line', (line) => {
-    output.push(line + '\n')
-    try {
-      logLines.push(JSON.parse(line) as Record<string, unknown>)
-    } catch {
-      // not a log line
-    }
-    const listening = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(line)
-    if (listening) {
-      clearTimeout(timer)
-      resolve(listening[1]!)
-    }
-  })
-  void exited.then((code) => reject(new Error(`the server exited (${code}):\n${output.join('')}`)))
+t.teardown(() => database.drop())
+const base = server.base
+const logLines = () => server.output().split('\n').flatMap((line) => {
+  try {
+    return [JSON.parse(line) as Record<string, unknown>]
+  } catch {
+    return []
+  }
 })
 
 const attr = (span: OtlpSpan, key: string) => {
@@ -113,18 +78,18 @@ t.test('a request is one trace: HTTP server span, Fastify request span with requ
   const search = await fetch(`${base}/v1/customers?q=${encodeURIComponent(secret)}`, { headers: { authorization } })
   t.equal(search.status, 200)
 
-  const server = await until('the POST server span', () => spans.find((s) => s.kind === 2 && s.name === 'POST /v1/customers'))
+  const serverSpan = await until('the POST server span', () => spans.find((s) => s.kind === 2 && s.name === 'POST /v1/customers'))
   const inTrace = (id: string) => spans.filter((s) => s.traceId === id)
-  const request = await until('the Fastify request span with the request id', () => inTrace(server.traceId).find((s) => attr(s, 'crm.request_id') === requestId))
+  const request = await until('the Fastify request span with the request id', () => inTrace(serverSpan.traceId).find((s) => attr(s, 'crm.request_id') === requestId))
   t.equal(attr(request, 'enduser.id'), 'user:tracer', 'the actor')
   const sqlSpans = await until('pg spans', () => {
-    const found = inTrace(server.traceId).filter((s) => (attr(s, 'db.system.name') ?? attr(s, 'db.system')) === 'postgresql' && s.kind === 3)
+    const found = inTrace(serverSpan.traceId).filter((s) => (attr(s, 'db.system.name') ?? attr(s, 'db.system')) === 'postgresql' && s.kind === 3)
     return found.length >= 2 ? found : undefined
   })
-  const byId = new Map(inTrace(server.traceId).map((s) => [s.spanId, s]))
+  const byId = new Map(inTrace(serverSpan.traceId).map((s) => [s.spanId, s]))
   for (const span of sqlSpans) {
     let up: OtlpSpan | undefined = span
-    while (up && up.spanId !== server.spanId) up = up.parentSpanId ? byId.get(up.parentSpanId) : undefined
+    while (up && up.spanId !== serverSpan.spanId) up = up.parentSpanId ? byId.get(up.parentSpanId) : undefined
     t.ok(up, `${span.name} sits below the server span`)
   }
   t.ok(sqlSpans.some((s) => /insert into "customers"/i.test(String(attr(s, 'db.query.text') ?? attr(s, 'db.statement')))), 'the INSERT has its own span')
@@ -134,8 +99,8 @@ t.test('a request is one trace: HTTP server span, Fastify request span with requ
   t.notOk(everything.includes(secret), 'no personal data in any exported span (bodies, query strings and SQL parameters are not recorded)')
   t.notOk(everything.includes('Ada Traced'), 'nor the name')
 
-  const logged = logLines.find((l) => l.reqId === requestId && typeof l.trace_id === 'string')
-  t.equal(logged?.trace_id, server.traceId, 'the request\'s log lines carry its trace id')
+  const logged = logLines().find((l) => l.reqId === requestId && typeof l.trace_id === 'string')
+  t.equal(logged?.trace_id, serverSpan.traceId, 'the request\'s log lines carry its trace id')
 })
 
 t.test('probes and scrapes are not traced', async (t) => {
