@@ -69,6 +69,10 @@ export const ConfigSchema = Type.Object({
   IDEMPOTENCY_PURGE_INTERVAL_MS: Type.Integer({ minimum: 0, default: 900000 }),
   /** How often the lifecycle rules are applied to everyone (time moves customers to at_risk/churned); 0 turns it off. */
   LIFECYCLE_SWEEP_MS: Type.Integer({ minimum: 0, default: 3_600_000 }),
+  /** The change feed: how many days events are kept (a reader further behind gets 410), how often old ones are purged (0: never), how often long polls look for new ones. */
+  EVENTS_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 30 }),
+  EVENTS_PURGE_INTERVAL_MS: Type.Integer({ minimum: 0, default: 3_600_000 }),
+  EVENTS_POLL_INTERVAL_MS: Type.Integer({ minimum: 10, maximum: 10_000, default: 100 }),
   /** Comma-separated browser origins allowed by CORS (https://app.example.com,...); empty: none. */
   CORS_ORIGINS: Type.String({ pattern: '^(https?://[A-Za-z0-9.:\\[\\]-]+(,https?://[A-Za-z0-9.:\\[\\]-]+)*)?$', maxLength: 4000, default: '' }),
 })
