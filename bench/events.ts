@@ -3,7 +3,7 @@
  * through the API vs a bare SQL reader.
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npx tsx bench/events.ts
- *   (ROUNDS=5 ROUND_MS=3000 WRITERS=4 EVENTS=100000 PAGE=1000)
+ *   (ROUNDS=5 ROUND_MS=3000 WRITERS=4 EVENTS=100000 PAGE=200, the API's largest page)
  *
  * A scratch database, migrated, dropped at the end. Rounds interleave the two sides of each
  * comparison and alternate which goes first; the report gives the median ratio with its min and
@@ -29,7 +29,7 @@ const ROUNDS = Number(process.env.ROUNDS ?? 5)
 const ROUND_MS = Number(process.env.ROUND_MS ?? 3000)
 const WRITERS = Number(process.env.WRITERS ?? 4)
 const EVENTS = Number(process.env.EVENTS ?? 100_000)
-const PAGE = Number(process.env.PAGE ?? 1000)
+const PAGE = Number(process.env.PAGE ?? 200)
 
 const adminUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 const name = `crm_bench_events_${process.pid}`

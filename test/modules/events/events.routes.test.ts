@@ -227,7 +227,7 @@ t.test('types filter, positions, scope and bad input', async (t) => {
   t.equal(new Set(all.map((e) => e.position)).size, 3)
 
   t.equal((await read('', await ctx.auth('customers:read'))).statusCode, 403)
-  for (const bad of ['after=nope', `after=${Buffer.from('e1.x.1').toString('base64url')}`, 'types=Customer', 'limit=0', 'wait=99']) {
+  for (const bad of ['after=nope', `after=${Buffer.from('e1.x.1').toString('base64url')}`, 'types=Customer', 'types=customer.created,,order.paid', 'types=customer', 'limit=0', 'limit=201', 'wait=99']) {
     const res = await read(bad)
     t.equal(res.statusCode, 400, bad)
   }
