@@ -21,7 +21,7 @@ import type { Db } from './database.js'
 export type ReadTarget = 'replica' | 'primary'
 
 /** Why a read went where it went (the label of the routing metric). */
-export type RoutingReason = 'replica' | 'no_replica' | 'replica_down' | 'replica_lagging' | 'not_replayed' | 'status_stale'
+export type RoutingReason = 'replica' | 'no_replica' | 'replica_down' | 'replica_lagging' | 'not_replayed' | 'status_stale' | 'replica_failed' | 'transaction'
 
 export interface ReplicaStatus {
   /** When this status was measured (Date.now()); 0: never. */

@@ -66,9 +66,7 @@ export default fp<IdempotencyOptions>(
       const methods = Array.isArray(route.method) ? route.method : [route.method]
       // Routes that manage their own transactions (a bulk import) have no request transaction to
       // store a key in: the header is neither documented nor honoured there.
-      // Nor on reads that take a POST body (search, preview): they have none either, and
-      // running one twice is harmless.
-      if (!methods.includes('POST') || route.config?.transaction === 'manual' || route.config?.reads === 'replica') return
+      if (!methods.includes('POST') || route.config?.transaction === 'manual') return
       const schema = (route.schema ??= {}) as { headers?: { type?: string; properties?: Record<string, unknown> }; response?: Record<string, unknown> }
       schema.headers = {
         ...schema.headers,

@@ -161,6 +161,11 @@ export default fp<ReplicaOptions>(
 
     app.addHook('preHandler', async (request) => {
       if (request.routeOptions.config?.reads !== 'replica') return
+      // A POST read with an Idempotency-Key runs in the request transaction (plugins/audit.ts).
+      if (request.method === 'POST' && request.headers['idempotency-key'] !== undefined) {
+        routed.inc({ target: 'primary', reason: 'transaction' })
+        return
+      }
       const { target, reason } = await router.route(tokenOf(request))
       routed.inc({ target, reason })
       if (target === 'replica') {

@@ -129,6 +129,8 @@ t.test('replay paused: reads without a token are served stale by the replica; wi
   const search = await app.inject({ method: 'POST', url: '/v1/customers/search', headers: reader, payload: { filter: { field: 'name', op: 'eq', value: 'Bea during the pause' } } })
   t.equal(search.statusCode, 200, search.body)
   t.same((search.json() as { data: unknown[] }).data, [], 'POST search (a read with a body) is served by the replica too')
+  const keyed = await app.inject({ method: 'POST', url: '/v1/customers/search', headers: { ...reader, 'idempotency-key': 'replica-search-1' }, payload: { filter: { field: 'name', op: 'eq', value: 'Bea during the pause' } } })
+  t.equal((keyed.json() as { data: unknown[] }).data.length, 1, 'with an Idempotency-Key the search runs in the request transaction, on the primary')
   const point = await app.inject({ url: `/v1/customers/${hidden.id}`, headers: reader })
   t.equal(point.statusCode, 200, 'a point read by id goes to the primary')
 
