@@ -228,6 +228,121 @@ CREATE FUNCTION public.crm_bigrams(value text) RETURNS text[]
       select coalesce(array_agg(distinct substr(value, i, 2)), '{}') from generate_series(1, length(value) - 1) i
     $$;
 
+CREATE FUNCTION public.crm_event_changes(tbl text, action text, before jsonb, after jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+      select case
+        when action = 'delete' then '{}'::jsonb
+        when tbl = 'segment_membership_events' then jsonb_build_object('customer_id', after -> 'customer_id', 'occurred_at', after -> 'occurred_at')
+        else coalesce((select jsonb_object_agg(a.key, a.value) from jsonb_each(after) a
+                       where a.key <> 'version' and (before is null or before -> a.key is distinct from a.value)), '{}'::jsonb)
+      end
+    $$;
+
+CREATE FUNCTION public.crm_event_entity_type(tbl text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $_$
+      select case
+        when tbl in ('order_items', 'order_payments', 'segment_members', 'segment_snapshots') then null
+        when tbl = 'segment_membership_events' then 'segment'
+        else regexp_replace(tbl, 's$', '')
+      end
+    $_$;
+
+CREATE FUNCTION public.crm_event_types(tbl text, action text, before jsonb, after jsonb) RETURNS text[]
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    AS $$
+    declare
+      e text := crm_event_entity_type(tbl);
+      types text[] := '{}';
+      old_status text := before ->> 'status';
+      new_status text := after ->> 'status';
+    begin
+      if e is null then
+        return types;
+      end if;
+      if tbl = 'segment_membership_events' then
+        return case when action = 'insert' then array['segment.member_' || (after ->> 'event')] else types end;
+      end if;
+      if action = 'delete' then
+        return array[e || '.deleted'];
+      end if;
+      if action = 'update' then
+        if before ->> 'archived_at' is null and after ->> 'archived_at' is not null then
+          types := types || (e || case when after ->> 'merged_into_id' is not null then '.merged' else '.archived' end);
+        elsif before ->> 'archived_at' is not null and after ->> 'archived_at' is null then
+          types := types || (e || '.restored');
+        end if;
+      end if;
+      if new_status is distinct from old_status then
+        if tbl = 'orders' then
+          if new_status in ('paid', 'cancelled', 'fulfilled') then
+            types := types || (e || '.' || new_status);
+          end if;
+        elsif tbl = 'feedback' then
+          if new_status in ('open', 'in_progress') and (old_status is null or old_status in ('resolved', 'closed')) then
+            types := types || ('feedback.complaint_' || case when old_status is null then 'opened' else 'reopened' end);
+          elsif new_status in ('resolved', 'closed') and (old_status is null or old_status in ('open', 'in_progress')) then
+            types := types || ('feedback.complaint_' || new_status);
+          end if;
+        elsif tbl = 'imports' and new_status in ('succeeded', 'failed') then
+          types := types || (e || '.' || new_status);
+        end if;
+      end if;
+      -- Every refund raises amount_refunded, whether the status becomes refunded or stays partially_refunded.
+      if tbl = 'orders' and (after ->> 'amount_refunded')::numeric > coalesce((before ->> 'amount_refunded')::numeric, 0) then
+        types := types || 'order.refunded'::text;
+      end if;
+      if action = 'insert' then
+        return array[e || '.created'] || types;
+      end if;
+      return case when cardinality(types) = 0 then array[e || '.updated'] else types end;
+    end $$;
+
+CREATE FUNCTION public.crm_events_derive() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+    begin
+      insert into events (type, occurred_at, actor, request_id, correlation_id, entity_type, entity_id, version, changes, audit_event_id)
+      select t.type, a.occurred_at, a.actor, a.request_id, a.correlation_id,
+             crm_event_entity_type(a.entity),
+             case when a.entity = 'segment_membership_events' then (a.after ->> 'segment_id')::uuid else a.entity_id end,
+             case when a.entity = 'segment_membership_events' then null else (coalesce(a.after, a.before) ->> 'version')::integer end,
+             crm_event_changes(a.entity, a.action, a.before, a.after),
+             a.id
+      from crm_new_audit a
+      cross join lateral unnest(crm_event_types(a.entity, a.action, a.before, a.after)) with ordinality as t(type, n)
+      order by a.id, t.n;
+      return null;
+    end $$;
+
+CREATE FUNCTION public.crm_events_purge(cutoff timestamp with time zone, max_rows integer DEFAULT 50000) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+    declare
+      v_txid xid8;
+      v_seq bigint;
+      v_count integer;
+    begin
+      -- The last position, within this batch, of an event older than the cutoff: everything at
+      -- or before it goes, so what remains is always a suffix of the feed.
+      select e.txid, e.seq into v_txid, v_seq
+      from (select txid, seq, occurred_at from events order by txid, seq limit max_rows) e
+      where e.occurred_at < cutoff
+      order by e.txid desc, e.seq desc
+      limit 1;
+      if v_txid is null then
+        return 0;
+      end if;
+      delete from events where (txid, seq) <= (v_txid, v_seq);
+      get diagnostics v_count = row_count;
+      insert into events_horizon (singleton, txid, seq) values (true, v_txid, v_seq)
+      on conflict (singleton) do update set txid = excluded.txid, seq = excluded.seq, purged_at = now();
+      return v_count;
+    end $$;
+
 CREATE FUNCTION public.crm_flush_customer_metrics() RETURNS void
     LANGUAGE plpgsql
     AS $$
@@ -592,6 +707,39 @@ CREATE TABLE public.customers (
     CONSTRAINT customers_preferred_channel_check CHECK ((preferred_channel = ANY (ARRAY['email'::text, 'phone'::text, 'sms'::text, 'chat'::text, 'mail'::text, 'in_person'::text, 'social'::text])))
 );
 
+CREATE TABLE public.events (
+    txid xid8 DEFAULT pg_current_xact_id() NOT NULL,
+    seq bigint NOT NULL,
+    id uuid DEFAULT public.crm_uuid_v7() NOT NULL,
+    type text NOT NULL,
+    occurred_at timestamp(3) with time zone NOT NULL,
+    actor text NOT NULL,
+    request_id text,
+    correlation_id text,
+    entity_type text NOT NULL,
+    entity_id uuid NOT NULL,
+    version integer,
+    changes jsonb NOT NULL,
+    audit_event_id uuid NOT NULL
+);
+
+CREATE TABLE public.events_horizon (
+    singleton boolean DEFAULT true NOT NULL,
+    txid xid8 NOT NULL,
+    seq bigint NOT NULL,
+    purged_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT events_horizon_singleton_check CHECK (singleton)
+);
+
+ALTER TABLE public.events ALTER COLUMN seq ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.events_seq_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 CREATE TABLE public.feedback (
     id uuid DEFAULT public.crm_uuid_v7() NOT NULL,
     external_ref text,
@@ -850,39 +998,42 @@ CREATE TABLE public.segments (
 
 CREATE TABLE public.webhook_cursors (
     subscription_id uuid NOT NULL,
-    "position" bigint NOT NULL,
+    txid xid8 NOT NULL,
+    seq bigint NOT NULL,
     generation integer DEFAULT 0 NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL
+    updated_at timestamp(3) with time zone DEFAULT now() NOT NULL
 );
 
 CREATE TABLE public.webhook_deliveries (
     id uuid DEFAULT public.crm_uuid_v7() NOT NULL,
     subscription_id uuid NOT NULL,
     event_id uuid NOT NULL,
-    event_position bigint NOT NULL,
+    event_txid xid8 NOT NULL,
+    event_seq bigint NOT NULL,
     event_type text NOT NULL,
-    entity_id text,
+    entity_id uuid,
     generation integer DEFAULT 0 NOT NULL,
     payload text NOT NULL,
     status text DEFAULT 'pending'::text NOT NULL,
     attempts integer DEFAULT 0 NOT NULL,
-    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
+    schedule_base integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp(3) with time zone DEFAULT now() NOT NULL,
     lease_owner text,
-    lease_until timestamp with time zone,
-    last_attempt_at timestamp with time zone,
+    lease_until timestamp(3) with time zone,
+    last_attempt_at timestamp(3) with time zone,
     last_status_code integer,
     last_latency_ms integer,
     last_response text,
     last_error text,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    finished_at timestamp with time zone,
+    created_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    finished_at timestamp(3) with time zone,
     CONSTRAINT webhook_deliveries_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'succeeded'::text, 'dead'::text])))
 );
 
 CREATE TABLE public.webhook_delivery_attempts (
     delivery_id uuid NOT NULL,
     attempt integer NOT NULL,
-    started_at timestamp with time zone NOT NULL,
+    started_at timestamp(3) with time zone NOT NULL,
     status_code integer,
     latency_ms integer NOT NULL,
     response_excerpt text,
@@ -895,8 +1046,8 @@ CREATE TABLE public.webhook_operations (
     subscription_id uuid NOT NULL,
     kind text NOT NULL,
     delivery_id uuid,
-    from_position bigint,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    from_position text,
+    created_at timestamp(3) with time zone DEFAULT now() NOT NULL,
     CONSTRAINT webhook_operations_check CHECK ((((kind = 'retry'::text) = (delivery_id IS NOT NULL)) AND ((kind = 'replay'::text) = (from_position IS NOT NULL)))),
     CONSTRAINT webhook_operations_kind_check CHECK ((kind = ANY (ARRAY['retry'::text, 'replay'::text])))
 );
@@ -905,8 +1056,8 @@ CREATE TABLE public.webhook_secrets (
     id uuid DEFAULT public.crm_uuid_v7() NOT NULL,
     subscription_id uuid NOT NULL,
     secret text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    expires_at timestamp with time zone
+    created_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp(3) with time zone
 );
 
 CREATE TABLE public.webhook_subscriptions (
@@ -917,10 +1068,10 @@ CREATE TABLE public.webhook_subscriptions (
     status text DEFAULT 'active'::text NOT NULL,
     description text,
     disabled_reason text,
-    secret_rotated_at timestamp with time zone DEFAULT now() NOT NULL,
+    secret_rotated_at timestamp(3) with time zone DEFAULT now() NOT NULL,
     version integer DEFAULT 1 NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    created_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp(3) with time zone DEFAULT now() NOT NULL,
     CONSTRAINT webhook_subscriptions_event_types_check CHECK (((cardinality(event_types) >= 1) AND (cardinality(event_types) <= 100))),
     CONSTRAINT webhook_subscriptions_status_check CHECK ((status = ANY (ARRAY['active'::text, 'paused'::text, 'disabled'::text]))),
     CONSTRAINT webhook_subscriptions_url_check CHECK ((length(url) <= 2048))
@@ -961,6 +1112,15 @@ ALTER TABLE ONLY public.customers
 
 ALTER TABLE ONLY public.customers
     ADD CONSTRAINT customers_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.events_horizon
+    ADD CONSTRAINT events_horizon_pkey PRIMARY KEY (singleton);
+
+ALTER TABLE ONLY public.events
+    ADD CONSTRAINT events_id_key UNIQUE (id);
+
+ALTER TABLE ONLY public.events
+    ADD CONSTRAINT events_pkey PRIMARY KEY (txid, seq);
 
 ALTER TABLE ONLY public.feedback
     ADD CONSTRAINT feedback_external_ref_key UNIQUE (external_ref);
@@ -1082,6 +1242,8 @@ CREATE INDEX customers_tags_idx ON public.customers USING gin (tags);
 
 CREATE INDEX customers_updated_idx ON public.customers USING btree (updated_at, id);
 
+CREATE INDEX events_occurred_brin ON public.events USING brin (occurred_at) WITH (pages_per_range='16');
+
 CREATE INDEX feedback_customer_submitted_idx ON public.feedback USING btree (customer_id, submitted_at, id);
 
 CREATE INDEX feedback_interaction_idx ON public.feedback USING btree (interaction_id) WHERE (interaction_id IS NOT NULL);
@@ -1146,7 +1308,7 @@ CREATE INDEX segments_name_idx ON public.segments USING btree (name, id);
 
 CREATE INDEX webhook_deliveries_due_idx ON public.webhook_deliveries USING btree (next_attempt_at) WHERE (status = 'pending'::text);
 
-CREATE INDEX webhook_deliveries_entity_idx ON public.webhook_deliveries USING btree (subscription_id, entity_id, event_position) WHERE (status = 'pending'::text);
+CREATE INDEX webhook_deliveries_entity_idx ON public.webhook_deliveries USING btree (subscription_id, entity_id, event_txid, event_seq) WHERE (status = 'pending'::text);
 
 CREATE INDEX webhook_deliveries_log_idx ON public.webhook_deliveries USING btree (subscription_id, created_at, id);
 
@@ -1237,6 +1399,8 @@ CREATE TRIGGER audit_update AFTER UPDATE ON public.segments REFERENCING OLD TABL
 CREATE TRIGGER audit_update AFTER UPDATE ON public.webhook_operations REFERENCING OLD TABLE AS crm_old_rows NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
 
 CREATE TRIGGER audit_update AFTER UPDATE ON public.webhook_subscriptions REFERENCING OLD TABLE AS crm_old_rows NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
+
+CREATE TRIGGER events_derive AFTER INSERT ON public.audit_events REFERENCING NEW TABLE AS crm_new_audit FOR EACH STATEMENT EXECUTE FUNCTION public.crm_events_derive();
 
 CREATE TRIGGER metrics_collect_delete AFTER DELETE ON public.feedback REFERENCING OLD TABLE AS crm_old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_metrics_collect();
 
@@ -1401,6 +1565,9 @@ GRANT INSERT(after) ON TABLE public.audit_events TO crm_app;
 REVOKE ALL ON FUNCTION public.crm_audit_seal(max_rows integer, wait boolean) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.crm_audit_seal(max_rows integer, wait boolean) TO crm_app;
 
+REVOKE ALL ON FUNCTION public.crm_events_purge(cutoff timestamp with time zone, max_rows integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.crm_events_purge(cutoff timestamp with time zone, max_rows integer) TO crm_app;
+
 GRANT SELECT ON TABLE public.audit_chain TO crm_app;
 
 GRANT SELECT ON TABLE public.audit_seals TO crm_app;
@@ -1418,6 +1585,12 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.customer_purchases TO crm_app;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.customer_spend TO crm_app;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.customers TO crm_app;
+
+GRANT SELECT ON TABLE public.events TO crm_app;
+
+GRANT SELECT ON TABLE public.events_horizon TO crm_app;
+
+GRANT SELECT,USAGE ON SEQUENCE public.events_seq_seq TO crm_app;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.feedback TO crm_app;
 

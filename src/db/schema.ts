@@ -142,6 +142,29 @@ export interface CustomerSpend {
   total_spent: string;
 }
 
+export interface Events {
+  actor: ServerOwned<string>;
+  audit_event_id: ServerOwned<string>;
+  changes: ServerOwned<Record<string, unknown>>;
+  correlation_id: ServerOwned<string | null>;
+  entity_id: ServerOwned<string>;
+  entity_type: ServerOwned<string>;
+  id: ServerOwned<string>;
+  occurred_at: ServerOwned<string>;
+  request_id: ServerOwned<string | null>;
+  seq: ServerOwned<number>;
+  txid: ServerOwned<string>;
+  type: ServerOwned<string>;
+  version: ServerOwned<number | null>;
+}
+
+export interface EventsHorizon {
+  purged_at: ServerOwned<string>;
+  seq: ServerOwned<number>;
+  singleton: ServerOwned<boolean>;
+  txid: ServerOwned<string>;
+}
+
 export interface Feedback {
   archived_at: string | null;
   assignee: string | null;
@@ -344,8 +367,9 @@ export interface SegmentSnapshots {
 
 export interface WebhookCursors {
   generation: Generated<number>;
-  position: number;
+  seq: number;
   subscription_id: string;
+  txid: string;
   updated_at: Generated<string>;
 }
 
@@ -354,7 +378,8 @@ export interface WebhookDeliveries {
   created_at: Generated<string>;
   entity_id: string | null;
   event_id: string;
-  event_position: number;
+  event_seq: number;
+  event_txid: string;
   event_type: string;
   finished_at: string | null;
   generation: Generated<number>;
@@ -368,6 +393,7 @@ export interface WebhookDeliveries {
   lease_until: string | null;
   next_attempt_at: Generated<string>;
   payload: string;
+  schedule_base: Generated<number>;
   status: Generated<string>;
   subscription_id: string;
 }
@@ -386,7 +412,7 @@ export interface WebhookDeliveryAttempts {
 export interface WebhookOperations {
   created_at: Generated<string>;
   delivery_id: string | null;
-  from_position: number | null;
+  from_position: string | null;
   id: Generated<string>;
   kind: string;
   subscription_id: string;
@@ -425,6 +451,8 @@ export interface DB {
   customer_purchases: CustomerPurchases;
   customer_spend: CustomerSpend;
   customers: Customers;
+  events: Events;
+  events_horizon: EventsHorizon;
   feedback: Feedback;
   idempotency_keys: IdempotencyKeys;
   import_customer_rows: ImportCustomerRows;
