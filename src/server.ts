@@ -6,7 +6,7 @@
 import closeWithGrace from 'close-with-grace'
 import { pino, type LoggerOptions } from 'pino'
 import { buildApp, loggerOptions, type App } from './app.js'
-import { corsOrigins, loadConfig, migrateOnStart, orExitOnConfigError, trustProxy } from './config.js'
+import { corsOrigins, loadConfig, webhookOptions, migrateOnStart, orExitOnConfigError, trustProxy } from './config.js'
 import { createDb, type Db } from './db/database.js'
 import { createMigrationDb, releaseEmbeddedSignalHandlers, resolveDatabase, type DatabaseTarget } from './db/connect.js'
 import { migrateToLatest } from './db/migrate.js'
@@ -78,6 +78,7 @@ try {
     auditSealIntervalMs: config.AUDIT_SEAL_INTERVAL_MS,
     lifecycleSweepMs: config.LIFECYCLE_SWEEP_MS,
     corsOrigins: corsOrigins(config),
+    webhooks: webhookOptions(config, config.WEBHOOK_WORKER === 'on'),
   })
   await app.listen({ host: config.HOST, port: config.PORT })
 } catch (err) {

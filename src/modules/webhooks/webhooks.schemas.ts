@@ -76,7 +76,7 @@ export const WebhookSubscriptionCreated = Type.Object(
   {
     $id: 'WebhookSubscriptionCreated',
     description: 'A new subscription with its signing secret: store the secret now, it is never shown again',
-    example: { ...(WebhookSubscription.example as object), secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' },
+    example: { ...((WebhookSubscription as { example?: object }).example), secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' },
   },
 )
 
@@ -179,7 +179,7 @@ export const DeliveryAttempt = Type.Object(
 
 export const WebhookDeliveryDetail = Type.Object(
   { ...WebhookDelivery.properties, attempts_log: Type.Array(ref(DeliveryAttempt), { description: 'Every attempt, oldest first' }) },
-  { $id: 'WebhookDeliveryDetail', description: 'A delivery with all its attempts', example: { ...(WebhookDelivery.example as object), attempts_log: [DeliveryAttempt.example] } },
+  { $id: 'WebhookDeliveryDetail', description: 'A delivery with all its attempts', example: { ...((WebhookDelivery as { example?: object }).example), attempts_log: [(DeliveryAttempt as { example?: object }).example] } },
 )
 
 export const WebhookDeliveryList = Type.Object(pageEnvelope(ref(WebhookDelivery), 'A page of deliveries').properties, {
