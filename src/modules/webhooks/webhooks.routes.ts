@@ -172,13 +172,13 @@ const webhookRoutes: FastifyPluginAsyncTypebox<service.WebhookSettings> = async 
     schema: {
       operationId: 'replayWebhookEvents', tags, summary: 'Deliver again every event after a feed position',
       description:
-        'Moves the subscription back in the change feed: each matching event after `after` is queued again as a new delivery (new webhook-id), ' +
+        'Moves the subscription back in the change feed: each matching event after `position` is queued again as a new delivery (new webhook-id), ' +
         'in feed order. A position before the feed\'s retention answers 422 position-expired.',
       params: IdParams, body: ref(WebhookReplay),
       response: { 202: ref(WebhookReplayAccepted), ...WRITE_ERRORS },
     },
   }, async (request, reply) => {
-    const accepted = await service.replay(request.db, request.params.id, request.body.after)
+    const accepted = await service.replay(request.db, request.params.id, request.body.position)
     reply.code(202)
     return accepted
   })

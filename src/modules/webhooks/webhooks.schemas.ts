@@ -198,21 +198,21 @@ export const DeliveryParams = Type.Object(
 
 export const WebhookReplay = Type.Object(
   {
-    after: Type.String({
+    position: Type.String({
       minLength: 1, maxLength: 64,
       description: 'A change-feed position (an event\'s position from GET /v1/events, or a next cursor): every matching event after it is delivered again, as new deliveries with new webhook-ids',
       example: 'ZTEuNzUxLjEy',
     }),
   },
-  { $id: 'WebhookReplay', additionalProperties: false, description: 'Where a replay starts', example: { after: 'ZTEuNzUxLjEy' } },
+  { $id: 'WebhookReplay', additionalProperties: false, description: 'Where a replay starts (after this position)', example: { position: 'ZTEuNzUxLjEy' } },
 )
 
 export const WebhookReplayAccepted = Type.Object(
   {
-    after: Type.String(),
+    position: Type.String(),
     generation: Type.Integer({ description: 'Counts the subscription\'s replays' }),
   },
-  { $id: 'WebhookReplayAccepted', description: 'The replay is queued: the workers fan the events out again from the position', example: { after: 'ZTEuNzUxLjEy', generation: 1 } },
+  { $id: 'WebhookReplayAccepted', description: 'The replay is queued: the workers fan the events out again from the position', example: { position: 'ZTEuNzUxLjEy', generation: 1 } },
 )
 
 export type WebhookSubscriptionDto = Static<typeof WebhookSubscription>

@@ -135,20 +135,20 @@ export async function retryDelivery(db: DbExecutor, subscriptionId: string, deli
   return repo.retryDelivery(db, deliveryId)
 }
 
-/** Moves the subscription's fan-out back to `after`; the events after it become new deliveries. */
-export async function replay(db: DbExecutor, subscriptionId: string, after: string) {
-  const position = decodePosition(after)
-  if (!position) throw badRequest('after is not a change-feed position.', [{ pointer: pointer('after'), message: 'must be a position from GET /v1/events' }])
+/** Moves the subscription's fan-out back to `from`; the events after it become new deliveries. */
+export async function replay(db: DbExecutor, subscriptionId: string, from: string) {
+  const position = decodePosition(from)
+  if (!position) throw badRequest('position is not a change-feed position.', [{ pointer: pointer('position'), message: 'must be a position from GET /v1/events' }])
   await repo.lockSubscription(db, subscriptionId)
   const horizon = await feedHorizon(db)
   if (horizon && positionBefore(position, horizon)) {
     throw new HttpProblem({
       status: 422, title: 'Unprocessable Content', code: 'position-expired',
       detail: 'The events after that position are past the feed\'s retention; replay from a later one.',
-      errors: [{ pointer: pointer('after'), message: 'before the retention horizon' }],
+      errors: [{ pointer: pointer('position'), message: 'before the retention horizon' }],
     })
   }
-  await repo.recordOperation(db, { subscription_id: subscriptionId, kind: 'replay', from_position: after })
+  await repo.recordOperation(db, { subscription_id: subscriptionId, kind: 'replay', from_position: from })
   const generation = await repo.setCursor(db, subscriptionId, position, true)
-  return { after, generation }
+  return { position: from, generation }
 }
