@@ -317,6 +317,18 @@ CREATE FUNCTION public.crm_events_derive() RETURNS trigger
       return null;
     end $$;
 
+CREATE FUNCTION public.crm_events_frontier() RETURNS xid8
+    LANGUAGE sql STABLE
+    AS $$
+      select coalesce(
+        (select min(x) from pg_snapshot_xip(pg_current_snapshot()) x
+         where not exists (
+           select 1 from pg_stat_activity a
+           where a.backend_xid = xid(x)
+             and a.datid <> (select d.oid from pg_database d where d.datname = current_database()))),
+        pg_snapshot_xmax(pg_current_snapshot()))
+    $$;
+
 CREATE FUNCTION public.crm_events_purge(cutoff timestamp with time zone, max_rows integer DEFAULT 50000) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public'

@@ -28,6 +28,8 @@ import timelineRoutes from './modules/timeline/timeline.routes.js'
 import auditRoutes from './modules/audit/audit.routes.js'
 import auditSealer from './modules/audit/audit.sealer.js'
 import lifecycleSweep from './modules/metrics/metrics.sweep.js'
+import eventRoutes from './modules/events/events.routes.js'
+import eventRetention from './modules/events/events.retention.js'
 import scheduler from './plugins/scheduler.js'
 import importRoutes from './modules/imports/imports.routes.js'
 import analyticsRoutes from './modules/analytics/analytics.routes.js'
@@ -62,6 +64,8 @@ export interface AppOptions {
   auditSealIntervalMs?: number
   /** Milliseconds between lifecycle sweeps (0 or unset: no schedule). */
   lifecycleSweepMs?: number
+  /** The change feed: retention in days (default 30), purge interval (0 or unset: no schedule), long-poll interval. */
+  events?: { retentionDays?: number; purgeIntervalMs?: number; pollIntervalMs?: number }
   /** The largest bulk import upload (default 2 GiB). */
   importMaxBytes?: number
   /** Browser origins allowed by CORS; default none. */
@@ -196,6 +200,7 @@ export async function buildApp(opts: AppOptions) {
   await app.register(lifecycleSweep, { intervalMs: opts.lifecycleSweepMs ?? 0 })
   const webhookPolicy = targetPolicy(opts.webhooks?.allowedHosts ?? '')
   await app.register(webhookWorker, { policy: webhookPolicy, worker: opts.webhooks?.worker ?? false })
+  await app.register(eventRetention, { retentionDays: opts.events?.retentionDays ?? 30, intervalMs: opts.events?.purgeIntervalMs ?? 0 })
   await app.register(openapi)
   await app.register(metrics)
   app.addSchema(Problem)
@@ -214,6 +219,12 @@ export async function buildApp(opts: AppOptions) {
   await app.register(analyticsRoutes, { prefix: '/v1' })
   await app.register(segmentRoutes, { prefix: '/v1' })
   await app.register(webhookRoutes, { prefix: '/v1', policy: webhookPolicy, secretOverlapSeconds: opts.webhooks?.secretOverlapSeconds ?? 86_400 })
+  await app.register(eventRoutes, {
+    prefix: '/v1',
+    deadlineMs: (opts.deadline ?? DEFAULT_LIMITS.deadline).deadlineMs,
+    retentionDays: opts.events?.retentionDays ?? 30,
+    ...(opts.events?.pollIntervalMs ? { pollIntervalMs: opts.events.pollIntervalMs } : {}),
+  })
 
   return app
 }

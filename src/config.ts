@@ -92,6 +92,10 @@ export const ConfigSchema = Type.Object({
   WEBHOOK_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 1000, default: 32 }),
   /** How long a rotated-out secret keeps signing next to the new one (rotate-secret's default overlap). */
   WEBHOOK_SECRET_OVERLAP_S: Type.Integer({ minimum: 0, maximum: 604_800, default: 86_400 }),
+  /** The change feed: how many days events are kept (a reader further behind gets 410), how often old ones are purged (0: never), how often long polls look for new ones. */
+  EVENTS_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 30 }),
+  EVENTS_PURGE_INTERVAL_MS: Type.Integer({ minimum: 0, default: 3_600_000 }),
+  EVENTS_POLL_INTERVAL_MS: Type.Integer({ minimum: 10, maximum: 10_000, default: 100 }),
   /** Comma-separated browser origins allowed by CORS (https://app.example.com,...); empty: none. */
   CORS_ORIGINS: Type.String({ pattern: '^(https?://[A-Za-z0-9.:\\[\\]-]+(,https?://[A-Za-z0-9.:\\[\\]-]+)*)?$', maxLength: 4000, default: '' }),
 })

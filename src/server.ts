@@ -77,6 +77,7 @@ try {
     idempotency: { ttlSeconds: config.IDEMPOTENCY_TTL_S, purgeIntervalMs: config.IDEMPOTENCY_PURGE_INTERVAL_MS },
     auditSealIntervalMs: config.AUDIT_SEAL_INTERVAL_MS,
     lifecycleSweepMs: config.LIFECYCLE_SWEEP_MS,
+    events: { retentionDays: config.EVENTS_RETENTION_DAYS, purgeIntervalMs: config.EVENTS_PURGE_INTERVAL_MS, pollIntervalMs: config.EVENTS_POLL_INTERVAL_MS },
     corsOrigins: corsOrigins(config),
     webhooks: webhookOptions(config, config.WEBHOOK_WORKER === 'on'),
   })

@@ -41,6 +41,7 @@ export default fp(
           { name: 'feedback', description: 'Surveys (CSAT, NPS), complaints and their resolution workflow, suggestions, reviews and praise' },
           { name: 'segments', description: 'Dynamic (filter) and static (listed) sets of customers, their export and membership history' },
           { name: 'audit', description: 'The audit trail of every mutation' },
+          { name: 'events', description: 'The change feed: every committed change as domain events, in order, with long polling' },
           { name: 'analytics', description: 'Customer analytics computed in the database: RFM, lifetime value, lifecycle, acquisition, churn risk, cohorts, satisfaction' },
           { name: 'ops', description: 'Health and readiness' },
         ],

@@ -61,8 +61,10 @@ const DEFAULT_SCAN_LIMIT = 10_000
 
 /**
  * The committed events after a position, in feed order, that no later commit can precede: only
- * events of transactions below this statement's snapshot xmin are returned (every transaction
- * with a smaller xid has ended). `after` null starts at the oldest retained event.
+ * events of transactions below the frontier are returned (crm_events_frontier(): in this
+ * statement's snapshot, every transaction of this database with a smaller xid has ended; see
+ * migrations 20261204T211000_events and 20261204T211100_events_frontier). `after` null starts at
+ * the oldest retained event.
  *
  * Retention purges a prefix of the feed and records its last position (events_horizon). The
  * horizon is read after the events, in a later snapshot: a purge that committed before the read
@@ -78,7 +80,7 @@ export async function eventsAfter(db: DbExecutor, after: Position | null, opts: 
              e.entity_type, e.entity_id, e.version, e.changes
       from events e
       where (e.txid, e.seq) > (${start.txid}::xid8, ${start.seq}::bigint)
-        and e.txid < pg_snapshot_xmin(pg_current_snapshot())
+        and e.txid < crm_events_frontier()
       order by e.txid, e.seq
       limit ${scan}
     ),
@@ -131,7 +133,7 @@ export async function feedHorizon(db: DbExecutor): Promise<Position | null> {
 export async function feedHead(db: DbExecutor): Promise<Position> {
   const { rows } = await sql<{ txid: string; seq: number }>`
     select txid::text as txid, seq from events
-    where txid < pg_snapshot_xmin(pg_current_snapshot())
+    where txid < crm_events_frontier()
     order by txid desc, seq desc limit 1`.execute(db)
   return rows[0] ?? (await feedHorizon(db)) ?? FEED_START
 }
