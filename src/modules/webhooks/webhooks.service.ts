@@ -36,17 +36,7 @@ export function eventPayload(e: EventRecord): string {
   return JSON.stringify({
     type: e.type,
     timestamp: e.occurred_at,
-    data: {
-      id: e.id,
-      position: encodePosition(e.position),
-      type: e.type,
-      occurred_at: e.occurred_at,
-      actor: e.actor,
-      entity_type: e.entity_type,
-      entity_id: e.entity_id,
-      version: e.version,
-      changes: maskAuditSnapshot(e.changes),
-    },
+    data: { ...e, position: encodePosition(e.position), changes: maskAuditSnapshot(e.changes) },
   })
 }
 
