@@ -8,8 +8,8 @@ export interface Received {
   at: number
 }
 
-/** What the receiver answers a request with: a status, or 'hang' (never answer). */
-export type Answer = number | 'hang'
+/** What the receiver answers a request with: a status, a status after a delay, or 'hang' (never answer). */
+export type Answer = number | 'hang' | { status: number; delayMs: number }
 
 /**
  * A real HTTP server that receives webhooks: it records every request and answers what `answer`
@@ -27,7 +27,10 @@ export async function startReceiver(answer: (req: Received, index: number) => An
       for (const w of waiters.splice(0)) w()
       const a = answer(r, index)
       if (a === 'hang') return
-      res.writeHead(a, { 'content-type': 'text/plain' }).end(a >= 200 && a < 300 ? '' : `failure ${a}`)
+      const [status, delayMs] = typeof a === 'number' ? [a, 0] : [a.status, a.delayMs]
+      const reply = () => res.writeHead(status, { 'content-type': 'text/plain' }).end(status >= 200 && status < 300 ? '' : `failure ${status}`)
+      if (delayMs > 0) setTimeout(reply, delayMs)
+      else reply()
     })
   })
   server.keepAliveTimeout = 100

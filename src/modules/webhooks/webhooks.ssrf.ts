@@ -41,10 +41,12 @@ export function targetPolicy(allowList: string): TargetPolicy {
   const hosts = new Set<string>()
   const allowed = new BlockList()
   for (const raw of allowList.split(',').map((s) => s.trim()).filter(Boolean)) {
-    const [address, prefix] = raw.split('/') as [string, string | undefined]
+    const [address, prefix, ...rest] = raw.split('/') as [string, string | undefined, ...string[]]
     const family = isIP(address)
+    const bad = () => new Error(`WEBHOOK_ALLOWED_HOSTS: ${raw} is neither a host name nor an address or CIDR range`)
+    if (rest.length > 0 || (prefix !== undefined && (!/^\d{1,3}$/.test(prefix) || Number(prefix) > (family === 4 ? 32 : 128)))) throw bad()
     if (family === 0) {
-      if (prefix !== undefined) throw new Error(`WEBHOOK_ALLOWED_HOSTS: ${raw} is neither a host name nor a CIDR range`)
+      if (prefix !== undefined || !/^[A-Za-z0-9.-]+$/.test(address)) throw bad()
       hosts.add(address.toLowerCase())
     } else if (prefix === undefined) allowed.addAddress(address, family === 4 ? 'ipv4' : 'ipv6')
     else allowed.addSubnet(address, Number(prefix), family === 4 ? 'ipv4' : 'ipv6')
