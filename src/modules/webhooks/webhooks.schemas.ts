@@ -27,13 +27,15 @@ const eventTypes = Type.Array(EventTypePattern, {
 })
 const description = Nullable(Type.String({ maxLength: 2000, example: 'Shop: keep customer records in sync' }))
 
-export const WebhookFilter = Type.Object(
-  {
+const filterFields = {
     entity_ids: Type.Optional(Type.Array(Uuid(), { minItems: 1, maxItems: 1000, uniqueItems: true, description: 'Only events of these entities' })),
     changed_fields: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z][a-z0-9_]{0,62}$', maxLength: 63 }), {
       minItems: 1, maxItems: 50, uniqueItems: true, description: 'Only events that set at least one of these fields (a created event sets every field it has)',
     })),
-  },
+}
+
+export const WebhookFilter = Type.Object(
+  filterFields,
   {
     $id: 'WebhookFilter', additionalProperties: false, minProperties: 1,
     description: 'Narrows a subscription beyond its event types; both conditions must hold when both are given',
@@ -99,7 +101,8 @@ export const WebhookSubscriptionPatch = Type.Object(
   {
     url: Type.Optional(url),
     event_types: Type.Optional(eventTypes),
-    filter: Type.Optional(filter),
+    // Inline, not a $ref: a request body's nullable object must be closed where it stands.
+    filter: Type.Optional(Nullable(Type.Object(filterFields, { additionalProperties: false, minProperties: 1, description: 'A new filter; null removes it' }))),
     status: Type.Optional(StringEnum(SUBSCRIPTION_STATUSES)),
     description: Type.Optional(description),
   },
