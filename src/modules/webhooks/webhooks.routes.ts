@@ -3,7 +3,7 @@ import { Type } from 'typebox'
 import { ifMatchVersion, replyNotModified, setEtag } from '../../lib/etag.js'
 import { pageRequest, toPage, type SortKey } from '../../lib/pagination.js'
 import { notFound } from '../../lib/problem.js'
-import { IdParams, ref, READ_ERRORS, WRITE_ERRORS } from '../../lib/schema.js'
+import { IdParams, problemResponses, ref, READ_ERRORS, WRITE_ERRORS } from '../../lib/schema.js'
 import * as repo from './webhooks.repository.js'
 import * as service from './webhooks.service.js'
 import {
@@ -173,9 +173,9 @@ const webhookRoutes: FastifyPluginAsyncTypebox<service.WebhookSettings> = async 
       operationId: 'replayWebhookEvents', tags, summary: 'Deliver again every event after a feed position',
       description:
         'Moves the subscription back in the change feed: each matching event after `position` is queued again as a new delivery (new webhook-id), ' +
-        'in feed order. A position before the feed\'s retention answers 422 position-expired.',
+        'in feed order. A position before the feed\'s retention answers 410 position-expired (as GET /v1/events does).',
       params: IdParams, body: ref(WebhookReplay),
-      response: { 202: ref(WebhookReplayAccepted), ...WRITE_ERRORS },
+      response: { 202: ref(WebhookReplayAccepted), ...WRITE_ERRORS, ...problemResponses(410) },
     },
   }, async (request, reply) => {
     const accepted = await service.replay(request.db, request.params.id, request.body.position)

@@ -133,7 +133,7 @@ export async function replay(db: DbExecutor, subscriptionId: string, from: strin
   const horizon = await feedHorizon(db)
   if (horizon && positionBefore(position, horizon)) {
     throw new HttpProblem({
-      status: 422, title: 'Unprocessable Content', code: 'position-expired',
+      status: 410, title: 'Gone', code: 'position-expired',
       detail: 'The events after that position are past the feed\'s retention; replay from a later one.',
       errors: [{ pointer: pointer('position'), message: 'before the retention horizon' }],
     })

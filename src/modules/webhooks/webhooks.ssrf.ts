@@ -114,7 +114,8 @@ const resolveAll = (host: string) =>
 /**
  * Why this URL may not be a webhook target now, or undefined when it may: its scheme, its
  * credentials, and every address its host resolves to (one refused address refuses it: the
- * client would otherwise get whichever the resolver answers first).
+ * client would otherwise get whichever the resolver answers first). A host that does not resolve
+ * passes: delivery checks again.
  */
 export async function refusedTarget(raw: string, policy: TargetPolicy): Promise<string | undefined> {
   let url: URL
@@ -132,7 +133,9 @@ export async function refusedTarget(raw: string, policy: TargetPolicy): Promise<
   try {
     addresses = await resolveAll(host)
   } catch {
-    return `its host ${host} does not resolve`
+    // A name that does not resolve now (not yet published, or no resolver here) is accepted:
+    // the check that decides is the one at each delivery, on the address actually connected to.
+    return undefined
   }
   for (const { address } of addresses) {
     const why = refusedAddress(address, policy)
