@@ -1084,6 +1084,7 @@ CREATE TABLE public.webhook_subscriptions (
     version integer DEFAULT 1 NOT NULL,
     created_at timestamp(3) with time zone DEFAULT now() NOT NULL,
     updated_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    archived_at timestamp(3) with time zone,
     CONSTRAINT webhook_subscriptions_event_types_check CHECK (((cardinality(event_types) >= 1) AND (cardinality(event_types) <= 100))),
     CONSTRAINT webhook_subscriptions_status_check CHECK ((status = ANY (ARRAY['active'::text, 'paused'::text, 'disabled'::text]))),
     CONSTRAINT webhook_subscriptions_url_check CHECK ((length(url) <= 2048))

@@ -26,7 +26,8 @@ export async function up(db: Kysely<any>): Promise<void> {
       secret_rotated_at timestamptz(3) not null default now(),
       version integer not null default 1,
       created_at timestamptz(3) not null default now(),
-      updated_at timestamptz(3) not null default now()
+      updated_at timestamptz(3) not null default now(),
+      archived_at timestamptz(3)
     )`.execute(db)
   await sql`create index webhook_subscriptions_created_idx on webhook_subscriptions (created_at, id)`.execute(db)
   await sql`select crm_audit_attach('webhook_subscriptions')`.execute(db)

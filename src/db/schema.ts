@@ -427,6 +427,7 @@ export interface WebhookSecrets {
 }
 
 export interface WebhookSubscriptions {
+  archived_at: string | null;
   created_at: Generated<string>;
   description: string | null;
   disabled_reason: string | null;

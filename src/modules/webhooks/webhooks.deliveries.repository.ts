@@ -27,7 +27,7 @@ export async function lockCursors(db: DbExecutor, limit: number): Promise<Fanout
   const { rows } = await sql<{ subscription_id: string; event_types: string[]; filter: unknown; txid: string; seq: number; generation: number }>`
     select c.subscription_id, s.event_types, s.filter, c.txid::text as txid, c.seq, c.generation
     from webhook_cursors c join webhook_subscriptions s on s.id = c.subscription_id
-    where s.status in ('active', 'paused')
+    where s.status in ('active', 'paused') and s.archived_at is null
     order by c.updated_at
     limit ${limit}
     for update of c skip locked`.execute(db)
@@ -85,7 +85,7 @@ export async function claimDeliveries(db: DbExecutor, worker: string, limit: num
     with due as (
       select d.id
       from webhook_deliveries d
-      join webhook_subscriptions s on s.id = d.subscription_id and s.status = 'active'
+      join webhook_subscriptions s on s.id = d.subscription_id and s.status = 'active' and s.archived_at is null
       where d.status = 'pending' and d.next_attempt_at <= now()
         and (d.lease_until is null or d.lease_until < now())
         and not exists (

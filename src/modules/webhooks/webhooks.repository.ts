@@ -2,7 +2,8 @@ import { type Selectable, sql } from 'kysely'
 import type { DbExecutor } from '../../db/database.js'
 import type { WebhookDeliveries, WebhookDeliveryAttempts, WebhookSubscriptions } from '../../db/schema.js'
 import { keysetPage, type PageRequest } from '../../lib/pagination.js'
-import { notFound, preconditionFailed } from '../../lib/problem.js'
+import type { ArchivedFilter } from '../../lib/schema.js'
+import { versionedTable, whereArchived } from '../../db/versioned.js'
 import type { Position } from '../events/index.js'
 
 /** The subscriptions' SQL, their secrets and fan-out cursors, and the delivery log as the API reads it. */
@@ -30,13 +31,11 @@ export async function findSubscription(db: DbExecutor, id: string): Promise<Subs
   return db.selectFrom('webhook_subscriptions').selectAll().where('id', '=', id).executeTakeFirst()
 }
 
+/** The versioned-record operations: lock (404, 412), archive and restore. An archived subscription receives nothing. */
+export const subscriptions = versionedTable('webhook_subscriptions', 'webhook subscription')
+
 /** The subscription locked for the rest of the transaction: 404 when absent, 412 when If-Match names another version. */
-export async function lockSubscription(db: DbExecutor, id: string, expectedVersion?: number): Promise<SubscriptionRow> {
-  const row = await db.selectFrom('webhook_subscriptions').selectAll().where('id', '=', id).forUpdate().executeTakeFirst()
-  if (!row) throw notFound('webhook subscription')
-  if (expectedVersion !== undefined && row.version !== expectedVersion) throw preconditionFailed()
-  return row
-}
+export const lockSubscription = (db: DbExecutor, id: string, expectedVersion?: number): Promise<SubscriptionRow> => subscriptions.lockForWrite(db, id, expectedVersion)
 
 export async function updateSubscription(db: DbExecutor, id: string, changes: Record<string, unknown>): Promise<SubscriptionRow> {
   const set = { ...changes }
@@ -44,13 +43,9 @@ export async function updateSubscription(db: DbExecutor, id: string, changes: Re
   return db.updateTable('webhook_subscriptions').set(set).where('id', '=', id).returningAll().executeTakeFirstOrThrow()
 }
 
-export async function deleteSubscription(db: DbExecutor, id: string): Promise<void> {
-  await db.deleteFrom('webhook_subscriptions').where('id', '=', id).execute()
-}
-
-export async function listSubscriptions(db: DbExecutor, f: { status?: string | undefined }, page: PageRequest): Promise<SubscriptionRow[]> {
+export async function listSubscriptions(db: DbExecutor, f: { status?: string | undefined; archived: ArchivedFilter }, page: PageRequest): Promise<SubscriptionRow[]> {
   const query = db.selectFrom('webhook_subscriptions').selectAll().$if(!!f.status, (qb) => qb.where('status', '=', f.status!))
-  return keysetPage(query, page, 'webhook_subscriptions').execute()
+  return keysetPage(whereArchived(query, 'webhook_subscriptions', f.archived), page, 'webhook_subscriptions').execute()
 }
 
 /** Adds a secret; the current one (if any) keeps signing until `previousExpiresAt`. */

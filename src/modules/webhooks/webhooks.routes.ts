@@ -45,13 +45,13 @@ const webhookRoutes: FastifyPluginAsyncTypebox<service.WebhookSettings> = async 
     config: { scope: 'webhooks:read' },
     schema: {
       operationId: 'listWebhookSubscriptions', tags, summary: 'List webhook subscriptions',
-      description: 'Cursor-paginated, newest first; secrets are never listed.',
+      description: 'Cursor-paginated, newest first; secrets are never listed. Archived subscriptions are listed only with archived=true (only them) or archived=all.',
       querystring: SubscriptionListQuery,
       response: { 200: ref(WebhookSubscriptionList), ...READ_ERRORS },
     },
   }, async (request) => {
     const page = pageRequest(request.query, NEWEST_FIRST)
-    const rows = await repo.listSubscriptions(request.db, { status: request.query.status }, page)
+    const rows = await repo.listSubscriptions(request.db, { status: request.query.status, archived: request.query.archived ?? 'false' }, page)
     return toPage(rows, page, service.toSubscriptionDto)
   })
 
@@ -90,15 +90,31 @@ const webhookRoutes: FastifyPluginAsyncTypebox<service.WebhookSettings> = async 
   app.delete('/webhook-subscriptions/:id', {
     config: { scope: 'webhooks:write' },
     schema: {
-      operationId: 'deleteWebhookSubscription', tags, summary: 'Delete a webhook subscription',
-      description: 'Stops delivery at once and deletes the subscription with its secrets and delivery log. With If-Match, a stale ETag answers 412.',
+      operationId: 'deleteWebhookSubscription', tags, summary: 'Archive a webhook subscription',
+      description:
+        'Stops delivery at once (nothing is fanned out or sent while archived) and hides it from lists (see archived); its secrets and delivery log are kept. ' +
+        'Archiving an archived subscription changes nothing (204). restoreWebhookSubscription resumes delivery from where it stopped. With If-Match, a stale ETag answers 412.',
       params: IdParams,
-      response: { 204: Type.Null({ description: 'Deleted' }), ...WRITE_ERRORS },
+      response: { 204: Type.Null({ description: 'Archived' }), ...WRITE_ERRORS },
     },
   }, async (request, reply) => {
-    await repo.lockSubscription(request.db, request.params.id, ifMatchVersion(request))
-    await repo.deleteSubscription(request.db, request.params.id)
+    await repo.subscriptions.archive(request.db, request.params.id, ifMatchVersion(request))
     return reply.code(204).send(null)
+  })
+
+  app.post('/webhook-subscriptions/:id/restore', {
+    config: { scope: 'webhooks:write' },
+    schema: {
+      operationId: 'restoreWebhookSubscription', tags, summary: 'Restore an archived webhook subscription',
+      description: 'Delivery resumes from where it stopped (the events committed meanwhile are delivered). Restoring a live subscription changes nothing. With If-Match, a stale ETag answers 412.',
+      params: IdParams,
+      response: { 200: ref(WebhookSubscription), ...WRITE_ERRORS },
+    },
+  }, async (request, reply) => {
+    await repo.subscriptions.restore(request.db, request.params.id, ifMatchVersion(request))
+    const row = (await repo.findSubscription(request.db, request.params.id))!
+    setEtag(reply, row.version)
+    return service.toSubscriptionDto(row)
   })
 
   app.post('/webhook-subscriptions/:id/rotate-secret', {

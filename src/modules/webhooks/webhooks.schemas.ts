@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox'
-import { Nullable, StringEnum, Timestamp, Uuid, ref } from '../../lib/schema.js'
+import { ArchivedQuery, Nullable, StringEnum, Timestamp, Uuid, ref } from '../../lib/schema.js'
 import { PageQuery, pageEnvelope } from '../../lib/pagination.js'
 
 export const SUBSCRIPTION_STATUSES = ['active', 'paused', 'disabled'] as const
@@ -60,13 +60,14 @@ export const WebhookSubscription = Type.Object(
     version: Type.Integer({ description: 'Optimistic concurrency version; also the ETag' }),
     created_at: Timestamp(),
     updated_at: Timestamp(),
+    archived_at: Nullable(Timestamp({ description: 'Set by deleteWebhookSubscription: an archived subscription receives nothing until restored' })),
   },
   {
     $id: 'WebhookSubscription',
     description: 'Where and which events are delivered, signed per the Standard Webhooks specification',
     example: {
       id: EXAMPLE_ID, url: EXAMPLE_URL, event_types: ['customer.*', 'order.paid'], filter: null, status: 'active', description: null,
-      disabled_reason: null, secret_rotated_at: '2026-12-04T21:30:00.000Z', version: 1, created_at: '2026-12-04T21:30:00.000Z', updated_at: '2026-12-04T21:30:00.000Z',
+      disabled_reason: null, secret_rotated_at: '2026-12-04T21:30:00.000Z', version: 1, created_at: '2026-12-04T21:30:00.000Z', updated_at: '2026-12-04T21:30:00.000Z', archived_at: null,
     },
   },
 )
@@ -118,7 +119,7 @@ export const WebhookSubscriptionList = Type.Object(pageEnvelope(ref(WebhookSubsc
 })
 
 export const SubscriptionListQuery = Type.Object(
-  { ...PageQuery, status: Type.Optional(StringEnum(SUBSCRIPTION_STATUSES)) },
+  { ...PageQuery, status: Type.Optional(StringEnum(SUBSCRIPTION_STATUSES)), archived: ArchivedQuery('webhook subscriptions') },
   { additionalProperties: false },
 )
 

@@ -53,6 +53,7 @@ export function toSubscriptionDto(row: SubscriptionRow): WebhookSubscriptionDto 
     version: row.version,
     created_at: row.created_at,
     updated_at: row.updated_at,
+    archived_at: row.archived_at,
   }
 }
 

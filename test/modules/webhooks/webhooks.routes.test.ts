@@ -38,7 +38,7 @@ t.test('create answers the secret once; reads never show it', async (t) => {
   t.equal(leaked.rows[0]!.n, 0, 'no secret reaches the audit trail')
 })
 
-t.test('update with If-Match, pause, delete', async (t) => {
+t.test('update with If-Match, pause, archive and restore', async (t) => {
   const s = (await create(body)).json()
   const stale = await ctx.app.inject({ method: 'PATCH', url: `/v1/webhook-subscriptions/${s.id}`, headers: { ...admin, 'if-match': '"7"' }, payload: { status: 'paused' } })
   t.equal(stale.statusCode, 412)
@@ -52,7 +52,18 @@ t.test('update with If-Match, pause, delete', async (t) => {
   t.equal(empty.statusCode, 400, 'an empty patch is a 400')
   const del = await ctx.app.inject({ method: 'DELETE', url: `/v1/webhook-subscriptions/${s.id}`, headers: admin })
   t.equal(del.statusCode, 204)
-  const gone = await ctx.app.inject({ method: 'GET', url: `/v1/webhook-subscriptions/${s.id}`, headers: admin })
+  const again = await ctx.app.inject({ method: 'DELETE', url: `/v1/webhook-subscriptions/${s.id}`, headers: admin })
+  t.equal(again.statusCode, 204, 'archiving again changes nothing')
+  const archived = await ctx.app.inject({ method: 'GET', url: `/v1/webhook-subscriptions/${s.id}`, headers: admin })
+  t.equal(archived.statusCode, 200)
+  t.ok(archived.json().archived_at, 'still readable by id, with archived_at')
+  const listed = async (q: string) => (await ctx.app.inject({ method: 'GET', url: `/v1/webhook-subscriptions${q}`, headers: admin })).json().data.some((x: { id: string }) => x.id === s.id)
+  t.notOk(await listed('?limit=200'), 'hidden from the list')
+  t.ok(await listed('?archived=true&limit=200'), 'listed with archived=true')
+  const restored = await ctx.app.inject({ method: 'POST', url: `/v1/webhook-subscriptions/${s.id}/restore`, headers: admin })
+  t.equal(restored.statusCode, 200)
+  t.equal(restored.json().archived_at, null)
+  const gone = await ctx.app.inject({ method: 'GET', url: '/v1/webhook-subscriptions/0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11', headers: admin })
   t.equal(gone.statusCode, 404)
   t.equal(gone.json().code, 'not-found')
 })
