@@ -185,7 +185,7 @@ try {
     ratios.push(withSubs / without)
     console.log(`round ${r}: with ${SUBSCRIPTIONS} subscriptions ${withSubs.toFixed(0)} creates/s, without ${without.toFixed(0)} creates/s, ratio ${(withSubs / without).toFixed(3)}`)
   }
-  console.log(`write throughput with ${SUBSCRIPTIONS} active subscriptions = ${median(ratios).toFixed(3)}x of none (median of ${ROUNDS} interleaved rounds of ${ROUND_MS} ms; ` +
+  if (ratios.length) console.log(`write throughput with ${SUBSCRIPTIONS} active subscriptions = ${median(ratios).toFixed(3)}x of none (median of ${ROUNDS} interleaved rounds of ${ROUND_MS} ms; ` +
     `spread ${Math.min(...ratios).toFixed(3)}..${Math.max(...ratios).toFixed(3)}; target >= 0.85)`)
 
   // Delivery lag at a steady rate.

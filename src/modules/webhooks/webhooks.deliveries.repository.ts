@@ -12,6 +12,9 @@ import type { Position } from '../events/index.js'
 /** A subscription whose cursor this worker holds for one fan-out transaction. */
 export interface FanoutCursor {
   subscription_id: string
+  /** active or paused: only an active one's deliveries are leased at fan-out. */
+  status: string
+  url: string
   event_types: string[]
   filter: unknown
   position: Position
@@ -24,15 +27,15 @@ export interface FanoutCursor {
  * at a time, in feed order.
  */
 export async function lockCursors(db: DbExecutor, limit: number): Promise<FanoutCursor[]> {
-  const { rows } = await sql<{ subscription_id: string; event_types: string[]; filter: unknown; txid: string; seq: number; generation: number }>`
-    select c.subscription_id, s.event_types, s.filter, c.txid::text as txid, c.seq, c.generation
+  const { rows } = await sql<{ subscription_id: string; status: string; url: string; event_types: string[]; filter: unknown; txid: string; seq: number; generation: number }>`
+    select c.subscription_id, s.status, s.url, s.event_types, s.filter, c.txid::text as txid, c.seq, c.generation
     from webhook_cursors c join webhook_subscriptions s on s.id = c.subscription_id
     where s.status in ('active', 'paused') and s.archived_at is null
     order by c.updated_at
     limit ${limit}
     for update of c skip locked`.execute(db)
   return rows.map((r) => ({
-    subscription_id: r.subscription_id, event_types: r.event_types, filter: r.filter, position: { txid: r.txid, seq: r.seq }, generation: r.generation,
+    subscription_id: r.subscription_id, status: r.status, url: r.url, event_types: r.event_types, filter: r.filter, position: { txid: r.txid, seq: r.seq }, generation: r.generation,
   }))
 }
 
@@ -45,21 +48,43 @@ export interface NewDelivery {
   payload: string
 }
 
-/** Queues deliveries of one subscription and moves its cursor, in the fan-out's transaction. */
-export async function queueDeliveries(db: DbExecutor, cursor: FanoutCursor, deliveries: NewDelivery[], next: Position): Promise<void> {
+/**
+ * Queues deliveries of one subscription and moves its cursor, in the fan-out's transaction.
+ * When `lease` is given, a delivery that may go out at once (the first of its entity in this
+ * batch, with no pending delivery of that entity queued before) is leased to that worker in the
+ * same insert and returned: the common case skips the claim (fewer writes, no wait for a poll).
+ * The others wait for claimDeliveries, which keeps the entity's order.
+ */
+export async function queueDeliveries(
+  db: DbExecutor, cursor: FanoutCursor, deliveries: NewDelivery[], next: Position, lease?: { worker: string; leaseMs: number; url: string },
+): Promise<ClaimedDelivery[]> {
+  let leased: ClaimedDelivery[] = []
   if (deliveries.length > 0) {
-    await sql`
-      insert into webhook_deliveries (subscription_id, generation, event_id, event_txid, event_seq, event_type, entity_id, payload)
-      select ${cursor.subscription_id}::uuid, ${cursor.generation}::int, d.event_id, d.txid::xid8, d.seq, d.event_type, d.entity_id, d.payload
+    const seen = new Set<string>()
+    const first = deliveries.map((d) => (d.entity_id === null ? true : !seen.has(d.entity_id) && !!seen.add(d.entity_id)))
+    const { rows } = await sql<{ id: string; payload: string; leased: boolean }>`
+      insert into webhook_deliveries (subscription_id, generation, event_id, event_txid, event_seq, event_type, entity_id, payload, lease_owner, lease_until)
+      select ${cursor.subscription_id}::uuid, ${cursor.generation}::int, d.event_id, d.txid::xid8, d.seq, d.event_type, d.entity_id, d.payload, l.owner,
+             case when l.owner is not null then now() + make_interval(secs => ${(lease?.leaseMs ?? 0) / 1000}::float8) end
       from unnest(${deliveries.map((d) => d.event_id)}::uuid[], ${deliveries.map((d) => d.txid)}::text[], ${deliveries.map((d) => d.seq)}::bigint[],
-                  ${deliveries.map((d) => d.event_type)}::text[], ${deliveries.map((d) => d.entity_id)}::uuid[], ${deliveries.map((d) => d.payload)}::text[])
-        as d(event_id, txid, seq, event_type, entity_id, payload)
-      on conflict (subscription_id, event_id, generation) do nothing`.execute(db)
+                  ${deliveries.map((d) => d.event_type)}::text[], ${deliveries.map((d) => d.entity_id)}::uuid[], ${deliveries.map((d) => d.payload)}::text[],
+                  ${first}::boolean[])
+        as d(event_id, txid, seq, event_type, entity_id, payload, first)
+      cross join lateral (select case when ${lease?.worker ?? null}::text is not null and d.first and not exists (
+          select 1 from webhook_deliveries e
+          where e.subscription_id = ${cursor.subscription_id}::uuid and e.entity_id = d.entity_id and e.status = 'pending')
+        then ${lease?.worker ?? null}::text end as owner) l
+      on conflict (subscription_id, event_id, generation) do nothing
+      returning id, payload, lease_owner is not null as leased`.execute(db)
+    if (lease) {
+      leased = rows.filter((r) => r.leased).map((r) => ({ id: r.id, subscription_id: cursor.subscription_id, url: lease.url, payload: r.payload, attempts: 0, schedule_base: 0 }))
+    }
   }
   if (next.txid !== cursor.position.txid || next.seq !== cursor.position.seq) {
     await sql`update webhook_cursors set txid = ${next.txid}::xid8, seq = ${next.seq}, updated_at = now()
       where subscription_id = ${cursor.subscription_id}`.execute(db)
   }
+  return leased
 }
 
 /** A delivery this worker holds the lease of. */

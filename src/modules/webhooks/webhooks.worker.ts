@@ -127,7 +127,9 @@ export class DeliveryWorker {
 
   /** One round of fan-out and claims; true when it found work (poll again at once). */
   async poll(): Promise<boolean> {
-    const fanned = await this.fanOut()
+    const { read: fanned, leased } = await this.fanOut()
+    // Sent only after the fan-out committed: its leases and rows are visible to the record.
+    for (let i = 0; i < leased.length; i += this.opts.concurrency) this.launch(leased.slice(i, i + this.opts.concurrency))
     let claimed = 0
     while (!this.stopped && this.inFlightCount < this.opts.concurrency) {
       const batch = await deliveries.claimDeliveries(this.db, this.id, this.opts.concurrency - this.inFlightCount, this.opts.leaseMs)
@@ -138,13 +140,25 @@ export class DeliveryWorker {
     return fanned > 0 || (claimed > 0 && this.inFlightCount < this.opts.concurrency)
   }
 
-  /** Queues deliveries for the new events of the subscriptions it can lock; answers how many events it read. */
-  async fanOut(): Promise<number> {
-    const limit = this.opts.fanoutBatch ?? 1000
+  /**
+   * Queues deliveries for the new events of the subscriptions it can lock; answers how many
+   * events it read and the deliveries it leased to itself on the way (see queueDeliveries).
+   * Subscriptions at the same position share one read of the feed.
+   */
+  async fanOut(): Promise<{ read: number; leased: deliveries.ClaimedDelivery[] }> {
+    const limit = this.opts.fanoutBatch ?? 500
+    const room = Math.max(0, this.opts.concurrency * 4 - this.inFlightCount)
     return this.db.transaction().execute(async (trx) => {
       let read = 0
+      const leased: deliveries.ClaimedDelivery[] = []
+      const pages = new Map<string, Awaited<ReturnType<typeof eventsAfter>>>()
       for (const cursor of await deliveries.lockCursors(trx, 50)) {
-        const page = await eventsAfter(trx, cursor.position, { limit })
+        const key = `${cursor.position.txid}.${cursor.position.seq}`
+        let page = pages.get(key)
+        if (!page) {
+          page = await eventsAfter(trx, cursor.position, { limit })
+          pages.set(key, page)
+        }
         if (page.expired) {
           // The retention purged events this subscription had not seen: it goes on from the horizon.
           this.log.error({ subscription_id: cursor.subscription_id, horizon: page.horizon }, 'webhook cursor behind the feed retention; events were lost to it')
@@ -153,9 +167,10 @@ export class DeliveryWorker {
         }
         read += page.events.length
         const queued = page.events.filter((e) => matches(e, cursor.event_types, cursor.filter)).map(toDelivery)
-        await deliveries.queueDeliveries(trx, cursor, queued, page.next)
+        const lease = cursor.status === 'active' && !this.stopped && leased.length < room ? { worker: this.id, leaseMs: this.opts.leaseMs, url: cursor.url } : undefined
+        leased.push(...(await deliveries.queueDeliveries(trx, cursor, queued, page.next, lease)))
       }
-      return read
+      return { read, leased }
     })
   }
 
