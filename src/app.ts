@@ -15,6 +15,7 @@ import idempotency, { type IdempotencyOptions } from './plugins/idempotency.js'
 import deadline, { type DeadlineOptions } from './plugins/deadline.js'
 import limits, { type LimitsOptions } from './plugins/limits.js'
 import openapi from './plugins/openapi.js'
+import docs from './plugins/docs.js'
 import metrics from './plugins/metrics.js'
 import security from './plugins/security.js'
 import pii from './plugins/pii.js'
@@ -31,7 +32,9 @@ import lifecycleSweep from './modules/metrics/metrics.sweep.js'
 import eventRoutes from './modules/events/events.routes.js'
 import eventRetention from './modules/events/events.retention.js'
 import scheduler from './plugins/scheduler.js'
+import backfills, { type BackfillOptions } from './plugins/backfills.js'
 import importRoutes from './modules/imports/imports.routes.js'
+import importRecovery from './modules/imports/imports.recovery.js'
 import analyticsRoutes from './modules/analytics/analytics.routes.js'
 import segmentRoutes from './modules/segments/segments.routes.js'
 import webhookRoutes from './modules/webhooks/webhooks.routes.js'
@@ -62,10 +65,16 @@ export interface AppOptions {
   idempotency?: IdempotencyOptions
   /** Milliseconds between background seals of the audit hash chain (0 or unset: no schedule). */
   auditSealIntervalMs?: number
+  /** Between full verifications of the audit chain (the scheduler's audit-verify-full job); 0 or unset: none. */
+  auditFullVerifyIntervalMs?: number
   /** Milliseconds between lifecycle sweeps (0 or unset: no schedule). */
   lifecycleSweepMs?: number
   /** The change feed: retention in days (default 30), purge interval (0 or unset: no schedule), long-poll interval. */
   events?: { retentionDays?: number; purgeIntervalMs?: number; pollIntervalMs?: number }
+  /** Between runs of the import-recovery job; 0 or unset: none. */
+  importRecoveryMs?: number
+  /** The backfills job (src/plugins/backfills.ts); unset: off. */
+  backfills?: BackfillOptions
   /** The largest bulk import upload (default 2 GiB). */
   importMaxBytes?: number
   /** Browser origins allowed by CORS; default none. */
@@ -185,6 +194,7 @@ export async function buildApp(opts: AppOptions) {
   await app.register(jsonBody)
   await app.register(dbPlugin, { db: opts.db, owned: opts.ownsDb ?? true })
   await app.register(scheduler)
+  await app.register(backfills, opts.backfills ?? { intervalMs: 0, batchRows: 5000 })
   // Before auth: shedding answers before any token is verified. The rate limit still keys on
   // the verified subject (its hooks are per route, and those run after the app's).
   await app.register(limits, { rateLimit: opts.rateLimit ?? DEFAULT_LIMITS.rateLimit, pressure: opts.pressure ?? DEFAULT_LIMITS.pressure })
@@ -196,12 +206,14 @@ export async function buildApp(opts: AppOptions) {
   // After audit: its handler wrapper must be the outermost, so the request transaction's
   // connection belongs to the request's deadline.
   await app.register(deadline, opts.deadline ?? DEFAULT_LIMITS.deadline)
-  await app.register(auditSealer, { intervalMs: opts.auditSealIntervalMs ?? 0 })
+  await app.register(auditSealer, { intervalMs: opts.auditSealIntervalMs ?? 0, fullVerifyIntervalMs: opts.auditFullVerifyIntervalMs ?? 0 })
   await app.register(lifecycleSweep, { intervalMs: opts.lifecycleSweepMs ?? 0 })
   const webhookPolicy = targetPolicy(opts.webhooks?.allowedHosts ?? '')
   await app.register(webhookWorker, { policy: webhookPolicy, worker: opts.webhooks?.worker ?? false })
   await app.register(eventRetention, { retentionDays: opts.events?.retentionDays ?? 30, intervalMs: opts.events?.purgeIntervalMs ?? 0 })
+  await app.register(importRecovery, { intervalMs: opts.importRecoveryMs ?? 0 })
   await app.register(openapi)
+  await app.register(docs)
   await app.register(metrics)
   app.addSchema(Problem)
   app.addSchema(JsonValue)

@@ -21,6 +21,7 @@ export default fp<EventRetentionOptions>(
     app.scheduleJob({
       name: 'events-purge',
       intervalMs: opts.intervalMs,
+      atStart: true,
       run: async (db) => {
         const cutoff = new Date(Date.now() - opts.retentionDays * 86_400_000)
         let purged = 0

@@ -3,7 +3,7 @@ import { HttpProblem, badRequest, pointer } from '../../lib/problem.js'
 import { problemResponses, ref } from '../../lib/schema.js'
 import { eventsAfter, type EventRecord, type FeedPage } from './events.repository.js'
 import { decodePosition, encodePosition, type Position } from './events.position.js'
-import { DEFAULT_FEED_LIMIT, EventFeed, EventFeedQuery, eventSchemas, type EventDto, type EventFeedDto } from './events.schemas.js'
+import { DEFAULT_FEED_LIMIT, EVENT_TYPE_PATTERN, EventFeed, EventFeedQuery, eventSchemas, type EventDto, type EventFeedDto } from './events.schemas.js'
 import { FeedWatcher } from './events.watcher.js'
 
 export interface EventRoutesOptions {
@@ -24,6 +24,21 @@ const invalidPosition = () =>
   badRequest('The position is not one this API issued. Use an event\'s position or a next_position, or leave `after` out to start from the oldest retained event.', [
     { pointer: pointer('after'), message: 'is not a feed position' },
   ])
+
+const EVENT_TYPE = new RegExp(EVENT_TYPE_PATTERN)
+
+/** The types of `types=`, each `<entity>.<what happened>` (checked here: one linear pattern per name, not one for the list). */
+function parseTypes(value: string | undefined): string[] | undefined {
+  if (value === undefined) return undefined
+  const types = value.split(',')
+  const bad = types.findIndex((type) => !EVENT_TYPE.test(type))
+  if (bad >= 0) {
+    throw badRequest('Each event type is <entity>.<what happened>, lower case, e.g. customer.created.', [
+      { pointer: pointer('types'), message: `item ${bad + 1} is not an event type` },
+    ])
+  }
+  return types
+}
 
 const positionExpired = (retentionDays: number) =>
   new HttpProblem({
@@ -62,7 +77,7 @@ const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (app, o
       after = decodePosition(q.after)
       if (!after) throw invalidPosition()
     }
-    const types = q.types?.split(',')
+    const types = parseTypes(q.types)
     const limit = q.limit ?? DEFAULT_FEED_LIMIT
     const waitMs = Math.min((q.wait ?? 0) * 1000, opts.deadlineMs - reply.elapsedTime - DEADLINE_MARGIN_MS)
     const until = Date.now() + waitMs

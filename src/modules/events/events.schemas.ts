@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox'
 import { Nullable, Timestamp, Uuid, ref } from '../../lib/schema.js'
+import { DEFAULT_LIMIT, MAX_LIMIT } from '../../lib/pagination.js'
 
 export const POSITION_EXAMPLE = 'ZTEuNzQxLjEy'
 const Position = (description: string) =>
@@ -48,19 +49,19 @@ export const EventFeed = Type.Object(
 )
 
 export const MAX_WAIT_S = 20
-export const DEFAULT_FEED_LIMIT = 100
-export const MAX_FEED_LIMIT = 1000
+export const DEFAULT_FEED_LIMIT = DEFAULT_LIMIT
+export const MAX_FEED_LIMIT = MAX_LIMIT
 
 export const EventFeedQuery = Type.Object(
   {
     after: Type.Optional(Position('Return events after this position (an event\'s `position` or a `next_position`); absent: from the oldest retained event')),
     types: Type.Optional(Type.String({
       maxLength: 2000,
-      pattern: '^[a-z][a-z_]{0,62}\\.[a-z][a-z_]{0,62}(,[a-z][a-z_]{0,62}\\.[a-z][a-z_]{0,62})*$',
-      description: 'Comma-separated event types to return (all when absent)',
+      pattern: '^[a-z][a-z_.,]*$',
+      description: 'Comma-separated event types to return (all when absent); each is `<entity>.<what happened>`',
       example: 'customer.created,order.paid',
     })),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_FEED_LIMIT, default: DEFAULT_FEED_LIMIT, description: `At most this many events (1..${MAX_FEED_LIMIT})`, example: 100 })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_FEED_LIMIT, default: DEFAULT_FEED_LIMIT, description: `At most this many events (1..${MAX_FEED_LIMIT}, default ${DEFAULT_FEED_LIMIT})`, example: 200 })),
     wait: Type.Optional(Type.Integer({
       minimum: 0, maximum: MAX_WAIT_S, default: 0,
       description: `Long polling: when nothing is new, wait up to this many seconds (bounded by the request deadline) for an event before answering an empty page`,

@@ -1,7 +1,7 @@
 import t from 'tap'
 import fp from 'fastify-plugin'
 import { sql } from 'kysely'
-import { setup } from '../../helpers/app.js'
+import { buildTestApp, setup } from '../../helpers/app.js'
 import { unprocessable } from '../../../src/lib/problem.js'
 import { inAuditedTransaction } from '../../../src/plugins/audit.js'
 
@@ -227,7 +227,7 @@ t.test('types filter, positions, scope and bad input', async (t) => {
   t.equal(new Set(all.map((e) => e.position)).size, 3)
 
   t.equal((await read('', await ctx.auth('customers:read'))).statusCode, 403)
-  for (const bad of ['after=nope', `after=${Buffer.from('e1.x.1').toString('base64url')}`, 'types=Customer', 'limit=0', 'wait=99']) {
+  for (const bad of ['after=nope', `after=${Buffer.from('e1.x.1').toString('base64url')}`, 'types=Customer', 'types=customer.created,,order.paid', 'types=customer', 'limit=0', 'limit=201', 'wait=99']) {
     const res = await read(bad)
     t.equal(res.statusCode, 400, bad)
   }
@@ -267,7 +267,43 @@ t.test('retention: a position before the purged horizon answers 410 position-exp
   const fresh = await read('')
   t.equal(fresh.statusCode, 200)
   await call('POST', '/v1/customers', { name: 'After the purge' })
-  t.same(types((await drain(null)).events), ['customer.created'], 'without after: from the oldest retained event')
+  const fromStart = await drain(null)
+  t.same(types(fromStart.events), ['customer.created'], 'without after: from the oldest retained event')
+  head = fromStart.next
+})
+
+t.test('a long poll answers before the request deadline, never with its 503', async (t) => {
+  const app = await buildTestApp(ctx.db, { app: { deadline: { deadlineMs: 2500, longDeadlineMs: 5000 } } })
+  await app.ready()
+  t.teardown(() => app.close())
+  await settle()
+  const res = await app.inject({ url: `/v1/events?after=${head}&wait=20&types=order.paid`, headers: admin })
+  t.equal(res.statusCode, 200, res.body)
+  t.same(res.json().data, [])
+})
+
+t.test('the events-purge job removes events older than the retention as an app starts, and moves the horizon', async (t) => {
+  await settle()
+  const before = head
+  await call('POST', '/v1/customers', { name: 'Old news' })
+  const old = (await drain(before)).events
+  await call('POST', '/v1/customers', { name: 'Recent' })
+  const recent = (await drain(old.at(-1)!.position)).events
+  // Only the owner may rewrite events: the first one is made three days old.
+  await sql`update events set occurred_at = now() - interval '3 days' where id = ${old[0]!.id}`.execute(ctx.ownerDb)
+  const app = await buildTestApp(ctx.db, { app: { events: { retentionDays: 2, purgeIntervalMs: 3_600_000 } } })
+  await app.ready()
+  t.teardown(() => app.close())
+  let purged = false
+  for (let i = 0; i < 100 && !purged; i++) {
+    purged = (await sql<{ n: number }>`select count(*)::int as n from events where id = ${old[0]!.id}`.execute(ctx.db)).rows[0]!.n === 0
+    if (!purged) await new Promise((r) => setTimeout(r, 100))
+  }
+  t.ok(purged, 'the old event is gone')
+  t.equal((await read(`after=${before}`)).json().code, 'position-expired', 'a cursor before it has lost events')
+  const next = (await read(`after=${old.at(-1)!.position}`)).json() as { data: Ev[] }
+  t.same(next.data.map((e) => e.id), recent.map((e) => e.id), 'the events after the horizon are all there')
+  head = (await drain(old.at(-1)!.position)).next
 })
 
 t.test('crm_app may read events but not write or delete them', async (t) => {
