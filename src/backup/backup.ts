@@ -34,7 +34,7 @@ export async function createBackup(opts: { url: string; out: string }): Promise<
       const snapshot = await exportSnapshot(trx)
       const { dbname, env } = pgToolConnection(opts.url)
       await runTool(pgDump, ['--format=custom', `--snapshot=${snapshot}`, `--file=${partial}`, `--dbname=${dbname}`], env)
-      const chain = await verifyAuditChain(trx)
+      const chain = await verifyAuditChain(trx, { readOnly: true })
       return {
         format: MANIFEST_FORMAT,
         created_at: new Date().toISOString(),
@@ -102,7 +102,7 @@ export async function restoreBackup(opts: { input: string; url: string; force?: 
     const problems = compareWithManifest(manifest, {
       migrations: await migrationLevel(db),
       row_counts: await tableRowCounts(db),
-      audit_chain: await verifyAuditChain(db),
+      audit_chain: await verifyAuditChain(db, { readOnly: true }),
     })
     if (problems.length) {
       throw new RestoreError(`the restored database does not match the backup's manifest; do not use it:\n${problems.map((p) => `  - ${p}`).join('\n')}`)

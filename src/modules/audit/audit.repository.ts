@@ -55,9 +55,13 @@ export interface ChainVerification {
 /**
  * Verifies the chain in SQL (crm_audit_checkpoint, see the audit_verify_incremental migration)
  * and records an intact head as verified: incremental from the last verified position unless
- * `full`, which recomputes every link from the first.
+ * `full`, which recomputes every link from the first. `readOnly` verifies all of it and records
+ * nothing (crm_audit_verify): what a backup does in its read-only snapshot, and a restore before
+ * the database is used, so neither changes what it counts.
  */
-export async function verifyAuditChain(db: DbExecutor, opts: { full?: boolean } = {}): Promise<ChainVerification> {
-  const { rows } = await sql<ChainVerification>`select * from crm_audit_checkpoint(${opts.full ?? false}::boolean)`.execute(db)
+export async function verifyAuditChain(db: DbExecutor, opts: { full?: boolean; readOnly?: boolean } = {}): Promise<ChainVerification> {
+  const { rows } = opts.readOnly
+    ? await sql<ChainVerification>`select *, 0::bigint as verified_from from crm_audit_verify()`.execute(db)
+    : await sql<ChainVerification>`select * from crm_audit_checkpoint(${opts.full ?? false}::boolean)`.execute(db)
   return rows[0]!
 }
