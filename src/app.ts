@@ -62,6 +62,8 @@ export interface AppOptions {
   importMaxBytes?: number
   /** Browser origins allowed by CORS; default none. */
   corsOrigins?: string[]
+  /** The API's public base URL (PUBLIC_URL): the OpenAPI document's server. */
+  publicUrl?: string
 }
 
 /** The limits and idempotency settings from the configuration's defaults. */
@@ -176,7 +178,7 @@ export async function buildApp(opts: AppOptions) {
   await app.register(deadline, opts.deadline ?? DEFAULT_LIMITS.deadline)
   await app.register(auditSealer, { intervalMs: opts.auditSealIntervalMs ?? 0 })
   await app.register(lifecycleSweep, { intervalMs: opts.lifecycleSweepMs ?? 0 })
-  await app.register(openapi)
+  await app.register(openapi, opts.publicUrl ? { publicUrl: opts.publicUrl } : {})
   await app.register(metrics)
   app.addSchema(Problem)
   app.addSchema(JsonValue)

@@ -70,6 +70,8 @@ export const ConfigSchema = Type.Object({
   /** How often the lifecycle rules are applied to everyone (time moves customers to at_risk/churned); 0 turns it off. */
   LIFECYCLE_SWEEP_MS: Type.Integer({ minimum: 0, default: 3_600_000 }),
   /** Comma-separated browser origins allowed by CORS (https://app.example.com,...); empty: none. */
+  /** The API's public base URL (https://crm.example.com), the OpenAPI document's server; unset: relative to where it is served. */
+  PUBLIC_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s/?#]+(/[^\\s?#]*)?$', maxLength: 2000 })),
   CORS_ORIGINS: Type.String({ pattern: '^(https?://[A-Za-z0-9.:\\[\\]-]+(,https?://[A-Za-z0-9.:\\[\\]-]+)*)?$', maxLength: 4000, default: '' }),
 })
 

@@ -78,6 +78,7 @@ try {
     auditSealIntervalMs: config.AUDIT_SEAL_INTERVAL_MS,
     lifecycleSweepMs: config.LIFECYCLE_SWEEP_MS,
     corsOrigins: corsOrigins(config),
+    ...(config.PUBLIC_URL ? { publicUrl: config.PUBLIC_URL.replace(/\/+$/, '') } : {}),
   })
   await app.listen({ host: config.HOST, port: config.PORT })
 } catch (err) {

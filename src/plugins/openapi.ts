@@ -4,6 +4,12 @@ import swaggerUi from '@fastify/swagger-ui'
 import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { BEARER_SCHEME, completeDocument, RouteRegistry } from './openapi.contract.js'
+
+export interface OpenApiOptions {
+  /** The API's public base URL (PUBLIC_URL), the document's server; unset: '/' (relative to where it is served). */
+  publicUrl?: string
+}
 
 /**
  * The nearest package.json above this file, as Node itself finds it: src/ under tsx, the build's
@@ -21,11 +27,15 @@ function packageVersion(): string {
  * The OpenAPI contract, generated from the routes' TypeBox schemas. Schemas registered with
  * app.addSchema keep their $id as the component name, so SDKs get `Customer`, not `def-0`.
  */
-export default fp(
-  async (app) => {
+export default fp<OpenApiOptions>(
+  async (app, opts) => {
+    // Every route's config as registered (after the plugins that add to it: pii, idempotency),
+    // read when the document is built.
+    const registry = new RouteRegistry()
+    app.addHook('onRoute', (route) => registry.add(route))
     await app.register(swagger, {
       openapi: {
-        openapi: '3.0.3',
+        openapi: '3.1.0',
         info: {
           title: 'crm-api',
           version: packageVersion(),
@@ -33,7 +43,7 @@ export default fp(
             'Headless CRM: the system of record for customers, their contact points, interactions, orders, feedback and segments. ' +
             'Conventions: cursor pagination, JSON Merge Patch, ETag/If-Match, Idempotency-Key, RFC 9457 errors.',
         },
-        servers: [{ url: '/' }],
+        servers: [{ url: opts.publicUrl ?? '/', description: opts.publicUrl ? 'This deployment' : 'Where this document is served' }],
         tags: [
           { name: 'customers', description: 'Customer profiles and contact points' },
           { name: 'imports', description: 'Bulk imports of customers from CSV or NDJSON' },
@@ -45,10 +55,11 @@ export default fp(
           { name: 'ops', description: 'Health and readiness' },
         ],
         components: {
-          securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+          securitySchemes: { bearerAuth: BEARER_SCHEME },
         },
         security: [{ bearerAuth: [] }],
       },
+      transformObject: (document) => completeDocument((document as { openapiObject: Record<string, unknown> }).openapiObject, registry) as never,
       refResolver: {
         buildLocalReference(json, _baseUri, _fragment, i) {
           return typeof json.$id === 'string' ? json.$id : `Schema${i}`

@@ -23,7 +23,7 @@ const segmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   for (const schema of [ContactPoint, CustomerMetrics, Customer, CustomerList, ...segmentSchemas]) app.addSchema(schema)
 
   app.post('/segments', {
-    config: { scope: 'segments:write' },
+    config: { scope: 'segments:write', contract: { etag: true, creates: true } },
     attachValidation: true,
     schema: {
       operationId: 'createSegment', tags, summary: 'Create a segment',
@@ -84,7 +84,7 @@ const segmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.patch('/segments/:id', {
-    config: { scope: 'segments:write' },
+    config: { scope: 'segments:write', contract: { etag: true, ifMatch: true } },
     attachValidation: true,
     schema: {
       operationId: 'updateSegment', tags, summary: 'Update a segment (JSON Merge Patch)',
@@ -100,7 +100,7 @@ const segmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.delete('/segments/:id', {
-    config: { scope: 'segments:write' },
+    config: { scope: 'segments:write', contract: { ifMatch: true } },
     schema: {
       operationId: 'archiveSegment', tags, summary: 'Archive a segment',
       description:
@@ -115,7 +115,7 @@ const segmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.post('/segments/:id/restore', {
-    config: { scope: 'segments:write' },
+    config: { scope: 'segments:write', contract: { etag: true, ifMatch: true } },
     schema: {
       operationId: 'restoreSegment', tags, summary: 'Restore an archived segment',
       description:
@@ -177,13 +177,20 @@ const segmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (request) => service.changeStaticMembers(request.db, request.params.id, request.body.customer_ids, 'remove'))
 
   app.get('/segments/:id/export', {
-    config: { scope: 'segments:read', piiStream: 'Customer', deadline: 'long' },
+    config: { scope: 'segments:read', piiStream: 'Customer', deadline: 'long', contract: { sends: { 'Content-Disposition': 'ContentDisposition' } } },
     schema: {
       operationId: 'exportSegmentMembers', tags, summary: 'Export the customers in a segment (CSV or NDJSON, streamed)',
       description: 'Streams every member in batches (flat memory whatever the size). CSV has a header row and masks PII without pii:read, like NDJSON (one Customer per line).',
       params: IdParams, querystring: ExportQuery,
       response: {
-        200: Type.String({ description: 'text/csv or application/x-ndjson' }),
+        // A stream, never serialized: declared per media type so clients read it as text, not JSON.
+        200: {
+          description: 'The members, streamed: CSV with a header row (format=csv), or NDJSON with one Customer per line (format=ndjson)',
+          content: {
+            'text/csv': { schema: { type: 'string', contentMediaType: 'text/csv', description: 'CSV with a header row, one customer per line' } },
+            'application/x-ndjson': { schema: { type: 'string', contentMediaType: 'application/x-ndjson', description: 'One Customer JSON object per line' } },
+          },
+        } as never,
         ...READ_ERRORS,
       },
     },
