@@ -67,6 +67,13 @@ export const Money = (options: Record<string, unknown> = {}) =>
   })
 
 /**
+ * A sum of amounts (receivables, spend, revenue): the Money representation with room for the
+ * digits a sum of many 12-digit amounts reaches. Answers only; no request takes one.
+ */
+export const MoneySum = (options: Record<string, unknown> = {}) =>
+  Money({ pattern: '^-?[0-9]{1,20}$|^-?[0-9]{1,20}\\.[0-9]{1,3}$', maxLength: 25, ...options })
+
+/**
  * Any JSON value, bounded at every level: strings up to 1,000 characters, arrays up to 100
  * items, objects up to 100 properties, nested (depth is bounded by the JSON parser, 32 levels).
  * The values of free-form maps such as a customer's attributes; null is accepted (merge patch).
