@@ -161,14 +161,15 @@ export function responseValidator(doc: OpenApiDoc) {
   // Annotations: oneOf decides a union by itself, the discriminator only helps generators.
   for (const keyword of ['example', 'discriminator', 'x-streamed-body']) ajv.addKeyword({ keyword })
   ajv.addSchema({ components: doc.components }, 'openapi.json')
-  const cache = new Map<JsonSchema, ValidateFunction>()
+  // By the schema's text: the same $ref written in many places compiles once.
+  const cache = new Map<string, ValidateFunction>()
   return (schema: JsonSchema, value: unknown): string | undefined => {
-    let validate = cache.get(schema)
+    const text = JSON.stringify(schema)
+    let validate = cache.get(text)
     if (!validate) {
       // Rebase local refs onto the document added above.
-      const rebased = JSON.parse(JSON.stringify(schema).replace(/"#\/components\//g, '"openapi.json#/components/')) as object
-      validate = ajv.compile(rebased)
-      cache.set(schema, validate)
+      validate = ajv.compile(JSON.parse(text.replace(/"#\/components\//g, '"openapi.json#/components/')) as object)
+      cache.set(text, validate)
     }
     if (validate(value)) return undefined
     return ajv.errorsText(validate.errors, { dataVar: 'body' })
