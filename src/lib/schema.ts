@@ -18,8 +18,10 @@ export function StringEnum<const T extends readonly string[]>(values: T, options
   return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options })
 }
 
-/** `T | null`, written as OpenAPI 3.0 understands it. */
+/** `T | null`: `nullable` on a typed schema (the document lists null among its types), a union for a reference. */
 export function Nullable<T extends TSchema>(schema: T, options: Record<string, unknown> = {}) {
+  // A reference has no type to widen: the union says it (OpenAPI 3.1 keeps it as it is).
+  if (typeof (schema as { $ref?: unknown }).$ref === 'string') return Type.Unsafe<Static<T> | null>({ anyOf: [{ ...schema }, { type: 'null' }], ...options })
   // An enum must list null itself: `nullable` widens the type, not the enum.
   const values = (schema as { enum?: unknown[] }).enum
   return Type.Unsafe<Static<T> | null>({ ...schema, ...(values ? { enum: [...values, null] } : {}), nullable: true, ...options })
