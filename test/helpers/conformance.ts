@@ -160,7 +160,8 @@ export const conformance = fp(async (app: FastifyInstance) => {
 }, { name: 'contract-conformance' })
 
 /** Turns the checks on for an app a test built with buildApp itself (before it is ready). */
-export async function conform<T extends FastifyInstance>(app: T): Promise<T> {
-  await app.register(conformance)
-  return app
+export async function conform<T>(app: T | Promise<T>): Promise<T> {
+  const built = await app
+  await (built as unknown as FastifyInstance).register(conformance)
+  return built
 }
