@@ -15,6 +15,7 @@ import idempotency, { type IdempotencyOptions } from './plugins/idempotency.js'
 import deadline, { type DeadlineOptions } from './plugins/deadline.js'
 import limits, { type LimitsOptions } from './plugins/limits.js'
 import openapi from './plugins/openapi.js'
+import docs from './plugins/docs.js'
 import metrics from './plugins/metrics.js'
 import security from './plugins/security.js'
 import pii from './plugins/pii.js'
@@ -29,7 +30,9 @@ import auditRoutes from './modules/audit/audit.routes.js'
 import auditSealer from './modules/audit/audit.sealer.js'
 import lifecycleSweep from './modules/metrics/metrics.sweep.js'
 import scheduler from './plugins/scheduler.js'
+import backfills, { type BackfillOptions } from './plugins/backfills.js'
 import importRoutes from './modules/imports/imports.routes.js'
+import importRecovery from './modules/imports/imports.recovery.js'
 import analyticsRoutes from './modules/analytics/analytics.routes.js'
 import segmentRoutes from './modules/segments/segments.routes.js'
 
@@ -56,8 +59,14 @@ export interface AppOptions {
   idempotency?: IdempotencyOptions
   /** Milliseconds between background seals of the audit hash chain (0 or unset: no schedule). */
   auditSealIntervalMs?: number
+  /** Between full verifications of the audit chain (the scheduler's audit-verify-full job); 0 or unset: none. */
+  auditFullVerifyIntervalMs?: number
   /** Milliseconds between lifecycle sweeps (0 or unset: no schedule). */
   lifecycleSweepMs?: number
+  /** Between runs of the import-recovery job; 0 or unset: none. */
+  importRecoveryMs?: number
+  /** The backfills job (src/plugins/backfills.ts); unset: off. */
+  backfills?: BackfillOptions
   /** The largest bulk import upload (default 2 GiB). */
   importMaxBytes?: number
   /** Browser origins allowed by CORS; default none. */
@@ -165,6 +174,7 @@ export async function buildApp(opts: AppOptions) {
   await app.register(jsonBody)
   await app.register(dbPlugin, { db: opts.db, owned: opts.ownsDb ?? true })
   await app.register(scheduler)
+  await app.register(backfills, opts.backfills ?? { intervalMs: 0, batchRows: 5000 })
   // Before auth: shedding answers before any token is verified. The rate limit still keys on
   // the verified subject (its hooks are per route, and those run after the app's).
   await app.register(limits, { rateLimit: opts.rateLimit ?? DEFAULT_LIMITS.rateLimit, pressure: opts.pressure ?? DEFAULT_LIMITS.pressure })
@@ -176,9 +186,11 @@ export async function buildApp(opts: AppOptions) {
   // After audit: its handler wrapper must be the outermost, so the request transaction's
   // connection belongs to the request's deadline.
   await app.register(deadline, opts.deadline ?? DEFAULT_LIMITS.deadline)
-  await app.register(auditSealer, { intervalMs: opts.auditSealIntervalMs ?? 0 })
+  await app.register(auditSealer, { intervalMs: opts.auditSealIntervalMs ?? 0, fullVerifyIntervalMs: opts.auditFullVerifyIntervalMs ?? 0 })
   await app.register(lifecycleSweep, { intervalMs: opts.lifecycleSweepMs ?? 0 })
+  await app.register(importRecovery, { intervalMs: opts.importRecoveryMs ?? 0 })
   await app.register(openapi, opts.publicUrl ? { publicUrl: opts.publicUrl } : {})
+  await app.register(docs)
   await app.register(metrics)
   app.addSchema(Problem)
   app.addSchema(JsonValue)

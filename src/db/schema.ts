@@ -39,6 +39,13 @@ export interface AuditSeals {
   sealed_at: ServerOwned<string>;
 }
 
+export interface AuditVerifications {
+  full_scan: ServerOwned<boolean>;
+  hash: ServerOwned<Buffer>;
+  seq: ServerOwned<number>;
+  verified_at: ServerOwned<string>;
+}
+
 export interface ContactPoints {
   address: JsonDocument | null;
   created_at: Generated<string>;
@@ -53,6 +60,15 @@ export interface ContactPoints {
   value_normalized: string;
   verified: Generated<boolean>;
   version: ServerOwned<number>;
+}
+
+export interface CrmBackfills {
+  batches: Generated<number>;
+  enqueued_at: Generated<string>;
+  finished_at: string | null;
+  name: string;
+  position: string | null;
+  rows_done: Generated<number>;
 }
 
 export interface CrmJobLeases {
@@ -334,7 +350,9 @@ export interface DB {
   audit_chain: AuditChain;
   audit_events: AuditEvents;
   audit_seals: AuditSeals;
+  audit_verifications: AuditVerifications;
   contact_points: ContactPoints;
+  crm_backfills: CrmBackfills;
   crm_job_leases: CrmJobLeases;
   customer_currency_purchases: CustomerCurrencyPurchases;
   customer_metrics: CustomerMetrics;

@@ -1,10 +1,10 @@
 import fp from 'fastify-plugin'
 import swagger from '@fastify/swagger'
-import swaggerUi from '@fastify/swagger-ui'
 import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { BEARER_SCHEME, completeDocument, RouteRegistry } from './openapi.contract.js'
+import { TAGS } from './openapi-tags.js'
 
 export interface OpenApiOptions {
   /** The API's public base URL (PUBLIC_URL), the document's server; unset: '/' (relative to where it is served). */
@@ -44,16 +44,7 @@ export default fp<OpenApiOptions>(
             'Conventions: cursor pagination, JSON Merge Patch, ETag/If-Match, Idempotency-Key, RFC 9457 errors.',
         },
         servers: [{ url: opts.publicUrl ?? '/', description: opts.publicUrl ? 'This deployment' : 'Where this document is served' }],
-        tags: [
-          { name: 'customers', description: 'Customer profiles and contact points' },
-          { name: 'imports', description: 'Bulk imports of customers from CSV or NDJSON' },
-          { name: 'interactions', description: 'Calls, emails, messages, meetings, visits and other contacts with customers, with follow-ups' },
-          { name: 'feedback', description: 'Surveys (CSAT, NPS), complaints and their resolution workflow, suggestions, reviews and praise' },
-          { name: 'segments', description: 'Dynamic (filter) and static (listed) sets of customers, their export and membership history' },
-          { name: 'audit', description: 'The audit trail of every mutation' },
-          { name: 'analytics', description: 'Customer analytics computed in the database: RFM, lifetime value, lifecycle, acquisition, churn risk, cohorts, satisfaction' },
-          { name: 'ops', description: 'Health and readiness' },
-        ],
+        tags: [...TAGS],
         components: {
           securitySchemes: { bearerAuth: BEARER_SCHEME },
         },
@@ -65,19 +56,6 @@ export default fp<OpenApiOptions>(
           return typeof json.$id === 'string' ? json.$id : `Schema${i}`
         },
       },
-    })
-    await app.register(async (docs) => {
-      docs.addHook('onRoute', (route) => {
-        route.config = { ...(route.config ?? {}), scope: 'public' }
-        route.schema = { ...(route.schema ?? {}), hide: true }
-      })
-      // The API's own CSP allows nothing (plugins/security.ts); the UI needs its scripts and styles.
-      // upgrade-insecure-requests would send the UI's own requests to https on a plain-http dev server.
-      await docs.register(swaggerUi, {
-        routePrefix: '/docs',
-        staticCSP: true,
-        transformStaticCSP: (header) => header.replace(/\s*upgrade-insecure-requests;?/, ''),
-      })
     })
     app.get('/openapi.json', { config: { scope: 'public' }, schema: { hide: true } }, async () => app.swagger())
   },
