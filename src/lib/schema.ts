@@ -122,12 +122,12 @@ export const IdParams = Type.Object({ id: Uuid({ description: 'Resource id (UUID
 export const Problem = Type.Object(
   {
     type: Type.String({ description: 'URI identifying the problem type' }),
-    code: Type.Optional(Type.String({ description: 'Stable code of the cause (the last segment of type): clients branch on it, never on title or detail', example: 'bad-request' })),
+    code: Type.String({ description: 'Stable code of the cause (the last segment of type): clients branch on it, never on title or detail', example: 'bad-request' }),
     title: Type.String(),
     status: Type.Integer(),
     detail: Type.Optional(Type.String()),
     instance: Type.Optional(Type.String({ description: 'The request path' })),
-    request_id: Type.Optional(Type.String()),
+    request_id: Type.String({ description: 'The server\'s id of the request (the X-Request-Id header)' }),
     errors: Type.Optional(
       Type.Array(
         Type.Object({
