@@ -6,7 +6,7 @@
 import closeWithGrace from 'close-with-grace'
 import { pino, type LoggerOptions } from 'pino'
 import { buildApp, loggerOptions, type App } from './app.js'
-import { corsOrigins, loadConfig, migrateOnStart, migrateOptions, orExitOnConfigError, trustProxy } from './config.js'
+import { corsOrigins, loadConfig, migrateOnStart, migrateOptions, orExitOnConfigError, trustProxy, webhookOptions } from './config.js'
 import { createDb, type Db } from './db/database.js'
 import { createMigrationDb, releaseEmbeddedSignalHandlers, resolveDatabase, type DatabaseTarget } from './db/connect.js'
 import { migrateToLatest } from './db/migrate.js'
@@ -83,6 +83,7 @@ try {
     backfills: { intervalMs: config.BACKFILL_INTERVAL_MS, batchRows: config.BACKFILL_BATCH_ROWS },
     corsOrigins: corsOrigins(config),
     ...(config.PUBLIC_URL ? { publicUrl: config.PUBLIC_URL.replace(/\/+$/, '') } : {}),
+    webhooks: webhookOptions(config, config.WEBHOOK_WORKER === 'on'),
   })
   await app.listen({ host: config.HOST, port: config.PORT })
 } catch (err) {
