@@ -84,6 +84,8 @@ export interface AppOptions {
   corsOrigins?: string[]
   /** A streaming replica for heavy reads (DATABASE_REPLICA_URL) and its lag bound; default: none. */
   replica?: Partial<ReplicaOptions>
+  /** The API's public base URL (PUBLIC_URL): the OpenAPI document's server. */
+  publicUrl?: string
   webhooks?: WebhookOptions
 }
 
@@ -226,7 +228,7 @@ export async function buildApp(opts: AppOptions) {
   await app.register(webhookWorker, { policy: webhookPolicy, worker: opts.webhooks?.worker ?? false })
   await app.register(eventRetention, { retentionDays: opts.events?.retentionDays ?? 30, intervalMs: opts.events?.purgeIntervalMs ?? 0 })
   await app.register(importRecovery, { intervalMs: opts.importRecoveryMs ?? 0 })
-  await app.register(openapi)
+  await app.register(openapi, opts.publicUrl ? { publicUrl: opts.publicUrl } : {})
   await app.register(docs)
   await app.register(metricsRoute)
   app.addSchema(Problem)

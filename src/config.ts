@@ -119,6 +119,8 @@ export const ConfigSchema = Type.Object({
   BACKFILL_INTERVAL_MS: Type.Integer({ minimum: 0, default: 500 }),
   BACKFILL_BATCH_ROWS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 5000 }),
   /** Comma-separated browser origins allowed by CORS (https://app.example.com,...); empty: none. */
+  /** The API's public base URL (https://crm.example.com), the OpenAPI document's server; unset: relative to where it is served. */
+  PUBLIC_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s/?#]+(/[^\\s?#]*)?$', maxLength: 2000 })),
   CORS_ORIGINS: Type.String({ pattern: '^(https?://[A-Za-z0-9.:\\[\\]-]+(,https?://[A-Za-z0-9.:\\[\\]-]+)*)?$', maxLength: 4000, default: '' }),
 })
 

@@ -110,6 +110,7 @@ try {
       checkIntervalMs: config.REPLICA_CHECK_INTERVAL_MS,
       readYourWritesMs: config.REPLICA_READ_YOUR_WRITES_MS,
     },
+    ...(config.PUBLIC_URL ? { publicUrl: config.PUBLIC_URL.replace(/\/+$/, '') } : {}),
     webhooks: webhookOptions(config, config.WEBHOOK_WORKER === 'on'),
   })
   await app.listen({ host: config.HOST, port: config.PORT })

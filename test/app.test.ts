@@ -3,6 +3,7 @@ import { Writable } from 'node:stream'
 import { buildApp, loggerOptions } from '../src/app.js'
 import { createTestDatabase } from './helpers/db.js'
 import { TEST_APP_OPTIONS, TEST_AUTH, token } from './helpers/app.js'
+import { conform } from './helpers/conformance.js'
 
 const database = await createTestDatabase()
 const lines: string[] = []
@@ -12,7 +13,7 @@ const stream = new Writable({
     done()
   },
 })
-const app = await buildApp({ ...TEST_APP_OPTIONS, db: database.db, ownsDb: false, auth: TEST_AUTH, logger: { ...(loggerOptions('trace') as object), stream } })
+const app = await conform(buildApp({ ...TEST_APP_OPTIONS, db: database.db, ownsDb: false, auth: TEST_AUTH, logger: { ...(loggerOptions('trace') as object), stream } }))
 await app.ready()
 t.teardown(async () => {
   await app.close()

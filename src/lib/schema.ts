@@ -18,8 +18,10 @@ export function StringEnum<const T extends readonly string[]>(values: T, options
   return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options })
 }
 
-/** `T | null`, written as OpenAPI 3.0 understands it. */
+/** `T | null`: `nullable` on a typed schema (the document lists null among its types), a union for a reference. */
 export function Nullable<T extends TSchema>(schema: T, options: Record<string, unknown> = {}) {
+  // A reference has no type to widen: the union says it (OpenAPI 3.1 keeps it as it is).
+  if (typeof (schema as { $ref?: unknown }).$ref === 'string') return Type.Unsafe<Static<T> | null>({ anyOf: [{ ...schema }, { type: 'null' }], ...options })
   // An enum must list null itself: `nullable` widens the type, not the enum.
   const values = (schema as { enum?: unknown[] }).enum
   return Type.Unsafe<Static<T> | null>({ ...schema, ...(values ? { enum: [...values, null] } : {}), nullable: true, ...options })
@@ -65,6 +67,13 @@ export const Money = (options: Record<string, unknown> = {}) =>
     description: 'Decimal string with the currency\'s minor units (JPY 1500, CNY 129.90, KWD 1.234)',
     ...options,
   })
+
+/**
+ * A sum of amounts (receivables, spend, revenue): the Money representation with room for the
+ * digits a sum of many 12-digit amounts reaches. Answers only; no request takes one.
+ */
+export const MoneySum = (options: Record<string, unknown> = {}) =>
+  Money({ pattern: '^-?[0-9]{1,20}$|^-?[0-9]{1,20}\\.[0-9]{1,3}$', maxLength: 25, ...options })
 
 /**
  * Any JSON value, bounded at every level: strings up to 1,000 characters, arrays up to 100
@@ -113,12 +122,12 @@ export const IdParams = Type.Object({ id: Uuid({ description: 'Resource id (UUID
 export const Problem = Type.Object(
   {
     type: Type.String({ description: 'URI identifying the problem type' }),
-    code: Type.Optional(Type.String({ description: 'Stable code of the cause (the last segment of type): clients branch on it, never on title or detail', example: 'bad-request' })),
+    code: Type.String({ description: 'Stable code of the cause (the last segment of type): clients branch on it, never on title or detail', example: 'bad-request' }),
     title: Type.String(),
     status: Type.Integer(),
     detail: Type.Optional(Type.String()),
     instance: Type.Optional(Type.String({ description: 'The request path' })),
-    request_id: Type.Optional(Type.String()),
+    request_id: Type.String({ description: 'The server\'s id of the request (the X-Request-Id header)' }),
     errors: Type.Optional(
       Type.Array(
         Type.Object({

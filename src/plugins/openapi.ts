@@ -3,7 +3,13 @@ import swagger from '@fastify/swagger'
 import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { BEARER_SCHEME, completeDocument, RouteRegistry } from './openapi.contract.js'
 import { TAGS } from './openapi-tags.js'
+
+export interface OpenApiOptions {
+  /** The API's public base URL (PUBLIC_URL), the document's server; unset: '/' (relative to where it is served). */
+  publicUrl?: string
+}
 
 /**
  * The nearest package.json above this file, as Node itself finds it: src/ under tsx, the build's
@@ -21,11 +27,15 @@ function packageVersion(): string {
  * The OpenAPI contract, generated from the routes' TypeBox schemas. Schemas registered with
  * app.addSchema keep their $id as the component name, so SDKs get `Customer`, not `def-0`.
  */
-export default fp(
-  async (app) => {
+export default fp<OpenApiOptions>(
+  async (app, opts) => {
+    // Every route's config as registered (after the plugins that add to it: pii, idempotency),
+    // read when the document is built.
+    const registry = new RouteRegistry()
+    app.addHook('onRoute', (route) => registry.add(route))
     await app.register(swagger, {
       openapi: {
-        openapi: '3.0.3',
+        openapi: '3.1.0',
         info: {
           title: 'crm-api',
           version: packageVersion(),
@@ -35,13 +45,14 @@ export default fp(
             'With a read replica configured, every successful write answers with an X-Consistency-Token header; sending it back on a read ' +
             '(the X-Consistency-Token parameter of the list, search, analytics, segment and audit reads) reads that write.',
         },
-        servers: [{ url: '/' }],
+        servers: [{ url: opts.publicUrl ?? '/', description: opts.publicUrl ? 'This deployment' : 'Where this document is served' }],
         tags: [...TAGS],
         components: {
-          securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+          securitySchemes: { bearerAuth: BEARER_SCHEME },
         },
         security: [{ bearerAuth: [] }],
       },
+      transformObject: (document) => completeDocument((document as { openapiObject: Record<string, unknown> }).openapiObject, registry) as never,
       refResolver: {
         buildLocalReference(json, _baseUri, _fragment, i) {
           return typeof json.$id === 'string' ? json.$id : `Schema${i}`

@@ -10,6 +10,7 @@ import { startEmbeddedPostgres } from '../../src/db/embedded.js'
 import { migrateToLatest } from '../../src/db/migrate.js'
 import { TEST_APP_OPTIONS, TEST_AUTH, token } from '../helpers/app.js'
 import { clusterPids, freePort, signalAll } from '../helpers/cluster.js'
+import { conform } from '../helpers/conformance.js'
 
 /**
  * Every wait is bounded: with PostgreSQL frozen (SIGSTOP on the postmaster and every backend:
@@ -41,11 +42,11 @@ await migrationDb.destroy()
 // A connect timeout longer than the deadline: the deadline bounds the wait for a new connection too.
 const db = createDb({ connectionString: server.url, max: POOL_MAX, connectTimeoutMs: 3 * DEADLINE_MS })
 const pool = poolOf(db)
-const app = await buildApp({
+const app = await conform(buildApp({
   ...TEST_APP_OPTIONS, db, ownsDb: true, auth: TEST_AUTH,
   deadline: { deadlineMs: DEADLINE_MS, longDeadlineMs: 2 * DEADLINE_MS },
   readinessTimeoutMs: READINESS_MS,
-})
+}))
 await app.listen({ host: '127.0.0.1', port: 0 })
 t.teardown(() => app.close())
 const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`

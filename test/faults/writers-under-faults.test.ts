@@ -9,6 +9,7 @@ import { startEmbeddedPostgres, type EmbeddedServer } from '../../src/db/embedde
 import { migrateToLatest } from '../../src/db/migrate.js'
 import { TEST_APP_OPTIONS, TEST_AUTH, token } from '../helpers/app.js'
 import { clusterPids, freePort, signalAll } from '../helpers/cluster.js'
+import { conform } from '../helpers/conformance.js'
 
 /**
  * Concurrent writers keep creating customers while the database is made to fail under them:
@@ -37,7 +38,7 @@ await migrateToLatest(migrationDb)
 await migrationDb.destroy()
 
 const db = createDb({ connectionString: url, max: 8, statementTimeoutMs: STATEMENT_TIMEOUT_MS, connectTimeoutMs: 1000 })
-const app = await buildApp({ ...TEST_APP_OPTIONS, db, ownsDb: true, auth: TEST_AUTH, auditSealIntervalMs: 250 })
+const app = await conform(buildApp({ ...TEST_APP_OPTIONS, db, ownsDb: true, auth: TEST_AUTH, auditSealIntervalMs: 250 }))
 await app.ready()
 t.teardown(() => app.close())
 const headers = { authorization: `Bearer ${await token('admin', { sub: 'user:fault-writer', expiresIn: '10m' })}` }

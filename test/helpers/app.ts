@@ -5,6 +5,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import { buildApp, type App, type AppOptions } from '../../src/app.js'
 import type { Db } from '../../src/db/database.js'
 import type { AuthOptions } from '../../src/plugins/auth.js'
+import { conformance } from './conformance.js'
 import { createTestDatabase, type TestDatabase } from './db.js'
 
 export const ISSUER = 'https://issuer.test'
@@ -68,10 +69,20 @@ export const TEST_APP_OPTIONS = {
   idempotency: { ttlSeconds: 86_400, purgeIntervalMs: 0 },
 } satisfies Partial<AppOptions>
 
-/** The app as the tests run it, with the test key set and the given plugins; not yet ready. */
+/**
+ * The app as the tests run it, with the test key set and the given plugins; not yet ready. Every
+ * response it sends is checked against its OpenAPI contract (helpers/conformance.ts): a mismatch
+ * fails the test.
+ */
 export async function buildTestApp(db: Db, opts: SetupOptions = {}): Promise<App> {
   const app = await buildApp({ ...TEST_APP_OPTIONS, ...opts.app, db, ownsDb: false, auth: TEST_AUTH })
+  // Test-only routes are not the API: they stay out of its contract (and so out of the conformance
+  // checks, which still require their errors to be problems).
+  app.addHook('onRoute', (route) => {
+    route.schema = { ...route.schema, hide: true }
+  })
   for (const plugin of opts.plugins ?? []) await app.register(plugin)
+  await app.register(conformance)
   return app
 }
 

@@ -1,11 +1,11 @@
-import { Ajv, type ValidateFunction } from 'ajv'
+import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js'
 import addFormatsModule from 'ajv-formats'
 import { isCurrencyCode } from '../../src/lib/currency.js'
 import { CURRENCY_FORMAT } from '../../src/lib/schema.js'
 import type { App } from '../../src/app.js'
 
 // ajv-formats is CommonJS with a default export; under NodeNext it arrives wrapped.
-const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as unknown as (ajv: Ajv) => Ajv
+const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as unknown as (ajv: Ajv2020) => Ajv2020
 
 /**
  * The built app's OpenAPI document as tests walk it: every operation with its parameters, body
@@ -53,9 +53,27 @@ export interface Operation {
   responses: Record<string, JsonSchema | undefined>
 }
 
+export interface OpenApiResponse {
+  description?: string
+  content?: Record<string, { schema: JsonSchema }>
+  headers?: Record<string, JsonSchema & { required?: boolean; schema?: JsonSchema }>
+}
+
+export interface OpenApiOperation {
+  operationId?: string
+  parameters?: Array<Parameter | { $ref: string }>
+  requestBody?: { required?: boolean; content: Record<string, { schema: JsonSchema }> }
+  responses: Record<string, OpenApiResponse>
+  security?: Array<Record<string, string[]>>
+}
+
 export interface OpenApiDoc {
-  paths: Record<string, Record<string, { operationId?: string; parameters?: Parameter[]; requestBody?: { required?: boolean; content: Record<string, { schema: JsonSchema }> }; responses: Record<string, { content?: Record<string, { schema: JsonSchema }> }>; security?: unknown[] }>>
-  components: { schemas: Record<string, JsonSchema> }
+  paths: Record<string, Record<string, OpenApiOperation>>
+  components: {
+    schemas: Record<string, JsonSchema>
+    headers?: Record<string, { required?: boolean; description?: string; schema: JsonSchema }>
+    parameters?: Record<string, Parameter>
+  }
   security?: unknown[]
 }
 
@@ -71,12 +89,13 @@ export function operations(doc: OpenApiDoc): Operation[] {
     for (const m of METHODS) {
       const op = item[m]
       if (!op) continue
-      const parameters = op.parameters ?? []
+      // Shared parameters (components.parameters: If-Match, Idempotency-Key, ...) as written out.
+      const parameters = (op.parameters ?? []).map((p) => resolveParameter(doc, p))
       const content = op.requestBody?.content ?? {}
       const bodyMedia = content['application/json'] ?? Object.values(content)[0]
       const responses: Record<string, JsonSchema | undefined> = {}
       for (const [status, r] of Object.entries(op.responses)) {
-        const media = r.content?.['application/json'] ?? (r.content ? Object.values(r.content)[0] : undefined)
+        const media = r.content?.['application/json'] ?? r.content?.['application/problem+json'] ?? (r.content ? Object.values(r.content)[0] : undefined)
         responses[status] = media?.schema
       }
       out.push({
@@ -95,6 +114,15 @@ export function operations(doc: OpenApiDoc): Operation[] {
     }
   }
   return out
+}
+
+/** A parameter as written, or the shared one (#/components/parameters/X) it refers to. */
+export function resolveParameter(doc: OpenApiDoc, p: Parameter | { $ref: string }): Parameter {
+  if (!('$ref' in p)) return p
+  const name = /^#\/components\/parameters\/(.+)$/.exec(p.$ref)?.[1]
+  const target = name ? doc.components.parameters?.[name] : undefined
+  if (!target) throw new Error(`unresolvable $ref ${p.$ref}`)
+  return target
 }
 
 /** Follows $refs (#/components/schemas/X) until a schema without one. */
@@ -121,24 +149,27 @@ export function fillPath(path: string, values: Record<string, string>): string {
 export const routeUrl = (path: string) => path.replace(/\{([^}]+)\}/g, ':$1')
 
 /**
- * Ajv compiled against the document's components, the way a client would validate responses
- * (OpenAPI 3.0 `nullable` honoured, formats checked).
+ * Ajv compiled against the document's components, the way a client would validate responses:
+ * OpenAPI 3.1 schemas are JSON Schema 2020-12 (null is a type), formats checked.
  */
 export function responseValidator(doc: OpenApiDoc) {
-  const ajv = new Ajv({ allErrors: true, strict: false, validateFormats: true })
+  const ajv = new Ajv2020({ allErrors: true, strict: false, validateFormats: true })
   addFormats(ajv)
   // The API's own format (lib/schema.ts Currency): a client validating responses knows the codes too.
   ajv.addFormat(CURRENCY_FORMAT, { type: 'string', validate: isCurrencyCode })
-  ajv.addKeyword({ keyword: 'example' })
+  ajv.addFormat('binary', true)
+  // Annotations: oneOf decides a union by itself, the discriminator only helps generators.
+  for (const keyword of ['example', 'discriminator', 'x-streamed-body']) ajv.addKeyword({ keyword })
   ajv.addSchema({ components: doc.components }, 'openapi.json')
-  const cache = new Map<JsonSchema, ValidateFunction>()
+  // By the schema's text: the same $ref written in many places compiles once.
+  const cache = new Map<string, ValidateFunction>()
   return (schema: JsonSchema, value: unknown): string | undefined => {
-    let validate = cache.get(schema)
+    const text = JSON.stringify(schema)
+    let validate = cache.get(text)
     if (!validate) {
       // Rebase local refs onto the document added above.
-      const rebased = JSON.parse(JSON.stringify(schema).replace(/"#\/components\//g, '"openapi.json#/components/')) as object
-      validate = ajv.compile(rebased)
-      cache.set(schema, validate)
+      validate = ajv.compile(JSON.parse(text.replace(/"#\/components\//g, '"openapi.json#/components/')) as object)
+      cache.set(text, validate)
     }
     if (validate(value)) return undefined
     return ajv.errorsText(validate.errors, { dataVar: 'body' })

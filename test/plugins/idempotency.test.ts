@@ -1,6 +1,7 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { sql } from 'kysely'
+import { resolveParameter } from '../helpers/openapi.js'
 import { setup } from '../helpers/app.js'
 import { purgeExpired } from '../../src/plugins/idempotency.repository.js'
 
@@ -251,14 +252,14 @@ t.test('expired keys are ignored, taken over, and purged', async (t) => {
 
 t.test('the contract documents Idempotency-Key on every POST (but the streamed import) and only there', async (t) => {
   const doc = ctx.app.swagger() as {
-    paths: Record<string, Record<string, { parameters?: Array<{ in: string; name: string; schema: { $ref?: string } }> }>>
+    paths: Record<string, Record<string, { parameters?: Array<{ in: string; name: string; schema: { $ref?: string } } | { $ref: string }> }>>
     components: { schemas: Record<string, { maxLength?: number; minLength?: number; description?: string }> }
   }
   t.match(doc.components.schemas.IdempotencyKey, { minLength: 1, maxLength: 255, description: /replays the first response/ }, 'one shared component')
   let posts = 0
   for (const [path, ops] of Object.entries(doc.paths)) {
     for (const [method, op] of Object.entries(ops)) {
-      const header = op.parameters?.find((p) => p.in === 'header' && p.name === 'idempotency-key')
+      const header = op.parameters?.map((p) => resolveParameter(doc as never, p as never)).find((p) => p.in === 'header' && p.name.toLowerCase() === 'idempotency-key')
       if (method === 'post' && path !== '/v1/imports') {
         posts++
         t.ok(header, `POST ${path}`)

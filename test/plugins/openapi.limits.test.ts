@@ -1,6 +1,7 @@
 import t from 'tap'
 import safeRegex from 'safe-regex2'
 import { setup } from '../helpers/app.js'
+import { resolveParameter } from '../helpers/openapi.js'
 
 /**
  * Resource limits in the contract (API.md, issue "Hardening" § Limits), checked on the OpenAPI
@@ -13,7 +14,7 @@ import { setup } from '../helpers/app.js'
  */
 type Schema = Record<string, unknown>
 interface Doc {
-  paths: Record<string, Record<string, { parameters?: Array<{ in: string; name: string; schema: Schema }>; requestBody?: { content: Record<string, { schema: Schema }> } }>>
+  paths: Record<string, Record<string, { parameters?: Array<{ in: string; name: string; schema: Schema } | { $ref: string }>; requestBody?: { content: Record<string, { schema: Schema }> } }>>
   components: { schemas: Record<string, Schema> }
 }
 
@@ -106,7 +107,7 @@ t.test('every request body is bounded: strings, arrays and objects', async (t) =
 t.test('every string parameter (path, query, header) is bounded', async (t) => {
   for (const [path, ops] of Object.entries(doc.paths)) {
     for (const [method, op] of Object.entries(ops)) {
-      for (const p of op.parameters ?? []) {
+      for (const p of (op.parameters ?? []).map((p) => resolveParameter(doc as never, p as never))) {
         const problems: string[] = []
         audit(p.schema, '', problems, new Set())
         t.same(problems, [], `${method.toUpperCase()} ${path} ${p.in} ${p.name}`)

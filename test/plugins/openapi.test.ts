@@ -1,5 +1,6 @@
 import t from 'tap'
 import { setup } from '../helpers/app.js'
+import { SCOPES } from '../../src/plugins/auth.js'
 
 const ctx = await setup()
 
@@ -44,4 +45,30 @@ t.test('no operation refers to a component that does not exist', async (t) => {
   const text = JSON.stringify(spec)
   const refs = [...text.matchAll(/"\$ref":"#\/components\/schemas\/([^"]+)"/g)].map((m) => m[1]!)
   for (const r of new Set(refs)) t.ok(spec.components.schemas[r], `${r} exists`)
+})
+
+t.test('every operation names the one scope it needs (none for ops endpoints), from its route config', async (t) => {
+  const doc = res.json() as { paths: Record<string, Record<string, { security?: Array<Record<string, string[]>> }>> }
+  for (const { path, method } of operations) {
+    const security = doc.paths[path]![method]!.security
+    if (path.startsWith('/v1/')) {
+      t.equal(security?.length, 1, `${method.toUpperCase()} ${path} one requirement`)
+      const scopes = security?.[0]?.bearerAuth ?? []
+      t.equal(scopes.length, 1, `${method.toUpperCase()} ${path} one scope`)
+      t.ok((SCOPES as readonly string[]).includes(scopes[0]!), `${method.toUpperCase()} ${path} scope ${scopes[0]} is a known scope`)
+    } else t.same(security, [], `${method.toUpperCase()} ${path} is public`)
+  }
+})
+
+t.test('every error answer is application/problem+json with the Problem schema, and carries X-Request-Id', async (t) => {
+  type Response = { content?: Record<string, { schema: { $ref?: string } }>; headers?: Record<string, { $ref?: string }> }
+  const doc = res.json() as { paths: Record<string, Record<string, { responses: Record<string, Response> }>> }
+  for (const { path, method } of operations) {
+    for (const [status, response] of Object.entries(doc.paths[path]![method]!.responses)) {
+      t.ok(response.headers?.['X-Request-Id'], `${method.toUpperCase()} ${path} ${status} X-Request-Id`)
+      if (Number(status) < 400) continue
+      t.same(Object.keys(response.content ?? {}), ['application/problem+json'], `${method.toUpperCase()} ${path} ${status} problem+json`)
+      t.equal(response.content?.['application/problem+json']?.schema.$ref, '#/components/schemas/Problem')
+    }
+  }
 })

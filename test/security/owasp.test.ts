@@ -10,6 +10,7 @@ import { SCOPES, hasScope, type RouteScope } from '../../src/plugins/auth.js'
 import { buildApp } from '../../src/app.js'
 import { MAX_LIMIT } from '../../src/lib/pagination.js'
 import { MAX_JSON_DEPTH } from '../../src/plugins/json-body.js'
+import { conform } from '../helpers/conformance.js'
 
 /**
  * OWASP API Security Top 10 (2023), checked over every operation of the OpenAPI document so
@@ -575,7 +576,7 @@ t.test('CORS: none by default; an allowlist enables exactly those origins', asyn
   t.equal(simple.statusCode, 200)
   t.notOk(simple.headers['access-control-allow-origin'], 'default: no CORS header on answers either')
 
-  const app = await buildApp({ db: ctx.db, ownsDb: false, auth: TEST_AUTH, corsOrigins: ['https://app.example', 'http://localhost:5173'] })
+  const app = await conform(buildApp({ db: ctx.db, ownsDb: false, auth: TEST_AUTH, corsOrigins: ['https://app.example', 'http://localhost:5173'] }))
   await app.ready()
   t.teardown(() => app.close())
   const allowed = await app.inject(preflight('https://app.example'))

@@ -53,7 +53,7 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
   for (const schema of customerSchemas) app.addSchema(schema)
 
   app.post('/customers', {
-    config: { scope: 'customers:write' },
+    config: { scope: 'customers:write', contract: { etag: true, creates: true } },
     schema: {
       operationId: 'createCustomer', tags, summary: 'Create a customer (or update the one with the same external_ref)',
       description:
@@ -139,7 +139,7 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.patch('/customers/:id', {
-    config: { scope: 'customers:write' },
+    config: { scope: 'customers:write', contract: { etag: true, ifMatch: true } },
     schema: {
       operationId: 'updateCustomer', tags, summary: 'Update a customer (JSON Merge Patch)',
       description: 'RFC 7396: null clears a field, absent fields are untouched, attributes/preferences/consent merge key by key. With If-Match, a stale ETag answers 412. A customer merged into another answers 422.',
@@ -152,7 +152,7 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.delete('/customers/:id', {
-    config: { scope: 'customers:write' },
+    config: { scope: 'customers:write', contract: { ifMatch: true } },
     schema: {
       operationId: 'archiveCustomer', tags, summary: 'Archive a customer',
       description:
@@ -167,7 +167,7 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.post('/customers/:id/restore', {
-    config: { scope: 'customers:write' },
+    config: { scope: 'customers:write', contract: { etag: true, ifMatch: true } },
     schema: {
       operationId: 'restoreCustomer', tags, summary: 'Restore an archived customer',
       description:
@@ -182,7 +182,7 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.post('/customers/:id/merge', {
-    config: { scope: 'customers:write' },
+    config: { scope: 'customers:write', contract: { etag: true, ifMatch: true } },
     schema: {
       operationId: 'mergeCustomers', tags, summary: 'Merge a duplicate customer into this one',
       description:
@@ -216,7 +216,7 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.post('/customers/:id/contact-points', {
-    config: { scope: 'customers:write' },
+    config: { scope: 'customers:write', contract: { etag: true, creates: true } },
     schema: {
       operationId: 'createContactPoint', tags, summary: 'Add a contact point',
       description: 'The first of a kind becomes primary; is_primary=true demotes the previous primary. Another customer\'s primary email answers 409; a customer merged into another answers 422.',
@@ -231,7 +231,7 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.patch('/customers/:id/contact-points/:contact_point_id', {
-    config: { scope: 'customers:write' },
+    config: { scope: 'customers:write', contract: { etag: true, ifMatch: true } },
     schema: {
       operationId: 'updateContactPoint', tags, summary: 'Update a contact point (JSON Merge Patch)',
       params: ContactPointParams, body: ref(ContactPointPatch),
@@ -245,7 +245,7 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.delete('/customers/:id/contact-points/:contact_point_id', {
-    config: { scope: 'customers:write' },
+    config: { scope: 'customers:write', contract: { ifMatch: true } },
     schema: {
       operationId: 'deleteContactPoint', tags, summary: 'Remove a contact point',
       description: 'Deletes it (the audit trail keeps its last state). If it was primary, the oldest remaining one of its kind becomes primary.',

@@ -252,7 +252,7 @@ export function toContactPointDto(row: ContactPointRow): ContactPointDto {
     label: row.label as ContactPointDto['label'],
     value: row.value,
     network: row.network as ContactPointDto['network'],
-    address: row.address as Record<string, unknown> | null,
+    address: row.address as ContactPointDto['address'],
     is_primary: row.is_primary,
     verified: row.verified,
     version: row.version,

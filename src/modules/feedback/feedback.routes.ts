@@ -51,7 +51,7 @@ const feedbackRoutes: FastifyPluginAsyncTypebox = async (app) => {
   for (const schema of feedbackSchemas) app.addSchema(schema)
 
   app.post('/feedback', {
-    config: { scope: 'feedback:write' },
+    config: { scope: 'feedback:write', contract: { etag: true, creates: true } },
     schema: {
       operationId: 'createFeedback', tags, summary: 'Record feedback (or update the feedback with the same external_ref)',
       description:
@@ -94,7 +94,7 @@ const feedbackRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.patch('/feedback/:id', {
-    config: { scope: 'feedback:write' },
+    config: { scope: 'feedback:write', contract: { etag: true, ifMatch: true } },
     schema: {
       operationId: 'updateFeedback', tags, summary: 'Update feedback (JSON Merge Patch), including a complaint\'s status',
       description: `RFC 7396: null clears a field, absent fields are untouched; kind, survey_type and customer_id cannot change. ` +
@@ -108,7 +108,7 @@ const feedbackRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.delete('/feedback/:id', {
-    config: { scope: 'feedback:write' },
+    config: { scope: 'feedback:write', contract: { ifMatch: true } },
     schema: {
       operationId: 'archiveFeedback', tags, summary: 'Archive feedback',
       description: 'Hides the feedback from lists (see archived), the timeline and the customer\'s metrics (open complaints, latest CSAT/NPS); ' +
@@ -123,7 +123,7 @@ const feedbackRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.post('/feedback/:id/restore', {
-    config: { scope: 'feedback:write' },
+    config: { scope: 'feedback:write', contract: { etag: true, ifMatch: true } },
     schema: {
       operationId: 'restoreFeedback', tags, summary: 'Restore archived feedback',
       description:

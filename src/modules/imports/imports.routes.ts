@@ -18,7 +18,12 @@ const tags = ['imports']
 const KEYS: SortKey[] = [{ field: 'created_at', desc: true, type: 'timestamp' }]
 const FORMAT_OF: Record<string, service.ImportFormat> = { [IMPORT_MEDIA_TYPES.csv]: 'csv', [IMPORT_MEDIA_TYPES.ndjson]: 'ndjson' }
 
-const streamedBody = (description: string) => ({ type: 'string', description, [STREAMED_BODY]: true })
+/**
+ * An upload read as a stream: declared as binary (format binary for OpenAPI 3.0-minded generators,
+ * contentMediaType for 3.1), so generated clients send the bytes as they are instead of JSON-encoding them.
+ */
+const streamedBody = (mediaType: string, description: string) =>
+  ({ type: 'string', format: 'binary', contentMediaType: mediaType, description, [STREAMED_BODY]: true })
 
 const toDto = (row: repo.ImportJobRow) => row as ImportJobDto
 
@@ -35,7 +40,7 @@ const importRoutes: FastifyPluginAsyncTypebox<ImportRoutesOptions> = async (app,
   app.addContentTypeParser(Object.values(IMPORT_MEDIA_TYPES), (_request, payload, done) => done(null, payload))
 
   app.post('/imports', {
-    config: { scope: 'customers:write', transaction: 'manual', deadline: 'long' },
+    config: { scope: 'customers:write', transaction: 'manual', deadline: 'long', contract: { creates: true } },
     schema: {
       operationId: 'createImport', tags, summary: 'Import customers from CSV or NDJSON',
       description:
@@ -49,8 +54,8 @@ const importRoutes: FastifyPluginAsyncTypebox<ImportRoutesOptions> = async (app,
       querystring: ImportCreateQuery,
       body: {
         content: {
-          [IMPORT_MEDIA_TYPES.csv]: { schema: streamedBody('CSV: a header line naming CustomerImportRow fields, then one customer per line; tags separated by |') },
-          [IMPORT_MEDIA_TYPES.ndjson]: { schema: streamedBody('NDJSON: one CustomerImportRow object per line') },
+          [IMPORT_MEDIA_TYPES.csv]: { schema: streamedBody(IMPORT_MEDIA_TYPES.csv, 'CSV: a header line naming CustomerImportRow fields, then one customer per line; tags separated by |') },
+          [IMPORT_MEDIA_TYPES.ndjson]: { schema: streamedBody(IMPORT_MEDIA_TYPES.ndjson, 'NDJSON: one CustomerImportRow object per line') },
         },
       } as never,
       response: { 202: ref(ImportJob), ...problemResponses(400, 401, 403, 413, 415) },

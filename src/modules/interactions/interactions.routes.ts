@@ -48,7 +48,7 @@ const interactionRoutes: FastifyPluginAsyncTypebox = async (app) => {
   for (const schema of interactionSchemas) app.addSchema(schema)
 
   app.post('/interactions', {
-    config: { scope: 'interactions:write' },
+    config: { scope: 'interactions:write', contract: { etag: true, creates: true } },
     schema: {
       operationId: 'createInteraction', tags, summary: 'Record an interaction (or update the one with the same external_ref)',
       description:
@@ -106,7 +106,7 @@ const interactionRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.patch('/interactions/:id', {
-    config: { scope: 'interactions:write' },
+    config: { scope: 'interactions:write', contract: { etag: true, ifMatch: true } },
     schema: {
       operationId: 'updateInteraction', tags, summary: 'Update an interaction (JSON Merge Patch)',
       description: `RFC 7396: null clears a field, absent fields are untouched. With If-Match, a stale ETag answers 412. ${RULES}`,
@@ -119,7 +119,7 @@ const interactionRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.delete('/interactions/:id', {
-    config: { scope: 'interactions:write' },
+    config: { scope: 'interactions:write', contract: { ifMatch: true } },
     schema: {
       operationId: 'archiveInteraction', tags, summary: 'Archive an interaction',
       description:
@@ -134,7 +134,7 @@ const interactionRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.post('/interactions/:id/restore', {
-    config: { scope: 'interactions:write' },
+    config: { scope: 'interactions:write', contract: { etag: true, ifMatch: true } },
     schema: {
       operationId: 'restoreInteraction', tags, summary: 'Restore an archived interaction',
       description:

@@ -47,7 +47,7 @@ const orderRoutes: FastifyPluginAsyncTypebox = async (app) => {
   for (const schema of orderSchemas) app.addSchema(schema)
 
   app.post('/orders', {
-    config: { scope: 'orders:write' },
+    config: { scope: 'orders:write', contract: { etag: true, creates: true } },
     schema: {
       operationId: 'createOrder', tags, summary: 'Create an order (or update the one with the same external_ref)',
       description:
@@ -104,7 +104,7 @@ const orderRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.patch('/orders/:id', {
-    config: { scope: 'orders:write' },
+    config: { scope: 'orders:write', contract: { etag: true, ifMatch: true } },
     schema: {
       operationId: 'updateOrder', tags, summary: 'Update an order (JSON Merge Patch), including its status',
       description: `RFC 7396: null clears a field, absent fields are untouched. With If-Match, a stale ETag answers 412. ${STATUS_RULES}`,
@@ -117,7 +117,7 @@ const orderRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.delete('/orders/:id', {
-    config: { scope: 'orders:write' },
+    config: { scope: 'orders:write', contract: { ifMatch: true } },
     schema: {
       operationId: 'archiveOrder', tags, summary: 'Archive an order',
       description:
@@ -132,7 +132,7 @@ const orderRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.post('/orders/:id/restore', {
-    config: { scope: 'orders:write' },
+    config: { scope: 'orders:write', contract: { etag: true, ifMatch: true } },
     schema: {
       operationId: 'restoreOrder', tags, summary: 'Restore an archived order',
       description:
@@ -147,7 +147,7 @@ const orderRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.post('/orders/:id/payments', {
-    config: { scope: 'orders:write' },
+    config: { scope: 'orders:write', contract: { etag: true, ifMatch: true } },
     schema: {
       operationId: 'createOrderPayment', tags, summary: 'Record a payment or a refund',
       description:

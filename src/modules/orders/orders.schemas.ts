@@ -1,7 +1,7 @@
 import { Type, type Static } from 'typebox'
 import { batchBody, batchResult } from '../../lib/batch.js'
 import { PageQuery, pageEnvelope, type SortFields } from '../../lib/pagination.js'
-import { Currency, DateOnly, Money, Nullable, StringEnum, Timestamp, Uuid, ref, ArchivedQuery } from '../../lib/schema.js'
+import { Currency, DateOnly, Money, MoneySum, Nullable, StringEnum, Timestamp, Uuid, ref, ArchivedQuery } from '../../lib/schema.js'
 
 export const ORDER_STATUSES = ['pending', 'paid', 'fulfilled', 'cancelled', 'refunded', 'partially_refunded'] as const
 export const ORDER_CHANNELS = ['online', 'store', 'phone', 'partner', 'marketplace', 'social', 'other'] as const
@@ -221,8 +221,8 @@ export const CustomerReceivables = Type.Object(
     currencies: Type.Array(
       Type.Object({
         currency: Type.String({ example: 'CNY' }),
-        outstanding: Money({ description: 'Σ amount_outstanding of open credit orders', example: '1250.00' }),
-        overdue_outstanding: Money({ description: 'The part of it that is overdue', example: '250.00' }),
+        outstanding: MoneySum({ description: 'Σ amount_outstanding of open credit orders', example: '1250.00' }),
+        overdue_outstanding: MoneySum({ description: 'The part of it that is overdue', example: '250.00' }),
         open_orders: Type.Integer({ example: 3 }),
         overdue_orders: Type.Integer({ example: 1 }),
         oldest_due_date: Type.String({ format: 'date', example: '2026-12-01' }),

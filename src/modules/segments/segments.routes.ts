@@ -6,7 +6,7 @@ import { filterFromBody } from '../filters/filter.request.js'
 import { pageRequest, parseSort, toPage, type SortKey } from '../../lib/pagination.js'
 import { IdParams, problemResponses, ref, READ_ERRORS, WRITE_ERRORS } from '../../lib/schema.js'
 import { countCustomers, searchPage } from '../customers/index.js'
-import { ContactPoint, Customer, CustomerList, CustomerMetrics } from '../customers/customers.schemas.js'
+import { Address, Consent, ContactPoint, Customer, CustomerList, CustomerMetrics } from '../customers/customers.schemas.js'
 import * as repo from './segments.repository.js'
 import * as service from './segments.service.js'
 import {
@@ -20,10 +20,10 @@ const HISTORY_KEYS: SortKey[] = [{ field: 'occurred_at', desc: true, type: 'time
 const segmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // Members are customers: the customer shapes are registered in this context too (the
   // customers plugin's own registrations are encapsulated), under the same $ids.
-  for (const schema of [ContactPoint, CustomerMetrics, Customer, CustomerList, ...segmentSchemas]) app.addSchema(schema)
+  for (const schema of [Address, Consent, ContactPoint, CustomerMetrics, Customer, CustomerList, ...segmentSchemas]) app.addSchema(schema)
 
   app.post('/segments', {
-    config: { scope: 'segments:write' },
+    config: { scope: 'segments:write', contract: { etag: true, creates: true } },
     attachValidation: true,
     schema: {
       operationId: 'createSegment', tags, summary: 'Create a segment',
@@ -84,7 +84,7 @@ const segmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.patch('/segments/:id', {
-    config: { scope: 'segments:write' },
+    config: { scope: 'segments:write', contract: { etag: true, ifMatch: true } },
     attachValidation: true,
     schema: {
       operationId: 'updateSegment', tags, summary: 'Update a segment (JSON Merge Patch)',
@@ -100,7 +100,7 @@ const segmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.delete('/segments/:id', {
-    config: { scope: 'segments:write' },
+    config: { scope: 'segments:write', contract: { ifMatch: true } },
     schema: {
       operationId: 'archiveSegment', tags, summary: 'Archive a segment',
       description:
@@ -115,7 +115,7 @@ const segmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.post('/segments/:id/restore', {
-    config: { scope: 'segments:write' },
+    config: { scope: 'segments:write', contract: { etag: true, ifMatch: true } },
     schema: {
       operationId: 'restoreSegment', tags, summary: 'Restore an archived segment',
       description:
@@ -177,13 +177,20 @@ const segmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (request) => service.changeStaticMembers(request.db, request.params.id, request.body.customer_ids, 'remove'))
 
   app.get('/segments/:id/export', {
-    config: { scope: 'segments:read', piiStream: 'Customer', deadline: 'long' },
+    config: { scope: 'segments:read', piiStream: 'Customer', deadline: 'long', contract: { sends: { 'Content-Disposition': 'ContentDisposition' } } },
     schema: {
       operationId: 'exportSegmentMembers', tags, summary: 'Export the customers in a segment (CSV or NDJSON, streamed)',
       description: 'Streams every member in batches (flat memory whatever the size). CSV has a header row and masks PII without pii:read, like NDJSON (one Customer per line).',
       params: IdParams, querystring: ExportQuery,
       response: {
-        200: Type.String({ description: 'text/csv or application/x-ndjson' }),
+        // A stream, never serialized: declared per media type so clients read it as text, not JSON.
+        200: {
+          description: 'The members, streamed: CSV with a header row (format=csv), or NDJSON with one Customer per line (format=ndjson)',
+          content: {
+            'text/csv': { schema: { type: 'string', contentMediaType: 'text/csv', description: 'CSV with a header row, one customer per line' } },
+            'application/x-ndjson': { schema: { type: 'string', contentMediaType: 'application/x-ndjson', description: 'One Customer JSON object per line' } },
+          },
+        } as never,
         ...READ_ERRORS,
       },
     },

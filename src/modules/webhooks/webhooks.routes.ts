@@ -24,7 +24,7 @@ const webhookRoutes: FastifyPluginAsyncTypebox<service.WebhookSettings> = async 
   for (const schema of webhookSchemas) app.addSchema(schema)
 
   app.post('/webhook-subscriptions', {
-    config: { scope: 'webhooks:write' },
+    config: { scope: 'webhooks:write', contract: { etag: true, creates: true } },
     schema: {
       operationId: 'createWebhookSubscription', tags, summary: 'Subscribe a URL to events',
       description:
@@ -72,7 +72,7 @@ const webhookRoutes: FastifyPluginAsyncTypebox<service.WebhookSettings> = async 
   })
 
   app.patch('/webhook-subscriptions/:id', {
-    config: { scope: 'webhooks:write' },
+    config: { scope: 'webhooks:write', contract: { etag: true, ifMatch: true } },
     schema: {
       operationId: 'updateWebhookSubscription', tags, summary: 'Update a webhook subscription (JSON Merge Patch)',
       description:
@@ -88,7 +88,7 @@ const webhookRoutes: FastifyPluginAsyncTypebox<service.WebhookSettings> = async 
   })
 
   app.delete('/webhook-subscriptions/:id', {
-    config: { scope: 'webhooks:write' },
+    config: { scope: 'webhooks:write', contract: { ifMatch: true } },
     schema: {
       operationId: 'deleteWebhookSubscription', tags, summary: 'Archive a webhook subscription',
       description:
@@ -103,7 +103,7 @@ const webhookRoutes: FastifyPluginAsyncTypebox<service.WebhookSettings> = async 
   })
 
   app.post('/webhook-subscriptions/:id/restore', {
-    config: { scope: 'webhooks:write' },
+    config: { scope: 'webhooks:write', contract: { etag: true, ifMatch: true } },
     schema: {
       operationId: 'restoreWebhookSubscription', tags, summary: 'Restore an archived webhook subscription',
       description: 'Delivery resumes from where it stopped (the events committed meanwhile are delivered). Restoring a live subscription changes nothing. With If-Match, a stale ETag answers 412.',
@@ -118,7 +118,7 @@ const webhookRoutes: FastifyPluginAsyncTypebox<service.WebhookSettings> = async 
   })
 
   app.post('/webhook-subscriptions/:id/rotate-secret', {
-    config: { scope: 'webhooks:write' },
+    config: { scope: 'webhooks:write', contract: { etag: true, ifMatch: true } },
     schema: {
       operationId: 'rotateWebhookSecret', tags, summary: 'Rotate a subscription\'s signing secret',
       description:

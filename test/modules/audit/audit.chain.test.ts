@@ -3,6 +3,7 @@ import { sql } from 'kysely'
 import { buildApp } from '../../../src/app.js'
 import { sealAuditTrail, verifyAuditChain } from '../../../src/modules/audit/audit.repository.js'
 import { TEST_AUTH, setup } from '../../helpers/app.js'
+import { conform } from '../../helpers/conformance.js'
 
 /** The audit hash chain (crm_audit_seal / crm_audit_verify) and the API role that cannot rewrite it. */
 const ctx = await setup()
@@ -203,7 +204,7 @@ t.test('a table a later migration creates gets the grants and the audit trail by
 })
 
 t.test('the server seals on a schedule, with no verify call', async (t) => {
-  const app = await buildApp({ db: ctx.db, ownsDb: false, auth: TEST_AUTH, auditSealIntervalMs: 20 })
+  const app = await conform(buildApp({ db: ctx.db, ownsDb: false, auth: TEST_AUTH, auditSealIntervalMs: 20 }))
   await app.ready()
   t.teardown(() => app.close())
   const res = await app.inject({ method: 'POST', url: '/v1/customers', headers: admin, payload: { name: 'Scheduled' } })
@@ -222,7 +223,7 @@ t.test('the contract names the verify operation and its result schema', async (t
   t.match(doc.paths['/v1/audit-events/verify'].get, { operationId: 'verifyAuditChain', tags: ['audit'] })
   t.match(doc.components.schemas.AuditChainVerification, {
     description: String, example: { intact: true },
-    properties: { intact: { type: 'boolean' }, first_broken: { nullable: true }, head: { nullable: true } },
+    properties: { intact: { type: 'boolean' }, first_broken: { type: ['object', 'null'] }, head: { type: ['object', 'null'] } },
   })
 })
 
