@@ -32,6 +32,7 @@ import scheduler from './plugins/scheduler.js'
 import importRoutes from './modules/imports/imports.routes.js'
 import analyticsRoutes from './modules/analytics/analytics.routes.js'
 import segmentRoutes from './modules/segments/segments.routes.js'
+import problemRoutes from './modules/problems/problems.routes.js'
 
 export interface AppOptions {
   db: Db
@@ -62,6 +63,8 @@ export interface AppOptions {
   importMaxBytes?: number
   /** Browser origins allowed by CORS; default none. */
   corsOrigins?: string[]
+  /** Tests: a problem that is not exactly its registry entry answers 500 (plugins/errors.ts). */
+  strictProblems?: boolean
 }
 
 /** The limits and idempotency settings from the configuration's defaults. */
@@ -158,7 +161,7 @@ export async function buildApp(opts: AppOptions) {
   app.decorate('draining', false)
 
   // Cross-cutting plugins first, one concern each; then the domains.
-  await app.register(errors)
+  await app.register(errors, { strict: opts.strictProblems ?? false })
   await app.register(security, { corsOrigins: opts.corsOrigins ?? [] })
   await app.register(jsonBody)
   await app.register(dbPlugin, { db: opts.db, owned: opts.ownsDb ?? true })
@@ -183,6 +186,7 @@ export async function buildApp(opts: AppOptions) {
   // The customer filter language is shared by customers (search) and segments: registered once.
   for (const schema of filterSchemas) app.addSchema(schema)
 
+  await app.register(problemRoutes)
   await app.register(healthRoutes, { readinessTimeoutMs: opts.readinessTimeoutMs ?? 2000 })
   await app.register(auditRoutes, { prefix: '/v1' })
   await app.register(customerRoutes, { prefix: '/v1' })

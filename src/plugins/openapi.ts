@@ -43,6 +43,7 @@ export default fp(
           { name: 'audit', description: 'The audit trail of every mutation' },
           { name: 'analytics', description: 'Customer analytics computed in the database: RFM, lifetime value, lifecycle, acquisition, churn risk, cohorts, satisfaction' },
           { name: 'ops', description: 'Health and readiness' },
+          { name: 'problems', description: 'What each error code means and what to do about it: the pages problem `type` URIs resolve to' },
         ],
         components: {
           securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
