@@ -63,6 +63,11 @@ export interface AppOptions {
   importMaxBytes?: number
   /** Browser origins allowed by CORS; default none. */
   corsOrigins?: string[]
+  /**
+   * The API's public base URL (PUBLIC_URL): problem type URIs are absolute under it; unset, they are
+   * the relative /problems/<code>.
+   */
+  publicUrl?: string
   /** Tests: a problem that is not exactly its registry entry answers 500 (plugins/errors.ts). */
   strictProblems?: boolean
 }
@@ -161,7 +166,7 @@ export async function buildApp(opts: AppOptions) {
   app.decorate('draining', false)
 
   // Cross-cutting plugins first, one concern each; then the domains.
-  await app.register(errors, { strict: opts.strictProblems ?? false })
+  await app.register(errors, { publicUrl: opts.publicUrl, strict: opts.strictProblems ?? false })
   await app.register(security, { corsOrigins: opts.corsOrigins ?? [] })
   await app.register(jsonBody)
   await app.register(dbPlugin, { db: opts.db, owned: opts.ownsDb ?? true })

@@ -41,9 +41,9 @@ export const PROBLEM_TYPES = {
   'json-too-deep': {
     status: 400,
     title: 'JSON nested too deeply',
-    description: 'The JSON body nests objects and arrays deeper than the API reads (64 levels); no schema of the API comes near it.',
+    description: 'The JSON body nests objects and arrays deeper than the API reads (32 levels); no schema of the API comes near it.',
     action: 'Flatten the document; nothing the API accepts is this deep.',
-    example: { detail: 'JSON nested deeper than 64 levels is not accepted.' },
+    example: { detail: 'JSON nested deeper than 32 levels is not accepted.' },
   },
   'unstorable-value': {
     status: 400,

@@ -2,7 +2,7 @@
  * RFC 9457 problem details. Every error the API answers is one of these; the errors plugin
  * turns anything else (validation, database, framework errors) into one.
  */
-import { PROBLEM_TYPES, problemPath, type ProblemCode } from './problem-types.js'
+import { PROBLEM_TYPES, isProblemCode, problemPath, type ProblemCode } from './problem-types.js'
 
 export type { ProblemCode } from './problem-types.js'
 
@@ -31,6 +31,8 @@ export class HttpProblem extends Error {
 
   /** The code is one of the registry (src/lib/problem-types.ts): its status and title come from there. */
   constructor(code: ProblemCode, init: ProblemInit = {}) {
+    // Only a cast gets an unregistered code this far.
+    if (!isProblemCode(code)) throw new TypeError(`"${String(code)}" is not a registered problem code (src/lib/problem-types.ts)`)
     const registered = PROBLEM_TYPES[code]
     super(init.detail ?? registered.title)
     this.name = 'HttpProblem'
