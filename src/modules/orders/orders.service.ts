@@ -180,7 +180,7 @@ export function priceOrder(items: OrderItemInputBody[], taxRate: string, shippin
     subtotal += gross
     discountTotal += discount
   })
-  if (errors.length) throw problem('line-items-mismatch', 'Some line items do not add up.', errors)
+  if (errors.length) throw problem('invalid-line-items', 'Some line items do not add up.', errors)
   let rate: bigint
   try {
     rate = parseRate(taxRate)
