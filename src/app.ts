@@ -30,6 +30,7 @@ import auditSealer from './modules/audit/audit.sealer.js'
 import lifecycleSweep from './modules/metrics/metrics.sweep.js'
 import scheduler from './plugins/scheduler.js'
 import importRoutes from './modules/imports/imports.routes.js'
+import importRecovery from './modules/imports/imports.recovery.js'
 import analyticsRoutes from './modules/analytics/analytics.routes.js'
 import segmentRoutes from './modules/segments/segments.routes.js'
 import problemRoutes from './modules/problems/problems.routes.js'
@@ -57,8 +58,12 @@ export interface AppOptions {
   idempotency?: IdempotencyOptions
   /** Milliseconds between background seals of the audit hash chain (0 or unset: no schedule). */
   auditSealIntervalMs?: number
+  /** Between full verifications of the audit chain (the scheduler's audit-verify-full job); 0 or unset: none. */
+  auditFullVerifyIntervalMs?: number
   /** Milliseconds between lifecycle sweeps (0 or unset: no schedule). */
   lifecycleSweepMs?: number
+  /** Between runs of the import-recovery job; 0 or unset: none. */
+  importRecoveryMs?: number
   /** The largest bulk import upload (default 2 GiB). */
   importMaxBytes?: number
   /** Browser origins allowed by CORS; default none. */
@@ -182,8 +187,9 @@ export async function buildApp(opts: AppOptions) {
   // After audit: its handler wrapper must be the outermost, so the request transaction's
   // connection belongs to the request's deadline.
   await app.register(deadline, opts.deadline ?? DEFAULT_LIMITS.deadline)
-  await app.register(auditSealer, { intervalMs: opts.auditSealIntervalMs ?? 0 })
+  await app.register(auditSealer, { intervalMs: opts.auditSealIntervalMs ?? 0, fullVerifyIntervalMs: opts.auditFullVerifyIntervalMs ?? 0 })
   await app.register(lifecycleSweep, { intervalMs: opts.lifecycleSweepMs ?? 0 })
+  await app.register(importRecovery, { intervalMs: opts.importRecoveryMs ?? 0 })
   await app.register(openapi)
   await app.register(metrics)
   app.addSchema(Problem)

@@ -2,8 +2,9 @@ import fp from 'fastify-plugin'
 import { sql } from 'kysely'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Transaction } from 'kysely'
-import type { Db } from '../db/database.js'
+import type { Db, DbExecutor } from '../db/database.js'
 import type { Database } from '../db/rows.js'
+import { shareWriteGate } from '../db/write-gate.js'
 
 /** Who and what the audit rows of a transaction name. */
 export interface AuditContext {
@@ -25,18 +26,31 @@ export const requestAuditContext = (request: FastifyRequest, route: string): Aud
 
 /**
  * Runs `fn` in one transaction whose audit rows name the given actor, request and route: the
- * same context the request wrapper below sets. Work that outlives its request (an import's merge)
+ * same context the request wrapper below sets. It first passes the write gate (src/db/write-gate.ts)
+ * so that a running migration and the writes never deadlock. Work that outlives its request (an import's merge)
  * uses this so it is audited as the request that asked for it.
  */
 export async function inAuditedTransaction<T>(db: Db, context: AuditContext, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
   return db.transaction().execute(async (trx) => {
-    await sql`select set_config('crm.actor', ${context.actor}, true),
-                     set_config('crm.request_id', ${context.requestId}, true),
-                     set_config('crm.route', ${context.route}, true),
-                     set_config('crm.correlation_id', ${context.correlationId ?? ''}, true)`.execute(trx)
+    await sql`select ${shareWriteGate}, ${auditContextSql(context)}`.execute(trx)
     return fn(trx)
   })
 }
+
+/**
+ * Names another actor and request for the audit rows written from here to the end of the
+ * transaction: a job that finishes work a request asked for (an import's merge resumed after a
+ * crash) records it as that request's.
+ */
+export async function switchAuditContext(trx: DbExecutor, context: AuditContext): Promise<void> {
+  await sql`select ${auditContextSql(context)}`.execute(trx)
+}
+
+const auditContextSql = (context: AuditContext) => sql`
+  set_config('crm.actor', ${context.actor}, true),
+  set_config('crm.request_id', ${context.requestId}, true),
+  set_config('crm.route', ${context.route}, true),
+  set_config('crm.correlation_id', ${context.correlationId ?? ''}, true)`
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 
