@@ -122,6 +122,13 @@ export const PROBLEM_TYPES = {
     action: 'Use the columns the messages list; the header line is required.',
     example: { detail: 'The CSV header is not valid; nothing was imported.', errors: [{ pointer: '/header', message: 'must have a name column' }] },
   },
+  'invalid-position': {
+    status: 400,
+    title: 'Invalid feed position',
+    description: 'The change feed\'s `after` is not a position this API issued.',
+    action: 'Use an event\'s position or a next_position as answered, or leave `after` out to start from the oldest retained event.',
+    example: { detail: 'The position is not one this API issued. Use an event\'s position or a next_position, or leave `after` out to start from the oldest retained event.', errors: [{ pointer: '/after', message: 'is not a feed position' }] },
+  },
   'bad-url': {
     status: 400,
     title: 'Bad URL',
@@ -250,6 +257,14 @@ export const PROBLEM_TYPES = {
     description: 'A request with this Idempotency-Key (same caller, same route) is still being processed.',
     action: 'Retry after Retry-After with the same key: the answer will be the first request\'s.',
     example: { detail: 'A request with this Idempotency-Key is still being processed. Retry after it has finished.', errors: [{ pointer: '/headers/idempotency-key', message: 'is in use by a request in flight' }] },
+  },
+  // 410: gone for good.
+  'position-expired': {
+    status: 410,
+    title: 'Feed position expired',
+    description: 'A change feed position (`after`) older than the retention: the events after it were purged.',
+    action: 'Start again without `after` (the oldest retained event) and reconcile from the resources themselves.',
+    example: { detail: 'Events after this position are older than the retention (30 days) and were removed. Start again without `after` (the oldest retained event) and reconcile from the resources themselves.', errors: [{ pointer: '/after', message: 'is older than the retention' }] },
   },
   // 412: optimistic concurrency.
   'version-mismatch': {
