@@ -296,6 +296,13 @@ export const PROBLEM_TYPES = {
     example: { detail: 'Send the body as application/json.' },
   },
   // 422: well-formed requests that break a business rule.
+  'webhook-target-refused': {
+    status: 422,
+    title: 'Webhook target refused',
+    description: 'A webhook URL whose host is, or resolves to, a private, loopback, link-local or reserved address (the SSRF guard), unless allow-listed in WEBHOOK_ALLOWED_HOSTS.',
+    action: 'Use a public https endpoint, or ask the operators to allow-list the host.',
+    example: { detail: 'The webhook URL resolves to a private address. Private, loopback, link-local and reserved targets are refused unless allow-listed (WEBHOOK_ALLOWED_HOSTS).', errors: [{ pointer: '/url', message: 'resolves to a private address' }] },
+  },
   'idempotency-key-reused': {
     status: 422,
     title: 'Idempotency-Key reused',
