@@ -40,6 +40,7 @@ import importRoutes from './modules/imports/imports.routes.js'
 import importRecovery from './modules/imports/imports.recovery.js'
 import analyticsRoutes from './modules/analytics/analytics.routes.js'
 import segmentRoutes from './modules/segments/segments.routes.js'
+import problemRoutes from './modules/problems/problems.routes.js'
 import webhookRoutes from './modules/webhooks/webhooks.routes.js'
 import webhookWorker from './modules/webhooks/webhooks.plugin.js'
 import type { WorkerOptions } from './modules/webhooks/webhooks.worker.js'
@@ -82,10 +83,15 @@ export interface AppOptions {
   importMaxBytes?: number
   /** Browser origins allowed by CORS; default none. */
   corsOrigins?: string[]
+  /**
+   * The API's public base URL (PUBLIC_URL): the OpenAPI document's server, and problem type URIs
+   * are absolute under it; unset, they are the relative /problems/<code>.
+   */
+  publicUrl?: string
+  /** Tests: a problem that is not exactly its registry entry answers 500 (plugins/errors.ts). */
+  strictProblems?: boolean
   /** A streaming replica for heavy reads (DATABASE_REPLICA_URL) and its lag bound; default: none. */
   replica?: Partial<ReplicaOptions>
-  /** The API's public base URL (PUBLIC_URL): the OpenAPI document's server. */
-  publicUrl?: string
   webhooks?: WebhookOptions
 }
 
@@ -201,7 +207,7 @@ export async function buildApp(opts: AppOptions) {
   app.decorate('draining', false)
 
   // Cross-cutting plugins first, one concern each; then the domains.
-  await app.register(errors)
+  await app.register(errors, { publicUrl: opts.publicUrl, strict: opts.strictProblems ?? false })
   await app.register(security, { corsOrigins: opts.corsOrigins ?? [] })
   await app.register(jsonBody)
   await app.register(dbPlugin, { db: opts.db, owned: opts.ownsDb ?? true })
@@ -236,6 +242,7 @@ export async function buildApp(opts: AppOptions) {
   // The customer filter language is shared by customers (search) and segments: registered once.
   for (const schema of filterSchemas) app.addSchema(schema)
 
+  await app.register(problemRoutes)
   await app.register(healthRoutes, { readinessTimeoutMs: opts.readinessTimeoutMs ?? 2000 })
   await app.register(auditRoutes, { prefix: '/v1' })
   await app.register(customerRoutes, { prefix: '/v1' })

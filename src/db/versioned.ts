@@ -1,7 +1,7 @@
 import { type InsertObject, type Kysely, type Selectable, type SelectQueryBuilder, sql } from 'kysely'
 import { parameterChunks } from '../lib/batch.js'
 import { upsertByExternalRef, type UpsertResult } from '../lib/external-ref.js'
-import { notFound, preconditionFailed } from '../lib/problem.js'
+import { notFound, versionMismatch } from '../lib/problem.js'
 import type { ArchivedFilter } from '../lib/schema.js'
 import type { DbExecutor } from './database.js'
 import type { Database } from './rows.js'
@@ -118,7 +118,7 @@ export function versionedTable<T extends VersionedTableName>(table: T, what: str
     const row = await lock(db, id, expectedVersion)
     if (row) return row
     if ((await version(db, id)) === undefined) throw notFound(what)
-    throw preconditionFailed()
+    throw versionMismatch()
   }
   const setArchived = async (db: DbExecutor, id: string, archived: boolean) => {
     await generic(db).updateTable(t).set({ archived_at: archived ? sql<string>`now()` : null }).where('id', '=', id).execute()

@@ -87,11 +87,7 @@ function itemProblem(err: unknown, index: number, count: number): unknown {
   const errors = problem.errors?.length
     ? problem.errors.map((e) => ({ pointer: at + e.pointer, message: e.message }))
     : [{ pointer: at, message: problem.detail ?? problem.title }]
-  return new HttpProblem({
-    status: problem.status,
-    title: problem.title,
-    code: problem.code,
-    type: problem.type,
+  return new HttpProblem(problem.code, {
     detail: `Item ${index} failed, so none of the ${count} items was applied. ${problem.detail ?? ''}`.trim(),
     errors,
     headers: problem.headers,

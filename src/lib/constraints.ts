@@ -1,4 +1,4 @@
-import { HttpProblem } from './problem.js'
+import { problem, type ProblemCode } from './problem.js'
 
 /**
  * What a client is told when a write breaks a database constraint, by constraint name: the one
@@ -8,9 +8,8 @@ import { HttpProblem } from './problem.js'
  * of a constraint missing from this map is a server bug and answers 500 (plugins/errors.ts).
  */
 interface ConstraintRule {
-  status: 409 | 422
-  /** Stable problem code (README, "Problem codes"). */
-  code: string
+  /** The registered problem (src/lib/problem-types.ts), which gives the status. */
+  code: ProblemCode
   detail: string
   /** JSON Pointer to the field, from the root of the record's body. */
   pointer: string
@@ -18,7 +17,6 @@ interface ConstraintRule {
 }
 
 const externalRefTaken = (other: string): ConstraintRule => ({
-  status: 409,
   code: 'external-ref-taken',
   detail: `${other[0]!.toUpperCase()}${other.slice(1)} already has this external_ref.`,
   pointer: '/external_ref',
@@ -31,33 +29,27 @@ export const CONSTRAINT_PROBLEMS: Readonly<Record<string, ConstraintRule>> = {
   interactions_external_ref_key: externalRefTaken('another interaction'),
   feedback_external_ref_key: externalRefTaken('other feedback'),
   orders_order_number_key: {
-    status: 409, code: 'order-number-taken', detail: 'Another order already has this order_number.', pointer: '/order_number', message: 'is already taken by another order',
+    code: 'order-number-taken', detail: 'Another order already has this order_number.', pointer: '/order_number', message: 'is already taken by another order',
   },
   contact_points_primary_email_idx: {
-    status: 409, code: 'primary-email-taken', detail: 'Another customer already has this primary email.', pointer: '/value', message: 'is the primary email of another customer',
+    code: 'primary-email-taken', detail: 'Another customer already has this primary email.', pointer: '/value', message: 'is the primary email of another customer',
   },
   segments_live_name_idx: {
-    status: 409, code: 'segment-name-taken', detail: 'A live segment already has this name.', pointer: '/name', message: 'is already used by another segment',
+    code: 'segment-name-taken', detail: 'A live segment already has this name.', pointer: '/name', message: 'is already used by another segment',
   },
 }
 
 /** The problem of a known constraint, its pointer under `at` (e.g. `/contact_points/2` for an item of the body). */
-export function constraintProblem(constraint: string, at = ''): HttpProblem {
+export function constraintProblem(constraint: string, at = '') {
   const rule = CONSTRAINT_PROBLEMS[constraint]
   if (!rule) throw new Error(`no problem is defined for constraint ${constraint}`)
-  return new HttpProblem({
-    status: rule.status,
-    title: rule.status === 409 ? 'Conflict' : 'Unprocessable Content',
-    code: rule.code,
-    detail: rule.detail,
-    errors: [{ pointer: at + rule.pointer, message: rule.message }],
-  })
+  return problem(rule.code, rule.detail, [{ pointer: at + rule.pointer, message: rule.message }])
 }
 
 const VIOLATIONS = new Set(['23505', '23503', '23514', '23P01'])
 
 /** The problem of a PostgreSQL error that violates a known constraint; undefined for anything else. */
-export function violatedConstraint(err: unknown, at = ''): HttpProblem | undefined {
+export function violatedConstraint(err: unknown, at = '') {
   const e = err as { code?: unknown; constraint?: unknown } | null
   if (!e || typeof e.code !== 'string' || !VIOLATIONS.has(e.code) || typeof e.constraint !== 'string') return undefined
   return e.constraint in CONSTRAINT_PROBLEMS ? constraintProblem(e.constraint, at) : undefined

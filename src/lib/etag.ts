@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { badRequest, pointer, preconditionFailed } from './problem.js'
+import { problem, pointer, versionMismatch } from './problem.js'
 
 /**
  * Optimistic concurrency: a resource's integer `version` is its ETag ("<version>").
@@ -19,9 +19,9 @@ export function ifMatchVersion(request: FastifyRequest): number | undefined {
   if (raw === undefined || raw.trim() === '*') return undefined
   const m = /^\s*(W\/)?"(\d{1,9})"\s*$/.exec(raw)
   if (!m) {
-    throw badRequest('If-Match must be an ETag from this API, such as "3".', [{ pointer: pointer('headers', 'if-match'), message: 'must be a quoted version number' }])
+    throw problem('invalid-if-match', 'If-Match must be an ETag from this API, such as "3".', [{ pointer: pointer('headers', 'if-match'), message: 'must be a quoted version number' }])
   }
-  if (m[1]) throw preconditionFailed('If-Match needs the strong ETag ("3"); a weak one (W/"3") never matches.')
+  if (m[1]) throw versionMismatch('If-Match needs the strong ETag ("3"); a weak one (W/"3") never matches.')
   return Number(m[2])
 }
 

@@ -1,5 +1,5 @@
 import { Type } from 'typebox'
-import { HttpProblem, PROBLEM_BASE, pointer, unprocessable } from './problem.js'
+import { problem, HttpProblem, pointer } from './problem.js'
 
 /**
  * Create-or-update by external_ref (API.md § Writing: "an upsert, not a duplicate"), the same
@@ -45,10 +45,7 @@ export const RESTORE_ARCHIVED_PARAM = 'restore_archived'
 
 /** The 409 of an external_ref held by an archived record: names the record and how to bring it back. */
 export function externalRefArchived(what: string, id: string, at = pointer('external_ref')): HttpProblem {
-  return new HttpProblem({
-    status: 409,
-    title: 'External Ref Archived',
-    type: `${PROBLEM_BASE}external-ref-archived`,
+  return new HttpProblem('external-ref-archived', {
     detail: `The ${what} with this external_ref (${id}) is archived. Restore it first, or send ${RESTORE_ARCHIVED_PARAM}=true to restore and update it.`,
     errors: [{ pointer: at, message: `belongs to the archived ${what} ${id}` }],
   })
@@ -60,7 +57,7 @@ export function externalRefArchived(what: string, id: string, at = pointer('exte
  */
 export function assertSameCustomer(what: string, existing: { customer_id: string }, body: { customer_id: string }): void {
   if (existing.customer_id === body.customer_id) return
-  throw unprocessable(`This external_ref belongs to an ${what} of another customer.`, [
+  throw problem('external-ref-mismatch', `This external_ref belongs to an ${what} of another customer.`, [
     { pointer: pointer('customer_id'), message: `differs from the customer of the ${what} with this external_ref` },
   ])
 }

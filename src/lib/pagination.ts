@@ -1,6 +1,6 @@
 import { Type } from 'typebox'
 import { type Expression, type RawBuilder, type SelectQueryBuilder, type SqlBool, sql } from 'kysely'
-import { badRequest, pointer } from './problem.js'
+import { problem, pointer } from './problem.js'
 import { Nullable } from './schema.js'
 
 /**
@@ -43,7 +43,7 @@ export function parseSort(input: string | undefined, allowed: SortFields, fallba
     const field = desc ? part.slice(1) : part
     const type = Object.hasOwn(allowed, field) ? allowed[field] : undefined
     if (!type) {
-      throw badRequest(`Cannot sort by "${field}". Sortable fields: ${names.join(', ')}.`, [
+      throw problem('invalid-sort', `Cannot sort by "${field}". Sortable fields: ${names.join(', ')}.`, [
         { pointer: pointer('sort'), message: `must be a comma-separated list of ${names.join(', ')}, each optionally prefixed with -` },
       ])
     }
@@ -51,7 +51,7 @@ export function parseSort(input: string | undefined, allowed: SortFields, fallba
     keys.push({ field, desc, type })
   }
   if (keys.length === 0 || keys.length > 3) {
-    throw badRequest('Sort by one to three fields.', [{ pointer: pointer('sort'), message: 'must name one to three fields' }])
+    throw problem('invalid-sort', 'Sort by one to three fields.', [{ pointer: pointer('sort'), message: 'must name one to three fields' }])
   }
   return keys
 }
@@ -138,7 +138,7 @@ export interface DecodeOptions {
  */
 export function decodeCursor(cursor: string, keys: SortKey[], opts: DecodeOptions = {}): unknown[] {
   const invalid = () =>
-    badRequest('The cursor is not valid for this list and sort order. Start again without a cursor.', [
+    problem('invalid-cursor', 'The cursor is not valid for this list and sort order. Start again without a cursor.', [
       { pointer: pointer('cursor'), message: 'is not a cursor issued for this list and sort' },
     ])
   let parsed: unknown

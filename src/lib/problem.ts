@@ -2,6 +2,10 @@
  * RFC 9457 problem details. Every error the API answers is one of these; the errors plugin
  * turns anything else (validation, database, framework errors) into one.
  */
+import { PROBLEM_TYPES, isProblemCode, problemPath, type ProblemCode } from './problem-types.js'
+
+export type { ProblemCode } from './problem-types.js'
+
 export interface FieldError {
   /** JSON Pointer (RFC 6901) to the offending value, from the root of the body, query or params. */
   pointer: string
@@ -9,43 +13,42 @@ export interface FieldError {
 }
 
 export interface ProblemInit {
-  status: number
-  title: string
+  /** This occurrence: what happened here (the registry's title and description say what the type means). */
   detail?: string
-  /** The stable code clients branch on; default: the title as a slug ('Bad Request' → bad-request). */
-  code?: string
-  type?: string
   errors?: FieldError[]
   headers?: Record<string, string>
 }
 
-export const PROBLEM_BASE = 'https://crm-api.dev/problems/'
-
 export class HttpProblem extends Error {
+  readonly code: ProblemCode
   readonly status: number
   readonly title: string
-  readonly code: string
+  /** The type URI as a path (/problems/<code>); the errors plugin resolves it against PUBLIC_URL when set. */
   readonly type: string
   readonly detail: string | undefined
   readonly errors: FieldError[] | undefined
   readonly headers: Record<string, string>
 
-  constructor(init: ProblemInit) {
-    super(init.detail ?? init.title)
+  /** The code is one of the registry (src/lib/problem-types.ts): its status and title come from there. */
+  constructor(code: ProblemCode, init: ProblemInit = {}) {
+    // Only a cast gets an unregistered code this far.
+    if (!isProblemCode(code)) throw new TypeError(`"${String(code)}" is not a registered problem code (src/lib/problem-types.ts)`)
+    const registered = PROBLEM_TYPES[code]
+    super(init.detail ?? registered.title)
     this.name = 'HttpProblem'
-    this.status = init.status
-    this.title = init.title
-    this.code = init.code ?? slug(init.title)
-    this.type = init.type ?? PROBLEM_BASE + this.code
+    this.code = code
+    this.status = registered.status
+    this.title = registered.title
+    this.type = problemPath(code)
     this.detail = init.detail
     this.errors = init.errors
     this.headers = init.headers ?? {}
   }
 }
 
-function slug(title: string): string {
-  return title.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/(^-|-$)/g, '')
-}
+/** The problem of a registered code, this occurrence's detail and field errors. */
+export const problem = (code: ProblemCode, detail?: string, errors?: FieldError[], headers?: Record<string, string>) =>
+  new HttpProblem(code, { ...(detail !== undefined ? { detail } : {}), ...(errors ? { errors } : {}), ...(headers ? { headers } : {}) })
 
 /** Escapes one JSON Pointer reference token (RFC 6901 section 3). */
 export function pointerToken(token: string | number): string {
@@ -56,15 +59,9 @@ export function pointer(...tokens: Array<string | number>): string {
   return tokens.map((t) => '/' + pointerToken(t)).join('')
 }
 
-export const badRequest = (detail: string, errors?: FieldError[]) =>
-  new HttpProblem({ status: 400, title: 'Bad Request', detail, ...(errors ? { errors } : {}) })
-export const notFound = (what = 'resource') =>
-  new HttpProblem({ status: 404, title: 'Not Found', detail: `No ${what} with that identifier.` })
-export const conflict = (detail: string, errors?: FieldError[]) =>
-  new HttpProblem({ status: 409, title: 'Conflict', detail, ...(errors ? { errors } : {}) })
-export const preconditionFailed = (detail = 'The resource was changed since you read it (If-Match does not match its ETag).') =>
-  new HttpProblem({ status: 412, title: 'Precondition Failed', detail })
-export const unprocessable = (detail: string, errors?: FieldError[]) =>
-  new HttpProblem({ status: 422, title: 'Unprocessable Content', detail, ...(errors ? { errors } : {}) })
-export const serviceUnavailable = (detail: string, retryAfterSeconds = 2) =>
-  new HttpProblem({ status: 503, title: 'Service Unavailable', detail, headers: { 'retry-after': String(retryAfterSeconds) } })
+export const notFound = (what = 'resource') => problem('not-found', `No ${what} with that identifier.`)
+export const versionMismatch = (detail = 'The resource was changed since you read it (If-Match does not match its ETag).') =>
+  problem('version-mismatch', detail)
+/** A 503 with Retry-After: every 503 tells the client when to come back. */
+export const unavailable = (code: ProblemCode, detail: string, retryAfterSeconds = 2) =>
+  problem(code, detail, undefined, { 'retry-after': String(retryAfterSeconds) })

@@ -1,4 +1,5 @@
 import { Type, type Static, type TSchema } from 'typebox'
+import { PROBLEM_CODES } from './problem-types.js'
 
 /** The schema format of a currency code (registered with Ajv in lib/validation.ts). */
 export const CURRENCY_FORMAT = 'iso-4217'
@@ -121,8 +122,8 @@ export const IdParams = Type.Object({ id: Uuid({ description: 'Resource id (UUID
 /** Problem details (RFC 9457), the body of every error. */
 export const Problem = Type.Object(
   {
-    type: Type.String({ description: 'URI identifying the problem type' }),
-    code: Type.String({ description: 'Stable code of the cause (the last segment of type): clients branch on it, never on title or detail', example: 'bad-request' }),
+    type: Type.String({ description: 'URI reference of the problem type (/problems/<code>, absolute under PUBLIC_URL when set): its page says when it happens and what to do', example: '/problems/validation-failed' }),
+    code: StringEnum(PROBLEM_CODES, { description: 'Stable code of the cause (the last segment of type): clients branch on it, never on title or detail. GET /problems lists them all.', example: 'validation-failed' }),
     title: Type.String(),
     status: Type.Integer(),
     detail: Type.Optional(Type.String()),
@@ -141,9 +142,9 @@ export const Problem = Type.Object(
     $id: 'Problem',
     description: 'RFC 9457 problem details',
     example: {
-      type: 'https://crm-api.dev/problems/bad-request',
-      code: 'bad-request',
-      title: 'Bad Request',
+      type: '/problems/validation-failed',
+      code: 'validation-failed',
+      title: 'Validation failed',
       status: 400,
       detail: 'The request body is invalid.',
       instance: '/v1/customers',

@@ -143,10 +143,7 @@ export const MAYBE_UNSTORABLE = /[eE]\+?\d{3}|\d{309}|\\u0000/
 
 /** The problem for values unstorableValues found. */
 export const unstorable = (errors: FieldError[], part = 'body') =>
-  new HttpProblem({
-    status: 400,
-    title: 'Bad Request',
-    code: 'unstorable-value',
+  new HttpProblem('unstorable-value', {
     detail: `A value in the ${part} cannot be stored as sent (a number beyond a 64-bit double, or a NUL character).`,
     errors,
   })

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
 import { createLocalJWKSet, createRemoteJWKSet, errors as joseErrors, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from 'jose'
-import { HttpProblem, serviceUnavailable } from '../lib/problem.js'
+import { HttpProblem, unavailable } from '../lib/problem.js'
 
 /** Every scope a token can carry (API.md § Security). `domain:*` grants the domain's read and write. */
 export const SCOPES = [
@@ -101,10 +101,8 @@ export class VerifiedTokens {
   }
 }
 
-const unauthorized = (detail: string, error?: string) =>
-  new HttpProblem({
-    status: 401,
-    title: 'Unauthorized',
+const unauthorized = (code: 'token-missing' | 'token-invalid' | 'token-expired', detail: string, error?: string) =>
+  new HttpProblem(code, {
     detail,
     headers: { 'www-authenticate': error ? `Bearer error="${error}"` : 'Bearer' },
   })
@@ -141,12 +139,12 @@ export default fp<AuthOptions>(
 
     const authenticate = async (request: FastifyRequest, scope: Scope): Promise<void> => {
       const header = request.headers.authorization
-      if (!header) throw unauthorized('Send an access token: Authorization: Bearer <token>.')
+      if (!header) throw unauthorized('token-missing', 'Send an access token: Authorization: Bearer <token>.')
       // A token is a few hundred bytes; a huge one is refused before any parsing or crypto.
-      if (header.length > MAX_AUTHORIZATION_LENGTH) throw unauthorized('The token is not valid.', 'invalid_token')
+      if (header.length > MAX_AUTHORIZATION_LENGTH) throw unauthorized('token-invalid', 'The token is not valid.', 'invalid_token')
       // The scheme name is case-insensitive (RFC 9110 section 11.1).
       const match = /^Bearer ([A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]*)$/i.exec(header)
-      if (!match) throw unauthorized('The Authorization header must be "Bearer <JWT>".', 'invalid_request')
+      if (!match) throw unauthorized('token-invalid', 'The Authorization header must be "Bearer <JWT>".', 'invalid_request')
       const jwt = match[1]!
       let payload = verified.get(jwt)
       if (!payload) {
@@ -157,19 +155,19 @@ export default fp<AuthOptions>(
           if (err instanceof joseErrors.JWKSTimeout || !(err instanceof joseErrors.JOSEError)) {
             // The key set could not be fetched: our fault, not the caller's.
             request.log.warn({ err }, 'token verification could not complete')
-            throw serviceUnavailable('Token keys are unavailable. Try again shortly.')
+            throw unavailable('token-keys-unavailable', 'Token keys are unavailable. Try again shortly.')
           }
-          throw unauthorized(describe(err), 'invalid_token')
+          throw unauthorized(err instanceof joseErrors.JWTExpired ? 'token-expired' : 'token-invalid', describe(err), 'invalid_token')
         }
       }
       if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 200) {
-        throw unauthorized('The token has no valid subject.', 'invalid_token')
+        throw unauthorized('token-invalid', 'The token has no valid subject.', 'invalid_token')
       }
       const raw = payload.scope ?? (payload as { scp?: unknown }).scp
       const scopes = new Set(Array.isArray(raw) ? raw.map(String) : typeof raw === 'string' ? raw.split(' ').filter(Boolean) : [])
       request.auth = { sub: payload.sub, scopes }
       if (!hasScope(request.auth, scope)) {
-        throw new HttpProblem({ status: 403, title: 'Forbidden', detail: `This operation needs the scope "${scope}".` })
+        throw new HttpProblem('insufficient-scope', { detail: `This operation needs the scope "${scope}".` })
       }
     }
 

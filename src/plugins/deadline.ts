@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import { Counter } from 'prom-client'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ConnectionScope, runInScope } from '../db/scope.js'
-import { HttpProblem, PROBLEM_BASE } from '../lib/problem.js'
+import { HttpProblem } from '../lib/problem.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -25,10 +25,7 @@ export interface DeadlineOptions {
 export const DEADLINE_RETRY_AFTER_S = 2
 
 export const deadlineExceeded = (ms: number) =>
-  new HttpProblem({
-    status: 503,
-    title: 'Service Unavailable',
-    type: `${PROBLEM_BASE}deadline-exceeded`,
+  new HttpProblem('deadline-exceeded', {
     detail: `The request did not complete within ${ms} ms. Nothing it started was committed unless it was already committing. Try again shortly.`,
     headers: { 'retry-after': String(DEADLINE_RETRY_AFTER_S) },
   })

@@ -4,17 +4,44 @@ import fp from 'fastify-plugin'
 import FindMyWay, { type HTTPMethod } from 'find-my-way'
 import type { FastifyBaseLogger, FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { violatedConstraint } from '../lib/constraints.js'
-import { HttpProblem, type FieldError } from '../lib/problem.js'
+import { HttpProblem, problem, unavailable, type FieldError } from '../lib/problem.js'
+import { PROBLEM_TYPES, isProblemCode, type ProblemCode } from '../lib/problem-types.js'
 import { toFieldErrors } from '../lib/validation.js'
 import { securityHeaders } from './security.js'
 
+export interface ErrorsOptions {
+  /**
+   * The API's public base URL (PUBLIC_URL): problem `type` URIs are absolute under it. Unset, they
+   * are the relative reference `/problems/<code>` (RFC 9457 allows a URI reference), which a
+   * client resolves against the URL it called.
+   */
+  publicUrl?: string | undefined
+  /**
+   * Tests: a problem that is not exactly its registry entry (an unregistered code, another status)
+   * or that fell through to the generic framework mapping answers 500 and logs the bug, so any
+   * test that meets one fails.
+   */
+  strict?: boolean | undefined
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** What problem type paths are resolved against ('' for relative type URIs). */
+    problemBase: string
+    problemsStrict: boolean
+  }
+}
+
 /**
- * Turns every error into RFC 9457 problem+json. Known client errors keep their 4xx status;
- * database errors are mapped by SQLSTATE; anything else is a 500 that is logged in full and
- * answered with no detail (no stack, SQL or constraint name ever reaches a client).
+ * Turns every error into RFC 9457 problem+json with a registered code (src/lib/problem-types.ts).
+ * Known client errors keep their 4xx status; database errors are mapped by SQLSTATE; anything else
+ * is a 500 that is logged in full and answered with no detail (no stack, SQL or constraint name
+ * ever reaches a client).
  */
-export default fp(
-  async (app) => {
+export default fp<ErrorsOptions>(
+  async (app, opts) => {
+    app.decorate('problemBase', (opts.publicUrl ?? '').replace(/\/+$/, ''))
+    app.decorate('problemsStrict', opts.strict ?? false)
     // Routes known to the app, so a known path with another method answers 405, not 404.
     const known = FindMyWay({ ignoreTrailingSlash: true })
     const noop = () => {}
@@ -34,14 +61,14 @@ export default fp(
       const path = request.url.split('?')[0] ?? '/'
       const allowed = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'].filter((m) => known.find(m as HTTPMethod, path))
       if (allowed.length > 0) {
-        return sendProblem(request, reply, new HttpProblem({
-          status: 405,
-          title: 'Method Not Allowed',
-          detail: `${request.method} is not allowed here. Allowed: ${allowed.join(', ')}.`,
-          headers: { allow: allowed.join(', ') },
-        }))
+        return sendProblem(request, reply, problem(
+          'method-not-allowed',
+          `${request.method} is not allowed here. Allowed: ${allowed.join(', ')}.`,
+          undefined,
+          { allow: allowed.join(', ') },
+        ))
       }
-      return sendProblem(request, reply, new HttpProblem({ status: 404, title: 'Not Found', detail: `No route ${request.method} ${path}.` }))
+      return sendProblem(request, reply, problem('route-not-found', `No route ${request.method} ${path}.`))
     })
 
     app.setErrorHandler((error: FastifyError, request, reply) => {
@@ -59,12 +86,31 @@ export default fp(
   { name: 'errors' },
 )
 
-export function sendProblem(request: FastifyRequest, reply: FastifyReply, problem: HttpProblem) {
+/**
+ * Whether a problem is exactly its registry entry. Only a cast can build one that is not; in strict
+ * mode (tests) the generic framework fallback counts as a gap too.
+ */
+function registered(problem: HttpProblem, strict: boolean): boolean {
+  if (!isProblemCode(problem.code)) return false
+  const entry = PROBLEM_TYPES[problem.code]
+  if (entry.status !== problem.status || entry.title !== problem.title) return false
+  return !(strict && problem.code === 'request-rejected')
+}
+
+/** The absolute type URI under PUBLIC_URL, else the relative /problems/<code>. */
+export const problemTypeUri = (base: string, problem: HttpProblem): string => base + problem.type
+
+export function sendProblem(request: FastifyRequest, reply: FastifyReply, sent: HttpProblem) {
+  let problem = sent
+  if (!registered(sent, request.server.problemsStrict)) {
+    request.log.error({ code: sent.code, status: sent.status }, 'a problem that is not in the registry (bug): answered as internal-server-error')
+    problem = internalError()
+  }
   reply.code(problem.status).type('application/problem+json')
   for (const [k, v] of Object.entries(problem.headers)) reply.header(k, v)
   if (problem.status === 401 && !reply.hasHeader('www-authenticate')) reply.header('www-authenticate', 'Bearer')
   const body: Record<string, unknown> = {
-    type: problem.type,
+    type: problemTypeUri(request.server.problemBase, problem),
     code: problem.code,
     title: problem.title,
     status: problem.status,
@@ -87,9 +133,9 @@ export function frameworkErrors(error: FastifyError, request: FastifyRequest, re
   return sendProblem(request, reply, toProblem(error))
 }
 
-const PARSER_REFUSALS: Record<string, { status: number; detail: string }> = {
-  HPE_HEADER_OVERFLOW: { status: 431, detail: 'The request headers are larger than this server accepts.' },
-  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, detail: 'The request did not arrive in time.' },
+const PARSER_REFUSALS: Record<string, { code: ProblemCode; detail: string }> = {
+  HPE_HEADER_OVERFLOW: { code: 'request-header-fields-too-large', detail: 'The request headers are larger than this server accepts.' },
+  ERR_HTTP_REQUEST_TIMEOUT: { code: 'request-timeout', detail: 'The request did not arrive in time.' },
 }
 
 /**
@@ -98,14 +144,14 @@ const PARSER_REFUSALS: Record<string, { status: number; detail: string }> = {
  * request of it, so no hook runs. The answer is still a problem with the security headers and a
  * request id, written to the socket, which is then closed.
  */
-export function clientErrorHandler(this: { log: FastifyBaseLogger }, err: Error & { code?: string }, socket: Duplex): void {
+export function clientErrorHandler(this: { log: FastifyBaseLogger; problemBase?: string }, err: Error & { code?: string }, socket: Duplex): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return
-  const refusal = PARSER_REFUSALS[err.code ?? ''] ?? { status: 400, detail: 'The request is not valid HTTP.' }
-  const problem = new HttpProblem({ status: refusal.status, title: statusTitle(refusal.status), detail: refusal.detail })
+  const refusal = PARSER_REFUSALS[err.code ?? ''] ?? { code: 'malformed-request', detail: 'The request is not valid HTTP.' }
+  const problem = new HttpProblem(refusal.code, { detail: refusal.detail })
   const requestId = randomUUID()
   this.log.info({ code: err.code, status: problem.status, request_id: requestId }, 'request refused by the HTTP parser')
   if (socket.writable) {
-    const body = JSON.stringify({ type: problem.type, code: problem.code, title: problem.title, status: problem.status, detail: problem.detail, request_id: requestId })
+    const body = JSON.stringify({ type: problemTypeUri(this.problemBase ?? '', problem), code: problem.code, title: problem.title, status: problem.status, detail: problem.detail, request_id: requestId })
     const headers: Record<string, string> = {
       ...securityHeaders(),
       'content-type': 'application/problem+json; charset=utf-8',
@@ -115,21 +161,24 @@ export function clientErrorHandler(this: { log: FastifyBaseLogger }, err: Error 
       connection: 'close',
     }
     const head = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')
-    socket.write(`HTTP/1.1 ${problem.status} ${problem.title}\r\n${head}\r\n${body}`)
+    socket.write(`HTTP/1.1 ${problem.status} ${STATUS_LINE[problem.status] ?? 'Error'}\r\n${head}\r\n${body}`)
   }
   socket.destroy(err)
 }
 
-const FRAMEWORK: Record<string, { status: number; title: string; detail: string }> = {
-  FST_ERR_BAD_URL: { status: 400, title: 'Bad Request', detail: 'The URL path is not valid (bad percent-encoding).' },
-  FST_ERR_MAX_PARAM_LENGTH: { status: 414, title: 'URI Too Long', detail: 'A path parameter is longer than this API accepts.' },
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: { status: 415, title: 'Unsupported Media Type', detail: 'Send the body as application/json.' },
-  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, title: 'Bad Request', detail: 'Content-Length does not match the body.' },
-  FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, title: 'Content Too Large', detail: 'The request body is larger than this route accepts.' },
-  FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, title: 'Bad Request', detail: 'The body is empty but Content-Type says JSON.' },
-  FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, title: 'Bad Request', detail: 'The body is not valid JSON.' },
-  FST_ERR_CTP_INVALID_TYPE: { status: 415, title: 'Unsupported Media Type', detail: 'The Content-Type header is not valid.' },
-  FST_ERR_CTP_EMPTY_TYPE: { status: 415, title: 'Unsupported Media Type', detail: 'The Content-Type header is empty.' },
+/** Fastify's own 4xx errors by their code; anything else with a 4xx status is request-rejected. */
+const FRAMEWORK: Record<string, { code: ProblemCode; detail: string }> = {
+  FST_ERR_BAD_URL: { code: 'bad-url', detail: 'The URL path is not valid (bad percent-encoding).' },
+  FST_ERR_MAX_PARAM_LENGTH: { code: 'uri-too-long', detail: 'A path parameter is longer than this API accepts.' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { code: 'unsupported-media-type', detail: 'Send the body as application/json.' },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { code: 'content-length-mismatch', detail: 'Content-Length does not match the body.' },
+  FST_ERR_CTP_BODY_TOO_LARGE: { code: 'payload-too-large', detail: 'The request body is larger than this route accepts.' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { code: 'malformed-json', detail: 'The body is empty but Content-Type says JSON.' },
+  FST_ERR_CTP_INVALID_JSON_BODY: { code: 'malformed-json', detail: 'The body is not valid JSON.' },
+  FST_ERR_CTP_INVALID_TYPE: { code: 'unsupported-media-type', detail: 'The Content-Type header is not valid.' },
+  FST_ERR_CTP_EMPTY_TYPE: { code: 'unsupported-media-type', detail: 'The Content-Type header is empty.' },
+  FST_ERR_ROUTE_MISSING_CONTENT_TYPE: { code: 'unsupported-media-type', detail: 'The request has a body but no Content-Type.' },
+  FST_ERR_ROUTE_MISSING_CONTENT: { code: 'validation-failed', detail: 'The request body is missing.' },
 }
 
 const VALIDATION_PART: Record<string, string> = {
@@ -146,32 +195,28 @@ export function toProblem(error: unknown): HttpProblem {
   if (Array.isArray(err.validation)) {
     const part = VALIDATION_PART[err.validationContext ?? 'body'] ?? 'request'
     const errors: FieldError[] = toFieldErrors(err.validation as Parameters<typeof toFieldErrors>[0])
-    return new HttpProblem({ status: 400, title: 'Bad Request', detail: `The ${part} is invalid.`, errors })
+    return problem('validation-failed', `The ${part} is invalid.`, errors)
   }
   const framework = err.code ? FRAMEWORK[err.code] : undefined
-  if (framework) return new HttpProblem(framework)
+  if (framework) return problem(framework.code, framework.detail)
 
   const db = fromDatabaseError(err)
   if (db) return db
 
   if (err instanceof SyntaxError && (err as { statusCode?: number }).statusCode === 400) {
-    return new HttpProblem({ status: 400, title: 'Bad Request', detail: 'The body is not valid JSON.' })
+    return problem('malformed-json', 'The body is not valid JSON.')
   }
   const status = typeof err.statusCode === 'number' ? err.statusCode : 500
-  if (status >= 400 && status < 500) {
-    // A framework 4xx we have no mapping for: keep its status, never its internals.
-    return new HttpProblem({ status, title: statusTitle(status), detail: status === 429 ? 'Too many requests.' : 'The request cannot be served as sent.' })
-  }
-  if (status === 503) return new HttpProblem({ status: 503, title: 'Service Unavailable', detail: 'Try again shortly.', headers: { 'retry-after': '2' } })
-  return new HttpProblem({ status: 500, title: 'Internal Server Error', detail: 'An unexpected error occurred. It has been logged with this request id.' })
+  // A framework 4xx we have no mapping for: never its internals. Strict mode (tests) flags it.
+  if (status >= 400 && status < 500) return problem('request-rejected', 'The request cannot be served as sent.')
+  if (status === 503) return unavailable('overloaded', 'The service cannot take the request now. Try again shortly.')
+  return internalError()
 }
 
-const TITLES: Record<number, string> = {
-  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
-  406: 'Not Acceptable', 408: 'Request Timeout', 409: 'Conflict', 412: 'Precondition Failed', 413: 'Content Too Large',
-  414: 'URI Too Long', 415: 'Unsupported Media Type', 422: 'Unprocessable Content', 429: 'Too Many Requests', 431: 'Request Header Fields Too Large',
-}
-const statusTitle = (s: number) => TITLES[s] ?? 'Client Error'
+const internalError = () => problem('internal-server-error', 'An unexpected error occurred. It has been logged with this request id.')
+
+/** Reason phrases of the statuses written straight to the socket (the phrase is informational only). */
+const STATUS_LINE: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' }
 
 const CONNECTION_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH'])
 
@@ -182,13 +227,11 @@ const CONNECTION_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'E
 export function fromDatabaseError(err: { code?: string; message?: string }): HttpProblem | undefined {
   const code = err.code
   const message = err.message ?? ''
-  const unavailable = (detail: string) =>
-    new HttpProblem({ status: 503, title: 'Service Unavailable', detail, headers: { 'retry-after': '2' } })
-  if (code && CONNECTION_ERRORS.has(code)) return unavailable('The database is unreachable. Try again shortly.')
+  if (code && CONNECTION_ERRORS.has(code)) return unavailable('database-unavailable', 'The database is unreachable. Try again shortly.')
   // pg's own messages for a connection that died or could not be made (no SQLSTATE): the
   // rollback after a lost connection fails with "Client was closed and is not queryable".
   if (/Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end|is not queryable|Query read timeout/i.test(message)) {
-    return unavailable('The database is unreachable. Try again shortly.')
+    return unavailable('database-unavailable', 'The database is unreachable. Try again shortly.')
   }
   if (!code || !/^[0-9A-Z]{5}$/.test(code)) return undefined
   const violation = violatedConstraint(err)
@@ -196,14 +239,14 @@ export function fromDatabaseError(err: { code?: string; message?: string }): Htt
   switch (code) {
     case '40001':
     case '40P01':
-      return unavailable('The change conflicted with a concurrent change. Retry the request.')
+      return unavailable('concurrent-change', 'The change conflicted with a concurrent change. Retry the request.')
     case '57014':
-      return unavailable('The database took too long to answer. Try again shortly.')
+      return unavailable('database-timeout', 'The database took too long to answer. Try again shortly.')
     case '53300':
     case '53400':
-      return unavailable('The database is at capacity. Try again shortly.')
+      return unavailable('database-at-capacity', 'The database is at capacity. Try again shortly.')
   }
-  if (code.startsWith('08') || code.startsWith('57P')) return unavailable('The database is unreachable. Try again shortly.')
+  if (code.startsWith('08') || code.startsWith('57P')) return unavailable('database-unavailable', 'The database is unreachable. Try again shortly.')
   // Everything else, data exceptions (22xxx), NOT NULL (23502) and constraints missing from the
   // map included, is the server's bug: the routes validate client input before it reaches SQL.
   return undefined

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
-import { badRequest, HttpProblem, pointer, unprocessable } from '../lib/problem.js'
+import { problem, HttpProblem, pointer } from '../lib/problem.js'
 import { canReadPii } from './auth.js'
 import * as repo from './idempotency.repository.js'
 
@@ -83,7 +83,7 @@ export default fp<IdempotencyOptions>(
       if (request.method !== 'POST') return
       const key = request.headers[IDEMPOTENCY_HEADER]
       if (key !== undefined && !(typeof key === 'string' && KEY.test(key))) {
-        throw badRequest('Idempotency-Key must be 1 to 255 printable ASCII characters.', [
+        throw problem('invalid-idempotency-key', 'Idempotency-Key must be 1 to 255 printable ASCII characters.', [
           { pointer: pointer('headers', IDEMPOTENCY_HEADER), message: 'must be 1 to 255 printable ASCII characters' },
         ])
       }
@@ -94,9 +94,7 @@ export default fp<IdempotencyOptions>(
       if (request.method !== 'POST' || typeof key !== 'string') return undefined
       const scope = { actor: request.auth?.sub ?? 'anonymous', route: `POST ${request.routeOptions.url}`, key }
       if (!(await repo.tryLock(trx, scope))) {
-        throw new HttpProblem({
-          status: 409,
-          title: 'Conflict',
+        throw new HttpProblem('idempotency-key-in-flight', {
           detail: 'A request with this Idempotency-Key is still being processed. Retry after it has finished.',
           errors: [{ pointer: pointer('headers', IDEMPOTENCY_HEADER), message: 'is in use by a request in flight' }],
           headers: { 'retry-after': String(IN_FLIGHT_RETRY_AFTER_S) },
@@ -106,7 +104,7 @@ export default fp<IdempotencyOptions>(
       const stored = await repo.findResponse(trx, scope)
       if (stored) {
         if (stored.fingerprint !== fingerprint) {
-          throw unprocessable('This Idempotency-Key was used with another request. Use a new key for a new request.', [
+          throw problem('idempotency-key-reused', 'This Idempotency-Key was used with another request. Use a new key for a new request.', [
             { pointer: pointer('headers', IDEMPOTENCY_HEADER), message: 'was used with another request body' },
           ])
         }

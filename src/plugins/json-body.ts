@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { badRequest } from '../lib/problem.js'
+import { problem } from '../lib/problem.js'
 import { MAYBE_UNSTORABLE, jsonDepthExceeds, unstorable, unstorableValues } from '../lib/validation.js'
 
 export const MAX_JSON_DEPTH = 32
@@ -26,13 +26,13 @@ export default fp(
     app.addContentTypeParser(['application/json', 'application/merge-patch+json'], { parseAs: 'string' }, (request, body, done) => {
       const text = body as string
       if (jsonDepthExceeds(text, MAX_JSON_DEPTH)) {
-        done(badRequest(`JSON nested deeper than ${MAX_JSON_DEPTH} levels is not accepted.`), undefined)
+        done(problem('json-too-deep', `JSON nested deeper than ${MAX_JSON_DEPTH} levels is not accepted.`), undefined)
         return
       }
       parse(request, text, (err, value) => {
         if (err) {
           const code = (err as { code?: string }).code
-          done(code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ? err : badRequest('The body is not valid JSON.'), undefined)
+          done(code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ? err : problem('malformed-json', 'The body is not valid JSON.'), undefined)
           return
         }
         const unstorableFound = MAYBE_UNSTORABLE.test(text) ? unstorableValues(value) : []

@@ -5,7 +5,7 @@ import rateLimit from '@fastify/rate-limit'
 import underPressure from '@fastify/under-pressure'
 import { Redis } from 'ioredis'
 import type { FastifyRequest } from 'fastify'
-import { HttpProblem, serviceUnavailable } from '../lib/problem.js'
+import { HttpProblem, unavailable } from '../lib/problem.js'
 import type { AuthFailures } from './auth.js'
 
 /**
@@ -81,14 +81,12 @@ export default fp<LimitsOptions>(
         if (request.routeOptions.config?.scope === 'public') return
         if (type === 'eventLoopDelay' && Date.now() < settledAt) return
         request.log.warn({ type }, 'shedding load')
-        throw serviceUnavailable('The service is overloaded. Try again shortly.', p.retryAfterSeconds)
+        throw unavailable('overloaded', 'The service is overloaded. Try again shortly.', p.retryAfterSeconds)
       },
     })
 
-    const tooMany = (max: number, ttlMs: number, after?: string) =>
-      new HttpProblem({
-        status: 429,
-        title: 'Too Many Requests',
+    const tooMany = (code: 'rate-limited' | 'authentication-throttled', max: number, ttlMs: number, after?: string) =>
+      new HttpProblem(code, {
         detail: `Rate limit of ${max} requests exceeded. Retry in ${after ?? `${Math.ceil(ttlMs / 1000)} s`}.`,
         headers: { 'retry-after': String(Math.max(1, Math.ceil(ttlMs / 1000))) },
       })
@@ -107,7 +105,7 @@ export default fp<LimitsOptions>(
       skipOnError: true,
       keyGenerator: (request) => (request.auth ? `sub:${request.auth.sub}` : `ip:${request.ip}`),
       allowList: (request) => request.routeOptions.config?.scope === 'public',
-      errorResponseBuilder: (_request, context) => tooMany(context.max, context.ttl, context.after),
+      errorResponseBuilder: (_request, context) => tooMany('rate-limited', context.max, context.ttl, context.after),
     })
 
     const max = opts.rateLimit.authFailureMax ?? opts.rateLimit.max
@@ -119,7 +117,7 @@ export default fp<LimitsOptions>(
         const over = counts.find((c) => !c.isAllowed && c.isExceeded)
         if (!over || over.isAllowed) return problem
         request.log.info({ key: over.key.split(':').slice(0, 2).join(':') }, 'authentication failures throttled')
-        return tooMany(over.max, over.ttl)
+        return tooMany('authentication-throttled', over.max, over.ttl)
       },
     }
     app.decorate('authFailures', failures)

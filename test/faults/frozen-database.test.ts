@@ -83,7 +83,7 @@ const kinds = new Map<string, number>()
 
 /**
  * 503 with Retry-After within the bound. Which 503: the request deadline's (deadline-exceeded),
- * or the pool's connect timeout (DB_CONNECT_TIMEOUT_MS) when that is shorter and the request was
+ * or the pool's connect timeout (DB_CONNECT_TIMEOUT_MS, database-unavailable) when that is shorter and the request was
  * waiting for a new connection.
  */
 function deadlineAnswer(t: Test, answer: Answer, bound: number, what: string) {
@@ -91,7 +91,7 @@ function deadlineAnswer(t: Test, answer: Answer, bound: number, what: string) {
   t.ok(answer.ms <= bound + SLACK_MS, `${what}: answered in ${answer.ms} ms (deadline ${bound} ms)`)
   t.ok(Number(answer.retryAfter) >= 1, `${what}: Retry-After ${answer.retryAfter}`)
   t.match(answer.contentType, /^application\/problem\+json/, `${what}: a problem`)
-  t.match(answer.body.type, /(deadline-exceeded|service-unavailable)$/, `${what}: ${answer.body.type}`)
+  t.match(answer.body.type, /(deadline-exceeded|database-unavailable)$/, `${what}: ${answer.body.type}`)
   const kind = String(answer.body.type).split('/').pop()!
   kinds.set(kind, (kinds.get(kind) ?? 0) + 1)
 }

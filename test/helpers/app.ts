@@ -67,6 +67,8 @@ export const TEST_APP_OPTIONS = {
   rateLimit: { max: 1_000_000_000, windowMs: 60_000 },
   pressure: { maxEventLoopDelayMs: 0, maxEventLoopUtilization: 0, maxHeapUsedBytes: 0, maxRssBytes: 0, retryAfterSeconds: 10 },
   idempotency: { ttlSeconds: 86_400, purgeIntervalMs: 0 },
+  // Any problem outside the registry (src/lib/problem-types.ts) answers 500, so the test meeting it fails.
+  strictProblems: true,
 } satisfies Partial<AppOptions>
 
 /**

@@ -185,7 +185,7 @@ t.test('function-level access: every operation × every scope', async (t) => {
       const before = MUTATING.has(op.method) ? await snapshot() : undefined
       const res = await send(request(op, await ctx.auth(s)))
       t.equal(res.statusCode, 403, `${op.operationId} (${scope}) with "${s}" → 403`)
-      t.match(res.json(), { status: 403, title: 'Forbidden', detail: `This operation needs the scope "${scope}".` })
+      t.match(res.json(), { status: 403, code: 'insufficient-scope', detail: `This operation needs the scope "${scope}".` })
       t.notOk(res.headers['www-authenticate'], 'a 403 is not a challenge')
       if (before) await unchanged(t, before, `${op.operationId} with "${s}"`)
       denied++

@@ -2,7 +2,7 @@ import { minorUnits } from '../../lib/currency.js'
 import { addMoney, formatMoney, moneyFromColumn } from '../../lib/money.js'
 import type { DbExecutor } from '../../db/database.js'
 import { cursorContext, pageRequest, toPage, type CursorContext, type SortKey } from '../../lib/pagination.js'
-import { badRequest, pointer } from '../../lib/problem.js'
+import { problem, pointer } from '../../lib/problem.js'
 import * as repo from './analytics.repository.js'
 import {
   LIFECYCLE_STAGES, RFM_SEGMENTS, RFM_SEGMENT_RULES, VALUE_TIERS, type ChurnBasis, type RfmSegment, type ValueTier,
@@ -77,9 +77,9 @@ const SATISFACTION_METHOD =
 function resolveAsOf(given: string | undefined): string {
   if (given === undefined) return new Date().toISOString()
   const t = Date.parse(given)
-  if (Number.isNaN(t)) throw badRequest('as_of is not a valid time.', [{ pointer: pointer('as_of'), message: 'must be an RFC 3339 date-time' }])
+  if (Number.isNaN(t)) throw problem('validation-failed', 'as_of is not a valid time.', [{ pointer: pointer('as_of'), message: 'must be an RFC 3339 date-time' }])
   if (t < EARLIEST_AS_OF || t > LATEST_AS_OF) {
-    throw badRequest('as_of is out of range.', [{ pointer: pointer('as_of'), message: 'must be between 1980-01-01 and 2999-12-31' }])
+    throw problem('validation-failed', 'as_of is out of range.', [{ pointer: pointer('as_of'), message: 'must be between 1980-01-01 and 2999-12-31' }])
   }
   return new Date(t).toISOString()
 }
@@ -131,9 +131,9 @@ function monthRange(q: MonthRangeQueryT, asOf: string): { from: string; to: stri
   const to = q.to ?? monthOf(asOf)
   const from = q.from ?? addMonths(to, -11)
   const diff = monthDiff(from, to)
-  if (diff < 0) throw badRequest('from is after to.', [{ pointer: pointer(q.from ? 'from' : 'to'), message: 'from must not be after to' }])
+  if (diff < 0) throw problem('invalid-date-range', 'from is after to.', [{ pointer: pointer(q.from ? 'from' : 'to'), message: 'from must not be after to' }])
   if (diff > MAX_MONTH_SPAN) {
-    throw badRequest(`The range is longer than ${MAX_MONTH_SPAN + 1} months.`, [{ pointer: pointer('to'), message: `must be at most ${MAX_MONTH_SPAN} months after from` }])
+    throw problem('invalid-date-range', `The range is longer than ${MAX_MONTH_SPAN + 1} months.`, [{ pointer: pointer('to'), message: `must be at most ${MAX_MONTH_SPAN} months after from` }])
   }
   return { from, to }
 }

@@ -1,6 +1,6 @@
 import type { DbExecutor } from '../../db/database.js'
 import type { ContactPointRow, CustomerRow } from '../../db/rows.js'
-import { notFound, pointer, preconditionFailed, unprocessable } from '../../lib/problem.js'
+import { problem, notFound, pointer, versionMismatch } from '../../lib/problem.js'
 import * as repo from './customers.repository.js'
 import * as contactPoints from './contact-points.repository.js'
 import { flushPendingMetrics } from '../metrics/index.js'
@@ -34,10 +34,10 @@ const SCALARS = [
  * refused with the customer that holds its data now, so nothing new lands on it.
  */
 export function refuseIfMerged(row: Pick<CustomerRow, 'merged_into_id'> | undefined): void {
-  if (row?.merged_into_id) throw unprocessable(`This customer was merged into ${row.merged_into_id}; write to that customer instead.`)
+  if (row?.merged_into_id) throw problem('customer-merged', `This customer was merged into ${row.merged_into_id}; write to that customer instead.`)
 }
 
-const rejected = (detail: string, field = 'duplicate_id') => unprocessable(detail, [{ pointer: pointer(field), message: detail }])
+const rejected = (detail: string, field = 'duplicate_id') => problem('merge-rejected', detail, [{ pointer: pointer(field), message: detail }])
 
 function mergedScalars(target: CustomerRow, duplicate: CustomerRow, preferDuplicate: boolean): Record<string, unknown> {
   const [winner, loser] = preferDuplicate ? [duplicate, target] : [target, duplicate]
@@ -96,11 +96,11 @@ export async function mergeCustomers(db: DbExecutor, targetId: string, body: Cus
   const target = rows.find((r) => r.id === targetId)
   const duplicate = rows.find((r) => r.id === duplicateId)
   if (!target) throw notFound('customer')
-  if (target.merged_into_id) throw unprocessable(`This customer was merged into ${target.merged_into_id}; merge into that one instead.`)
-  if (target.archived_at) throw unprocessable('An archived customer cannot take a merge; restore it first.')
+  if (target.merged_into_id) throw problem('customer-merged', `This customer was merged into ${target.merged_into_id}; merge into that one instead.`)
+  if (target.archived_at) throw problem('record-archived', 'An archived customer cannot take a merge; restore it first.')
   if (!duplicate) throw rejected('No customer with that identifier.')
   if (duplicate.merged_into_id) throw rejected(`The duplicate was already merged into ${duplicate.merged_into_id}.`)
-  if (expectedVersion !== undefined && target.version !== expectedVersion) throw preconditionFailed()
+  if (expectedVersion !== undefined && target.version !== expectedVersion) throw versionMismatch()
 
   const preferDuplicate = body.prefer === 'duplicate'
   await repo.moveActivity(db, duplicateId, targetId)

@@ -5,7 +5,7 @@ import { canReadPii } from '../../plugins/auth.js'
 import { ifMatchVersion, replyNotModified, setEtag } from '../../lib/etag.js'
 import { UpsertQuery } from '../../lib/external-ref.js'
 import { pageRequest, parseSort, toPage } from '../../lib/pagination.js'
-import { badRequest, notFound, pointer } from '../../lib/problem.js'
+import { problem, notFound, pointer } from '../../lib/problem.js'
 import { IdParams, problemResponses, ref, READ_ERRORS, WRITE_ERRORS } from '../../lib/schema.js'
 import { sql, type SqlBool } from 'kysely'
 import { compileFilter } from '../filters/filter.compile.js'
@@ -27,7 +27,7 @@ function parseInclude(include: string | undefined): Set<string> {
   const names = new Set((include ?? '').split(',').filter(Boolean))
   for (const n of names) {
     if (!(CUSTOMER_INCLUDES as readonly string[]).includes(n)) {
-      throw badRequest(`Cannot include "${n}".`, [{ pointer: pointer('include'), message: `must list only ${CUSTOMER_INCLUDES.join(', ')}` }])
+      throw problem('validation-failed', `Cannot include "${n}".`, [{ pointer: pointer('include'), message: `must list only ${CUSTOMER_INCLUDES.join(', ')}` }])
     }
   }
   return names

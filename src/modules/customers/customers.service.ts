@@ -5,7 +5,7 @@ import type { UpsertOptions } from '../../db/versioned.js'
 import type { UpsertResult } from '../../lib/external-ref.js'
 import { minorUnits } from '../../lib/currency.js'
 import { formatMoney, minorUnitsError, moneyFromColumn } from '../../lib/money.js'
-import { badRequest, type FieldError, notFound, pointer, preconditionFailed } from '../../lib/problem.js'
+import { problem, type FieldError, notFound, pointer, versionMismatch } from '../../lib/problem.js'
 import { constraintsAt } from '../../lib/constraints.js'
 import * as repo from './customers.repository.js'
 import * as contactPoints from './contact-points.repository.js'
@@ -101,7 +101,7 @@ async function addContact(db: DbExecutor, customerId: string, c: NormalizedConta
 function normalizeOne(input: ContactPointCreateBody): NormalizedContact {
   const errors: FieldError[] = []
   const c = normalizeContact(input, '', errors)
-  if (!c) throw badRequest('The contact point is invalid.', errors)
+  if (!c) throw problem('validation-failed', 'The contact point is invalid.', errors)
   return c
 }
 
@@ -118,7 +118,7 @@ function normalizeAll(inputs: ContactPointCreateBody[], at: string): NormalizedC
     }
     out.push(c)
   })
-  if (errors.length) throw badRequest('Some contact points are invalid.', errors)
+  if (errors.length) throw problem('validation-failed', 'Some contact points are invalid.', errors)
   return out
 }
 
@@ -137,12 +137,12 @@ function normalizeTags(tags: string[] | undefined): string[] | undefined {
 function checkCredit(terms: { credit_limit?: string | null; credit_currency?: string | null }, limitSent: boolean): string | null {
   const limit = terms.credit_limit ?? null
   const currency = terms.credit_currency ?? null
-  if (limit !== null && currency === null) throw badRequest('A credit limit needs its currency.', [{ pointer: pointer('credit_currency'), message: 'is required with credit_limit' }])
-  if (currency !== null && limit === null) throw badRequest('A credit currency needs a limit.', [{ pointer: pointer('credit_limit'), message: 'is required with credit_currency' }])
+  if (limit !== null && currency === null) throw problem('validation-failed', 'A credit limit needs its currency.', [{ pointer: pointer('credit_currency'), message: 'is required with credit_limit' }])
+  if (currency !== null && limit === null) throw problem('validation-failed', 'A credit currency needs a limit.', [{ pointer: pointer('credit_limit'), message: 'is required with credit_currency' }])
   if (limit === null || currency === null) return null
-  if (limit.startsWith('-')) throw badRequest('Credit limits are not negative.', [{ pointer: pointer('credit_limit'), message: 'must be zero or more' }])
+  if (limit.startsWith('-')) throw problem('validation-failed', 'Credit limits are not negative.', [{ pointer: pointer('credit_limit'), message: 'must be zero or more' }])
   const tooPrecise = minorUnitsError(limit, currency, pointer(limitSent ? 'credit_limit' : 'credit_currency'), limitSent ? 'as-sent' : 'stored')
-  if (tooPrecise) throw badRequest(`The credit limit has more decimals than ${currency} has.`, [tooPrecise])
+  if (tooPrecise) throw problem('too-many-decimals', `The credit limit has more decimals than ${currency} has.`, [tooPrecise])
   const units = minorUnits(currency)
   return formatMoney(moneyFromColumn(limit, units), units)
 }
@@ -184,7 +184,7 @@ export async function createCustomer(db: DbExecutor, body: CustomerCreateBody, o
 }
 
 export async function patchCustomer(db: DbExecutor, id: string, body: CustomerPatchBody, expectedVersion?: number): Promise<void> {
-  if (body.name === null) throw badRequest('name cannot be cleared.', [{ pointer: pointer('name'), message: 'must be a string' }])
+  if (body.name === null) throw problem('validation-failed', 'name cannot be cleared.', [{ pointer: pointer('name'), message: 'must be a string' }])
   const current = await repo.findCustomer(db, id)
   if (!current) throw notFound('customer')
   refuseIfMerged(current)
@@ -195,7 +195,7 @@ export async function patchCustomer(db: DbExecutor, id: string, body: CustomerPa
   const columns = toColumns(body)
   if (body.credit_limit !== undefined || creditLimit !== current.credit_limit) columns.credit_limit = creditLimit
   const updated = await repo.updateCustomer(db, id, columns, expectedVersion)
-  if (!updated) throw preconditionFailed()
+  if (!updated) throw versionMismatch()
   if (body.lifecycle_stage === null) await refreshMetrics(db, id)
 }
 
@@ -225,12 +225,12 @@ export async function patchContactPoint(db: DbExecutor, customerId: string, id: 
   const c = normalizeOne(merged)
   const wantsPrimary = body.is_primary ?? current.is_primary
   if (body.is_primary === false && current.is_primary) {
-    throw badRequest('Make another contact point primary instead of unsetting this one.', [{ pointer: pointer('is_primary'), message: 'a kind keeps one primary while it has contact points' }])
+    throw problem('primary-contact-point-required', 'Make another contact point primary instead of unsetting this one.', [{ pointer: pointer('is_primary'), message: 'a kind keeps one primary while it has contact points' }])
   }
   if (wantsPrimary && !current.is_primary) await contactPoints.demotePrimary(db, customerId, current.kind, id)
   const { is_primary: _p, ...changes } = c
   const row = await contactPoints.updateContactPoint(db, id, { ...changes, is_primary: wantsPrimary }, expectedVersion)
-  if (!row) throw preconditionFailed()
+  if (!row) throw versionMismatch()
   return row
 }
 
@@ -238,7 +238,7 @@ export async function removeContactPoint(db: DbExecutor, customerId: string, id:
   const current = await contactPoints.findContactPoint(db, customerId, id)
   if (!current) throw notFound('contact point')
   const removed = await contactPoints.deleteContactPoint(db, id, expectedVersion)
-  if (!removed) throw preconditionFailed()
+  if (!removed) throw versionMismatch()
   if (removed.is_primary) await contactPoints.promoteOldest(db, customerId, removed.kind)
 }
 

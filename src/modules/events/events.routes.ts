@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { HttpProblem, badRequest, pointer } from '../../lib/problem.js'
+import { problem, pointer } from '../../lib/problem.js'
 import { problemResponses, ref } from '../../lib/schema.js'
 import { eventsAfter, type EventRecord, type FeedPage } from './events.repository.js'
 import { decodePosition, encodePosition, type Position } from './events.position.js'
@@ -21,7 +21,7 @@ const DEADLINE_MARGIN_MS = 1000
 const tags = ['events']
 
 const invalidPosition = () =>
-  badRequest('The position is not one this API issued. Use an event\'s position or a next_position, or leave `after` out to start from the oldest retained event.', [
+  problem('invalid-position', 'The position is not one this API issued. Use an event\'s position or a next_position, or leave `after` out to start from the oldest retained event.', [
     { pointer: pointer('after'), message: 'is not a feed position' },
   ])
 
@@ -33,7 +33,7 @@ function parseTypes(value: string | undefined): string[] | undefined {
   const types = value.split(',')
   const bad = types.findIndex((type) => !EVENT_TYPE.test(type))
   if (bad >= 0) {
-    throw badRequest('Each event type is <entity>.<what happened>, lower case, e.g. customer.created.', [
+    throw problem('validation-failed', 'Each event type is <entity>.<what happened>, lower case, e.g. customer.created.', [
       { pointer: pointer('types'), message: `item ${bad + 1} is not an event type` },
     ])
   }
@@ -41,13 +41,10 @@ function parseTypes(value: string | undefined): string[] | undefined {
 }
 
 const positionExpired = (retentionDays: number) =>
-  new HttpProblem({
-    status: 410,
-    title: 'Gone',
-    code: 'position-expired',
-    detail: `Events after this position are older than the retention (${retentionDays} days) and were removed. Start again without \`after\` (the oldest retained event) and reconcile from the resources themselves.`,
-    errors: [{ pointer: pointer('after'), message: 'is older than the retention' }],
-  })
+  problem('position-expired',
+    `Events after this position are older than the retention (${retentionDays} days) and were removed. Start again without \`after\` (the oldest retained event) and reconcile from the resources themselves.`,
+    [{ pointer: pointer('after'), message: 'is older than the retention' }],
+  )
 
 function toEventDto(e: EventRecord): EventDto {
   return { ...e, position: encodePosition(e.position) }

@@ -3,7 +3,7 @@ import type { DbExecutor } from '../../db/database.js'
 import type { FeedbackRow } from '../../db/rows.js'
 import type { UpsertOptions } from '../../db/versioned.js'
 import type { UpsertResult } from '../../lib/external-ref.js'
-import { type FieldError, pointer, unprocessable } from '../../lib/problem.js'
+import { problem, type FieldError, pointer } from '../../lib/problem.js'
 import * as repo from './feedback.repository.js'
 import { activeCustomers } from '../customers/index.js'
 import type {
@@ -41,7 +41,7 @@ export function canTransition(from: ComplaintStatus, to: ComplaintStatus): boole
 
 function assertTransition(from: ComplaintStatus, to: ComplaintStatus): void {
   if (canTransition(from, to)) return
-  throw unprocessable(`A complaint cannot go from ${from} to ${to}.`, [
+  throw problem('invalid-transition', `A complaint cannot go from ${from} to ${to}.`, [
     { pointer: pointer('status'), message: `from ${from} the status can become ${TRANSITIONS[from].join(', ')}` },
   ])
 }
@@ -81,7 +81,7 @@ function checkKind(kind: FeedbackKind, surveyType: SurveyType | null, score: num
       if (sent[field] != null) errors.push({ pointer: pointer(field), message: `only complaints have a ${field}` })
     }
   }
-  if (errors.length) throw unprocessable(`These fields do not fit ${kind === 'survey' && surveyType ? `a ${surveyType} survey` : `${kind} feedback`}.`, errors)
+  if (errors.length) throw problem('feedback-fields-mismatch', `These fields do not fit ${kind === 'survey' && surveyType ? `a ${surveyType} survey` : `${kind} feedback`}.`, errors)
 }
 
 /** Linked order and interaction must exist and belong to the feedback's customer. */
@@ -96,14 +96,14 @@ async function checkLinks(db: DbExecutor, customerId: string, links: { order_id?
   }
   await check('order_id', 'order', (id) => repo.orderCustomer(db, id))
   await check('interaction_id', 'interaction', (id) => repo.interactionCustomer(db, id))
-  if (errors.length) throw unprocessable('Feedback can only link to an order or interaction of the same customer.', errors)
+  if (errors.length) throw problem('invalid-reference', 'Feedback can only link to an order or interaction of the same customer.', errors)
 }
 
 // Writes -----------------------------------------------------------------------------------------
 
 export async function createFeedback(db: DbExecutor, body: FeedbackCreateBody, opts: UpsertOptions = {}): Promise<UpsertResult> {
   if (!(await activeCustomers(db, [body.customer_id], { lock: true })).has(body.customer_id)) {
-    throw unprocessable('No customer with that id can give feedback.', [{ pointer: pointer('customer_id'), message: 'is not an existing, unarchived customer' }])
+    throw problem('unknown-customer', 'No customer with that id can give feedback.', [{ pointer: pointer('customer_id'), message: 'is not an existing, unarchived customer' }])
   }
   return repo.feedback.upsert(db, body.external_ref, {
     update: (existing) => updateByExternalRef(db, existing, body),
@@ -142,7 +142,7 @@ function newComplaint(body: FeedbackCreateBody): Partial<repo.NewFeedback> {
   const priority = body.priority ?? 'normal'
   const settled = SETTLED.includes(status)
   if (settled && body.resolution_note == null) {
-    throw unprocessable(`A complaint created ${status} needs its resolution_note.`, [
+    throw problem('resolution-note-required', `A complaint created ${status} needs its resolution_note.`, [
       { pointer: pointer('resolution_note'), message: `is required for a ${status} complaint` },
     ])
   }
@@ -159,7 +159,7 @@ async function updateByExternalRef(db: DbExecutor, existing: FeedbackRow, body: 
   if (existing.customer_id !== body.customer_id) errors.push({ pointer: pointer('customer_id'), message: 'differs from the customer of the feedback with this external_ref' })
   if (existing.kind !== body.kind) errors.push({ pointer: pointer('kind'), message: `the feedback with this external_ref is ${existing.kind}` })
   if ((body.survey_type ?? null) !== existing.survey_type) errors.push({ pointer: pointer('survey_type'), message: `the feedback with this external_ref has survey_type ${existing.survey_type}` })
-  if (errors.length) throw unprocessable('This external_ref belongs to other feedback: customer_id, kind and survey_type cannot change.', errors)
+  if (errors.length) throw problem('external-ref-mismatch', 'This external_ref belongs to other feedback: customer_id, kind and survey_type cannot change.', errors)
   const { customer_id: _c, kind: _k, survey_type: _s, ...patch } = body
   await applyChanges(db, existing, patch)
 }
@@ -197,7 +197,7 @@ function moveComplaint(current: FeedbackRow, patch: FeedbackPatchBody, changes: 
   if (to !== from) {
     assertTransition(from, to)
     if (to === 'resolved' && patch.resolution_note == null) {
-      throw unprocessable('Resolving a complaint needs a resolution_note in the same request.', [
+      throw problem('resolution-note-required', 'Resolving a complaint needs a resolution_note in the same request.', [
         { pointer: pointer('resolution_note'), message: 'is required to resolve a complaint' },
       ])
     }
@@ -207,7 +207,7 @@ function moveComplaint(current: FeedbackRow, patch: FeedbackPatchBody, changes: 
   }
   const note = patch.resolution_note !== undefined ? patch.resolution_note : current.resolution_note
   if (SETTLED.includes(to) && note === null) {
-    throw unprocessable(`A ${to} complaint keeps its resolution_note.`, [{ pointer: pointer('resolution_note'), message: `cannot be cleared while the complaint is ${to}` }])
+    throw problem('resolution-note-required', `A ${to} complaint keeps its resolution_note.`, [{ pointer: pointer('resolution_note'), message: `cannot be cleared while the complaint is ${to}` }])
   }
   // The SLA follows the priority and the submission time unless the request sets it.
   const priority = (patch.priority ?? current.priority ?? 'normal') as Priority

@@ -1,5 +1,5 @@
 import { CURRENCY_MESSAGE, isCurrencyCode } from '../../lib/currency.js'
-import { badRequest, type FieldError, pointerToken } from '../../lib/problem.js'
+import { problem, type FieldError, pointerToken } from '../../lib/problem.js'
 import { FILTER_LIMITS, FILTER_OPS, type FilterOp } from './filter.schemas.js'
 import { ORDER_STATUSES } from '../orders/orders.schemas.js'
 import { GENDERS, LIFECYCLE_STAGES, MARITAL_STATUSES, CHANNELS, SOURCES } from '../customers/customers.schemas.js'
@@ -317,6 +317,6 @@ export function checkFilter(raw: unknown, at: string): { ast?: FilterAst; errors
 /** Validates a filter or throws a 400 whose errors point at the bad nodes. */
 export function parseFilter(raw: unknown, at: string): FilterAst {
   const { ast, errors } = checkFilter(raw, at)
-  if (!ast) throw badRequest('The filter is invalid.', errors)
+  if (!ast) throw problem('invalid-filter', 'The filter is invalid.', errors)
   return ast
 }

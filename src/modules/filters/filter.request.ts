@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import { toProblem } from '../../plugins/errors.js'
-import { badRequest } from '../../lib/problem.js'
+import { problem } from '../../lib/problem.js'
 import { checkFilter, type FilterAst } from './filter.parse.js'
 
 /**
@@ -19,6 +19,6 @@ export function filterFromBody(request: FastifyRequest, raw: unknown, at = '/fil
     ...schemaErrors.filter((e) => !inFilter(e.pointer)),
     ...(checked.errors.length ? checked.errors : schemaErrors.filter((e) => inFilter(e.pointer))),
   ]
-  if (errors.length > 0) throw badRequest('The request body is invalid.', errors)
+  if (errors.length > 0) throw problem('validation-failed', 'The request body is invalid.', errors)
   return checked.ast
 }

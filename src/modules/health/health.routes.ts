@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { sql } from 'kysely'
 import { pendingMigrations } from '../../db/migrate.js'
-import { serviceUnavailable } from '../../lib/problem.js'
+import { unavailable } from '../../lib/problem.js'
 import { problemResponses } from '../../lib/schema.js'
 
 declare module 'fastify' {
@@ -41,14 +41,14 @@ const healthRoutes: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (app,
     },
   }, async () => {
     // Load balancers stop sending new requests before the listener closes.
-    if (app.draining) throw serviceUnavailable('The instance is shutting down.')
+    if (app.draining) throw unavailable('shutting-down', 'The instance is shutting down.')
     try {
       await sql`select 1`.execute(app.db)
       if (!migrated) migrated = (await pendingMigrations(app.db)).length === 0
     } catch {
-      throw serviceUnavailable('The database is unreachable.')
+      throw unavailable('database-unavailable', 'The database is unreachable.')
     }
-    if (!migrated) throw serviceUnavailable('Database migrations are pending.')
+    if (!migrated) throw unavailable('migrations-pending', 'Database migrations are pending.')
     return { status: 'ok' }
   })
 }

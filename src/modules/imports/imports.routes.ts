@@ -62,7 +62,7 @@ const importRoutes: FastifyPluginAsyncTypebox<ImportRoutesOptions> = async (app,
     },
   }, async (request, reply) => {
     const format = FORMAT_OF[(request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase()]
-    if (!format) throw new HttpProblem({ status: 415, title: 'Unsupported Media Type', detail: 'Send the upload as text/csv or application/x-ndjson.' })
+    if (!format) throw new HttpProblem('unsupported-media-type', { detail: 'Send the upload as text/csv or application/x-ndjson.' })
     const context = requestAuditContext(request, 'POST /v1/imports')
     const { job, merged } = await service.startCustomerImport(app.db, { format, body: request.body as Readable, context, maxBytes, log: request.log })
     running.add(merged)

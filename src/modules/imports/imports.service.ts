@@ -6,7 +6,7 @@ import { sql } from 'kysely'
 import type { Db, DbExecutor } from '../../db/database.js'
 import { withStatementTimeout } from '../../db/scope.js'
 import { inAuditedTransaction, switchAuditContext, type AuditContext } from '../../plugins/audit.js'
-import { HttpProblem, badRequest, type FieldError } from '../../lib/problem.js'
+import { problem, HttpProblem, type FieldError } from '../../lib/problem.js'
 import { uuidv7 } from '../../lib/uuid.js'
 import { compileStrictValidator, toFieldErrors, unstorableValues } from '../../lib/validation.js'
 import { normalizeEmail, normalizePhone } from '../customers/index.js'
@@ -62,7 +62,7 @@ function limitBytes(maxBytes: number): Transform {
   return new Transform({
     transform(chunk: Buffer, _enc, done) {
       seen += chunk.length
-      if (seen > maxBytes) done(new HttpProblem({ status: 413, title: 'Content Too Large', detail: `An import is at most ${maxBytes} bytes.` }))
+      if (seen > maxBytes) done(new HttpProblem('payload-too-large', { detail: `An import is at most ${maxBytes} bytes.` }))
       else done(null, chunk)
     },
   })
@@ -78,7 +78,7 @@ function checkHeader(header: string[]): string[] {
     .map(({ i }) => ({ pointer: `/header/${i}`, message: `is not a column of a customer import (${CUSTOMER_IMPORT_COLUMNS.join(', ')})` }))
   if (!header.includes('name')) errors.push({ pointer: '/header', message: 'must have a name column' })
   if (new Set(header).size !== header.length) errors.push({ pointer: '/header', message: 'names a column twice' })
-  if (errors.length) throw badRequest('The CSV header is not valid; nothing was imported.', errors)
+  if (errors.length) throw problem('invalid-csv-header', 'The CSV header is not valid; nothing was imported.', errors)
   return header
 }
 
@@ -104,10 +104,7 @@ function csvProblem(err: CsvError): HttpProblem {
     typeof column === 'number' ? `column ${column + 1}` : typeof column === 'string' && IMPORT_COLUMNS.has(column) ? `column ${column}` : undefined,
   ].filter(Boolean).join(', ')
   const rule = CSV_RULES[err.code] ?? 'text that is not well-formed CSV'
-  return new HttpProblem({
-    status: 400,
-    title: 'Bad Request',
-    code: 'malformed-csv',
+  return new HttpProblem('malformed-csv', {
     detail: `The upload could not be read as CSV${where ? ` at ${where}` : ''}: ${rule}. Nothing was imported.`,
   })
 }

@@ -5,7 +5,7 @@ import { BATCH_BODY_LIMIT } from '../../lib/batch.js'
 import { UpsertQuery } from '../../lib/external-ref.js'
 import { ifMatchVersion, replyNotModified, setEtag } from '../../lib/etag.js'
 import { pageRequest, parseSort, toPage } from '../../lib/pagination.js'
-import { badRequest, notFound, pointer } from '../../lib/problem.js'
+import { problem, notFound, pointer } from '../../lib/problem.js'
 import { IdParams, ref, READ_ERRORS, WRITE_ERRORS } from '../../lib/schema.js'
 import { customerExists } from '../customers/index.js'
 import * as repo from './interactions.repository.js'
@@ -28,7 +28,7 @@ async function present(request: FastifyRequest, reply: FastifyReply, id: string)
 async function listPage(request: FastifyRequest, q: InteractionListQueryT) {
   const keys = parseSort(q.sort, INTERACTION_SORTS, '-occurred_at')
   if (q.follow_up_due !== true && keys.some((k) => k.field === 'follow_up_on')) {
-    throw badRequest('Sorting by follow_up_on needs follow_up_due=true (other interactions may have no follow-up date).', [
+    throw problem('invalid-sort', 'Sorting by follow_up_on needs follow_up_due=true (other interactions may have no follow-up date).', [
       { pointer: pointer('sort'), message: 'follow_up_on sorts only the follow-up work list (follow_up_due=true)' },
     ])
   }

@@ -3,7 +3,7 @@ import type { InteractionRow } from '../../db/rows.js'
 import { type BatchResult, runSetwiseBatch } from '../../lib/batch.js'
 import type { UpsertOptions } from '../../db/versioned.js'
 import { assertSameCustomer, type UpsertResult } from '../../lib/external-ref.js'
-import { pointer, unprocessable } from '../../lib/problem.js'
+import { problem, pointer } from '../../lib/problem.js'
 import { uuidv7 } from '../../lib/uuid.js'
 import { activeCustomers } from '../customers/index.js'
 import * as repo from './interactions.repository.js'
@@ -22,7 +22,7 @@ import type { InteractionCreateBody, InteractionDto, InteractionPatchBody } from
 /** Customers already found active in this request (a batch names the same ones again and again). */
 export type CustomerCache = Set<string>
 
-const noActiveCustomer = () => unprocessable('No customer with that id can have interactions recorded.', [
+const noActiveCustomer = () => problem('unknown-customer', 'No customer with that id can have interactions recorded.', [
   { pointer: pointer('customer_id'), message: 'is not an existing, unarchived customer' },
 ])
 
@@ -40,7 +40,7 @@ async function assertOrderOfCustomer(db: DbExecutor, orderId: string | null | un
 /** The rule that an interaction links only an order of its own customer, given the order's customer (undefined: no such order). */
 function checkOrderOwner(owner: string | undefined, customerId: string): void {
   if (owner === customerId) return
-  throw unprocessable(owner === undefined ? 'No order with that id exists.' : 'The order belongs to another customer.', [
+  throw problem('invalid-reference', owner === undefined ? 'No order with that id exists.' : 'The order belongs to another customer.', [
     { pointer: pointer('order_id'), message: 'must be an existing order of the same customer' },
   ])
 }

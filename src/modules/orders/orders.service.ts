@@ -6,7 +6,7 @@ import { minorUnits } from '../../lib/currency.js'
 import {
   fitsMoneyColumn, formatMoney, maxMoney, minorUnitsError, moneyFromColumn, multiplyMoney, parseMoney, parseRate, percentOf, significantDecimals,
 } from '../../lib/money.js'
-import { badRequest, type FieldError, notFound, pointer, unprocessable } from '../../lib/problem.js'
+import { problem, type FieldError, notFound, pointer } from '../../lib/problem.js'
 import * as repo from './orders.repository.js'
 import { activeCustomers, customerExists, type ActiveCustomer } from '../customers/index.js'
 import type {
@@ -57,7 +57,7 @@ export function canTransition(from: OrderStatus, to: OrderStatus): boolean {
 function assertTransition(from: OrderStatus, to: OrderStatus): void {
   if (canTransition(from, to)) return
   const allowed = TRANSITIONS[from]
-  throw unprocessable(`An order cannot go from ${from} to ${to}.`, [
+  throw problem('invalid-transition', `An order cannot go from ${from} to ${to}.`, [
     { pointer: pointer('status'), message: allowed.length ? `from ${from} the status can become ${allowed.join(', ')}` : `${from} is final` },
   ])
 }
@@ -110,11 +110,11 @@ function moveTo(l: Ledger, to: OrderStatus, method: string, paidAt?: string): re
     if (back > 0n) entries.push(entry(l, 'refund', back, method, paidAt))
     l.refunded += back
   } else if (to === 'cancelled' && received(l) > 0n) {
-    throw unprocessable(`${formatMoney(received(l), l.units)} has been received for this order: refund it before cancelling.`, [
+    throw problem('refund-required', `${formatMoney(received(l), l.units)} has been received for this order: refund it before cancelling.`, [
       { pointer: pointer('status'), message: 'an order holding payments cannot be cancelled' },
     ])
   } else if (to === 'partially_refunded') {
-    throw unprocessable('An order becomes partially_refunded by recording a refund with its amount: POST /v1/orders/{id}/payments with kind refund.', [
+    throw problem('invalid-transition', 'An order becomes partially_refunded by recording a refund with its amount: POST /v1/orders/{id}/payments with kind refund.', [
       { pointer: pointer('status'), message: 'record a refund instead' },
     ])
   }
@@ -151,7 +151,7 @@ function checkAmounts(currency: string, items: { list: OrderItemInputBody[]; sen
     add(item.discount, items.sent ? pointer('items', i, 'discount') : pointer('currency'), items.sent)
   })
   add(shipping.value, shipping.sent ? pointer('shipping') : pointer('currency'), shipping.sent)
-  if (errors.length) throw badRequest(`An amount has more decimals than ${currency} has.`, errors)
+  if (errors.length) throw problem('too-many-decimals', `An amount has more decimals than ${currency} has.`, errors)
 }
 
 /**
@@ -180,18 +180,18 @@ export function priceOrder(items: OrderItemInputBody[], taxRate: string, shippin
     subtotal += gross
     discountTotal += discount
   })
-  if (errors.length) throw unprocessable('Some line items do not add up.', errors)
+  if (errors.length) throw problem('invalid-line-items', 'Some line items do not add up.', errors)
   let rate: bigint
   try {
     rate = parseRate(taxRate)
   } catch {
-    throw badRequest('The tax rate is a percentage from 0 to 100.', [{ pointer: pointer('tax_rate'), message: 'must be at most 100' }])
+    throw problem('validation-failed', 'The tax rate is a percentage from 0 to 100.', [{ pointer: pointer('tax_rate'), message: 'must be at most 100' }])
   }
   const shippingTotal = parseMoney(shipping, units)
   const taxTotal = percentOf(subtotal - discountTotal, taxRate)
   const total = subtotal - discountTotal + taxTotal + shippingTotal
   if (!fitsMoneyColumn(subtotal, units) || !fitsMoneyColumn(total, units)) {
-    throw unprocessable(`The order total exceeds ${maxMoney(units)}.`, [{ pointer: pointer('items'), message: 'add up to more than an order can hold' }])
+    throw problem('order-total-too-large', `The order total exceeds ${maxMoney(units)}.`, [{ pointer: pointer('items'), message: 'add up to more than an order can hold' }])
   }
   const formattedRate = `${rate / 10_000n}.${(rate % 10_000n).toString().padStart(4, '0')}`
   return { lines, units, tax_rate: formattedRate, subtotal, discount_total: discountTotal, tax_total: taxTotal, shipping_total: shippingTotal, total }
@@ -232,7 +232,7 @@ async function orderingCustomer(db: DbExecutor, id: string, cache?: CustomerCach
 
 /** The customer found for an order's customer_id, or the 422 that says there is none. */
 export function assertOrderingCustomer(customer: OrderingCustomer | undefined): OrderingCustomer {
-  if (!customer) throw unprocessable('No customer with that id can place orders.', [{ pointer: pointer('customer_id'), message: 'is not an existing, unarchived customer' }])
+  if (!customer) throw problem('unknown-customer', 'No customer with that id can place orders.', [{ pointer: pointer('customer_id'), message: 'is not an existing, unarchived customer' }])
   return customer
 }
 
@@ -248,7 +248,7 @@ function creditDueDate(body: OrderCreateBody, customer: OrderingCustomer): strin
   if (body.due_date != null) return body.due_date
   if (body.payment_method !== 'credit') return null
   if (customer.payment_terms_days == null) {
-    throw unprocessable('A credit sale needs a due date, and the customer has no payment_terms_days to derive it from.', [
+    throw problem('due-date-required', 'A credit sale needs a due date, and the customer has no payment_terms_days to derive it from.', [
       { pointer: pointer('due_date'), message: 'is required for a credit sale' },
     ])
   }
@@ -287,7 +287,7 @@ export function prepareNewOrder(body: OrderCreateBody, customer: OrderingCustome
   const initial = body.status ?? 'pending'
   const path = CREATE_PATHS[initial]
   if (!path) {
-    throw unprocessable(`A new order cannot start as ${initial}.`, [
+    throw problem('invalid-transition', `A new order cannot start as ${initial}.`, [
       { pointer: pointer('status'), message: `a new order is ${Object.keys(CREATE_PATHS).join(', ')}` },
     ])
   }
@@ -378,14 +378,14 @@ async function reprice(db: DbExecutor, current: OrderRow, patch: OrderPatchBody,
   if (patch.currency !== undefined && patch.currency !== current.currency) changed.push('currency')
   if (changed.length === 0) return undefined
   if (current.status !== 'pending') {
-    throw unprocessable(`Items, tax_rate, shipping and currency change only while the order is pending; it is ${current.status}.`,
+    throw problem('order-not-editable', `Items, tax_rate, shipping and currency change only while the order is pending; it is ${current.status}.`,
       changed.map((f) => ({ pointer: pointer(f), message: 'cannot change once the order has left pending' })))
   }
   if (changed.includes('currency') && received(ledger) > 0n) {
-    throw unprocessable('The currency of an order with payments cannot change.', [{ pointer: pointer('currency'), message: 'payments were received in the current currency' }])
+    throw problem('order-not-editable', 'The currency of an order with payments cannot change.', [{ pointer: pointer('currency'), message: 'payments were received in the current currency' }])
   }
   if (priced.total < received(ledger)) {
-    throw unprocessable(`The new total ${formatMoney(priced.total, priced.units)} is less than the ${formatMoney(received(ledger), ledger.units)} received; refund the difference first.`, [
+    throw problem('total-below-received', `The new total ${formatMoney(priced.total, priced.units)} is less than the ${formatMoney(received(ledger), ledger.units)} received; refund the difference first.`, [
       { pointer: pointer(changed[0]!), message: 'would bring the total below the amount received' },
     ])
   }
@@ -407,25 +407,25 @@ export async function recordPayment(db: DbExecutor, id: string, body: OrderPayme
   const current = await repo.orders.lockForWrite(db, id, expectedVersion)
   const ledger = ledgerOf(current)
   const tooPrecise = minorUnitsError(body.amount, current.currency, pointer('amount'))
-  if (tooPrecise) throw badRequest(`The amount has more decimals than the order's currency ${current.currency} has.`, [tooPrecise])
+  if (tooPrecise) throw problem('too-many-decimals', `The amount has more decimals than the order's currency ${current.currency} has.`, [tooPrecise])
   const amount = parseMoney(body.amount, ledger.units)
   const money = (minor: bigint) => formatMoney(minor, ledger.units)
-  if (amount <= 0n) throw badRequest('The amount must be more than zero.', [{ pointer: pointer('amount'), message: 'must be more than zero' }])
+  if (amount <= 0n) throw problem('validation-failed', 'The amount must be more than zero.', [{ pointer: pointer('amount'), message: 'must be more than zero' }])
   const kind = body.kind ?? 'payment'
   if (kind === 'payment') {
     if (ledger.status !== 'pending') {
-      throw unprocessable(`A ${ledger.status} order takes no more payments.`, [{ pointer: pointer('kind'), message: 'payments are recorded against pending orders' }])
+      throw problem('payment-not-accepted', `A ${ledger.status} order takes no more payments.`, [{ pointer: pointer('kind'), message: 'payments are recorded against pending orders' }])
     }
     const due = outstanding(ledger)
-    if (amount > due) throw unprocessable(`The payment exceeds the outstanding ${money(due)}.`, [{ pointer: pointer('amount'), message: `must be at most ${money(due)}` }])
+    if (amount > due) throw problem('payment-exceeds-due', `The payment exceeds the outstanding ${money(due)}.`, [{ pointer: pointer('amount'), message: `must be at most ${money(due)}` }])
     ledger.paid += amount
     settleIfCovered(ledger)
   } else {
     if (!REFUNDABLE.includes(ledger.status)) {
-      throw unprocessable(`A ${ledger.status} order takes no refunds.`, [{ pointer: pointer('kind'), message: `refunds are recorded against ${REFUNDABLE.join(', ')} orders` }])
+      throw problem('payment-not-accepted', `A ${ledger.status} order takes no refunds.`, [{ pointer: pointer('kind'), message: `refunds are recorded against ${REFUNDABLE.join(', ')} orders` }])
     }
     const refundable = received(ledger)
-    if (amount > refundable) throw unprocessable(`The refund exceeds the ${money(refundable)} received.`, [{ pointer: pointer('amount'), message: `must be at most ${money(refundable)}` }])
+    if (amount > refundable) throw problem('refund-exceeds-received', `The refund exceeds the ${money(refundable)} received.`, [{ pointer: pointer('amount'), message: `must be at most ${money(refundable)}` }])
     ledger.refunded += amount
     if (ledger.status !== 'pending') {
       const to: OrderStatus = received(ledger) === 0n ? 'refunded' : 'partially_refunded'

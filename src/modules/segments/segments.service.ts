@@ -4,7 +4,7 @@ import type { SegmentRow } from '../../db/rows.js'
 import { compileFilter, type CustomerPredicate } from '../filters/filter.compile.js'
 import { parseFilter, type FilterAst } from '../filters/filter.parse.js'
 import type { SortKey } from '../../lib/pagination.js'
-import { notFound, unprocessable } from '../../lib/problem.js'
+import { problem, notFound } from '../../lib/problem.js'
 import * as customers from '../customers/index.js'
 import * as repo from './segments.repository.js'
 import type { SegmentCreateBody, SegmentDto, SegmentPatchBody } from './segments.schemas.js'
@@ -27,15 +27,15 @@ export function toSegmentDto(row: SegmentRow): SegmentDto {
 
 /** `filter` arrives already checked by the route (filterFromBody); here only the kind rules. */
 export async function createSegment(db: DbExecutor, body: SegmentCreateBody, ast: FilterAst | undefined): Promise<SegmentRow> {
-  if (body.kind === 'dynamic' && !ast) throw unprocessable('A dynamic segment needs a filter.', [{ pointer: '/filter', message: 'is required for a dynamic segment' }])
-  if (body.kind === 'static' && ast) throw unprocessable('A static segment has members, not a filter.', [{ pointer: '/filter', message: 'is only for dynamic segments' }])
+  if (body.kind === 'dynamic' && !ast) throw problem('segment-kind-mismatch', 'A dynamic segment needs a filter.', [{ pointer: '/filter', message: 'is required for a dynamic segment' }])
+  if (body.kind === 'static' && ast) throw problem('segment-kind-mismatch', 'A static segment has members, not a filter.', [{ pointer: '/filter', message: 'is only for dynamic segments' }])
   return repo.insertSegment(db, { name: body.name, description: body.description ?? null, kind: body.kind, filter: body.filter ?? null })
 }
 
 export async function patchSegment(db: DbExecutor, id: string, body: SegmentPatchBody, expectedVersion: number | undefined): Promise<SegmentRow> {
   const current = await repo.segments.lockForWrite(db, id, expectedVersion)
-  if ('filter' in body && current.kind !== 'dynamic') throw unprocessable('A static segment has members, not a filter.', [{ pointer: '/filter', message: 'is only for dynamic segments' }])
-  if ('filter' in body && body.filter === null) throw unprocessable('A dynamic segment needs a filter.', [{ pointer: '/filter', message: 'cannot be cleared' }])
+  if ('filter' in body && current.kind !== 'dynamic') throw problem('segment-kind-mismatch', 'A static segment has members, not a filter.', [{ pointer: '/filter', message: 'is only for dynamic segments' }])
+  if ('filter' in body && body.filter === null) throw problem('segment-kind-mismatch', 'A dynamic segment needs a filter.', [{ pointer: '/filter', message: 'cannot be cleared' }])
   return repo.updateSegment(db, id, body as Record<string, unknown>)
 }
 
@@ -57,22 +57,22 @@ export function membersOf(segment: SegmentRow): CustomerPredicate {
 
 export async function changeStaticMembers(db: DbExecutor, id: string, ids: string[], op: 'add' | 'remove') {
   const segment = await getSegment(db, id, true)
-  if (segment.kind !== 'static') throw unprocessable('Members of a dynamic segment follow its filter; only static segments take members by id.')
-  if (segment.archived_at) throw unprocessable('The segment is archived.')
+  if (segment.kind !== 'static') throw problem('segment-kind-mismatch', 'Members of a dynamic segment follow its filter; only static segments take members by id.')
+  if (segment.archived_at) throw problem('record-archived', 'The segment is archived.')
   if (op === 'remove') {
     const removed = await repo.removeMembers(db, id, ids)
     return { removed, unchanged: ids.length - removed }
   }
   const known = await repo.existingCustomers(db, ids)
   const unknown = ids.flatMap((c, i) => (known.has(c) ? [] : [{ pointer: `/customer_ids/${i}`, message: 'is not a customer' }]))
-  if (unknown.length > 0) throw unprocessable('Some ids are not customers; nothing was added.', unknown.slice(0, 50))
+  if (unknown.length > 0) throw problem('unknown-customer', 'Some ids are not customers; nothing was added.', unknown.slice(0, 50))
   const added = await repo.addMembers(db, id, ids)
   return { added, unchanged: ids.length - added }
 }
 
 export async function refresh(db: DbExecutor, id: string) {
   const segment = await getSegment(db, id, true)
-  if (segment.kind !== 'dynamic') throw unprocessable('Only dynamic segments are refreshed; a static segment\'s history is written as members are added and removed.')
+  if (segment.kind !== 'dynamic') throw problem('segment-kind-mismatch', 'Only dynamic segments are refreshed; a static segment\'s history is written as members are added and removed.')
   const { entered, left, refreshed_at } = await repo.refreshSnapshot(db, id, membersOf(segment))
   return { entered, left, refreshed_at, member_count: await repo.snapshotSize(db, id) }
 }

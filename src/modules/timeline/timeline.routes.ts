@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { hasScope } from '../../plugins/auth.js'
 import { pageRequest, toPage } from '../../lib/pagination.js'
-import { badRequest, notFound, pointer } from '../../lib/problem.js'
+import { problem, notFound, pointer } from '../../lib/problem.js'
 import { IdParams, problemResponses, ref } from '../../lib/schema.js'
 import { customerVersion } from '../customers/index.js'
 import { TIMELINE_KEYS, timelinePage } from './timeline.repository.js'
@@ -28,7 +28,7 @@ const timelineRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const wanted = typesParam ? [...new Set(typesParam.split(','))] : [...TIMELINE_TYPES]
     for (const t of wanted) {
       if (!(TIMELINE_TYPES as readonly string[]).includes(t)) {
-        throw badRequest(`Unknown timeline type "${t}".`, [{ pointer: pointer('types'), message: `must list only ${TIMELINE_TYPES.join(', ')}` }])
+        throw problem('validation-failed', `Unknown timeline type "${t}".`, [{ pointer: pointer('types'), message: `must list only ${TIMELINE_TYPES.join(', ')}` }])
       }
     }
     const types = (wanted as TimelineType[]).filter((t) => hasScope(request.auth, SOURCE_SCOPE[t]))

@@ -1,6 +1,6 @@
 import type { DbExecutor } from '../../db/database.js'
 import { maskAuditSnapshot } from '../../lib/pii.js'
-import { badRequest, HttpProblem, pointer } from '../../lib/problem.js'
+import { HttpProblem, pointer, problem } from '../../lib/problem.js'
 import { decodePosition, encodePosition, feedHead, feedHorizon, positionBefore, type EventRecord } from '../events/index.js'
 import * as repo from './webhooks.repository.js'
 import type { SubscriptionRow } from './webhooks.repository.js'
@@ -81,8 +81,7 @@ export function toDeliveryDto(row: repo.DeliveryRow): WebhookDeliveryDto {
 async function checkTarget(url: string, policy: TargetPolicy): Promise<void> {
   const why = await refusedTarget(url, policy)
   if (!why) return
-  throw new HttpProblem({
-    status: 422, title: 'Unprocessable Content', code: 'webhook-target-refused',
+  throw new HttpProblem('webhook-target-refused', {
     detail: `The webhook URL ${why}. Private, loopback, link-local and reserved targets are refused unless allow-listed (WEBHOOK_ALLOWED_HOSTS).`,
     errors: [{ pointer: pointer('url'), message: why }],
   })
@@ -121,7 +120,7 @@ export async function rotateSecret(db: DbExecutor, id: string, overlapSeconds: n
 export async function retryDelivery(db: DbExecutor, subscriptionId: string, deliveryId: string) {
   await repo.lockSubscription(db, subscriptionId)
   const delivery = await repo.findDelivery(db, subscriptionId, deliveryId, true)
-  if (!delivery) throw new HttpProblem({ status: 404, title: 'Not Found', detail: 'No delivery with that identifier for this subscription.' })
+  if (!delivery) throw new HttpProblem('not-found', { detail: 'No delivery with that identifier for this subscription.' })
   await repo.recordOperation(db, { subscription_id: subscriptionId, kind: 'retry', delivery_id: deliveryId })
   return repo.retryDelivery(db, deliveryId)
 }
@@ -129,12 +128,11 @@ export async function retryDelivery(db: DbExecutor, subscriptionId: string, deli
 /** Moves the subscription's fan-out back to `from`; the events after it become new deliveries. */
 export async function replay(db: DbExecutor, subscriptionId: string, from: string) {
   const position = decodePosition(from)
-  if (!position) throw badRequest('position is not a change-feed position.', [{ pointer: pointer('position'), message: 'must be a position from GET /v1/events' }])
+  if (!position) throw problem('invalid-position', 'position is not a change-feed position.', [{ pointer: pointer('position'), message: 'must be a position from GET /v1/events' }])
   await repo.lockSubscription(db, subscriptionId)
   const horizon = await feedHorizon(db)
   if (horizon && positionBefore(position, horizon)) {
-    throw new HttpProblem({
-      status: 410, title: 'Gone', code: 'position-expired',
+    throw new HttpProblem('position-expired', {
       detail: 'The events after that position are past the feed\'s retention; replay from a later one.',
       errors: [{ pointer: pointer('position'), message: 'before the retention horizon' }],
     })

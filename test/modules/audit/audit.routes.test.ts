@@ -223,7 +223,7 @@ t.test('bad filter values answer 400 with one pointer per bad parameter', async 
   t.same(badId.json().errors.map((e: { pointer: string }) => e.pointer), ['/id'])
   const missing = await ctx.app.inject({ url: '/v1/audit-events/0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11', headers: auditor })
   t.equal(missing.statusCode, 404)
-  t.match(missing.json(), { status: 404, title: 'Not Found' })
+  t.match(missing.json(), { status: 404, code: 'not-found' })
 })
 
 t.test('the audit trail is read-only through the API', async (t) => {

@@ -51,7 +51,7 @@ t.test('get embeds contact points, honours If-None-Match, and 404s unknown ids',
   t.equal(cached.statusCode, 304)
   const missing = await ctx.app.inject({ url: '/v1/customers/0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11', headers: admin })
   t.equal(missing.statusCode, 404)
-  t.match(missing.json(), { status: 404, title: 'Not Found' })
+  t.match(missing.json(), { status: 404, code: 'not-found' })
   const bad = await ctx.app.inject({ url: '/v1/customers/not-a-uuid', headers: admin })
   t.equal(bad.statusCode, 400)
   t.same(bad.json().errors.map((e: { pointer: string }) => e.pointer), ['/id'])

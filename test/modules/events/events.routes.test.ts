@@ -2,7 +2,7 @@ import t from 'tap'
 import fp from 'fastify-plugin'
 import { sql } from 'kysely'
 import { buildTestApp, setup } from '../../helpers/app.js'
-import { unprocessable } from '../../../src/lib/problem.js'
+import { problem } from '../../../src/lib/problem.js'
 import { inAuditedTransaction } from '../../../src/plugins/audit.js'
 
 /**
@@ -14,7 +14,7 @@ import { inAuditedTransaction } from '../../../src/plugins/audit.js'
 const failing = fp(async (app) => {
   app.post('/test/write-then-fail', { config: { scope: 'customers:write' } }, async (request) => {
     await request.db.insertInto('customers').values({ name: 'Never committed' } as never).execute()
-    throw unprocessable('the handler fails after writing')
+    throw problem('invalid-transition', 'the handler fails after writing')
   })
 })
 

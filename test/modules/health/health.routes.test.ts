@@ -16,7 +16,7 @@ t.test('unknown route is a 404 problem, known path with another method a 405', a
   const nf = await ctx.app.inject({ method: 'GET', url: '/nope' })
   t.equal(nf.statusCode, 404)
   t.match(nf.headers['content-type'], /application\/problem\+json/)
-  t.match(nf.json(), { status: 404, title: 'Not Found', instance: '/nope' })
+  t.match(nf.json(), { status: 404, code: 'route-not-found', instance: '/nope' })
   const na = await ctx.app.inject({ method: 'DELETE', url: '/healthz' })
   t.equal(na.statusCode, 405)
   t.equal(na.headers.allow, 'GET')

@@ -2,7 +2,7 @@ import t from 'tap'
 import fp from 'fastify-plugin'
 import { sql } from 'kysely'
 import { Webhook } from 'standardwebhooks'
-import { badRequest } from '../../../src/lib/problem.js'
+import { problem } from '../../../src/lib/problem.js'
 import { buildTestApp, setup } from '../../helpers/app.js'
 import { startReceiver, type Received } from '../../helpers/receiver.js'
 
@@ -20,7 +20,7 @@ const webhooks = { allowedHosts: '127.0.0.0/8,::1', worker: FAST }
 const rollbackRoute = fp(async (app) => {
   app.post('/test/rollback', { config: { scope: 'customers:write' } }, async (request) => {
     await sql`insert into customers (name) values ('Rolled back')`.execute(request.db)
-    throw badRequest('rolled back on purpose')
+    throw problem('validation-failed', 'rolled back on purpose')
   })
 })
 
