@@ -87,6 +87,36 @@ CREATE FUNCTION public.crm_audit_capture() RETURNS trigger
       return null;
     end $$;
 
+CREATE FUNCTION public.crm_audit_checkpoint(full_scan boolean) RETURNS TABLE(intact boolean, sealed_count bigint, unsealed_count bigint, head_seq bigint, head_hash text, broken_seq bigint, broken_audit_event_id uuid, reason text, verified_from bigint)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+    declare
+      v_from bigint := 0;
+      v_hash bytea;
+      r record;
+    begin
+      if not full_scan then
+        select v.seq, v.hash into v_from, v_hash from audit_verifications v order by v.seq desc limit 1;
+        v_from := coalesce(v_from, 0);
+        if v_from > 0 and v_hash is distinct from (select c.hash from audit_chain c where c.seq = v_from) then
+          return query
+            select false, coalesce((select max(c.seq) from audit_chain c), 0), 0::bigint,
+                   (select max(c.seq) from audit_chain c), (select encode(c.hash, 'hex') from audit_chain c order by c.seq desc limit 1),
+                   v_from, (select c.audit_event_id from audit_chain c where c.seq = v_from),
+                   'the chain no longer holds the hash verified at this position'::text, v_from;
+          return;
+        end if;
+      end if;
+      select * into r from crm_audit_verify_from(v_from);
+      if r.intact and r.head_seq is not null and r.head_seq > v_from then
+        insert into audit_verifications (seq, hash, full_scan) values (r.head_seq, decode(r.head_hash, 'hex'), full_scan)
+        on conflict (seq) do nothing;
+      end if;
+      return query select r.intact, r.sealed_count, r.unsealed_count, r.head_seq, r.head_hash,
+                          r.broken_seq, r.broken_audit_event_id, r.reason, v_from;
+    end $$;
+
 CREATE FUNCTION public.crm_audit_column_kinds(tbl regclass) RETURNS jsonb
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
@@ -175,15 +205,20 @@ COMMENT ON FUNCTION public.crm_audit_snapshot(snapshot jsonb, kinds jsonb) IS 'A
 
 CREATE FUNCTION public.crm_audit_verify() RETURNS TABLE(intact boolean, sealed_count bigint, unsealed_count bigint, head_seq bigint, head_hash text, broken_seq bigint, broken_audit_event_id uuid, reason text)
     LANGUAGE sql STABLE
+    AS $$ select * from crm_audit_verify_from(0) $$;
+
+CREATE FUNCTION public.crm_audit_verify_from(from_seq bigint) RETURNS TABLE(intact boolean, sealed_count bigint, unsealed_count bigint, head_seq bigint, head_hash text, broken_seq bigint, broken_audit_event_id uuid, reason text)
+    LANGUAGE sql STABLE
     AS $$
       with links as (
         select c.seq, c.audit_event_id, c.hash,
                lag(c.seq) over w as prev_seq,
                lag(c.hash) over w as prev_hash,
                a.id is not null as present,
-               case when a.id is not null then crm_audit_canonical(a) end as content
+               case when a.id is not null and c.seq > from_seq then crm_audit_canonical(a) end as content
         from audit_chain c
         left join audit_events a on a.id = c.audit_event_id
+        where c.seq >= from_seq
         window w as (order by c.seq)
       ),
       broken as (
@@ -195,6 +230,7 @@ CREATE FUNCTION public.crm_audit_verify() RETURNS TABLE(intact boolean, sealed_c
                    then 'the audit event or its hash differs from what was sealed'
                end as reason
         from links
+        where seq > from_seq
       ),
       first_broken as (
         select * from broken where reason is not null order by seq limit 1
@@ -202,18 +238,21 @@ CREATE FUNCTION public.crm_audit_verify() RETURNS TABLE(intact boolean, sealed_c
       head as (
         select seq, hash from audit_chain order by seq desc limit 1
       ),
-      sealed_tail as (
-        select coalesce(max(last_seq), 0) as last_seq from audit_seals
+      last_seal as (
+        select coalesce(max(last_seq), 0) as last_seq,
+               coalesce((select horizon_txid from audit_seals order by id desc limit 1), 0) as horizon
+        from audit_seals
       ),
       tail as (
         select case when coalesce((select seq from head), 0) < s.last_seq
                     then 'chain positions after ' || coalesce((select seq from head), 0) || ' up to ' || s.last_seq || ' are missing'
-               end as reason, s.last_seq
-        from sealed_tail s
+               end as reason, s.horizon
+        from last_seal s
       )
       select (select count(*) from first_broken) = 0 and t.reason is null,
-             (select count(*) from audit_chain),
-             (select count(*) from audit_events a where not exists (select 1 from audit_chain c where c.audit_event_id = a.id)),
+             coalesce((select seq from head), 0),
+             (select count(*) from audit_events a
+              where a.txid >= t.horizon and not exists (select 1 from audit_chain c where c.audit_event_id = a.id)),
              (select seq from head),
              (select encode(hash, 'hex') from head),
              coalesce((select seq from first_broken), case when t.reason is not null then (select seq from head) + 1 end),
@@ -483,6 +522,14 @@ CREATE TABLE public.audit_seals (
     last_seq bigint NOT NULL,
     horizon_txid bigint NOT NULL,
     CONSTRAINT audit_seals_check CHECK ((last_seq >= first_seq))
+);
+
+CREATE TABLE public.audit_verifications (
+    seq bigint NOT NULL,
+    hash bytea NOT NULL,
+    full_scan boolean NOT NULL,
+    verified_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT audit_verifications_hash_check CHECK ((length(hash) = 32))
 );
 
 CREATE TABLE public.contact_points (
@@ -859,6 +906,9 @@ ALTER TABLE ONLY public.audit_events
 
 ALTER TABLE ONLY public.audit_seals
     ADD CONSTRAINT audit_seals_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.audit_verifications
+    ADD CONSTRAINT audit_verifications_pkey PRIMARY KEY (seq);
 
 ALTER TABLE ONLY public.contact_points
     ADD CONSTRAINT contact_points_pkey PRIMARY KEY (id);
@@ -1260,12 +1310,17 @@ GRANT INSERT(before) ON TABLE public.audit_events TO crm_app;
 
 GRANT INSERT(after) ON TABLE public.audit_events TO crm_app;
 
+REVOKE ALL ON FUNCTION public.crm_audit_checkpoint(full_scan boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.crm_audit_checkpoint(full_scan boolean) TO crm_app;
+
 REVOKE ALL ON FUNCTION public.crm_audit_seal(max_rows integer, wait boolean) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.crm_audit_seal(max_rows integer, wait boolean) TO crm_app;
 
 GRANT SELECT ON TABLE public.audit_chain TO crm_app;
 
 GRANT SELECT ON TABLE public.audit_seals TO crm_app;
+
+GRANT SELECT ON TABLE public.audit_verifications TO crm_app;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.contact_points TO crm_app;
 

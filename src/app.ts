@@ -56,6 +56,8 @@ export interface AppOptions {
   idempotency?: IdempotencyOptions
   /** Milliseconds between background seals of the audit hash chain (0 or unset: no schedule). */
   auditSealIntervalMs?: number
+  /** Between full verifications of the audit chain (the scheduler's audit-verify-full job); 0 or unset: none. */
+  auditFullVerifyIntervalMs?: number
   /** Milliseconds between lifecycle sweeps (0 or unset: no schedule). */
   lifecycleSweepMs?: number
   /** The largest bulk import upload (default 2 GiB). */
@@ -174,7 +176,7 @@ export async function buildApp(opts: AppOptions) {
   // After audit: its handler wrapper must be the outermost, so the request transaction's
   // connection belongs to the request's deadline.
   await app.register(deadline, opts.deadline ?? DEFAULT_LIMITS.deadline)
-  await app.register(auditSealer, { intervalMs: opts.auditSealIntervalMs ?? 0 })
+  await app.register(auditSealer, { intervalMs: opts.auditSealIntervalMs ?? 0, fullVerifyIntervalMs: opts.auditFullVerifyIntervalMs ?? 0 })
   await app.register(lifecycleSweep, { intervalMs: opts.lifecycleSweepMs ?? 0 })
   await app.register(openapi)
   await app.register(metrics)

@@ -24,10 +24,16 @@ export const ConfigSchema = Type.Object({
   DB_IDLE_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 30000 }),
   /** Whether start applies pending migrations; unset: yes, except with NODE_ENV=production (see migrateOnStart). */
   MIGRATE_ON_START: Type.Optional(Type.Boolean()),
+  /** How long a migration statement waits for a table lock before it gives up (and is retried); 0: forever. */
+  MIGRATION_LOCK_TIMEOUT_MS: Type.Integer({ minimum: 0, default: 5000 }),
+  /** Retries of a migration that did not get its lock in time, with a doubling pause from 1 s. */
+  MIGRATION_LOCK_RETRIES: Type.Integer({ minimum: 0, maximum: 20, default: 3 }),
   /** The role the API's connections take (SET ROLE); "none" keeps the login user's privileges. */
   DB_ROLE: Type.String({ pattern: '^([a-z_][a-z0-9_]{0,62})$', default: 'crm_app' }),
   /** How often the audit trail is sealed into its hash chain; 0 turns the schedule off. */
   AUDIT_SEAL_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 5000 }),
+  /** How often the whole audit chain is verified again (GET .../verify is incremental); 0 turns it off. */
+  AUDIT_FULL_VERIFY_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 7 * 86_400_000, default: 86_400_000 }),
   /** Public keys that sign access tokens: a JWKS file path or an https URL. */
   AUTH_JWKS_FILE: Type.Optional(Type.String({ minLength: 1 })),
   AUTH_JWKS_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
@@ -135,3 +141,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   return config
 }
+
+/** What the migrator takes from the configuration (src/db/migrate.ts, MigrateOptions). */
+export const migrateOptions = (config: Pick<Config, 'MIGRATION_LOCK_TIMEOUT_MS' | 'MIGRATION_LOCK_RETRIES'>) => ({
+  lockTimeoutMs: config.MIGRATION_LOCK_TIMEOUT_MS,
+  lockRetries: config.MIGRATION_LOCK_RETRIES,
+})

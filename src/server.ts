@@ -6,7 +6,7 @@
 import closeWithGrace from 'close-with-grace'
 import { pino, type LoggerOptions } from 'pino'
 import { buildApp, loggerOptions, type App } from './app.js'
-import { corsOrigins, loadConfig, migrateOnStart, orExitOnConfigError, trustProxy } from './config.js'
+import { corsOrigins, loadConfig, migrateOnStart, migrateOptions, orExitOnConfigError, trustProxy } from './config.js'
 import { createDb, type Db } from './db/database.js'
 import { createMigrationDb, releaseEmbeddedSignalHandlers, resolveDatabase, type DatabaseTarget } from './db/connect.js'
 import { migrateToLatest } from './db/migrate.js'
@@ -76,6 +76,7 @@ try {
     },
     idempotency: { ttlSeconds: config.IDEMPOTENCY_TTL_S, purgeIntervalMs: config.IDEMPOTENCY_PURGE_INTERVAL_MS },
     auditSealIntervalMs: config.AUDIT_SEAL_INTERVAL_MS,
+    auditFullVerifyIntervalMs: config.AUDIT_FULL_VERIFY_INTERVAL_MS,
     lifecycleSweepMs: config.LIFECYCLE_SWEEP_MS,
     corsOrigins: corsOrigins(config),
   })
@@ -92,7 +93,7 @@ if (auth.devKey) await printDevBanner(auth.devKey, app)
 async function migrate(url: string): Promise<void> {
   const migrationDb = createMigrationDb(url, log)
   try {
-    const { results = [] } = await migrateToLatest(migrationDb)
+    const { results = [] } = await migrateToLatest(migrationDb, undefined, migrateOptions(config))
     log.info(results.length ? `applied migrations: ${results.map((r) => r.migrationName).join(', ')}` : 'database schema is up to date')
   } finally {
     await migrationDb.destroy()

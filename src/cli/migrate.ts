@@ -6,7 +6,7 @@
  */
 import { pino, type LoggerOptions } from 'pino'
 import { loggerOptions } from '../app.js'
-import { loadConfig, orExitOnConfigError } from '../config.js'
+import { loadConfig, migrateOptions, orExitOnConfigError } from '../config.js'
 import { createMigrationDb, resolveDatabase, type DatabaseTarget } from '../db/connect.js'
 import { migrateDown, migrateToLatest } from '../db/migrate.js'
 
@@ -25,7 +25,7 @@ try {
   target = await resolveDatabase(config, log)
   const db = createMigrationDb(target.url, log)
   try {
-    const { results = [] } = direction === 'up' ? await migrateToLatest(db) : await migrateDown(db)
+    const { results = [] } = direction === 'up' ? await migrateToLatest(db, undefined, migrateOptions(config)) : await migrateDown(db, undefined, migrateOptions(config))
     if (results.length === 0) process.stdout.write(direction === 'up' ? 'No pending migrations.\n' : 'No migration to revert.\n')
     for (const r of results) process.stdout.write(`${r.direction === 'Up' ? 'applied ' : 'reverted'} ${r.migrationName}\n`)
   } finally {

@@ -2,7 +2,8 @@ import { existsSync, promises as fs, readdirSync, readFileSync } from 'node:fs'
 import { createHash } from 'node:crypto'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { FileMigrationProvider, Migrator, sql, type Kysely, type MigrationResultSet } from 'kysely'
+import { FileMigrationProvider, Migrator, sql, type Kysely, type Migration, type MigrationProvider, type MigrationResultSet } from 'kysely'
+import { closeWriteGate } from './write-gate.js'
 
 /**
  * Under tsx this module is src/db/migrate.ts and the migrations are the .ts sources in migrations/;
@@ -20,14 +21,81 @@ export const CHECKSUM_MANIFEST = 'checksums.json'
 /** The table where each applied migration's checksum is kept (next to Kysely's kysely_migration). */
 export const CHECKSUM_TABLE = 'crm_migration_checksums'
 
-export function createMigrator(db: Kysely<any>, dir = MIGRATIONS_DIR): Migrator {
+/**
+ * How long a migration statement may wait for a lock before it fails (SQLSTATE 55P03). Without
+ * it an ALTER TABLE queued behind one long transaction blocks every request that touches the
+ * table behind it, for as long as that transaction lasts. A migration that fails this way rolls
+ * back and is retried after a pause.
+ */
+export interface MigrateOptions {
+  /** Default 5000 (MIGRATION_LOCK_TIMEOUT_MS); 0: wait forever (PostgreSQL's default). */
+  lockTimeoutMs?: number
+  /** Attempts after the first when a lock is not granted in time; default 3 (MIGRATION_LOCK_RETRIES). */
+  lockRetries?: number
+  /** Pause before a retry, doubled each time; default 1000. */
+  retryDelayMs?: number
+}
+
+const DEFAULTS: Required<MigrateOptions> = { lockTimeoutMs: 5000, lockRetries: 3, retryDelayMs: 1000 }
+
+/**
+ * A migration module. Migrations run in a transaction (consecutive pending ones together) unless
+ * one exports `transactional = false`: it then runs alone, outside any transaction, for the
+ * statements PostgreSQL refuses inside one (CREATE INDEX CONCURRENTLY) or that should not hold
+ * their lock for a whole batch (ALTER TABLE ... VALIDATE CONSTRAINT after adding it NOT VALID).
+ * Such a migration must be safe to run again (IF NOT EXISTS): a crash between its statements and
+ * its kysely_migration row leaves it applied but unrecorded. See docs/database.md, "Migrations".
+ */
+export interface CrmMigration extends Migration {
+  transactional?: boolean
+}
+
+const isTransactional = (m: CrmMigration | undefined) => m?.transactional !== false
+
+/** Every migration in `dir`, each of its statements run under the lock timeout. */
+async function loadMigrations(dir: string, lockTimeoutMs: number): Promise<Record<string, CrmMigration>> {
+  const files = (await new FileMigrationProvider({ fs, path, migrationFolder: dir }).getMigrations()) as Record<string, CrmMigration>
+  const timeout = `${lockTimeoutMs}ms`
+  const wrap = (m: CrmMigration, step: Migration['up']): Migration['up'] =>
+    async (db) => {
+      if (isTransactional(m)) {
+        // The gate first, then the tables: see src/db/write-gate.ts. Taken again by each
+        // migration of a batch, which PostgreSQL counts as one lock held to the end.
+        await sql`select set_config('lock_timeout', ${timeout}, true), ${closeWriteGate}`.execute(db)
+        return step(db)
+      }
+      // Outside a transaction a session setting is the only kind; put it back for what follows.
+      await sql`select set_config('lock_timeout', ${timeout}, false)`.execute(db)
+      try {
+        return await step(db)
+      } finally {
+        await sql`reset lock_timeout`.execute(db)
+      }
+    }
+  return Object.fromEntries(
+    Object.entries(files).map(([name, m]) => [
+      name,
+      { transactional: isTransactional(m), up: wrap(m, m.up), ...(m.down ? { down: wrap(m, m.down) } : {}) },
+    ]),
+  )
+}
+
+function migratorOver(db: Kysely<any>, migrations: Record<string, CrmMigration>, transactional: boolean): Migrator {
+  const provider: MigrationProvider = { getMigrations: async () => migrations }
   return new Migrator({
     db,
     // Work lands from parallel branches: a migration dated before one a database already ran
     // (written at the same time, merged later) still applies, in name order among the pending.
     allowUnorderedMigrations: true,
-    provider: new FileMigrationProvider({ fs, path, migrationFolder: dir }),
+    disableTransactions: !transactional,
+    provider,
   })
+}
+
+/** A migrator over every migration in `dir`, all pending ones in one transaction (what migrateTo uses). */
+export function createMigrator(db: Kysely<any>, dir = MIGRATIONS_DIR, opts: MigrateOptions = {}): Migrator {
+  const { lockTimeoutMs } = { ...DEFAULTS, ...opts }
+  return new Migrator({ db, allowUnorderedMigrations: true, provider: { getMigrations: () => loadMigrations(dir, lockTimeoutMs) } })
 }
 
 function check(result: MigrationResultSet): MigrationResultSet {
@@ -40,17 +108,79 @@ function check(result: MigrationResultSet): MigrationResultSet {
   return result
 }
 
-export async function migrateToLatest(db: Kysely<any>, dir = MIGRATIONS_DIR): Promise<MigrationResultSet> {
-  await verifyMigrationChecksums(db, dir)
-  return recordChecksums(db, dir, check(await createMigrator(db, dir).migrateToLatest()))
+const LOCK_NOT_AVAILABLE = '55P03'
+/**
+ * A migration that locks several tables can deadlock with writers that touch them in another
+ * order (the money migration and a transaction writing a customer, then its interactions: seen
+ * by test/db/migrations-under-load.test.ts). PostgreSQL rolls the migration back; it is retried
+ * like a lock timeout.
+ */
+const DEADLOCK_DETECTED = '40P01'
+const RETRYABLE = new Set([LOCK_NOT_AVAILABLE, DEADLOCK_DETECTED])
+
+/** Runs `attempt` again, after a growing pause, when it failed only because it did not get its locks (in time). */
+async function retryingLockTimeouts(opts: Required<MigrateOptions>, attempt: () => Promise<MigrationResultSet>): Promise<MigrationResultSet> {
+  for (let i = 0; ; i++) {
+    try {
+      return check(await attempt())
+    } catch (err) {
+      const code = (err as { code?: string }).code
+      if (!code || !RETRYABLE.has(code)) throw err
+      if (i >= opts.lockRetries) {
+        ;(err as Error).message += code === LOCK_NOT_AVAILABLE
+          ? ` (no lock within ${opts.lockTimeoutMs} ms, ${i + 1} attempts: a long transaction holds the table; this migration was not applied)`
+          : ` (${i + 1} attempts deadlocked with other transactions; this migration was not applied)`
+        throw err
+      }
+      await new Promise((resolve) => setTimeout(resolve, opts.retryDelayMs * 2 ** i))
+    }
+  }
 }
 
-export async function migrateDown(db: Kysely<any>, dir = MIGRATIONS_DIR): Promise<MigrationResultSet> {
-  await verifyMigrationChecksums(db, dir)
-  return recordChecksums(db, dir, check(await createMigrator(db, dir).migrateDown()))
+async function appliedNames(db: Kysely<any>, dir: string, opts: MigrateOptions): Promise<Set<string>> {
+  return new Set((await createMigrator(db, dir, opts).getMigrations()).filter((m) => m.executedAt !== undefined).map((m) => m.name))
 }
 
-/** Applies or reverts migrations until `name` is the last one applied (benchmarks compare designs this way). */
+/**
+ * Applies every pending migration in name order: each run of transactional ones in one
+ * transaction, each non-transactional one alone outside a transaction.
+ */
+export async function migrateToLatest(db: Kysely<any>, dir = MIGRATIONS_DIR, opts: MigrateOptions = {}): Promise<MigrationResultSet> {
+  const o = { ...DEFAULTS, ...opts }
+  await verifyMigrationChecksums(db, dir)
+  const all = await loadMigrations(dir, o.lockTimeoutMs)
+  const results: NonNullable<MigrationResultSet['results']> = []
+  for (;;) {
+    const applied = await appliedNames(db, dir, o)
+    const pending = Object.keys(all).sort().filter((name) => !applied.has(name))
+    if (pending.length === 0) break
+    const transactional = isTransactional(all[pending[0]!])
+    const end = pending.findIndex((name) => isTransactional(all[name]) !== transactional)
+    const batch = new Set(transactional ? pending.slice(0, end === -1 ? undefined : end) : pending.slice(0, 1))
+    // The migrator sees what ran plus this batch, so it applies exactly the batch.
+    const visible = Object.fromEntries(Object.entries(all).filter(([name]) => applied.has(name) || batch.has(name)))
+    const result = await retryingLockTimeouts(o, () => migratorOver(db, visible, transactional).migrateToLatest())
+    await recordChecksums(db, dir, result)
+    results.push(...(result.results ?? []))
+  }
+  // Also sets the checksum table's grants when nothing was pending (it may have been created just now).
+  if (results.length === 0) await recordChecksums(db, dir, { results })
+  return { results }
+}
+
+/** Reverts the latest applied migration (outside a transaction when it is a non-transactional one). */
+export async function migrateDown(db: Kysely<any>, dir = MIGRATIONS_DIR, opts: MigrateOptions = {}): Promise<MigrationResultSet> {
+  const o = { ...DEFAULTS, ...opts }
+  await verifyMigrationChecksums(db, dir)
+  const all = await loadMigrations(dir, o.lockTimeoutMs)
+  const applied = (await createMigrator(db, dir, o).getMigrations()).filter((m) => m.executedAt !== undefined)
+  // Kysely reverts the one it ran last (by its timestamp, then name).
+  const last = applied.sort((a, b) => a.executedAt!.getTime() - b.executedAt!.getTime() || a.name.localeCompare(b.name)).at(-1)
+  const transactional = isTransactional(last ? all[last.name] : undefined)
+  return recordChecksums(db, dir, await retryingLockTimeouts(o, () => migratorOver(db, all, transactional).migrateDown()))
+}
+
+/** Applies or reverts migrations until `name` is the last one applied, in one transaction (benchmarks compare designs this way). */
 export async function migrateTo(db: Kysely<any>, name: string, dir = MIGRATIONS_DIR): Promise<MigrationResultSet> {
   await verifyMigrationChecksums(db, dir)
   return recordChecksums(db, dir, check(await createMigrator(db, dir).migrateTo(name)))

@@ -39,6 +39,13 @@ export interface AuditSeals {
   sealed_at: ServerOwned<string>;
 }
 
+export interface AuditVerifications {
+  full_scan: ServerOwned<boolean>;
+  hash: ServerOwned<Buffer>;
+  seq: ServerOwned<number>;
+  verified_at: ServerOwned<string>;
+}
+
 export interface ContactPoints {
   address: JsonDocument | null;
   created_at: Generated<string>;
@@ -334,6 +341,7 @@ export interface DB {
   audit_chain: AuditChain;
   audit_events: AuditEvents;
   audit_seals: AuditSeals;
+  audit_verifications: AuditVerifications;
   contact_points: ContactPoints;
   crm_job_leases: CrmJobLeases;
   customer_currency_purchases: CustomerCurrencyPurchases;

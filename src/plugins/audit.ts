@@ -4,6 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Transaction } from 'kysely'
 import type { Db } from '../db/database.js'
 import type { Database } from '../db/rows.js'
+import { shareWriteGate } from '../db/write-gate.js'
 
 /** Who and what the audit rows of a transaction name. */
 export interface AuditContext {
@@ -25,12 +26,14 @@ export const requestAuditContext = (request: FastifyRequest, route: string): Aud
 
 /**
  * Runs `fn` in one transaction whose audit rows name the given actor, request and route: the
- * same context the request wrapper below sets. Work that outlives its request (an import's merge)
+ * same context the request wrapper below sets. It first passes the write gate (src/db/write-gate.ts)
+ * so that a running migration and the writes never deadlock. Work that outlives its request (an import's merge)
  * uses this so it is audited as the request that asked for it.
  */
 export async function inAuditedTransaction<T>(db: Db, context: AuditContext, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
   return db.transaction().execute(async (trx) => {
-    await sql`select set_config('crm.actor', ${context.actor}, true),
+    await sql`select ${shareWriteGate},
+                     set_config('crm.actor', ${context.actor}, true),
                      set_config('crm.request_id', ${context.requestId}, true),
                      set_config('crm.route', ${context.route}, true),
                      set_config('crm.correlation_id', ${context.correlationId ?? ''}, true)`.execute(trx)

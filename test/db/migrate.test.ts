@@ -1,6 +1,6 @@
 import t from 'tap'
 import { sql } from 'kysely'
-import { appendFileSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { appendFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { createTestDatabase } from '../helpers/db.js'
@@ -115,4 +115,63 @@ t.test("the API's role reads the checksums but cannot change them", async (t) =>
   t.ok((await sql`select name from ${sql.table(CHECKSUM_TABLE)}`.execute(app)).rows.length > 0)
   await t.rejects(sql`update ${sql.table(CHECKSUM_TABLE)} set sha256 = ${'0'.repeat(64)}`.execute(app), { code: '42501' })
   await t.rejects(sql`delete from ${sql.table(CHECKSUM_TABLE)}`.execute(app), { code: '42501' })
+})
+
+/** A copy of the migrations plus `extra` (name → source), inside the project so their imports resolve. */
+function migrationsWith(t: { teardown(fn: () => void): void }, extra: Record<string, string>): string {
+  mkdirSync('.data', { recursive: true })
+  const dir = mkdtempSync(path.resolve('.data/migrations-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  cpSync(MIGRATIONS_DIR, dir, { recursive: true })
+  for (const [name, source] of Object.entries(extra)) writeFileSync(path.join(dir, `${name}.ts`), source)
+  return dir
+}
+
+t.test('a migration that exports transactional = false runs alone outside a transaction (CREATE INDEX CONCURRENTLY)', async (t) => {
+  const dir = migrationsWith(t, {
+    '29990101T000000_plain': `import { sql } from 'kysely'
+export const up = async (db: any) => { await sql\`create table crm_test_plain (id int, note text)\`.execute(db) }
+export const down = async (db: any) => { await sql\`drop table crm_test_plain\`.execute(db) }`,
+    '29990101T000001_concurrent': `import { sql } from 'kysely'
+export const transactional = false
+export const up = async (db: any) => { await sql\`create index concurrently if not exists crm_test_plain_note on crm_test_plain (note)\`.execute(db) }
+export const down = async (db: any) => { await sql\`drop index concurrently if exists crm_test_plain_note\`.execute(db) }`,
+    '29990101T000002_after': `import { sql } from 'kysely'
+export const up = async (db: any) => { await sql\`alter table crm_test_plain add column later int\`.execute(db) }
+export const down = async (db: any) => { await sql\`alter table crm_test_plain drop column later\`.execute(db) }`,
+  })
+  const { results = [] } = await migrateToLatest(db, dir)
+  t.same(results.map((r) => [r.migrationName, r.status]), [
+    ['29990101T000000_plain', 'Success'], ['29990101T000001_concurrent', 'Success'], ['29990101T000002_after', 'Success'],
+  ], 'in name order, the concurrent one between the others')
+  const index = await sql<{ valid: boolean }>`select indisvalid as valid from pg_index where indexrelid = 'crm_test_plain_note'::regclass`.execute(db)
+  t.same(index.rows, [{ valid: true }], 'the index was built concurrently and is valid')
+  for (const name of ['29990101T000002_after', '29990101T000001_concurrent', '29990101T000000_plain']) {
+    const down = await migrateDown(db, dir)
+    t.same(down.results?.map((r) => [r.migrationName, r.status]), [[name, 'Success']], `down ${name}`)
+  }
+  t.same(await pendingMigrations(db), [], 'back where it was')
+})
+
+t.test('a migration that cannot get its lock in time gives up, is retried, and leaves nothing applied', async (t) => {
+  const dir = migrationsWith(t, {
+    '29990101T000100_alter_customers': `import { sql } from 'kysely'
+export const up = async (db: any) => { await sql\`alter table customers add column crm_test_col int\`.execute(db) }
+export const down = async (db: any) => { await sql\`alter table customers drop column crm_test_col\`.execute(db) }`,
+  })
+  // A long reader: ALTER TABLE needs an ACCESS EXCLUSIVE lock, which waits for it.
+  const failure = await database.ownerDb.connection().execute(async (conn) => {
+    await sql`begin`.execute(conn)
+    await sql`select count(*) from customers`.execute(conn)
+    const err = await migrateToLatest(db, dir, { lockTimeoutMs: 100, lockRetries: 2, retryDelayMs: 20 }).then(() => undefined, (e: unknown) => e)
+    await sql`rollback`.execute(conn)
+    return err
+  })
+  t.match(failure, { code: '55P03', message: /29990101T000100_alter_customers failed: .*no lock within 100 ms, 3 attempts/ })
+  t.same(await pendingMigrations(db), [], 'the real migrations were all applied already')
+  const column = await sql`select 1 from information_schema.columns where table_name = 'customers' and column_name = 'crm_test_col'`.execute(db)
+  t.equal(column.rows.length, 0, 'the column was not added')
+  const { results = [] } = await migrateToLatest(db, dir, { lockTimeoutMs: 100 })
+  t.same(results.map((r) => r.migrationName), ['29990101T000100_alter_customers'], 'once the reader is gone it applies')
+  await migrateDown(db, dir)
 })

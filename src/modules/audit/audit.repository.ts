@@ -48,10 +48,16 @@ export interface ChainVerification {
   broken_seq: number | null
   broken_audit_event_id: string | null
   reason: string | null
+  /** The position after which links were recomputed: 0 for a full verification. */
+  verified_from: number
 }
 
-/** Recomputes every link of the chain in SQL (crm_audit_verify) and reports the first broken one. */
-export async function verifyAuditChain(db: DbExecutor): Promise<ChainVerification> {
-  const { rows } = await sql<ChainVerification>`select * from crm_audit_verify()`.execute(db)
+/**
+ * Verifies the chain in SQL (crm_audit_checkpoint, see the audit_verify_incremental migration)
+ * and records an intact head as verified: incremental from the last verified position unless
+ * `full`, which recomputes every link from the first.
+ */
+export async function verifyAuditChain(db: DbExecutor, opts: { full?: boolean } = {}): Promise<ChainVerification> {
+  const { rows } = await sql<ChainVerification>`select * from crm_audit_checkpoint(${opts.full ?? false}::boolean)`.execute(db)
   return rows[0]!
 }

@@ -3,7 +3,7 @@ import { pageRequest, parseSort, toPage } from '../../lib/pagination.js'
 import { notFound } from '../../lib/problem.js'
 import { IdParams, problemResponses, ref, READ_ERRORS } from '../../lib/schema.js'
 import * as repo from './audit.repository.js'
-import { AUDIT_SORTS, AuditChainVerification, AuditEvent, AuditEventList, AuditEventListQuery, auditSchemas, type AuditChainVerificationDto, type AuditEventDto } from './audit.schemas.js'
+import { AUDIT_SORTS, AuditChainVerification, AuditVerifyQuery, AuditEvent, AuditEventList, AuditEventListQuery, auditSchemas, type AuditChainVerificationDto, type AuditEventDto } from './audit.schemas.js'
 
 const tags = ['audit']
 
@@ -19,6 +19,7 @@ function toVerification(v: repo.ChainVerification): AuditChainVerificationDto {
     unsealed_count: v.unsealed_count,
     head: v.head_seq === null ? null : { seq: v.head_seq, hash: v.head_hash! },
     first_broken: v.intact ? null : { seq: v.broken_seq!, audit_event_id: v.broken_audit_event_id, reason: v.reason! },
+    verified_from: v.verified_from,
   }
 }
 
@@ -45,12 +46,15 @@ const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
     config: { scope: 'audit:read', deadline: 'long' },
     schema: {
       operationId: 'verifyAuditChain', tags, summary: 'Verify the audit hash chain',
-      description: 'Seals every committed audit event not yet in the chain, then recomputes the whole chain in the database: each position\'s SHA-256 covers the previous hash and the event\'s full content. Answers intact, or the first broken position and why.',
+      description: 'Seals every committed audit event not yet in the chain, then recomputes the chain in the database: each position\'s SHA-256 covers the previous hash and the event\'s full content. ' +
+        'By default only the positions after the last verified one are recomputed (after checking that the chain still holds the hash verified there); `full=true` recomputes every position from the first, as the scheduler does daily. ' +
+        'An intact head becomes the new verified position. Answers intact, or the first broken position and why.',
+      querystring: AuditVerifyQuery,
       response: { 200: ref(AuditChainVerification), ...problemResponses(401, 403, 503) },
     },
-  }, async () => {
+  }, async (request) => {
     await repo.sealAuditTrail(app.db)
-    return toVerification(await repo.verifyAuditChain(app.db))
+    return toVerification(await repo.verifyAuditChain(app.db, { full: request.query.full }))
   })
 
   app.get('/audit-events/:id', {

@@ -56,6 +56,13 @@ export const AuditEventListQuery = Type.Object(
   { additionalProperties: false },
 )
 
+export const AuditVerifyQuery = Type.Object(
+  {
+    full: Type.Boolean({ default: false, description: 'Recompute every position from the first instead of those after the last verified one' }),
+  },
+  { additionalProperties: false },
+)
+
 export const AuditChainVerification = Type.Object(
   {
     intact: Type.Boolean({ description: 'True when every sealed audit event is unchanged and the chain has no missing position' }),
@@ -74,13 +81,14 @@ export const AuditChainVerification = Type.Object(
         reason: Type.String({ description: 'Why the position does not verify', example: 'the audit event or its hash differs from what was sealed' }),
       }, { description: 'The first broken position (null when intact)' }),
     ),
+    verified_from: Type.Integer({ minimum: 0, description: 'The links after this position were recomputed; 0 when the whole chain was (full=true, or nothing verified before)', example: 1480 }),
   },
   {
     $id: 'AuditChainVerification',
     description: 'The result of recomputing the audit hash chain: each sealed event\'s hash covers the previous one, so a changed, removed or reordered event breaks every link after it',
     example: {
       intact: true, sealed_count: 1520, unsealed_count: 0,
-      head: { seq: 1520, hash: 'a9903de3b1d9d23d1b0a62b1fd88d03366a671b0b5727fe0a9f18a3248596246' }, first_broken: null,
+      head: { seq: 1520, hash: 'a9903de3b1d9d23d1b0a62b1fd88d03366a671b0b5727fe0a9f18a3248596246' }, first_broken: null, verified_from: 1480,
     },
   },
 )

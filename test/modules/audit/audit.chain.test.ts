@@ -15,10 +15,12 @@ type Verification = {
   unsealed_count: number
   head: { seq: number; hash: string } | null
   first_broken: { seq: number; audit_event_id: string | null; reason: string } | null
+  verified_from: number
 }
 
-async function verify(): Promise<Verification> {
-  const res = await ctx.app.inject({ url: '/v1/audit-events/verify', headers: auditor })
+/** Full unless told otherwise: most tests below tamper with positions that were verified before. */
+async function verify({ full = true } = {}): Promise<Verification> {
+  const res = await ctx.app.inject({ url: `/v1/audit-events/verify${full ? '?full=true' : ''}`, headers: auditor })
   if (res.statusCode !== 200) throw new Error(`verify answered ${res.statusCode}: ${res.body}`)
   return res.json() as Verification
 }
@@ -44,18 +46,19 @@ async function chainEntryOf(entityId: string) {
 }
 
 t.test('verify seals what was written and reports an intact chain', async (t) => {
-  const empty = await verify()
+  const empty = await verify({ full: false })
   t.match(empty, { intact: true, unsealed_count: 0, first_broken: null })
   const ids = [await createCustomer(), await createCustomer(), await createCustomer()]
   t.ok((await ctx.db.selectFrom('audit_chain').select('seq').execute()).length < (await auditCount()), 'the new events are not sealed yet')
-  const after = await verify()
-  t.match(after, { intact: true, unsealed_count: 0, first_broken: null })
+  const after = await verify({ full: false })
+  t.match(after, { intact: true, unsealed_count: 0, first_broken: null, verified_from: empty.head?.seq ?? 0 }, 'from the position verified before')
   t.equal(after.sealed_count, await auditCount(), 'every audit event is in the chain')
   t.equal(after.sealed_count, empty.sealed_count + 3)
   t.match(after.head, { seq: after.sealed_count, hash: /^[0-9a-f]{64}$/ })
   for (const id of ids) t.ok(await chainEntryOf(id), 'each write has its chain position')
-  const again = await verify()
-  t.same(again, after, 'verifying twice changes nothing')
+  const again = await verify({ full: false })
+  t.same({ ...again, verified_from: 0 }, { ...after, verified_from: 0 }, 'verifying twice changes nothing')
+  t.equal(again.verified_from, after.head!.seq, 'the second run starts where the first ended')
 })
 
 t.test('only audit:read (or admin) may verify', async (t) => {
@@ -99,7 +102,7 @@ t.test('a removed audit event, a removed or rewritten chain position are reporte
 
   // The chain itself is checked without sealing first: the route would seal an event whose
   // chain entry was removed again, at the end (the gap stays reported either way).
-  const checkOnly = () => verifyAuditChain(ctx.db)
+  const checkOnly = () => verifyAuditChain(ctx.db, { full: true })
   const middle = await ctx.ownerDb.selectFrom('audit_chain').selectAll().where('seq', '=', 2).executeTakeFirstOrThrow()
   await ctx.ownerDb.deleteFrom('audit_chain').where('seq', '=', 2).execute()
   t.match(await checkOnly(), { intact: false, broken_seq: 3, reason: 'chain position 2 is missing' })
@@ -221,4 +224,42 @@ t.test('the contract names the verify operation and its result schema', async (t
     description: String, example: { intact: true },
     properties: { intact: { type: 'boolean' }, first_broken: { nullable: true }, head: { nullable: true } },
   })
+})
+
+t.test('incremental verification recomputes only what follows the last verified position; full recomputes the rest', async (t) => {
+  await createCustomer()
+  const first = await verify({ full: false })
+  t.match(first, { intact: true })
+  const verifiedHead = first.head!.seq
+  await createCustomer()
+  await createCustomer()
+  const since = await verify({ full: false })
+  t.match(since, { intact: true, verified_from: verifiedHead, head: { seq: verifiedHead + 2 } })
+
+  // A change after the last verified position is found by the next incremental run.
+  await createCustomer()
+  await sealAuditTrail(ctx.db)
+  const fresh = await ctx.ownerDb.selectFrom('audit_chain').select(['seq', 'audit_event_id']).orderBy('seq', 'desc').executeTakeFirstOrThrow()
+  const freshRow = await ctx.ownerDb.selectFrom('audit_events').select('actor').where('id', '=', fresh.audit_event_id).executeTakeFirstOrThrow()
+  await ctx.ownerDb.updateTable('audit_events').set({ actor: 'user:forger' }).where('id', '=', fresh.audit_event_id).execute()
+  t.match(await verify({ full: false }), { intact: false, verified_from: since.head!.seq, first_broken: { seq: fresh.seq } })
+  await ctx.ownerDb.updateTable('audit_events').set({ actor: freshRow.actor }).where('id', '=', fresh.audit_event_id).execute()
+  const repaired = await verify({ full: false })
+  t.match(repaired, { intact: true, verified_from: since.head!.seq }, 'a broken run records nothing: the next starts from the same position')
+
+  // A change before it is not re-read incrementally; the full run finds it.
+  const old = await ctx.ownerDb.selectFrom('audit_chain').select(['seq', 'audit_event_id']).where('seq', '=', verifiedHead).executeTakeFirstOrThrow()
+  const oldRow = await ctx.ownerDb.selectFrom('audit_events').select('actor').where('id', '=', old.audit_event_id).executeTakeFirstOrThrow()
+  await ctx.ownerDb.updateTable('audit_events').set({ actor: 'user:forger' }).where('id', '=', old.audit_event_id).execute()
+  t.match(await verify({ full: false }), { intact: true, verified_from: repaired.head!.seq }, 'incremental: only the positions after the last verified one')
+  t.match(await verify({ full: true }), { intact: false, verified_from: 0, first_broken: { seq: old.seq } }, 'full: every position')
+  await ctx.ownerDb.updateTable('audit_events').set({ actor: oldRow.actor }).where('id', '=', old.audit_event_id).execute()
+
+  // Rewriting the chain's hash at the verified position is caught without re-reading the chain.
+  const anchor = await ctx.ownerDb.selectFrom('audit_verifications').select(['seq', 'hash']).orderBy('seq', 'desc').executeTakeFirstOrThrow()
+  await sql`update audit_chain set hash = sha256('forged'::bytea) where seq = ${anchor.seq}`.execute(ctx.ownerDb)
+  t.match(await verify({ full: false }), { intact: false, first_broken: { seq: anchor.seq, reason: 'the chain no longer holds the hash verified at this position' } })
+  await sql`update audit_chain set hash = ${anchor.hash} where seq = ${anchor.seq}`.execute(ctx.ownerDb)
+  t.match(await verify({ full: false }), { intact: true })
+  await t.rejects(sql`insert into audit_verifications (seq, hash, full_scan) values (999999, sha256('x'::bytea), true)`.execute(ctx.db), { code: '42501' }, "the API's role cannot record a verified position itself")
 })
