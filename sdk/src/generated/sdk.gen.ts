@@ -204,10 +204,10 @@ export class CrmApi extends HeyApiClient {
     /**
      * Verify the audit hash chain
      *
-     * Seals every committed audit event not yet in the chain, then recomputes the whole chain in the database: each position's SHA-256 covers the previous hash and the event's full content. Answers intact, or the first broken position and why.
+     * Seals every committed audit event not yet in the chain, then recomputes the chain in the database: each position's SHA-256 covers the previous hash and the event's full content. By default only the positions after the last verified one are recomputed (after checking that the chain still holds the hash verified there); `full=true` recomputes every position from the first, as the scheduler does daily. An intact head becomes the new verified position. Answers intact, or the first broken position and why.
      */
-    public verifyAuditChain<ThrowOnError extends boolean = true>(options?: Options<VerifyAuditChainData, ThrowOnError>): RequestResult<VerifyAuditChainResponses, VerifyAuditChainErrors, ThrowOnError> {
-        return (options?.client ?? this.client).get<VerifyAuditChainResponses, VerifyAuditChainErrors, ThrowOnError>({
+    public verifyAuditChain<ThrowOnError extends boolean = true>(options: Options<VerifyAuditChainData, ThrowOnError>): RequestResult<VerifyAuditChainResponses, VerifyAuditChainErrors, ThrowOnError> {
+        return (options.client ?? this.client).get<VerifyAuditChainResponses, VerifyAuditChainErrors, ThrowOnError>({
             security: [{ scheme: 'bearer', type: 'http' }],
             url: '/v1/audit-events/verify',
             ...options

@@ -138,6 +138,10 @@ export type AuditChainVerification = {
          */
         reason: string;
     } | null;
+    /**
+     * The links after this position were recomputed; 0 when the whole chain was (full=true, or nothing verified before)
+     */
+    verified_from: number;
 };
 
 /**
@@ -2904,7 +2908,12 @@ export type ListAuditEventsResponse = ListAuditEventsResponses[keyof ListAuditEv
 export type VerifyAuditChainData = {
     body?: never;
     path?: never;
-    query?: never;
+    query: {
+        /**
+         * Recompute every position from the first instead of those after the last verified one
+         */
+        full: boolean;
+    };
     url: '/v1/audit-events/verify';
 };
 
