@@ -67,3 +67,42 @@ t.test('a Retry-After beyond the client\'s bound, or retries off, is a CrmProble
     t.same(statuses, [200, 200, 429], 'not retried')
   }
 })
+
+t.test('a 503 (the request passed its deadline waiting for a lock) is retried after its Retry-After; the update lands once', async (t) => {
+  const slow = await buildTestApp(ctx.db, { app: { deadline: { deadlineMs: 1_500, longDeadlineMs: 5_000 } } })
+  await slow.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => slow.close())
+  const jwt = await token('admin', { sub: 'user:deadline' })
+  let release!: () => void
+  const released = new Promise<void>((resolve) => (release = resolve))
+  const statuses: number[] = []
+  const crm = createCrmClient({
+    baseUrl: `http://127.0.0.1:${(slow.server.address() as AddressInfo).port}`,
+    token: () => jwt,
+    fetch: async (input, init) => {
+      const res = await fetch(input, init)
+      statuses.push(res.status)
+      // The lock is let go once the server has given up on the first try.
+      if (res.status === 503) release()
+      return res
+    },
+  })
+  const { data: customer } = await crm.createCustomer({ body: { name: 'Locked' } })
+  // Another transaction holds the customer's row until the first update has answered 503.
+  let locked!: () => void
+  const isLocked = new Promise<void>((resolve) => (locked = resolve))
+  const holder = ctx.ownerDb.transaction().execute(async (trx) => {
+    await trx.selectFrom('customers').select('id').where('id', '=', customer.id).forUpdate().execute()
+    locked()
+    await released
+  })
+  await isLocked
+  const sent = statuses.length
+  const { data: updated } = await crm.updateCustomer({ path: { id: customer.id }, body: { occupation: 'patient' } })
+  await holder
+  // (A retry that itself passes the deadline on a slow machine is one more 503, retried again.)
+  const update = statuses.slice(sent)
+  t.ok(update.length >= 2 && update.slice(0, -1).every((s) => s === 503) && update.at(-1) === 200, `503, then the retry succeeded (${update.join(' ')})`)
+  t.equal(updated.occupation, 'patient')
+  t.equal(updated.version, customer.version + 1, 'applied once: the first try was rolled back')
+})
