@@ -30,6 +30,7 @@ import auditSealer from './modules/audit/audit.sealer.js'
 import lifecycleSweep from './modules/metrics/metrics.sweep.js'
 import scheduler from './plugins/scheduler.js'
 import importRoutes from './modules/imports/imports.routes.js'
+import importRecovery from './modules/imports/imports.recovery.js'
 import analyticsRoutes from './modules/analytics/analytics.routes.js'
 import segmentRoutes from './modules/segments/segments.routes.js'
 
@@ -60,6 +61,8 @@ export interface AppOptions {
   auditFullVerifyIntervalMs?: number
   /** Milliseconds between lifecycle sweeps (0 or unset: no schedule). */
   lifecycleSweepMs?: number
+  /** Between runs of the import-recovery job; 0 or unset: none. */
+  importRecoveryMs?: number
   /** The largest bulk import upload (default 2 GiB). */
   importMaxBytes?: number
   /** Browser origins allowed by CORS; default none. */
@@ -178,6 +181,7 @@ export async function buildApp(opts: AppOptions) {
   await app.register(deadline, opts.deadline ?? DEFAULT_LIMITS.deadline)
   await app.register(auditSealer, { intervalMs: opts.auditSealIntervalMs ?? 0, fullVerifyIntervalMs: opts.auditFullVerifyIntervalMs ?? 0 })
   await app.register(lifecycleSweep, { intervalMs: opts.lifecycleSweepMs ?? 0 })
+  await app.register(importRecovery, { intervalMs: opts.importRecoveryMs ?? 0 })
   await app.register(openapi)
   await app.register(metrics)
   app.addSchema(Problem)

@@ -75,6 +75,8 @@ export const ConfigSchema = Type.Object({
   IDEMPOTENCY_PURGE_INTERVAL_MS: Type.Integer({ minimum: 0, default: 900000 }),
   /** How often the lifecycle rules are applied to everyone (time moves customers to at_risk/churned); 0 turns it off. */
   LIFECYCLE_SWEEP_MS: Type.Integer({ minimum: 0, default: 3_600_000 }),
+  /** How often imports left by a process that died are resumed or failed; 0 turns it off. */
+  IMPORT_RECOVERY_MS: Type.Integer({ minimum: 0, default: 60_000 }),
   /** Comma-separated browser origins allowed by CORS (https://app.example.com,...); empty: none. */
   CORS_ORIGINS: Type.String({ pattern: '^(https?://[A-Za-z0-9.:\\[\\]-]+(,https?://[A-Za-z0-9.:\\[\\]-]+)*)?$', maxLength: 4000, default: '' }),
 })

@@ -78,6 +78,7 @@ try {
     auditSealIntervalMs: config.AUDIT_SEAL_INTERVAL_MS,
     auditFullVerifyIntervalMs: config.AUDIT_FULL_VERIFY_INTERVAL_MS,
     lifecycleSweepMs: config.LIFECYCLE_SWEEP_MS,
+    importRecoveryMs: config.IMPORT_RECOVERY_MS,
     corsOrigins: corsOrigins(config),
   })
   await app.listen({ host: config.HOST, port: config.PORT })

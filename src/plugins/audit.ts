@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import { sql } from 'kysely'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Transaction } from 'kysely'
-import type { Db } from '../db/database.js'
+import type { Db, DbExecutor } from '../db/database.js'
 import type { Database } from '../db/rows.js'
 import { shareWriteGate } from '../db/write-gate.js'
 
@@ -32,14 +32,25 @@ export const requestAuditContext = (request: FastifyRequest, route: string): Aud
  */
 export async function inAuditedTransaction<T>(db: Db, context: AuditContext, fn: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
   return db.transaction().execute(async (trx) => {
-    await sql`select ${shareWriteGate},
-                     set_config('crm.actor', ${context.actor}, true),
-                     set_config('crm.request_id', ${context.requestId}, true),
-                     set_config('crm.route', ${context.route}, true),
-                     set_config('crm.correlation_id', ${context.correlationId ?? ''}, true)`.execute(trx)
+    await sql`select ${shareWriteGate}, ${auditContextSql(context)}`.execute(trx)
     return fn(trx)
   })
 }
+
+/**
+ * Names another actor and request for the audit rows written from here to the end of the
+ * transaction: a job that finishes work a request asked for (an import's merge resumed after a
+ * crash) records it as that request's.
+ */
+export async function switchAuditContext(trx: DbExecutor, context: AuditContext): Promise<void> {
+  await sql`select ${auditContextSql(context)}`.execute(trx)
+}
+
+const auditContextSql = (context: AuditContext) => sql`
+  set_config('crm.actor', ${context.actor}, true),
+  set_config('crm.request_id', ${context.requestId}, true),
+  set_config('crm.route', ${context.route}, true),
+  set_config('crm.correlation_id', ${context.correlationId ?? ''}, true)`
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 

@@ -95,6 +95,39 @@ export function encodeCopyRow(values: unknown[]): string {
   return values.map(copyValue).join('\t') + '\n'
 }
 
+/**
+ * Locks a job for its merge: a merge holds its job's row from start to commit, which is how the
+ * recovery job tells a merge in progress (locked) from one whose process died (not locked).
+ */
+export async function lockJob(trx: DbExecutor, id: string): Promise<void> {
+  await sql`select 1 from imports where id = ${id} for update`.execute(trx)
+}
+
+/**
+ * Jobs no process is working on: still receiving long after the last upload could have ended,
+ * or merging without the lock every running merge holds (taken here, for the caller's
+ * transaction). Oldest first.
+ */
+export async function orphanedJobs(trx: DbExecutor, opts: { receivingBefore: Date; mergingBefore: Date; limit: number }) {
+  return trx
+    .selectFrom('imports')
+    .select(JOB_COLUMNS)
+    .where((eb) => eb.or([
+      eb.and([eb('status', '=', 'receiving'), eb('updated_at', '<', opts.receivingBefore.toISOString())]),
+      eb.and([eb('status', '=', 'merging'), eb('updated_at', '<', opts.mergingBefore.toISOString())]),
+    ]))
+    .orderBy('created_at')
+    .limit(opts.limit)
+    .forUpdate()
+    .skipLocked()
+    .execute()
+}
+
+export async function countStaged(db: DbExecutor, importId: string): Promise<number> {
+  const row = await db.selectFrom('import_customer_rows').select((eb) => eb.fn.countAll<number>().as('n')).where('import_id', '=', importId).executeTakeFirstOrThrow()
+  return Number(row.n)
+}
+
 export async function deleteStaged(db: DbExecutor, importId: string): Promise<void> {
   await db.deleteFrom('import_customer_rows').where('import_id', '=', importId).execute()
 }

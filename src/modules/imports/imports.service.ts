@@ -2,9 +2,10 @@ import { Readable, Transform } from 'node:stream'
 import { StringDecoder } from 'node:string_decoder'
 import { CsvError, parse as parseCsv } from 'csv-parse'
 import type { FastifyBaseLogger } from 'fastify'
-import type { Db } from '../../db/database.js'
+import { sql } from 'kysely'
+import type { Db, DbExecutor } from '../../db/database.js'
 import { withStatementTimeout } from '../../db/scope.js'
-import { inAuditedTransaction, type AuditContext } from '../../plugins/audit.js'
+import { inAuditedTransaction, switchAuditContext, type AuditContext } from '../../plugins/audit.js'
 import { HttpProblem, badRequest, type FieldError } from '../../lib/problem.js'
 import { uuidv7 } from '../../lib/uuid.js'
 import { compileStrictValidator, toFieldErrors, unstorableValues } from '../../lib/validation.js'
@@ -19,7 +20,7 @@ const PROGRESS_EVERY = 50_000
 /** Staged rows are sent to COPY in chunks of about this many characters (not one write per row). */
 const COPY_CHUNK_CHARS = 64 * 1024
 /** The merge may take minutes for millions of rows; the API's 10 s statement limit is for requests. */
-const MERGE_STATEMENT_TIMEOUT_MS = 30 * 60_000
+export const MERGE_STATEMENT_TIMEOUT_MS = 30 * 60_000
 
 const validateRow = compileStrictValidator(CustomerImportRow)
 
@@ -267,20 +268,24 @@ export async function startCustomerImport(
   return { job, merged }
 }
 
+/** The merge of a job's staged rows and its outcome, in the caller's transaction, holding the job's row. */
+async function mergeJob(trx: DbExecutor, id: string, received: Received): Promise<void> {
+  await repo.lockJob(trx, id)
+  await repo.allowLongStatements(trx, MERGE_STATEMENT_TIMEOUT_MS)
+  const counts = await repo.mergeStagedCustomers(trx, id)
+  const errors = [...received.errors, ...counts.rejected.map((r) => ({ line: r.line, pointer: '', message: r.message }))]
+    .sort((a, b) => a.line - b.line)
+    .slice(0, MAX_LISTED_ERRORS)
+  await repo.updateJob(trx, id, {
+    status: 'succeeded', rows_imported: counts.created + counts.updated, rows_created: counts.created, rows_updated: counts.updated,
+    rows_rejected: received.invalid + counts.rejectedCount, errors, finished: true,
+  })
+  await repo.deleteStaged(trx, id)
+}
+
 async function merge(db: Db, id: string, context: AuditContext, received: Received, log: FastifyBaseLogger): Promise<void> {
   try {
-    await inAuditedTransaction(db, context, async (trx) => {
-      await repo.allowLongStatements(trx, MERGE_STATEMENT_TIMEOUT_MS)
-      const counts = await repo.mergeStagedCustomers(trx, id)
-      const errors = [...received.errors, ...counts.rejected.map((r) => ({ line: r.line, pointer: '', message: r.message }))]
-        .sort((a, b) => a.line - b.line)
-        .slice(0, MAX_LISTED_ERRORS)
-      await repo.updateJob(trx, id, {
-        status: 'succeeded', rows_imported: counts.created + counts.updated, rows_created: counts.created, rows_updated: counts.updated,
-        rows_rejected: received.invalid + counts.rejectedCount, errors, finished: true,
-      })
-      await repo.deleteStaged(trx, id)
-    })
+    await inAuditedTransaction(db, context, (trx) => mergeJob(trx, id, received))
   } catch (err) {
     log.error({ err, import_id: id }, 'import merge failed')
     await inAuditedTransaction(db, context, async (trx) => {
@@ -288,4 +293,72 @@ async function merge(db: Db, id: string, context: AuditContext, received: Receiv
       await repo.updateJob(trx, id, { status: 'failed', failure: 'The merge failed and was rolled back: nothing was imported. Retry the upload.', finished: true })
     }).catch((e: unknown) => log.error({ err: e, import_id: id }, 'could not record the failed import'))
   }
+}
+
+// Recovery -----------------------------------------------------------------------------------
+
+/** The upload of a job that is still receiving this long after its last progress has died with its process. */
+export const RECEIVING_STALE_MS = 10 * 60_000
+/** A merging job not locked by a merge this long after it started merging has lost its process. */
+export const MERGING_STALE_MS = 60_000
+
+export interface RecoveryOutcome {
+  resumed: string[]
+  failed: string[]
+}
+
+/**
+ * Finishes what a process that died (a crash, a kill, a lost connection) left of its imports:
+ * an upload that was being received cannot be resumed (the client's stream is gone), so its job
+ * fails and its staged rows go; a job whose upload was complete and whose merge had not
+ * committed is merged now from its staged rows, audited as the request that uploaded it. The
+ * staging table is unlogged: after a database crash its rows are gone, and such a job fails.
+ * Runs in the scheduler's transaction (the import-recovery job), one merge per run.
+ */
+export async function recoverImports(
+  trx: DbExecutor,
+  opts: { receivingStaleMs?: number; mergingStaleMs?: number; now?: Date } = {},
+): Promise<RecoveryOutcome> {
+  const now = opts.now ?? new Date()
+  const orphans = await repo.orphanedJobs(trx, {
+    receivingBefore: new Date(now.getTime() - (opts.receivingStaleMs ?? RECEIVING_STALE_MS)),
+    mergingBefore: new Date(now.getTime() - (opts.mergingStaleMs ?? MERGING_STALE_MS)),
+    limit: 100,
+  })
+  const outcome: RecoveryOutcome = { resumed: [], failed: [] }
+  const resumable: typeof orphans = []
+  for (const job of orphans) {
+    const staged = await repo.countStaged(trx, job.id)
+    if (job.status === 'merging' && staged === job.rows_received - job.rows_rejected) {
+      resumable.push(job)
+      continue
+    }
+    await repo.deleteStaged(trx, job.id)
+    await repo.updateJob(trx, job.id, {
+      status: 'failed',
+      failure: job.status === 'receiving'
+        ? 'The service stopped while the upload was being received: nothing was imported. Upload it again.'
+        : 'The service stopped during the merge and its staged rows were lost: nothing was imported. Upload it again.',
+      finished: true,
+    })
+    outcome.failed.push(job.id)
+  }
+  // One merge per run, last: from here on the audit rows name the request that uploaded it.
+  const job = resumable[0]
+  if (job) {
+    await switchAuditContext(trx, { actor: job.actor, requestId: job.request_id ?? job.id, route: 'job import-recovery' })
+    // A merge that fails again fails its job, as a first merge would; the other jobs' outcomes stand.
+    await sql`savepoint import_merge`.execute(trx)
+    try {
+      await mergeJob(trx, job.id, { rows: job.rows_received, invalid: job.rows_rejected, errors: job.errors as RowError[] })
+      await sql`release savepoint import_merge`.execute(trx)
+      outcome.resumed.push(job.id)
+    } catch {
+      await sql`rollback to savepoint import_merge`.execute(trx)
+      await repo.deleteStaged(trx, job.id)
+      await repo.updateJob(trx, job.id, { status: 'failed', failure: 'The merge failed and was rolled back: nothing was imported. Retry the upload.', finished: true })
+      outcome.failed.push(job.id)
+    }
+  }
+  return outcome
 }
