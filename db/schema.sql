@@ -553,6 +553,15 @@ CREATE TABLE public.contact_points (
     CONSTRAINT contact_points_network_check CHECK ((network = ANY (ARRAY['wechat'::text, 'weibo'::text, 'whatsapp'::text, 'line'::text, 'telegram'::text, 'linkedin'::text, 'x'::text, 'facebook'::text, 'instagram'::text, 'tiktok'::text, 'other'::text])))
 );
 
+CREATE TABLE public.crm_backfills (
+    name text NOT NULL,
+    "position" text,
+    rows_done bigint DEFAULT 0 NOT NULL,
+    batches bigint DEFAULT 0 NOT NULL,
+    enqueued_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    finished_at timestamp(3) with time zone
+);
+
 CREATE TABLE public.crm_job_leases (
     name text NOT NULL,
     run_by text NOT NULL,
@@ -912,6 +921,9 @@ ALTER TABLE ONLY public.audit_verifications
 
 ALTER TABLE ONLY public.contact_points
     ADD CONSTRAINT contact_points_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.crm_backfills
+    ADD CONSTRAINT crm_backfills_pkey PRIMARY KEY (name);
 
 ALTER TABLE ONLY public.crm_job_leases
     ADD CONSTRAINT crm_job_leases_pkey PRIMARY KEY (name);
@@ -1323,6 +1335,8 @@ GRANT SELECT ON TABLE public.audit_seals TO crm_app;
 GRANT SELECT ON TABLE public.audit_verifications TO crm_app;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.contact_points TO crm_app;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.crm_backfills TO crm_app;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.crm_job_leases TO crm_app;
 

@@ -29,6 +29,7 @@ import auditRoutes from './modules/audit/audit.routes.js'
 import auditSealer from './modules/audit/audit.sealer.js'
 import lifecycleSweep from './modules/metrics/metrics.sweep.js'
 import scheduler from './plugins/scheduler.js'
+import backfills, { type BackfillOptions } from './plugins/backfills.js'
 import importRoutes from './modules/imports/imports.routes.js'
 import importRecovery from './modules/imports/imports.recovery.js'
 import analyticsRoutes from './modules/analytics/analytics.routes.js'
@@ -63,6 +64,8 @@ export interface AppOptions {
   lifecycleSweepMs?: number
   /** Between runs of the import-recovery job; 0 or unset: none. */
   importRecoveryMs?: number
+  /** The backfills job (src/plugins/backfills.ts); unset: off. */
+  backfills?: BackfillOptions
   /** The largest bulk import upload (default 2 GiB). */
   importMaxBytes?: number
   /** Browser origins allowed by CORS; default none. */
@@ -168,6 +171,7 @@ export async function buildApp(opts: AppOptions) {
   await app.register(jsonBody)
   await app.register(dbPlugin, { db: opts.db, owned: opts.ownsDb ?? true })
   await app.register(scheduler)
+  await app.register(backfills, opts.backfills ?? { intervalMs: 0, batchRows: 5000 })
   // Before auth: shedding answers before any token is verified. The rate limit still keys on
   // the verified subject (its hooks are per route, and those run after the app's).
   await app.register(limits, { rateLimit: opts.rateLimit ?? DEFAULT_LIMITS.rateLimit, pressure: opts.pressure ?? DEFAULT_LIMITS.pressure })

@@ -77,6 +77,9 @@ export const ConfigSchema = Type.Object({
   LIFECYCLE_SWEEP_MS: Type.Integer({ minimum: 0, default: 3_600_000 }),
   /** How often imports left by a process that died are resumed or failed; 0 turns it off. */
   IMPORT_RECOVERY_MS: Type.Integer({ minimum: 0, default: 60_000 }),
+  /** Between two batches of a pending data backfill (src/plugins/backfills.ts); 0 turns backfills off. */
+  BACKFILL_INTERVAL_MS: Type.Integer({ minimum: 0, default: 500 }),
+  BACKFILL_BATCH_ROWS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 5000 }),
   /** Comma-separated browser origins allowed by CORS (https://app.example.com,...); empty: none. */
   CORS_ORIGINS: Type.String({ pattern: '^(https?://[A-Za-z0-9.:\\[\\]-]+(,https?://[A-Za-z0-9.:\\[\\]-]+)*)?$', maxLength: 4000, default: '' }),
 })

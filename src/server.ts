@@ -79,6 +79,7 @@ try {
     auditFullVerifyIntervalMs: config.AUDIT_FULL_VERIFY_INTERVAL_MS,
     lifecycleSweepMs: config.LIFECYCLE_SWEEP_MS,
     importRecoveryMs: config.IMPORT_RECOVERY_MS,
+    backfills: { intervalMs: config.BACKFILL_INTERVAL_MS, batchRows: config.BACKFILL_BATCH_ROWS },
     corsOrigins: corsOrigins(config),
   })
   await app.listen({ host: config.HOST, port: config.PORT })

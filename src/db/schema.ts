@@ -62,6 +62,15 @@ export interface ContactPoints {
   version: ServerOwned<number>;
 }
 
+export interface CrmBackfills {
+  batches: Generated<number>;
+  enqueued_at: Generated<string>;
+  finished_at: string | null;
+  name: string;
+  position: string | null;
+  rows_done: Generated<number>;
+}
+
 export interface CrmJobLeases {
   finished_at: string | null;
   last_error: string | null;
@@ -343,6 +352,7 @@ export interface DB {
   audit_seals: AuditSeals;
   audit_verifications: AuditVerifications;
   contact_points: ContactPoints;
+  crm_backfills: CrmBackfills;
   crm_job_leases: CrmJobLeases;
   customer_currency_purchases: CustomerCurrencyPurchases;
   customer_metrics: CustomerMetrics;
