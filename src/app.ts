@@ -15,6 +15,7 @@ import idempotency, { type IdempotencyOptions } from './plugins/idempotency.js'
 import deadline, { type DeadlineOptions } from './plugins/deadline.js'
 import limits, { type LimitsOptions } from './plugins/limits.js'
 import openapi from './plugins/openapi.js'
+import docs from './plugins/docs.js'
 import metrics from './plugins/metrics.js'
 import security from './plugins/security.js'
 import pii from './plugins/pii.js'
@@ -187,6 +188,7 @@ export async function buildApp(opts: AppOptions) {
   await app.register(lifecycleSweep, { intervalMs: opts.lifecycleSweepMs ?? 0 })
   await app.register(importRecovery, { intervalMs: opts.importRecoveryMs ?? 0 })
   await app.register(openapi)
+  await app.register(docs)
   await app.register(metrics)
   app.addSchema(Problem)
   app.addSchema(JsonValue)

@@ -1,9 +1,9 @@
 import fp from 'fastify-plugin'
 import swagger from '@fastify/swagger'
-import swaggerUi from '@fastify/swagger-ui'
 import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { TAGS } from './openapi-tags.js'
 
 /**
  * The nearest package.json above this file, as Node itself finds it: src/ under tsx, the build's
@@ -34,16 +34,7 @@ export default fp(
             'Conventions: cursor pagination, JSON Merge Patch, ETag/If-Match, Idempotency-Key, RFC 9457 errors.',
         },
         servers: [{ url: '/' }],
-        tags: [
-          { name: 'customers', description: 'Customer profiles and contact points' },
-          { name: 'imports', description: 'Bulk imports of customers from CSV or NDJSON' },
-          { name: 'interactions', description: 'Calls, emails, messages, meetings, visits and other contacts with customers, with follow-ups' },
-          { name: 'feedback', description: 'Surveys (CSAT, NPS), complaints and their resolution workflow, suggestions, reviews and praise' },
-          { name: 'segments', description: 'Dynamic (filter) and static (listed) sets of customers, their export and membership history' },
-          { name: 'audit', description: 'The audit trail of every mutation' },
-          { name: 'analytics', description: 'Customer analytics computed in the database: RFM, lifetime value, lifecycle, acquisition, churn risk, cohorts, satisfaction' },
-          { name: 'ops', description: 'Health and readiness' },
-        ],
+        tags: [...TAGS],
         components: {
           securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
         },
@@ -54,19 +45,6 @@ export default fp(
           return typeof json.$id === 'string' ? json.$id : `Schema${i}`
         },
       },
-    })
-    await app.register(async (docs) => {
-      docs.addHook('onRoute', (route) => {
-        route.config = { ...(route.config ?? {}), scope: 'public' }
-        route.schema = { ...(route.schema ?? {}), hide: true }
-      })
-      // The API's own CSP allows nothing (plugins/security.ts); the UI needs its scripts and styles.
-      // upgrade-insecure-requests would send the UI's own requests to https on a plain-http dev server.
-      await docs.register(swaggerUi, {
-        routePrefix: '/docs',
-        staticCSP: true,
-        transformStaticCSP: (header) => header.replace(/\s*upgrade-insecure-requests;?/, ''),
-      })
     })
     app.get('/openapi.json', { config: { scope: 'public' }, schema: { hide: true } }, async () => app.swagger())
   },

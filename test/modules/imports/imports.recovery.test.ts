@@ -1,12 +1,8 @@
 import t from 'tap'
-import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import path from 'node:path'
-import { createInterface } from 'node:readline'
 import { sql } from 'kysely'
-import { AUDIENCE, ISSUER, TEST_PUBLIC_JWK, token } from '../../helpers/app.js'
+import { token } from '../../helpers/app.js'
 import { createTestDatabase } from '../../helpers/db.js'
+import { startServerProcess } from '../../helpers/server-process.js'
 import { recoverImports } from '../../../src/modules/imports/imports.service.js'
 import { inAuditedTransaction } from '../../../src/plugins/audit.js'
 
@@ -17,50 +13,13 @@ import { inAuditedTransaction } from '../../../src/plugins/audit.js'
  * request; a job cut off while receiving fails instead.
  */
 const database = await createTestDatabase()
-const dir = mkdtempSync(path.join(tmpdir(), 'crm-import-recovery-'))
-const jwks = path.join(dir, 'jwks.json')
-writeFileSync(jwks, JSON.stringify({ keys: [TEST_PUBLIC_JWK] }))
-t.teardown(async () => {
-  await database.drop()
-  rmSync(dir, { recursive: true, force: true })
-})
-
-async function startServer(t: { teardown(fn: () => unknown): void }) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    env: {
-      ...process.env,
-      NODE_ENV: 'production', DATABASE_URL: database.url, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', DATA_DIR: dir,
-      AUTH_JWKS_FILE: jwks, AUTH_ISSUER: ISSUER, AUTH_AUDIENCE: AUDIENCE, AUTH_ALGORITHMS: 'ES256',
-      AUDIT_SEAL_INTERVAL_MS: '0', LIFECYCLE_SWEEP_MS: '0', IDEMPOTENCY_PURGE_INTERVAL_MS: '0', IMPORT_RECOVERY_MS: '0', AUDIT_FULL_VERIFY_INTERVAL_MS: '0',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-    await exited
-  })
-  const output: string[] = []
-  child.stderr.on('data', (d: Buffer) => output.push(d.toString()))
-  const base = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the server did not start:\n${output.join('')}`)), 60_000)
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      output.push(line + '\n')
-      const listening = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(line)
-      if (listening) {
-        clearTimeout(timer)
-        resolve(listening[1]!)
-      }
-    })
-  })
-  return { base, kill: async () => { child.kill('SIGKILL'); await exited } }
-}
+t.teardown(() => database.drop())
 
 const jobOf = async (id: string) =>
   (await sql<{ status: string; failure: string | null; rows_created: number }>`select status, failure, rows_created from imports where id = ${id}`.execute(database.ownerDb)).rows[0]!
 
 t.test('a merge whose process was killed is resumed from its staged rows, audited as the upload', async (t) => {
-  const server = await startServer(t)
+  const server = await startServerProcess(t, database.url)
   const authorization = `Bearer ${await token('imports:write imports:read customers:write customers:read', { sub: 'user:uploader' })}`
   const csv = 'name,external_ref,email\nAda Recovered,rec-1,ada.rec@example.com\nBob Recovered,rec-2,bob.rec@example.com\n'
 
@@ -73,7 +32,8 @@ t.test('a merge whose process was killed is resumed from its staged rows, audite
     const { id } = (await res.json()) as { id: string }
     for (let i = 0; i < 200 && (await jobOf(id)).status !== 'merging'; i++) await new Promise((r) => setTimeout(r, 25))
     t.equal((await jobOf(id)).status, 'merging', 'the merge has started')
-    await server.kill()
+    server.kill('SIGKILL')
+    await server.exited
     await sql`rollback`.execute(blocker)
     t.equal((await jobOf(id)).status, 'merging', 'the killed merge left its job merging')
 
