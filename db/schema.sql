@@ -267,6 +267,133 @@ CREATE FUNCTION public.crm_bigrams(value text) RETURNS text[]
       select coalesce(array_agg(distinct substr(value, i, 2)), '{}') from generate_series(1, length(value) - 1) i
     $$;
 
+CREATE FUNCTION public.crm_event_changes(tbl text, action text, before jsonb, after jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+      select case
+        when action = 'delete' then '{}'::jsonb
+        when tbl = 'segment_membership_events' then jsonb_build_object('customer_id', after -> 'customer_id', 'occurred_at', after -> 'occurred_at')
+        else coalesce((select jsonb_object_agg(a.key, a.value) from jsonb_each(after) a
+                       where a.key <> 'version' and (before is null or before -> a.key is distinct from a.value)), '{}'::jsonb)
+      end
+    $$;
+
+CREATE FUNCTION public.crm_event_entity_type(tbl text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $_$
+      select case
+        when tbl in ('order_items', 'order_payments', 'segment_members', 'segment_snapshots') then null
+        when tbl = 'segment_membership_events' then 'segment'
+        else regexp_replace(tbl, 's$', '')
+      end
+    $_$;
+
+CREATE FUNCTION public.crm_event_types(tbl text, action text, before jsonb, after jsonb) RETURNS text[]
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    AS $$
+    declare
+      e text := crm_event_entity_type(tbl);
+      types text[] := '{}';
+      old_status text := before ->> 'status';
+      new_status text := after ->> 'status';
+    begin
+      if e is null then
+        return types;
+      end if;
+      if tbl = 'segment_membership_events' then
+        return case when action = 'insert' then array['segment.member_' || (after ->> 'event')] else types end;
+      end if;
+      if action = 'delete' then
+        return array[e || '.deleted'];
+      end if;
+      if action = 'update' then
+        if before ->> 'archived_at' is null and after ->> 'archived_at' is not null then
+          types := types || (e || case when after ->> 'merged_into_id' is not null then '.merged' else '.archived' end);
+        elsif before ->> 'archived_at' is not null and after ->> 'archived_at' is null then
+          types := types || (e || '.restored');
+        end if;
+      end if;
+      if new_status is distinct from old_status then
+        if tbl = 'orders' then
+          if new_status in ('paid', 'cancelled', 'fulfilled') then
+            types := types || (e || '.' || new_status);
+          end if;
+        elsif tbl = 'feedback' then
+          if new_status in ('open', 'in_progress') and (old_status is null or old_status in ('resolved', 'closed')) then
+            types := types || ('feedback.complaint_' || case when old_status is null then 'opened' else 'reopened' end);
+          elsif new_status in ('resolved', 'closed') and (old_status is null or old_status in ('open', 'in_progress')) then
+            types := types || ('feedback.complaint_' || new_status);
+          end if;
+        elsif tbl = 'imports' and new_status in ('succeeded', 'failed') then
+          types := types || (e || '.' || new_status);
+        end if;
+      end if;
+      -- Every refund raises amount_refunded, whether the status becomes refunded or stays partially_refunded.
+      if tbl = 'orders' and (after ->> 'amount_refunded')::numeric > coalesce((before ->> 'amount_refunded')::numeric, 0) then
+        types := types || 'order.refunded'::text;
+      end if;
+      if action = 'insert' then
+        return array[e || '.created'] || types;
+      end if;
+      return case when cardinality(types) = 0 then array[e || '.updated'] else types end;
+    end $$;
+
+CREATE FUNCTION public.crm_events_derive() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+    begin
+      insert into events (type, occurred_at, actor, request_id, correlation_id, entity_type, entity_id, version, changes, audit_event_id)
+      select t.type, a.occurred_at, a.actor, a.request_id, a.correlation_id,
+             crm_event_entity_type(a.entity),
+             case when a.entity = 'segment_membership_events' then (a.after ->> 'segment_id')::uuid else a.entity_id end,
+             case when a.entity = 'segment_membership_events' then null else (coalesce(a.after, a.before) ->> 'version')::integer end,
+             crm_event_changes(a.entity, a.action, a.before, a.after),
+             a.id
+      from crm_new_audit a
+      cross join lateral unnest(crm_event_types(a.entity, a.action, a.before, a.after)) with ordinality as t(type, n)
+      order by a.id, t.n;
+      return null;
+    end $$;
+
+CREATE FUNCTION public.crm_events_frontier() RETURNS xid8
+    LANGUAGE sql STABLE
+    AS $$
+      select coalesce(
+        (select min(x) from pg_snapshot_xip(pg_current_snapshot()) x
+         where not exists (
+           select 1 from pg_stat_activity a
+           where a.backend_xid = xid(x)
+             and a.datid <> (select d.oid from pg_database d where d.datname = current_database()))),
+        pg_snapshot_xmax(pg_current_snapshot()))
+    $$;
+
+CREATE FUNCTION public.crm_events_purge(cutoff timestamp with time zone, max_rows integer DEFAULT 50000) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+    declare
+      v_txid xid8;
+      v_seq bigint;
+      v_count integer;
+    begin
+      -- The last position, within this batch, of an event older than the cutoff: everything at
+      -- or before it goes, so what remains is always a suffix of the feed.
+      select e.txid, e.seq into v_txid, v_seq
+      from (select txid, seq, occurred_at from events order by txid, seq limit max_rows) e
+      where e.occurred_at < cutoff
+      order by e.txid desc, e.seq desc
+      limit 1;
+      if v_txid is null then
+        return 0;
+      end if;
+      delete from events where (txid, seq) <= (v_txid, v_seq);
+      get diagnostics v_count = row_count;
+      insert into events_horizon (singleton, txid, seq) values (true, v_txid, v_seq)
+      on conflict (singleton) do update set txid = excluded.txid, seq = excluded.seq, purged_at = now();
+      return v_count;
+    end $$;
+
 CREATE FUNCTION public.crm_flush_customer_metrics() RETURNS void
     LANGUAGE plpgsql
     AS $$
@@ -648,6 +775,39 @@ CREATE TABLE public.customers (
     CONSTRAINT customers_preferred_channel_check CHECK ((preferred_channel = ANY (ARRAY['email'::text, 'phone'::text, 'sms'::text, 'chat'::text, 'mail'::text, 'in_person'::text, 'social'::text])))
 );
 
+CREATE TABLE public.events (
+    txid xid8 DEFAULT pg_current_xact_id() NOT NULL,
+    seq bigint NOT NULL,
+    id uuid DEFAULT public.crm_uuid_v7() NOT NULL,
+    type text NOT NULL,
+    occurred_at timestamp(3) with time zone NOT NULL,
+    actor text NOT NULL,
+    request_id text,
+    correlation_id text,
+    entity_type text NOT NULL,
+    entity_id uuid NOT NULL,
+    version integer,
+    changes jsonb NOT NULL,
+    audit_event_id uuid NOT NULL
+);
+
+CREATE TABLE public.events_horizon (
+    singleton boolean DEFAULT true NOT NULL,
+    txid xid8 NOT NULL,
+    seq bigint NOT NULL,
+    purged_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT events_horizon_singleton_check CHECK (singleton)
+);
+
+ALTER TABLE public.events ALTER COLUMN seq ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.events_seq_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 CREATE TABLE public.feedback (
     id uuid DEFAULT public.crm_uuid_v7() NOT NULL,
     external_ref text,
@@ -946,6 +1106,15 @@ ALTER TABLE ONLY public.customers
 ALTER TABLE ONLY public.customers
     ADD CONSTRAINT customers_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.events_horizon
+    ADD CONSTRAINT events_horizon_pkey PRIMARY KEY (singleton);
+
+ALTER TABLE ONLY public.events
+    ADD CONSTRAINT events_id_key UNIQUE (id);
+
+ALTER TABLE ONLY public.events
+    ADD CONSTRAINT events_pkey PRIMARY KEY (txid, seq);
+
 ALTER TABLE ONLY public.feedback
     ADD CONSTRAINT feedback_external_ref_key UNIQUE (external_ref);
 
@@ -1044,6 +1213,8 @@ CREATE INDEX customers_source_idx ON public.customers USING btree (acquisition_s
 CREATE INDEX customers_tags_idx ON public.customers USING gin (tags);
 
 CREATE INDEX customers_updated_idx ON public.customers USING btree (updated_at, id);
+
+CREATE INDEX events_occurred_brin ON public.events USING brin (occurred_at) WITH (pages_per_range='16');
 
 CREATE INDEX feedback_customer_submitted_idx ON public.feedback USING btree (customer_id, submitted_at, id);
 
@@ -1178,6 +1349,8 @@ CREATE TRIGGER audit_update AFTER UPDATE ON public.segment_membership_events REF
 CREATE TRIGGER audit_update AFTER UPDATE ON public.segment_snapshots REFERENCING OLD TABLE AS crm_old_rows NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
 
 CREATE TRIGGER audit_update AFTER UPDATE ON public.segments REFERENCING OLD TABLE AS crm_old_rows NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
+
+CREATE TRIGGER events_derive AFTER INSERT ON public.audit_events REFERENCING NEW TABLE AS crm_new_audit FOR EACH STATEMENT EXECUTE FUNCTION public.crm_events_derive();
 
 CREATE TRIGGER metrics_collect_delete AFTER DELETE ON public.feedback REFERENCING OLD TABLE AS crm_old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_metrics_collect();
 
@@ -1328,6 +1501,9 @@ GRANT ALL ON FUNCTION public.crm_audit_checkpoint(full_scan boolean) TO crm_app;
 REVOKE ALL ON FUNCTION public.crm_audit_seal(max_rows integer, wait boolean) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.crm_audit_seal(max_rows integer, wait boolean) TO crm_app;
 
+REVOKE ALL ON FUNCTION public.crm_events_purge(cutoff timestamp with time zone, max_rows integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.crm_events_purge(cutoff timestamp with time zone, max_rows integer) TO crm_app;
+
 GRANT SELECT ON TABLE public.audit_chain TO crm_app;
 
 GRANT SELECT ON TABLE public.audit_seals TO crm_app;
@@ -1349,6 +1525,12 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.customer_purchases TO crm_app;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.customer_spend TO crm_app;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.customers TO crm_app;
+
+GRANT SELECT ON TABLE public.events TO crm_app;
+
+GRANT SELECT ON TABLE public.events_horizon TO crm_app;
+
+GRANT SELECT,USAGE ON SEQUENCE public.events_seq_seq TO crm_app;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.feedback TO crm_app;
 

@@ -29,6 +29,8 @@ import timelineRoutes from './modules/timeline/timeline.routes.js'
 import auditRoutes from './modules/audit/audit.routes.js'
 import auditSealer from './modules/audit/audit.sealer.js'
 import lifecycleSweep from './modules/metrics/metrics.sweep.js'
+import eventRoutes from './modules/events/events.routes.js'
+import eventRetention from './modules/events/events.retention.js'
 import scheduler from './plugins/scheduler.js'
 import backfills, { type BackfillOptions } from './plugins/backfills.js'
 import importRoutes from './modules/imports/imports.routes.js'
@@ -63,6 +65,8 @@ export interface AppOptions {
   auditFullVerifyIntervalMs?: number
   /** Milliseconds between lifecycle sweeps (0 or unset: no schedule). */
   lifecycleSweepMs?: number
+  /** The change feed: retention in days (default 30), purge interval (0 or unset: no schedule), long-poll interval. */
+  events?: { retentionDays?: number; purgeIntervalMs?: number; pollIntervalMs?: number }
   /** Between runs of the import-recovery job; 0 or unset: none. */
   importRecoveryMs?: number
   /** The backfills job (src/plugins/backfills.ts); unset: off. */
@@ -186,6 +190,7 @@ export async function buildApp(opts: AppOptions) {
   await app.register(deadline, opts.deadline ?? DEFAULT_LIMITS.deadline)
   await app.register(auditSealer, { intervalMs: opts.auditSealIntervalMs ?? 0, fullVerifyIntervalMs: opts.auditFullVerifyIntervalMs ?? 0 })
   await app.register(lifecycleSweep, { intervalMs: opts.lifecycleSweepMs ?? 0 })
+  await app.register(eventRetention, { retentionDays: opts.events?.retentionDays ?? 30, intervalMs: opts.events?.purgeIntervalMs ?? 0 })
   await app.register(importRecovery, { intervalMs: opts.importRecoveryMs ?? 0 })
   await app.register(openapi)
   await app.register(docs)
@@ -205,6 +210,12 @@ export async function buildApp(opts: AppOptions) {
   await app.register(importRoutes, { prefix: '/v1', ...(opts.importMaxBytes ? { maxBytes: opts.importMaxBytes } : {}) })
   await app.register(analyticsRoutes, { prefix: '/v1' })
   await app.register(segmentRoutes, { prefix: '/v1' })
+  await app.register(eventRoutes, {
+    prefix: '/v1',
+    deadlineMs: (opts.deadline ?? DEFAULT_LIMITS.deadline).deadlineMs,
+    retentionDays: opts.events?.retentionDays ?? 30,
+    ...(opts.events?.pollIntervalMs ? { pollIntervalMs: opts.events.pollIntervalMs } : {}),
+  })
 
   return app
 }

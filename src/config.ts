@@ -75,6 +75,10 @@ export const ConfigSchema = Type.Object({
   IDEMPOTENCY_PURGE_INTERVAL_MS: Type.Integer({ minimum: 0, default: 900000 }),
   /** How often the lifecycle rules are applied to everyone (time moves customers to at_risk/churned); 0 turns it off. */
   LIFECYCLE_SWEEP_MS: Type.Integer({ minimum: 0, default: 3_600_000 }),
+  /** The change feed: how many days events are kept (a reader further behind gets 410), how often old ones are purged (0: never), how often long polls look for new ones. */
+  EVENTS_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 30 }),
+  EVENTS_PURGE_INTERVAL_MS: Type.Integer({ minimum: 0, default: 3_600_000 }),
+  EVENTS_POLL_INTERVAL_MS: Type.Integer({ minimum: 10, maximum: 10_000, default: 100 }),
   /** How often imports left by a process that died are resumed or failed; 0 turns it off. */
   IMPORT_RECOVERY_MS: Type.Integer({ minimum: 0, default: 60_000 }),
   /** Between two batches of a pending data backfill (src/plugins/backfills.ts); 0 turns backfills off. */

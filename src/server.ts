@@ -78,6 +78,7 @@ try {
     auditSealIntervalMs: config.AUDIT_SEAL_INTERVAL_MS,
     auditFullVerifyIntervalMs: config.AUDIT_FULL_VERIFY_INTERVAL_MS,
     lifecycleSweepMs: config.LIFECYCLE_SWEEP_MS,
+    events: { retentionDays: config.EVENTS_RETENTION_DAYS, purgeIntervalMs: config.EVENTS_PURGE_INTERVAL_MS, pollIntervalMs: config.EVENTS_POLL_INTERVAL_MS },
     importRecoveryMs: config.IMPORT_RECOVERY_MS,
     backfills: { intervalMs: config.BACKFILL_INTERVAL_MS, batchRows: config.BACKFILL_BATCH_ROWS },
     corsOrigins: corsOrigins(config),

@@ -31,7 +31,7 @@ const JSON_COLUMNS: Record<string, string> = {
 }
 
 /** What a server-owned column reads as, by its type (extend when a new kind appears). */
-const SERVER_OWNED_TS: Record<string, string> = { int4: 'number', int8: 'number', timestamptz: 'string', uuid: 'string', text: 'string', bytea: 'Buffer', bool: 'boolean' }
+const SERVER_OWNED_TS: Record<string, string> = { int4: 'number', int8: 'number', timestamptz: 'string', uuid: 'string', text: 'string', bytea: 'Buffer', xid8: 'string', jsonb: 'Record<string, unknown>', bool: 'boolean' }
 
 interface ColumnInfo { table: string; column: string; udt: string; element: string | null; nullable: boolean; touched: boolean; apiWritable: boolean | null }
 

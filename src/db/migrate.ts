@@ -39,10 +39,10 @@ export interface MigrateOptions {
 const DEFAULTS: Required<MigrateOptions> = { lockTimeoutMs: 5000, lockRetries: 3, retryDelayMs: 1000 }
 
 /**
- * A migration module. Migrations run in a transaction (consecutive pending ones together) unless
- * one exports `transactional = false`: it then runs alone, outside any transaction, for the
- * statements PostgreSQL refuses inside one (CREATE INDEX CONCURRENTLY) or that should not hold
- * their lock for a whole batch (ALTER TABLE ... VALIDATE CONSTRAINT after adding it NOT VALID).
+ * A migration module. A migration runs in a transaction of its own unless it exports
+ * `transactional = false`: it then runs outside any transaction, for the statements PostgreSQL
+ * refuses inside one (CREATE INDEX CONCURRENTLY) or that should not hold their lock for long
+ * (ALTER TABLE ... VALIDATE CONSTRAINT after adding it NOT VALID).
  * Such a migration must be safe to run again (IF NOT EXISTS): a crash between its statements and
  * its kysely_migration row leaves it applied but unrecorded. See docs/database.md, "Migrations".
  */
@@ -59,8 +59,8 @@ async function loadMigrations(dir: string, lockTimeoutMs: number): Promise<Recor
   const wrap = (m: CrmMigration, step: Migration['up']): Migration['up'] =>
     async (db) => {
       if (isTransactional(m)) {
-        // The gate first, then the tables: see src/db/write-gate.ts. Taken again by each
-        // migration of a batch, which PostgreSQL counts as one lock held to the end.
+        // The gate first, then the tables: see src/db/write-gate.ts. (migrateTo runs several in
+        // one transaction: PostgreSQL counts the gate taken again as one lock held to the end.)
         await sql`select set_config('lock_timeout', ${timeout}, true), ${closeWriteGate}`.execute(db)
         return step(db)
       }
@@ -142,8 +142,12 @@ async function appliedNames(db: Kysely<any>, dir: string, opts: MigrateOptions):
 }
 
 /**
- * Applies every pending migration in name order: each run of transactional ones in one
- * transaction, each non-transactional one alone outside a transaction.
+ * Applies every pending migration in name order, each in a transaction of its own (or, for a
+ * non-transactional one, in none), recorded as it commits. One transaction per migration, not
+ * one for all: the locks of each are released at its commit, so writers wait for the longest
+ * migration, not for all of them together (bench/migrations-under-load.ts measured this wave's
+ * eight in one transaction holding writers for the whole run), and a failure keeps what already
+ * applied.
  */
 export async function migrateToLatest(db: Kysely<any>, dir = MIGRATIONS_DIR, opts: MigrateOptions = {}): Promise<MigrationResultSet> {
   const o = { ...DEFAULTS, ...opts }
@@ -154,11 +158,10 @@ export async function migrateToLatest(db: Kysely<any>, dir = MIGRATIONS_DIR, opt
     const applied = await appliedNames(db, dir, o)
     const pending = Object.keys(all).sort().filter((name) => !applied.has(name))
     if (pending.length === 0) break
-    const transactional = isTransactional(all[pending[0]!])
-    const end = pending.findIndex((name) => isTransactional(all[name]) !== transactional)
-    const batch = new Set(transactional ? pending.slice(0, end === -1 ? undefined : end) : pending.slice(0, 1))
-    // The migrator sees what ran plus this batch, so it applies exactly the batch.
-    const visible = Object.fromEntries(Object.entries(all).filter(([name]) => applied.has(name) || batch.has(name)))
+    const next = pending[0]!
+    const transactional = isTransactional(all[next])
+    // The migrator sees what ran plus the next one, so it applies exactly that one.
+    const visible = Object.fromEntries(Object.entries(all).filter(([name]) => applied.has(name) || name === next))
     const result = await retryingLockTimeouts(o, () => migratorOver(db, visible, transactional).migrateToLatest())
     await recordChecksums(db, dir, result)
     results.push(...(result.results ?? []))

@@ -146,6 +146,29 @@ export interface CustomerSpend {
   total_spent: string;
 }
 
+export interface Events {
+  actor: ServerOwned<string>;
+  audit_event_id: ServerOwned<string>;
+  changes: ServerOwned<Record<string, unknown>>;
+  correlation_id: ServerOwned<string | null>;
+  entity_id: ServerOwned<string>;
+  entity_type: ServerOwned<string>;
+  id: ServerOwned<string>;
+  occurred_at: ServerOwned<string>;
+  request_id: ServerOwned<string | null>;
+  seq: ServerOwned<number>;
+  txid: ServerOwned<string>;
+  type: ServerOwned<string>;
+  version: ServerOwned<number | null>;
+}
+
+export interface EventsHorizon {
+  purged_at: ServerOwned<string>;
+  seq: ServerOwned<number>;
+  singleton: ServerOwned<boolean>;
+  txid: ServerOwned<string>;
+}
+
 export interface Feedback {
   archived_at: string | null;
   assignee: string | null;
@@ -359,6 +382,8 @@ export interface DB {
   customer_purchases: CustomerPurchases;
   customer_spend: CustomerSpend;
   customers: Customers;
+  events: Events;
+  events_horizon: EventsHorizon;
   feedback: Feedback;
   idempotency_keys: IdempotencyKeys;
   import_customer_rows: ImportCustomerRows;

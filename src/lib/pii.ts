@@ -43,6 +43,7 @@ export const PII_FIELDS = {
   feedback: { subject: 'free_text', body: 'free_text', resolution_note: 'free_text' },
   orders: { notes: 'free_text' },
   audit_events: { before: 'snapshot', after: 'snapshot' },
+  events: { changes: 'snapshot' },
 } as const satisfies Record<string, Fields>
 
 export type PiiTable = keyof typeof PII_FIELDS
@@ -59,6 +60,7 @@ export const PII_REPRESENTATIONS: Readonly<Record<string, { table?: PiiTable; de
   Feedback: { table: 'feedback' },
   Order: { table: 'orders' },
   AuditEvent: { table: 'audit_events' },
+  Event: { table: 'events' },
   // Its summary quotes an interaction's or a complaint's subject.
   TimelineItem: { derived: { summary: 'free_text' } },
 }

@@ -11,7 +11,7 @@ export const SCOPES = [
   'interactions:read', 'interactions:write',
   'feedback:read', 'feedback:write',
   'segments:read', 'segments:write',
-  'analytics:read', 'audit:read', 'admin',
+  'analytics:read', 'audit:read', 'events:read', 'admin',
 ] as const
 export type Scope = (typeof SCOPES)[number]
 

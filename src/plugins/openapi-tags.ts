@@ -13,7 +13,7 @@ export const TAGS = [
   { name: 'feedback', description: 'Surveys (CSAT, NPS), complaints and their resolution workflow, suggestions, reviews and praise' },
   { name: 'segments', description: 'Dynamic (filter) and static (listed) sets of customers, their export and membership history' },
   { name: 'analytics', description: 'Customer analytics computed in the database: RFM, lifetime value, lifecycle, acquisition, churn risk, cohorts, satisfaction' },
-  { name: 'events', description: 'The change feed: every committed mutation as an event, in commit order' },
+  { name: 'events', description: 'The change feed: every committed mutation as an event, in one total order a reader follows without missing one' },
   { name: 'webhooks', description: 'Webhook subscriptions and their signed deliveries (Standard Webhooks)' },
   { name: 'audit', description: 'The audit trail of every mutation and its hash chain' },
   { name: 'problems', description: 'The problem types errors refer to: one page per code' },

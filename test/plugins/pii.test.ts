@@ -34,7 +34,7 @@ async function failing(app: FastifyInstance) {
 }
 
 const ctx = await setup({ plugins: [failing], app: { logger: { ...(loggerOptions('info') as object), stream: logStream } } })
-const SCOPES = 'customers:read customers:write segments:read segments:write audit:read'
+const SCOPES = 'customers:read customers:write segments:read segments:write audit:read events:read'
 const masked = await ctx.auth(SCOPES)
 const clear = await ctx.auth(`${SCOPES} pii:read`)
 
@@ -98,6 +98,7 @@ const CALLS: Record<string, Call> = {
   exportSegmentMembers: () => ({ url: `/v1/segments/${segment.id}/export?format=ndjson` }),
   listAuditEvents: () => ({ url: '/v1/audit-events?limit=200' }),
   getAuditEvent: () => ({ url: `/v1/audit-events/${auditEventId}` }),
+  listEvents: () => ({ url: '/v1/events?limit=200' }),
 }
 
 const spec = JSON.parse(readFileSync(new URL('../../openapi/openapi.json', import.meta.url), 'utf8'))

@@ -50,7 +50,7 @@ const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
         'By default only the positions after the last verified one are recomputed (after checking that the chain still holds the hash verified there); `full=true` recomputes every position from the first, as the scheduler does daily. ' +
         'An intact head becomes the new verified position. Answers intact, or the first broken position and why.',
       querystring: AuditVerifyQuery,
-      response: { 200: ref(AuditChainVerification), ...problemResponses(401, 403, 503) },
+      response: { 200: ref(AuditChainVerification), ...problemResponses(400, 401, 403, 503) },
     },
   }, async (request) => {
     await repo.sealAuditTrail(app.db)
