@@ -817,6 +817,72 @@ export type CustomerValuePage = {
 };
 
 /**
+ * A committed change, as the change feed and webhooks carry it
+ */
+export type Event = {
+    /**
+     * The event's id: the same event delivered twice (a replay, a webhook retry) has the same id
+     */
+    id: string;
+    /**
+     * The event's place in the change feed: pass it as `after` to read what follows
+     */
+    position: string;
+    /**
+     * `<entity>.<what happened>`: customer.created/updated/archived/merged/restored, contact_point.created/updated/deleted, order.created/updated/paid/fulfilled/refunded/cancelled/archived/restored, interaction.*, feedback.created/updated/complaint_opened/complaint_resolved/complaint_closed/complaint_reopened, segment.created/updated/member_entered/member_left, import.created/updated/succeeded/failed
+     */
+    type: string;
+    /**
+     * When the transaction that made the change started. RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    occurred_at: string;
+    /**
+     * The token subject that made the change (system:<job> for background jobs)
+     */
+    actor: string;
+    /**
+     * The server's id of the API request that made the change
+     */
+    request_id: string | null;
+    /**
+     * The id the client gave that request, if any
+     */
+    correlation_id: string | null;
+    /**
+     * What kind of record changed
+     */
+    entity_type: string;
+    /**
+     * The changed record's id (for segment.member_*: the segment's)
+     */
+    entity_id: string;
+    /**
+     * The record's version after the change (its ETag); null for membership events
+     */
+    version: number | null;
+    /**
+     * The fields the change set, with their new values (every field for a creation, none for a deletion; customer_id for membership events); personal data masked unless the token has pii:read
+     */
+    changes: {
+        [key: string]: unknown;
+    };
+};
+
+/**
+ * A page of the change feed
+ */
+export type EventFeed = {
+    /**
+     * Events after the requested position, oldest first
+     */
+    data: Array<Event>;
+    /**
+     * Where to continue: pass it as `after` in the next read (the same position when nothing new was found)
+     */
+    next_position: string;
+};
+
+/**
  * A survey answer, complaint, suggestion, review or praise given by a customer
  */
 export type Feedback = {
@@ -2921,6 +2987,10 @@ export type VerifyAuditChainErrors = {
     /**
      * RFC 9457 problem details
      */
+    400: Problem;
+    /**
+     * RFC 9457 problem details
+     */
     401: Problem;
     /**
      * RFC 9457 problem details
@@ -4180,6 +4250,68 @@ export type GetCustomerTimelineResponses = {
 };
 
 export type GetCustomerTimelineResponse = GetCustomerTimelineResponses[keyof GetCustomerTimelineResponses];
+
+export type ListEventsData = {
+    body?: never;
+    path?: never;
+    query?: {
+        /**
+         * Return events after this position (an event's `position` or a `next_position`); absent: from the oldest retained event
+         */
+        after?: string;
+        /**
+         * Comma-separated event types to return (all when absent); each is `<entity>.<what happened>`
+         */
+        types?: string;
+        /**
+         * At most this many events (1..200, default 50)
+         */
+        limit?: number;
+        /**
+         * Long polling: when nothing is new, wait up to this many seconds (bounded by the request deadline) for an event before answering an empty page
+         */
+        wait?: number;
+    };
+    url: '/v1/events';
+};
+
+export type ListEventsErrors = {
+    /**
+     * RFC 9457 problem details
+     */
+    400: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    401: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    403: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    410: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    429: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    503: Problem;
+};
+
+export type ListEventsError = ListEventsErrors[keyof ListEventsErrors];
+
+export type ListEventsResponses = {
+    /**
+     * A page of the change feed
+     */
+    200: EventFeed;
+};
+
+export type ListEventsResponse = ListEventsResponses[keyof ListEventsResponses];
 
 export type ListFeedbackData = {
     body?: never;
