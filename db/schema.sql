@@ -1064,6 +1064,88 @@ CREATE TABLE public.segments (
     CONSTRAINT segments_kind_check CHECK ((kind = ANY (ARRAY['dynamic'::text, 'static'::text])))
 );
 
+CREATE TABLE public.webhook_cursors (
+    subscription_id uuid NOT NULL,
+    txid xid8 NOT NULL,
+    seq bigint NOT NULL,
+    generation integer DEFAULT 0 NOT NULL,
+    updated_at timestamp(3) with time zone DEFAULT now() NOT NULL
+);
+
+CREATE TABLE public.webhook_deliveries (
+    id uuid DEFAULT public.crm_uuid_v7() NOT NULL,
+    subscription_id uuid NOT NULL,
+    event_id uuid NOT NULL,
+    event_txid xid8 NOT NULL,
+    event_seq bigint NOT NULL,
+    event_type text NOT NULL,
+    entity_id uuid,
+    generation integer DEFAULT 0 NOT NULL,
+    payload text NOT NULL,
+    status text DEFAULT 'pending'::text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    schedule_base integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    lease_owner text,
+    lease_until timestamp(3) with time zone,
+    last_attempt_at timestamp(3) with time zone,
+    last_status_code integer,
+    last_latency_ms integer,
+    last_response text,
+    last_error text,
+    created_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    finished_at timestamp(3) with time zone,
+    CONSTRAINT webhook_deliveries_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'succeeded'::text, 'dead'::text])))
+);
+
+CREATE TABLE public.webhook_delivery_attempts (
+    delivery_id uuid NOT NULL,
+    attempt integer NOT NULL,
+    started_at timestamp(3) with time zone NOT NULL,
+    status_code integer,
+    latency_ms integer NOT NULL,
+    response_excerpt text,
+    error text,
+    worker text NOT NULL
+);
+
+CREATE TABLE public.webhook_operations (
+    id uuid DEFAULT public.crm_uuid_v7() NOT NULL,
+    subscription_id uuid NOT NULL,
+    kind text NOT NULL,
+    delivery_id uuid,
+    from_position text,
+    created_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT webhook_operations_check CHECK ((((kind = 'retry'::text) = (delivery_id IS NOT NULL)) AND ((kind = 'replay'::text) = (from_position IS NOT NULL)))),
+    CONSTRAINT webhook_operations_kind_check CHECK ((kind = ANY (ARRAY['retry'::text, 'replay'::text])))
+);
+
+CREATE TABLE public.webhook_secrets (
+    id uuid DEFAULT public.crm_uuid_v7() NOT NULL,
+    subscription_id uuid NOT NULL,
+    secret text NOT NULL,
+    created_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp(3) with time zone
+);
+
+CREATE TABLE public.webhook_subscriptions (
+    id uuid DEFAULT public.crm_uuid_v7() NOT NULL,
+    url text NOT NULL,
+    event_types text[] NOT NULL,
+    filter jsonb,
+    status text DEFAULT 'active'::text NOT NULL,
+    description text,
+    disabled_reason text,
+    secret_rotated_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    version integer DEFAULT 1 NOT NULL,
+    created_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    archived_at timestamp(3) with time zone,
+    CONSTRAINT webhook_subscriptions_event_types_check CHECK (((cardinality(event_types) >= 1) AND (cardinality(event_types) <= 100))),
+    CONSTRAINT webhook_subscriptions_status_check CHECK ((status = ANY (ARRAY['active'::text, 'paused'::text, 'disabled'::text]))),
+    CONSTRAINT webhook_subscriptions_url_check CHECK ((length(url) <= 2048))
+);
+
 ALTER TABLE ONLY public.audit_chain
     ADD CONSTRAINT audit_chain_audit_event_id_key UNIQUE (audit_event_id);
 
@@ -1172,6 +1254,27 @@ ALTER TABLE ONLY public.segment_snapshots
 ALTER TABLE ONLY public.segments
     ADD CONSTRAINT segments_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.webhook_cursors
+    ADD CONSTRAINT webhook_cursors_pkey PRIMARY KEY (subscription_id);
+
+ALTER TABLE ONLY public.webhook_deliveries
+    ADD CONSTRAINT webhook_deliveries_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.webhook_deliveries
+    ADD CONSTRAINT webhook_deliveries_subscription_id_event_id_generation_key UNIQUE (subscription_id, event_id, generation);
+
+ALTER TABLE ONLY public.webhook_delivery_attempts
+    ADD CONSTRAINT webhook_delivery_attempts_pkey PRIMARY KEY (delivery_id, attempt);
+
+ALTER TABLE ONLY public.webhook_operations
+    ADD CONSTRAINT webhook_operations_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.webhook_secrets
+    ADD CONSTRAINT webhook_secrets_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.webhook_subscriptions
+    ADD CONSTRAINT webhook_subscriptions_pkey PRIMARY KEY (id);
+
 CREATE INDEX audit_events_actor_idx ON public.audit_events USING btree (actor, occurred_at, id);
 
 CREATE INDEX audit_events_entity_idx ON public.audit_events USING btree (entity, entity_id, occurred_at, id);
@@ -1278,6 +1381,16 @@ CREATE UNIQUE INDEX segments_live_name_idx ON public.segments USING btree (lower
 
 CREATE INDEX segments_name_idx ON public.segments USING btree (name, id);
 
+CREATE INDEX webhook_deliveries_due_idx ON public.webhook_deliveries USING btree (next_attempt_at) WHERE (status = 'pending'::text);
+
+CREATE INDEX webhook_deliveries_entity_idx ON public.webhook_deliveries USING btree (subscription_id, entity_id, event_txid, event_seq) WHERE (status = 'pending'::text);
+
+CREATE INDEX webhook_deliveries_log_idx ON public.webhook_deliveries USING btree (subscription_id, created_at, id);
+
+CREATE INDEX webhook_secrets_subscription_idx ON public.webhook_secrets USING btree (subscription_id);
+
+CREATE INDEX webhook_subscriptions_created_idx ON public.webhook_subscriptions USING btree (created_at, id);
+
 CREATE TRIGGER audit_delete AFTER DELETE ON public.contact_points REFERENCING OLD TABLE AS crm_old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
 
 CREATE TRIGGER audit_delete AFTER DELETE ON public.customers REFERENCING OLD TABLE AS crm_old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
@@ -1301,6 +1414,10 @@ CREATE TRIGGER audit_delete AFTER DELETE ON public.segment_membership_events REF
 CREATE TRIGGER audit_delete AFTER DELETE ON public.segment_snapshots REFERENCING OLD TABLE AS crm_old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
 
 CREATE TRIGGER audit_delete AFTER DELETE ON public.segments REFERENCING OLD TABLE AS crm_old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
+
+CREATE TRIGGER audit_delete AFTER DELETE ON public.webhook_operations REFERENCING OLD TABLE AS crm_old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
+
+CREATE TRIGGER audit_delete AFTER DELETE ON public.webhook_subscriptions REFERENCING OLD TABLE AS crm_old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
 
 CREATE TRIGGER audit_insert AFTER INSERT ON public.contact_points REFERENCING NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
 
@@ -1326,6 +1443,10 @@ CREATE TRIGGER audit_insert AFTER INSERT ON public.segment_snapshots REFERENCING
 
 CREATE TRIGGER audit_insert AFTER INSERT ON public.segments REFERENCING NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
 
+CREATE TRIGGER audit_insert AFTER INSERT ON public.webhook_operations REFERENCING NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
+
+CREATE TRIGGER audit_insert AFTER INSERT ON public.webhook_subscriptions REFERENCING NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
+
 CREATE TRIGGER audit_update AFTER UPDATE ON public.contact_points REFERENCING OLD TABLE AS crm_old_rows NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
 
 CREATE TRIGGER audit_update AFTER UPDATE ON public.customers REFERENCING OLD TABLE AS crm_old_rows NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
@@ -1349,6 +1470,10 @@ CREATE TRIGGER audit_update AFTER UPDATE ON public.segment_membership_events REF
 CREATE TRIGGER audit_update AFTER UPDATE ON public.segment_snapshots REFERENCING OLD TABLE AS crm_old_rows NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
 
 CREATE TRIGGER audit_update AFTER UPDATE ON public.segments REFERENCING OLD TABLE AS crm_old_rows NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
+
+CREATE TRIGGER audit_update AFTER UPDATE ON public.webhook_operations REFERENCING OLD TABLE AS crm_old_rows NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
+
+CREATE TRIGGER audit_update AFTER UPDATE ON public.webhook_subscriptions REFERENCING OLD TABLE AS crm_old_rows NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
 
 CREATE TRIGGER events_derive AFTER INSERT ON public.audit_events REFERENCING NEW TABLE AS crm_new_audit FOR EACH STATEMENT EXECUTE FUNCTION public.crm_events_derive();
 
@@ -1412,6 +1537,8 @@ CREATE TRIGGER touch BEFORE UPDATE ON public.segment_snapshots FOR EACH ROW EXEC
 
 CREATE TRIGGER touch BEFORE UPDATE ON public.segments FOR EACH ROW EXECUTE FUNCTION public.crm_touch();
 
+CREATE TRIGGER touch BEFORE UPDATE ON public.webhook_subscriptions FOR EACH ROW EXECUTE FUNCTION public.crm_touch();
+
 ALTER TABLE ONLY public.audit_chain
     ADD CONSTRAINT audit_chain_seal_id_fkey FOREIGN KEY (seal_id) REFERENCES public.audit_seals(id);
 
@@ -1474,6 +1601,21 @@ ALTER TABLE ONLY public.segment_snapshots
 
 ALTER TABLE ONLY public.segment_snapshots
     ADD CONSTRAINT segment_snapshots_segment_id_fkey FOREIGN KEY (segment_id) REFERENCES public.segments(id);
+
+ALTER TABLE ONLY public.webhook_cursors
+    ADD CONSTRAINT webhook_cursors_subscription_id_fkey FOREIGN KEY (subscription_id) REFERENCES public.webhook_subscriptions(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.webhook_deliveries
+    ADD CONSTRAINT webhook_deliveries_subscription_id_fkey FOREIGN KEY (subscription_id) REFERENCES public.webhook_subscriptions(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.webhook_delivery_attempts
+    ADD CONSTRAINT webhook_delivery_attempts_delivery_id_fkey FOREIGN KEY (delivery_id) REFERENCES public.webhook_deliveries(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.webhook_operations
+    ADD CONSTRAINT webhook_operations_subscription_id_fkey FOREIGN KEY (subscription_id) REFERENCES public.webhook_subscriptions(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.webhook_secrets
+    ADD CONSTRAINT webhook_secrets_subscription_id_fkey FOREIGN KEY (subscription_id) REFERENCES public.webhook_subscriptions(id) ON DELETE CASCADE;
 
 GRANT USAGE ON SCHEMA public TO crm_app;
 
@@ -1557,6 +1699,18 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.segment_membership_events TO c
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.segment_snapshots TO crm_app;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.segments TO crm_app;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.webhook_cursors TO crm_app;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.webhook_deliveries TO crm_app;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.webhook_delivery_attempts TO crm_app;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.webhook_operations TO crm_app;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.webhook_secrets TO crm_app;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.webhook_subscriptions TO crm_app;
 
 ALTER DEFAULT PRIVILEGES FOR ROLE CURRENT_USER IN SCHEMA public GRANT SELECT,USAGE ON SEQUENCES  TO crm_app;
 

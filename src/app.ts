@@ -37,6 +37,10 @@ import importRoutes from './modules/imports/imports.routes.js'
 import importRecovery from './modules/imports/imports.recovery.js'
 import analyticsRoutes from './modules/analytics/analytics.routes.js'
 import segmentRoutes from './modules/segments/segments.routes.js'
+import webhookRoutes from './modules/webhooks/webhooks.routes.js'
+import webhookWorker from './modules/webhooks/webhooks.plugin.js'
+import type { WorkerOptions } from './modules/webhooks/webhooks.worker.js'
+import { targetPolicy } from './modules/webhooks/webhooks.ssrf.js'
 
 export interface AppOptions {
   db: Db
@@ -75,6 +79,20 @@ export interface AppOptions {
   importMaxBytes?: number
   /** Browser origins allowed by CORS; default none. */
   corsOrigins?: string[]
+  webhooks?: WebhookOptions
+}
+
+export interface WebhookOptions {
+  /** WEBHOOK_ALLOWED_HOSTS: host names, addresses and CIDR ranges the SSRF guard lets through (default none). */
+  allowedHosts?: string
+  /** Default overlap of a rotated secret (default 24 hours). */
+  secretOverlapSeconds?: number
+  /**
+   * The in-process delivery worker's settings (defaults: DEFAULT_WORKER_OPTIONS), or false for
+   * none. Unset: none, so an app built by a test delivers only when asked; the server passes
+   * WEBHOOK_WORKER's choice.
+   */
+  worker?: Partial<Omit<WorkerOptions, 'policy'>> | false
 }
 
 /** The limits and idempotency settings from the configuration's defaults. */
@@ -190,6 +208,8 @@ export async function buildApp(opts: AppOptions) {
   await app.register(deadline, opts.deadline ?? DEFAULT_LIMITS.deadline)
   await app.register(auditSealer, { intervalMs: opts.auditSealIntervalMs ?? 0, fullVerifyIntervalMs: opts.auditFullVerifyIntervalMs ?? 0 })
   await app.register(lifecycleSweep, { intervalMs: opts.lifecycleSweepMs ?? 0 })
+  const webhookPolicy = targetPolicy(opts.webhooks?.allowedHosts ?? '')
+  await app.register(webhookWorker, { policy: webhookPolicy, worker: opts.webhooks?.worker ?? false })
   await app.register(eventRetention, { retentionDays: opts.events?.retentionDays ?? 30, intervalMs: opts.events?.purgeIntervalMs ?? 0 })
   await app.register(importRecovery, { intervalMs: opts.importRecoveryMs ?? 0 })
   await app.register(openapi)
@@ -210,6 +230,7 @@ export async function buildApp(opts: AppOptions) {
   await app.register(importRoutes, { prefix: '/v1', ...(opts.importMaxBytes ? { maxBytes: opts.importMaxBytes } : {}) })
   await app.register(analyticsRoutes, { prefix: '/v1' })
   await app.register(segmentRoutes, { prefix: '/v1' })
+  await app.register(webhookRoutes, { prefix: '/v1', policy: webhookPolicy, secretOverlapSeconds: opts.webhooks?.secretOverlapSeconds ?? 86_400 })
   await app.register(eventRoutes, {
     prefix: '/v1',
     deadlineMs: (opts.deadline ?? DEFAULT_LIMITS.deadline).deadlineMs,

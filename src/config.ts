@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
+import { targetPolicy } from './modules/webhooks/webhooks.ssrf.js'
 
 /**
  * Every environment variable the service reads, validated once at start.
@@ -75,6 +76,28 @@ export const ConfigSchema = Type.Object({
   IDEMPOTENCY_PURGE_INTERVAL_MS: Type.Integer({ minimum: 0, default: 900000 }),
   /** How often the lifecycle rules are applied to everyone (time moves customers to at_risk/churned); 0 turns it off. */
   LIFECYCLE_SWEEP_MS: Type.Integer({ minimum: 0, default: 3_600_000 }),
+  /** Whether this process delivers webhooks (on: the API delivers them itself; off: `npm run worker` processes do). */
+  WEBHOOK_WORKER: Type.Enum(['on', 'off'], { default: 'on' }),
+  /**
+   * Webhook targets let through the SSRF guard: comma-separated host names (any address they
+   * resolve to) and addresses or CIDR ranges (127.0.0.0/8,::1). Empty: no private target at all.
+   */
+  WEBHOOK_ALLOWED_HOSTS: Type.String({ maxLength: 4000, pattern: '^[A-Za-z0-9.:/,_\\[\\]-]*$', default: '' }),
+  /** Idle time between a worker's polls of the event feed and the delivery queue. */
+  WEBHOOK_POLL_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 100 }),
+  /** The first retry's delay; each next one doubles up to WEBHOOK_BACKOFF_MAX_MS (±20 % jitter). */
+  WEBHOOK_BACKOFF_BASE_MS: Type.Integer({ minimum: 1, default: 10_000 }),
+  WEBHOOK_BACKOFF_MAX_MS: Type.Integer({ minimum: 1, default: 43_200_000 }),
+  /** Attempts before a delivery is a dead letter and its subscription is disabled (defaults: about 3 days). */
+  WEBHOOK_MAX_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 100, default: 18 }),
+  /** How long a receiver has to answer one attempt. */
+  WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 120_000, default: 10_000 }),
+  /** How long a claimed delivery stays a worker's; past it (the worker died), another takes it. Longer than the timeout. */
+  WEBHOOK_LEASE_MS: Type.Integer({ minimum: 1000, default: 60_000 }),
+  /** Deliveries in flight at once per worker. */
+  WEBHOOK_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 1000, default: 32 }),
+  /** How long a rotated-out secret keeps signing next to the new one (rotate-secret's default overlap). */
+  WEBHOOK_SECRET_OVERLAP_S: Type.Integer({ minimum: 0, maximum: 604_800, default: 86_400 }),
   /** The change feed: how many days events are kept (a reader further behind gets 410), how often old ones are purged (0: never), how often long polls look for new ones. */
   EVENTS_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 30 }),
   EVENTS_PURGE_INTERVAL_MS: Type.Integer({ minimum: 0, default: 3_600_000 }),
@@ -148,7 +171,34 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (config.DB_QUERY_TIMEOUT_MS !== 0 && config.DB_QUERY_TIMEOUT_MS <= config.DB_STATEMENT_TIMEOUT_MS) {
     throw new ConfigError('Invalid configuration:\n  DB_QUERY_TIMEOUT_MS: must be longer than DB_STATEMENT_TIMEOUT_MS (or 0), or it would cut off queries the server is still allowed to run')
   }
+  if (config.WEBHOOK_LEASE_MS <= config.WEBHOOK_TIMEOUT_MS) {
+    throw new ConfigError('Invalid configuration:\n  WEBHOOK_LEASE_MS: must be longer than WEBHOOK_TIMEOUT_MS, or a slow receiver would have its delivery taken over by another worker while still answering')
+  }
+  try {
+    targetPolicy(config.WEBHOOK_ALLOWED_HOSTS)
+  } catch (err) {
+    throw new ConfigError(`Invalid configuration:\n  ${(err as Error).message}`)
+  }
   return config
+}
+
+/** The webhook settings of AppOptions (and of `npm run worker`) from the configuration. */
+export function webhookOptions(config: Config, worker: boolean) {
+  return {
+    allowedHosts: config.WEBHOOK_ALLOWED_HOSTS,
+    secretOverlapSeconds: config.WEBHOOK_SECRET_OVERLAP_S,
+    worker: worker
+      ? {
+          pollMs: config.WEBHOOK_POLL_MS,
+          backoffBaseMs: config.WEBHOOK_BACKOFF_BASE_MS,
+          backoffMaxMs: config.WEBHOOK_BACKOFF_MAX_MS,
+          maxAttempts: config.WEBHOOK_MAX_ATTEMPTS,
+          timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+          leaseMs: config.WEBHOOK_LEASE_MS,
+          concurrency: config.WEBHOOK_CONCURRENCY,
+        }
+      : false as const,
+  }
 }
 
 /** What the migrator takes from the configuration (src/db/migrate.ts, MigrateOptions). */

@@ -6,7 +6,7 @@
 import closeWithGrace from 'close-with-grace'
 import { pino, type LoggerOptions } from 'pino'
 import { buildApp, loggerOptions, type App } from './app.js'
-import { corsOrigins, loadConfig, migrateOnStart, migrateOptions, orExitOnConfigError, trustProxy } from './config.js'
+import { corsOrigins, loadConfig, migrateOnStart, migrateOptions, orExitOnConfigError, trustProxy, webhookOptions } from './config.js'
 import { createDb, type Db } from './db/database.js'
 import { createMigrationDb, releaseEmbeddedSignalHandlers, resolveDatabase, type DatabaseTarget } from './db/connect.js'
 import { migrateToLatest } from './db/migrate.js'
@@ -82,6 +82,7 @@ try {
     importRecoveryMs: config.IMPORT_RECOVERY_MS,
     backfills: { intervalMs: config.BACKFILL_INTERVAL_MS, batchRows: config.BACKFILL_BATCH_ROWS },
     corsOrigins: corsOrigins(config),
+    webhooks: webhookOptions(config, config.WEBHOOK_WORKER === 'on'),
   })
   await app.listen({ host: config.HOST, port: config.PORT })
 } catch (err) {

@@ -9,6 +9,18 @@ export type Generated<T> = T extends ColumnType<infer S, infer I, infer U>
   ? ColumnType<S, I | undefined, U>
   : ColumnType<T, T | undefined, T>;
 
+export type Json = JsonValue;
+
+export type JsonArray = JsonValue[];
+
+export type JsonObject = {
+  [x: string]: JsonValue | undefined;
+};
+
+export type JsonPrimitive = boolean | number | string | null;
+
+export type JsonValue = JsonArray | JsonObject | JsonPrimitive;
+
 export interface AuditChain {
   audit_event_id: ServerOwned<string>;
   hash: ServerOwned<Buffer>;
@@ -369,6 +381,82 @@ export interface SegmentSnapshots {
   version: ServerOwned<number>;
 }
 
+export interface WebhookCursors {
+  generation: Generated<number>;
+  seq: number;
+  subscription_id: string;
+  txid: string;
+  updated_at: Generated<string>;
+}
+
+export interface WebhookDeliveries {
+  attempts: Generated<number>;
+  created_at: Generated<string>;
+  entity_id: string | null;
+  event_id: string;
+  event_seq: number;
+  event_txid: string;
+  event_type: string;
+  finished_at: string | null;
+  generation: Generated<number>;
+  id: Generated<string>;
+  last_attempt_at: string | null;
+  last_error: string | null;
+  last_latency_ms: number | null;
+  last_response: string | null;
+  last_status_code: number | null;
+  lease_owner: string | null;
+  lease_until: string | null;
+  next_attempt_at: Generated<string>;
+  payload: string;
+  schedule_base: Generated<number>;
+  status: Generated<string>;
+  subscription_id: string;
+}
+
+export interface WebhookDeliveryAttempts {
+  attempt: number;
+  delivery_id: string;
+  error: string | null;
+  latency_ms: number;
+  response_excerpt: string | null;
+  started_at: string;
+  status_code: number | null;
+  worker: string;
+}
+
+export interface WebhookOperations {
+  created_at: Generated<string>;
+  delivery_id: string | null;
+  from_position: string | null;
+  id: Generated<string>;
+  kind: string;
+  subscription_id: string;
+}
+
+export interface WebhookSecrets {
+  created_at: Generated<string>;
+  expires_at: string | null;
+  id: Generated<string>;
+  secret: string;
+  subscription_id: string;
+}
+
+export interface WebhookSubscriptions {
+  archived_at: string | null;
+  created_at: Generated<string>;
+  description: string | null;
+  disabled_reason: string | null;
+  event_types: string[];
+  filter: Json | null;
+  id: Generated<string>;
+  secret_rotated_at: Generated<string>;
+  status: Generated<string>;
+  updated_at: ServerOwned<string>;
+  url: string;
+  version: ServerOwned<number>;
+}
+
 export interface DB {
   audit_chain: AuditChain;
   audit_events: AuditEvents;
@@ -396,4 +484,10 @@ export interface DB {
   segment_membership_events: SegmentMembershipEvents;
   segment_snapshots: SegmentSnapshots;
   segments: Segments;
+  webhook_cursors: WebhookCursors;
+  webhook_deliveries: WebhookDeliveries;
+  webhook_delivery_attempts: WebhookDeliveryAttempts;
+  webhook_operations: WebhookOperations;
+  webhook_secrets: WebhookSecrets;
+  webhook_subscriptions: WebhookSubscriptions;
 }

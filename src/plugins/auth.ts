@@ -11,7 +11,8 @@ export const SCOPES = [
   'interactions:read', 'interactions:write',
   'feedback:read', 'feedback:write',
   'segments:read', 'segments:write',
-  'analytics:read', 'audit:read', 'events:read', 'admin',
+  'analytics:read', 'audit:read', 'events:read',
+  'webhooks:read', 'webhooks:write', 'admin',
 ] as const
 export type Scope = (typeof SCOPES)[number]
 

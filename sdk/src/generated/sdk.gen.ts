@@ -2,7 +2,7 @@
 
 import { client } from './client.gen.js';
 import type { Client, ClientMeta, Options as Options2, RequestResult, TDataShape } from './client/index.js';
-import type { AddSegmentMembersData, AddSegmentMembersErrors, AddSegmentMembersResponses, ArchiveCustomerData, ArchiveCustomerErrors, ArchiveCustomerResponses, ArchiveFeedbackData, ArchiveFeedbackErrors, ArchiveFeedbackResponses, ArchiveInteractionData, ArchiveInteractionErrors, ArchiveInteractionResponses, ArchiveOrderData, ArchiveOrderErrors, ArchiveOrderResponses, ArchiveSegmentData, ArchiveSegmentErrors, ArchiveSegmentResponses, BatchCreateInteractionsData, BatchCreateInteractionsErrors, BatchCreateInteractionsResponses, BatchCreateOrdersData, BatchCreateOrdersErrors, BatchCreateOrdersResponses, CountSegmentMembersData, CountSegmentMembersErrors, CountSegmentMembersResponses, CreateContactPointData, CreateContactPointErrors, CreateContactPointResponses, CreateCustomerData, CreateCustomerErrors, CreateCustomerResponses, CreateFeedbackData, CreateFeedbackErrors, CreateFeedbackResponses, CreateImportData, CreateImportErrors, CreateImportResponses, CreateInteractionData, CreateInteractionErrors, CreateInteractionResponses, CreateOrderData, CreateOrderErrors, CreateOrderPaymentData, CreateOrderPaymentErrors, CreateOrderPaymentResponses, CreateOrderResponses, CreateSegmentData, CreateSegmentErrors, CreateSegmentResponses, DeleteContactPointData, DeleteContactPointErrors, DeleteContactPointResponses, ExportSegmentMembersData, ExportSegmentMembersErrors, ExportSegmentMembersResponses, GetAcquisitionSourcesData, GetAcquisitionSourcesErrors, GetAcquisitionSourcesResponses, GetAuditEventData, GetAuditEventErrors, GetAuditEventResponses, GetCohortRetentionData, GetCohortRetentionErrors, GetCohortRetentionResponses, GetCustomerData, GetCustomerErrors, GetCustomerReceivablesData, GetCustomerReceivablesErrors, GetCustomerReceivablesResponses, GetCustomerResponses, GetCustomerTimelineData, GetCustomerTimelineErrors, GetCustomerTimelineResponses, GetFeedbackData, GetFeedbackErrors, GetFeedbackResponses, GetHealthData, GetHealthResponses, GetImportData, GetImportErrors, GetImportResponses, GetInteractionData, GetInteractionErrors, GetInteractionResponses, GetLifecycleDistributionData, GetLifecycleDistributionErrors, GetLifecycleDistributionResponses, GetOrderData, GetOrderErrors, GetOrderResponses, GetReadinessData, GetReadinessErrors, GetReadinessResponses, GetRfmSegmentsData, GetRfmSegmentsErrors, GetRfmSegmentsResponses, GetSatisfactionData, GetSatisfactionErrors, GetSatisfactionResponses, GetSegmentData, GetSegmentErrors, GetSegmentResponses, GetValueTiersData, GetValueTiersErrors, GetValueTiersResponses, ListAuditEventsData, ListAuditEventsErrors, ListAuditEventsResponses, ListChurnRiskData, ListChurnRiskErrors, ListChurnRiskResponses, ListContactPointsData, ListContactPointsErrors, ListContactPointsResponses, ListCustomerFeedbackData, ListCustomerFeedbackErrors, ListCustomerFeedbackResponses, ListCustomerInteractionsData, ListCustomerInteractionsErrors, ListCustomerInteractionsResponses, ListCustomerOrdersData, ListCustomerOrdersErrors, ListCustomerOrdersResponses, ListCustomersData, ListCustomersErrors, ListCustomersResponses, ListCustomerValuesData, ListCustomerValuesErrors, ListCustomerValuesResponses, ListEventsData, ListEventsErrors, ListEventsResponses, ListFeedbackData, ListFeedbackErrors, ListFeedbackResponses, ListImportsData, ListImportsErrors, ListImportsResponses, ListInteractionsData, ListInteractionsErrors, ListInteractionsResponses, ListOrdersData, ListOrdersErrors, ListOrdersResponses, ListRfmCustomersData, ListRfmCustomersErrors, ListRfmCustomersResponses, ListSegmentHistoryData, ListSegmentHistoryErrors, ListSegmentHistoryResponses, ListSegmentMembersData, ListSegmentMembersErrors, ListSegmentMembersResponses, ListSegmentsData, ListSegmentsErrors, ListSegmentsResponses, MergeCustomersData, MergeCustomersErrors, MergeCustomersResponses, PreviewSegmentData, PreviewSegmentErrors, PreviewSegmentResponses, RefreshSegmentData, RefreshSegmentErrors, RefreshSegmentResponses, RemoveSegmentMembersData, RemoveSegmentMembersErrors, RemoveSegmentMembersResponses, RestoreCustomerData, RestoreCustomerErrors, RestoreCustomerResponses, RestoreFeedbackData, RestoreFeedbackErrors, RestoreFeedbackResponses, RestoreInteractionData, RestoreInteractionErrors, RestoreInteractionResponses, RestoreOrderData, RestoreOrderErrors, RestoreOrderResponses, RestoreSegmentData, RestoreSegmentErrors, RestoreSegmentResponses, SearchCustomersData, SearchCustomersErrors, SearchCustomersResponses, UpdateContactPointData, UpdateContactPointErrors, UpdateContactPointResponses, UpdateCustomerData, UpdateCustomerErrors, UpdateCustomerResponses, UpdateFeedbackData, UpdateFeedbackErrors, UpdateFeedbackResponses, UpdateInteractionData, UpdateInteractionErrors, UpdateInteractionResponses, UpdateOrderData, UpdateOrderErrors, UpdateOrderResponses, UpdateSegmentData, UpdateSegmentErrors, UpdateSegmentResponses, VerifyAuditChainData, VerifyAuditChainErrors, VerifyAuditChainResponses } from './types.gen.js';
+import type { AddSegmentMembersData, AddSegmentMembersErrors, AddSegmentMembersResponses, ArchiveCustomerData, ArchiveCustomerErrors, ArchiveCustomerResponses, ArchiveFeedbackData, ArchiveFeedbackErrors, ArchiveFeedbackResponses, ArchiveInteractionData, ArchiveInteractionErrors, ArchiveInteractionResponses, ArchiveOrderData, ArchiveOrderErrors, ArchiveOrderResponses, ArchiveSegmentData, ArchiveSegmentErrors, ArchiveSegmentResponses, BatchCreateInteractionsData, BatchCreateInteractionsErrors, BatchCreateInteractionsResponses, BatchCreateOrdersData, BatchCreateOrdersErrors, BatchCreateOrdersResponses, CountSegmentMembersData, CountSegmentMembersErrors, CountSegmentMembersResponses, CreateContactPointData, CreateContactPointErrors, CreateContactPointResponses, CreateCustomerData, CreateCustomerErrors, CreateCustomerResponses, CreateFeedbackData, CreateFeedbackErrors, CreateFeedbackResponses, CreateImportData, CreateImportErrors, CreateImportResponses, CreateInteractionData, CreateInteractionErrors, CreateInteractionResponses, CreateOrderData, CreateOrderErrors, CreateOrderPaymentData, CreateOrderPaymentErrors, CreateOrderPaymentResponses, CreateOrderResponses, CreateSegmentData, CreateSegmentErrors, CreateSegmentResponses, CreateWebhookSubscriptionData, CreateWebhookSubscriptionErrors, CreateWebhookSubscriptionResponses, DeleteContactPointData, DeleteContactPointErrors, DeleteContactPointResponses, DeleteWebhookSubscriptionData, DeleteWebhookSubscriptionErrors, DeleteWebhookSubscriptionResponses, ExportSegmentMembersData, ExportSegmentMembersErrors, ExportSegmentMembersResponses, GetAcquisitionSourcesData, GetAcquisitionSourcesErrors, GetAcquisitionSourcesResponses, GetAuditEventData, GetAuditEventErrors, GetAuditEventResponses, GetCohortRetentionData, GetCohortRetentionErrors, GetCohortRetentionResponses, GetCustomerData, GetCustomerErrors, GetCustomerReceivablesData, GetCustomerReceivablesErrors, GetCustomerReceivablesResponses, GetCustomerResponses, GetCustomerTimelineData, GetCustomerTimelineErrors, GetCustomerTimelineResponses, GetFeedbackData, GetFeedbackErrors, GetFeedbackResponses, GetHealthData, GetHealthResponses, GetImportData, GetImportErrors, GetImportResponses, GetInteractionData, GetInteractionErrors, GetInteractionResponses, GetLifecycleDistributionData, GetLifecycleDistributionErrors, GetLifecycleDistributionResponses, GetOrderData, GetOrderErrors, GetOrderResponses, GetReadinessData, GetReadinessErrors, GetReadinessResponses, GetRfmSegmentsData, GetRfmSegmentsErrors, GetRfmSegmentsResponses, GetSatisfactionData, GetSatisfactionErrors, GetSatisfactionResponses, GetSegmentData, GetSegmentErrors, GetSegmentResponses, GetValueTiersData, GetValueTiersErrors, GetValueTiersResponses, GetWebhookDeliveryData, GetWebhookDeliveryErrors, GetWebhookDeliveryResponses, GetWebhookSubscriptionData, GetWebhookSubscriptionErrors, GetWebhookSubscriptionResponses, ListAuditEventsData, ListAuditEventsErrors, ListAuditEventsResponses, ListChurnRiskData, ListChurnRiskErrors, ListChurnRiskResponses, ListContactPointsData, ListContactPointsErrors, ListContactPointsResponses, ListCustomerFeedbackData, ListCustomerFeedbackErrors, ListCustomerFeedbackResponses, ListCustomerInteractionsData, ListCustomerInteractionsErrors, ListCustomerInteractionsResponses, ListCustomerOrdersData, ListCustomerOrdersErrors, ListCustomerOrdersResponses, ListCustomersData, ListCustomersErrors, ListCustomersResponses, ListCustomerValuesData, ListCustomerValuesErrors, ListCustomerValuesResponses, ListEventsData, ListEventsErrors, ListEventsResponses, ListFeedbackData, ListFeedbackErrors, ListFeedbackResponses, ListImportsData, ListImportsErrors, ListImportsResponses, ListInteractionsData, ListInteractionsErrors, ListInteractionsResponses, ListOrdersData, ListOrdersErrors, ListOrdersResponses, ListRfmCustomersData, ListRfmCustomersErrors, ListRfmCustomersResponses, ListSegmentHistoryData, ListSegmentHistoryErrors, ListSegmentHistoryResponses, ListSegmentMembersData, ListSegmentMembersErrors, ListSegmentMembersResponses, ListSegmentsData, ListSegmentsErrors, ListSegmentsResponses, ListWebhookDeliveriesData, ListWebhookDeliveriesErrors, ListWebhookDeliveriesResponses, ListWebhookSubscriptionsData, ListWebhookSubscriptionsErrors, ListWebhookSubscriptionsResponses, MergeCustomersData, MergeCustomersErrors, MergeCustomersResponses, PreviewSegmentData, PreviewSegmentErrors, PreviewSegmentResponses, RefreshSegmentData, RefreshSegmentErrors, RefreshSegmentResponses, RemoveSegmentMembersData, RemoveSegmentMembersErrors, RemoveSegmentMembersResponses, ReplayWebhookEventsData, ReplayWebhookEventsErrors, ReplayWebhookEventsResponses, RestoreCustomerData, RestoreCustomerErrors, RestoreCustomerResponses, RestoreFeedbackData, RestoreFeedbackErrors, RestoreFeedbackResponses, RestoreInteractionData, RestoreInteractionErrors, RestoreInteractionResponses, RestoreOrderData, RestoreOrderErrors, RestoreOrderResponses, RestoreSegmentData, RestoreSegmentErrors, RestoreSegmentResponses, RestoreWebhookSubscriptionData, RestoreWebhookSubscriptionErrors, RestoreWebhookSubscriptionResponses, RetryWebhookDeliveryData, RetryWebhookDeliveryErrors, RetryWebhookDeliveryResponses, RotateWebhookSecretData, RotateWebhookSecretErrors, RotateWebhookSecretResponses, SearchCustomersData, SearchCustomersErrors, SearchCustomersResponses, UpdateContactPointData, UpdateContactPointErrors, UpdateContactPointResponses, UpdateCustomerData, UpdateCustomerErrors, UpdateCustomerResponses, UpdateFeedbackData, UpdateFeedbackErrors, UpdateFeedbackResponses, UpdateInteractionData, UpdateInteractionErrors, UpdateInteractionResponses, UpdateOrderData, UpdateOrderErrors, UpdateOrderResponses, UpdateSegmentData, UpdateSegmentErrors, UpdateSegmentResponses, UpdateWebhookSubscriptionData, UpdateWebhookSubscriptionErrors, UpdateWebhookSubscriptionResponses, VerifyAuditChainData, VerifyAuditChainErrors, VerifyAuditChainResponses } from './types.gen.js';
 
 export type Options<TData extends TDataShape = TDataShape, ThrowOnError extends boolean = boolean, TResponse = unknown> = Options2<TData, ThrowOnError, TResponse> & {
     /**
@@ -1022,6 +1022,163 @@ export class CrmApi extends HeyApiClient {
             security: [{ scheme: 'bearer', type: 'http' }],
             url: '/v1/segments/{id}/restore',
             ...options
+        });
+    }
+    
+    /**
+     * List webhook subscriptions
+     *
+     * Cursor-paginated, newest first; secrets are never listed. Archived subscriptions are listed only with archived=true (only them) or archived=all.
+     */
+    public listWebhookSubscriptions<ThrowOnError extends boolean = true>(options?: Options<ListWebhookSubscriptionsData, ThrowOnError>): RequestResult<ListWebhookSubscriptionsResponses, ListWebhookSubscriptionsErrors, ThrowOnError> {
+        return (options?.client ?? this.client).get<ListWebhookSubscriptionsResponses, ListWebhookSubscriptionsErrors, ThrowOnError>({
+            security: [{ scheme: 'bearer', type: 'http' }],
+            url: '/v1/webhook-subscriptions',
+            ...options
+        });
+    }
+    
+    /**
+     * Subscribe a URL to events
+     *
+     * Answers 201 with the signing secret, shown only here. The subscription receives the events committed after it. Each delivery is a POST of {type, timestamp, data} (data: the event as GET /v1/events shows it without pii:read) with the Standard Webhooks headers webhook-id (the delivery id: the same on every retry, deduplicate on it), webhook-timestamp and webhook-signature ("v1,<base64>"; during a secret rotation one signature per valid secret, space-separated). Verify with any Standard Webhooks library. A URL whose host is or resolves to a private, loopback, link-local or reserved address is refused (422 webhook-target-refused) unless allow-listed; the address is checked again at each delivery (DNS rebinding).
+     */
+    public createWebhookSubscription<ThrowOnError extends boolean = true>(options: Options<CreateWebhookSubscriptionData, ThrowOnError>): RequestResult<CreateWebhookSubscriptionResponses, CreateWebhookSubscriptionErrors, ThrowOnError> {
+        return (options.client ?? this.client).post<CreateWebhookSubscriptionResponses, CreateWebhookSubscriptionErrors, ThrowOnError>({
+            security: [{ scheme: 'bearer', type: 'http' }],
+            url: '/v1/webhook-subscriptions',
+            ...options,
+            headers: {
+                'Content-Type': 'application/json',
+                ...options.headers
+            }
+        });
+    }
+    
+    /**
+     * Archive a webhook subscription
+     *
+     * Stops delivery at once (nothing is fanned out or sent while archived) and hides it from lists (see archived); its secrets and delivery log are kept. Archiving an archived subscription changes nothing (204). restoreWebhookSubscription resumes delivery from where it stopped. With If-Match, a stale ETag answers 412.
+     */
+    public deleteWebhookSubscription<ThrowOnError extends boolean = true>(options: Options<DeleteWebhookSubscriptionData, ThrowOnError>): RequestResult<DeleteWebhookSubscriptionResponses, DeleteWebhookSubscriptionErrors, ThrowOnError> {
+        return (options.client ?? this.client).delete<DeleteWebhookSubscriptionResponses, DeleteWebhookSubscriptionErrors, ThrowOnError>({
+            security: [{ scheme: 'bearer', type: 'http' }],
+            url: '/v1/webhook-subscriptions/{id}',
+            ...options
+        });
+    }
+    
+    /**
+     * Get a webhook subscription
+     *
+     * The subscription and its ETag; If-None-Match with the current ETag answers 304.
+     */
+    public getWebhookSubscription<ThrowOnError extends boolean = true>(options: Options<GetWebhookSubscriptionData, ThrowOnError>): RequestResult<GetWebhookSubscriptionResponses, GetWebhookSubscriptionErrors, ThrowOnError> {
+        return (options.client ?? this.client).get<GetWebhookSubscriptionResponses, GetWebhookSubscriptionErrors, ThrowOnError>({
+            security: [{ scheme: 'bearer', type: 'http' }],
+            url: '/v1/webhook-subscriptions/{id}',
+            ...options
+        });
+    }
+    
+    /**
+     * Update a webhook subscription (JSON Merge Patch)
+     *
+     * url, event_types, filter, status and description. status paused holds deliveries (events keep queueing); active resumes, and re-enables a subscription the service disabled (delivery goes on from where it stopped). A new url passes the same SSRF check as on create. With If-Match, a stale ETag answers 412.
+     */
+    public updateWebhookSubscription<ThrowOnError extends boolean = true>(options: Options<UpdateWebhookSubscriptionData, ThrowOnError>): RequestResult<UpdateWebhookSubscriptionResponses, UpdateWebhookSubscriptionErrors, ThrowOnError> {
+        return (options.client ?? this.client).patch<UpdateWebhookSubscriptionResponses, UpdateWebhookSubscriptionErrors, ThrowOnError>({
+            security: [{ scheme: 'bearer', type: 'http' }],
+            url: '/v1/webhook-subscriptions/{id}',
+            ...options,
+            headers: {
+                'Content-Type': 'application/json',
+                ...options.headers
+            }
+        });
+    }
+    
+    /**
+     * A subscription's delivery log
+     *
+     * Newest first: each delivery's status, attempt count and its last attempt's status code, latency and response excerpt. status=dead lists the dead letters.
+     */
+    public listWebhookDeliveries<ThrowOnError extends boolean = true>(options: Options<ListWebhookDeliveriesData, ThrowOnError>): RequestResult<ListWebhookDeliveriesResponses, ListWebhookDeliveriesErrors, ThrowOnError> {
+        return (options.client ?? this.client).get<ListWebhookDeliveriesResponses, ListWebhookDeliveriesErrors, ThrowOnError>({
+            security: [{ scheme: 'bearer', type: 'http' }],
+            url: '/v1/webhook-subscriptions/{id}/deliveries',
+            ...options
+        });
+    }
+    
+    /**
+     * A delivery with every attempt
+     */
+    public getWebhookDelivery<ThrowOnError extends boolean = true>(options: Options<GetWebhookDeliveryData, ThrowOnError>): RequestResult<GetWebhookDeliveryResponses, GetWebhookDeliveryErrors, ThrowOnError> {
+        return (options.client ?? this.client).get<GetWebhookDeliveryResponses, GetWebhookDeliveryErrors, ThrowOnError>({
+            security: [{ scheme: 'bearer', type: 'http' }],
+            url: '/v1/webhook-subscriptions/{id}/deliveries/{delivery_id}',
+            ...options
+        });
+    }
+    
+    /**
+     * Retry a delivery now
+     *
+     * Makes the delivery due at once with a fresh retry schedule (a dead letter becomes pending; a succeeded one is sent again, with the same webhook-id). Answers 202 with the delivery; the subscription must be active for it to go out.
+     */
+    public retryWebhookDelivery<ThrowOnError extends boolean = true>(options: Options<RetryWebhookDeliveryData, ThrowOnError>): RequestResult<RetryWebhookDeliveryResponses, RetryWebhookDeliveryErrors, ThrowOnError> {
+        return (options.client ?? this.client).post<RetryWebhookDeliveryResponses, RetryWebhookDeliveryErrors, ThrowOnError>({
+            security: [{ scheme: 'bearer', type: 'http' }],
+            url: '/v1/webhook-subscriptions/{id}/deliveries/{delivery_id}/retry',
+            ...options
+        });
+    }
+    
+    /**
+     * Deliver again every event after a feed position
+     *
+     * Moves the subscription back in the change feed: each matching event after `position` is queued again as a new delivery (new webhook-id), in feed order. A position before the feed's retention answers 410 position-expired (as GET /v1/events does).
+     */
+    public replayWebhookEvents<ThrowOnError extends boolean = true>(options: Options<ReplayWebhookEventsData, ThrowOnError>): RequestResult<ReplayWebhookEventsResponses, ReplayWebhookEventsErrors, ThrowOnError> {
+        return (options.client ?? this.client).post<ReplayWebhookEventsResponses, ReplayWebhookEventsErrors, ThrowOnError>({
+            security: [{ scheme: 'bearer', type: 'http' }],
+            url: '/v1/webhook-subscriptions/{id}/replay',
+            ...options,
+            headers: {
+                'Content-Type': 'application/json',
+                ...options.headers
+            }
+        });
+    }
+    
+    /**
+     * Restore an archived webhook subscription
+     *
+     * Delivery resumes from where it stopped (the events committed meanwhile are delivered). Restoring a live subscription changes nothing. With If-Match, a stale ETag answers 412.
+     */
+    public restoreWebhookSubscription<ThrowOnError extends boolean = true>(options: Options<RestoreWebhookSubscriptionData, ThrowOnError>): RequestResult<RestoreWebhookSubscriptionResponses, RestoreWebhookSubscriptionErrors, ThrowOnError> {
+        return (options.client ?? this.client).post<RestoreWebhookSubscriptionResponses, RestoreWebhookSubscriptionErrors, ThrowOnError>({
+            security: [{ scheme: 'bearer', type: 'http' }],
+            url: '/v1/webhook-subscriptions/{id}/restore',
+            ...options
+        });
+    }
+    
+    /**
+     * Rotate a subscription's signing secret
+     *
+     * Answers the new secret (shown only here). Until previous_secret_expires_at, deliveries carry two signatures (new and previous secret), so receivers can switch at their pace. With If-Match, a stale ETag answers 412.
+     */
+    public rotateWebhookSecret<ThrowOnError extends boolean = true>(options: Options<RotateWebhookSecretData, ThrowOnError>): RequestResult<RotateWebhookSecretResponses, RotateWebhookSecretErrors, ThrowOnError> {
+        return (options.client ?? this.client).post<RotateWebhookSecretResponses, RotateWebhookSecretErrors, ThrowOnError>({
+            security: [{ scheme: 'bearer', type: 'http' }],
+            url: '/v1/webhook-subscriptions/{id}/rotate-secret',
+            ...options,
+            headers: {
+                'Content-Type': 'application/json',
+                ...options.headers
+            }
         });
     }
 }

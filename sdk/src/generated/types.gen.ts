@@ -817,6 +817,21 @@ export type CustomerValuePage = {
 };
 
 /**
+ * One HTTP request of a delivery
+ */
+export type DeliveryAttempt = {
+    attempt: number;
+    /**
+     * RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    started_at: string;
+    status_code: number | null;
+    latency_ms: number;
+    response_excerpt: string | null;
+    error: string | null;
+};
+
+/**
  * A committed change, as the change feed and webhooks carry it
  */
 export type Event = {
@@ -2096,6 +2111,30 @@ export type SatisfactionFigures = {
 };
 
 /**
+ * The new signing secret
+ */
+export type SecretRotated = {
+    /**
+     * The signing secret (whsec_ and base64), shown only in this response
+     */
+    secret: string;
+    /**
+     * Until then deliveries carry a signature with each secret. RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    previous_secret_expires_at: string;
+};
+
+/**
+ * Options of a secret rotation
+ */
+export type SecretRotation = {
+    /**
+     * How long the previous secret keeps signing next to the new one (default WEBHOOK_SECRET_OVERLAP_S, 24 hours); 0 retires it now
+     */
+    overlap_seconds?: number;
+};
+
+/**
  * A named set of customers: dynamic (a stored filter) or static (explicit members)
  */
 export type Segment = {
@@ -2319,6 +2358,297 @@ export type ValueTiers = {
      * top_1, top_5, top_20, rest
      */
     tiers: Array<ValueTierSummary>;
+};
+
+/**
+ * One event sent to one subscription, with the outcome of its last attempt
+ */
+export type WebhookDelivery = {
+    /**
+     * Also the webhook-id header: the same on every attempt, for deduplication
+     */
+    id: string;
+    subscription_id: string;
+    event_id: string;
+    event_type: string;
+    entity_id: string | null;
+    /**
+     * pending (queued or retrying), succeeded (a 2xx answer), dead (retries exhausted: a dead letter, retry it by hand)
+     */
+    status: 'pending' | 'succeeded' | 'dead';
+    attempts: number;
+    /**
+     * When a pending delivery is tried next. RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    next_attempt_at: string | null;
+    /**
+     * RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    last_attempt_at: string | null;
+    /**
+     * The receiver's HTTP status of the last attempt; null when it did not answer
+     */
+    last_status_code: number | null;
+    last_latency_ms: number | null;
+    /**
+     * The first 1,000 characters of the last answer's body
+     */
+    last_response: string | null;
+    /**
+     * Why the last attempt failed without an answer (timeout, refused connection, refused target)
+     */
+    last_error: string | null;
+    /**
+     * RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    created_at: string;
+    /**
+     * When it succeeded or became a dead letter. RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    finished_at: string | null;
+};
+
+/**
+ * A delivery with all its attempts
+ */
+export type WebhookDeliveryDetail = {
+    /**
+     * Also the webhook-id header: the same on every attempt, for deduplication
+     */
+    id: string;
+    subscription_id: string;
+    event_id: string;
+    event_type: string;
+    entity_id: string | null;
+    /**
+     * pending (queued or retrying), succeeded (a 2xx answer), dead (retries exhausted: a dead letter, retry it by hand)
+     */
+    status: 'pending' | 'succeeded' | 'dead';
+    attempts: number;
+    /**
+     * When a pending delivery is tried next. RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    next_attempt_at: string | null;
+    /**
+     * RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    last_attempt_at: string | null;
+    /**
+     * The receiver's HTTP status of the last attempt; null when it did not answer
+     */
+    last_status_code: number | null;
+    last_latency_ms: number | null;
+    /**
+     * The first 1,000 characters of the last answer's body
+     */
+    last_response: string | null;
+    /**
+     * Why the last attempt failed without an answer (timeout, refused connection, refused target)
+     */
+    last_error: string | null;
+    /**
+     * RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    created_at: string;
+    /**
+     * When it succeeded or became a dead letter. RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    finished_at: string | null;
+    /**
+     * Every attempt, oldest first
+     */
+    attempts_log: Array<DeliveryAttempt>;
+};
+
+/**
+ * A subscription's delivery log, newest first
+ */
+export type WebhookDeliveryList = {
+    data: Array<WebhookDelivery>;
+    /**
+     * Pass as ?cursor= for the next page; null on the last page
+     */
+    next_cursor: string | null;
+};
+
+/**
+ * Narrows a subscription beyond its event types; both conditions must hold when both are given
+ */
+export type WebhookFilter = {
+    /**
+     * Only events of these entities
+     */
+    entity_ids?: Array<string>;
+    /**
+     * Only events that set at least one of these fields (a created event sets every field it has)
+     */
+    changed_fields?: Array<string>;
+};
+
+/**
+ * Where a replay starts (after this position)
+ */
+export type WebhookReplay = {
+    /**
+     * A change-feed position (an event's position from GET /v1/events, or a next cursor): every matching event after it is delivered again, as new deliveries with new webhook-ids
+     */
+    position: string;
+};
+
+/**
+ * The replay is queued: the workers fan the events out again from the position
+ */
+export type WebhookReplayAccepted = {
+    position: string;
+    /**
+     * Counts the subscription's replays
+     */
+    generation: number;
+};
+
+/**
+ * Where and which events are delivered, signed per the Standard Webhooks specification
+ */
+export type WebhookSubscription = {
+    id: string;
+    url: string;
+    event_types: Array<string>;
+    /**
+     * Optional filter; null: every event of the types
+     */
+    filter: WebhookFilter | null;
+    /**
+     * active: delivered; paused: events queue up and are delivered on resume; disabled: nothing is queued or delivered (set by a client, or by the service after a delivery exhausted its retries: see disabled_reason)
+     */
+    status: 'active' | 'paused' | 'disabled';
+    description: string | null;
+    /**
+     * Why the service disabled the subscription; null when active or paused
+     */
+    disabled_reason: string | null;
+    /**
+     * When the current signing secret was created. RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    secret_rotated_at: string;
+    /**
+     * Optimistic concurrency version; also the ETag
+     */
+    version: number;
+    /**
+     * RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    created_at: string;
+    /**
+     * RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    updated_at: string;
+    /**
+     * Set by deleteWebhookSubscription: an archived subscription receives nothing until restored. RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    archived_at: string | null;
+};
+
+/**
+ * A new subscription; it receives the events committed after it
+ */
+export type WebhookSubscriptionCreate = {
+    /**
+     * http(s) URL the events are POSTed to. Private, loopback, link-local and reserved targets are refused (422 webhook-target-refused) unless allow-listed (WEBHOOK_ALLOWED_HOSTS)
+     */
+    url: string;
+    /**
+     * Event types delivered: exact (customer.created), a domain wildcard (customer.*) or * for all
+     */
+    event_types: Array<string>;
+    filter?: WebhookFilter;
+    status?: 'active' | 'paused';
+    description?: string | null;
+};
+
+/**
+ * A new subscription with its signing secret: store the secret now, it is never shown again
+ */
+export type WebhookSubscriptionCreated = {
+    id: string;
+    url: string;
+    event_types: Array<string>;
+    /**
+     * Optional filter; null: every event of the types
+     */
+    filter: WebhookFilter | null;
+    /**
+     * active: delivered; paused: events queue up and are delivered on resume; disabled: nothing is queued or delivered (set by a client, or by the service after a delivery exhausted its retries: see disabled_reason)
+     */
+    status: 'active' | 'paused' | 'disabled';
+    description: string | null;
+    /**
+     * Why the service disabled the subscription; null when active or paused
+     */
+    disabled_reason: string | null;
+    /**
+     * When the current signing secret was created. RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    secret_rotated_at: string;
+    /**
+     * Optimistic concurrency version; also the ETag
+     */
+    version: number;
+    /**
+     * RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    created_at: string;
+    /**
+     * RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    updated_at: string;
+    /**
+     * Set by deleteWebhookSubscription: an archived subscription receives nothing until restored. RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    archived_at: string | null;
+    /**
+     * The signing secret (whsec_ and base64), shown only in this response
+     */
+    secret: string;
+};
+
+/**
+ * A page of webhook subscriptions
+ */
+export type WebhookSubscriptionList = {
+    data: Array<WebhookSubscription>;
+    /**
+     * Pass as ?cursor= for the next page; null on the last page
+     */
+    next_cursor: string | null;
+};
+
+/**
+ * JSON Merge Patch of a subscription; status active re-enables a disabled one (its pending deliveries resume)
+ */
+export type WebhookSubscriptionPatch = {
+    /**
+     * http(s) URL the events are POSTed to. Private, loopback, link-local and reserved targets are refused (422 webhook-target-refused) unless allow-listed (WEBHOOK_ALLOWED_HOSTS)
+     */
+    url?: string;
+    /**
+     * Event types delivered: exact (customer.created), a domain wildcard (customer.*) or * for all
+     */
+    event_types?: Array<string>;
+    /**
+     * A new filter; null removes it
+     */
+    filter?: {
+        /**
+         * Only events of these entities
+         */
+        entity_ids?: Array<string>;
+        /**
+         * Only events that set at least one of these fields (a created event sets every field it has)
+         */
+        changed_fields?: Array<string>;
+    } | null;
+    status?: 'active' | 'paused' | 'disabled';
+    description?: string | null;
 };
 
 export type GetHealthData = {
@@ -6845,3 +7175,734 @@ export type RestoreSegmentResponses = {
 };
 
 export type RestoreSegmentResponse = RestoreSegmentResponses[keyof RestoreSegmentResponses];
+
+export type ListWebhookSubscriptionsData = {
+    body?: never;
+    path?: never;
+    query?: {
+        /**
+         * Page size (1..200)
+         */
+        limit?: number;
+        /**
+         * Opaque cursor from the previous page's next_cursor
+         */
+        cursor?: string;
+        status?: 'active' | 'paused' | 'disabled';
+        /**
+         * false (the default) lists only live webhook subscriptions, true only archived ones, all both
+         */
+        archived?: 'false' | 'true' | 'all';
+    };
+    url: '/v1/webhook-subscriptions';
+};
+
+export type ListWebhookSubscriptionsErrors = {
+    /**
+     * RFC 9457 problem details
+     */
+    400: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    401: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    403: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    404: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    429: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    503: Problem;
+};
+
+export type ListWebhookSubscriptionsError = ListWebhookSubscriptionsErrors[keyof ListWebhookSubscriptionsErrors];
+
+export type ListWebhookSubscriptionsResponses = {
+    /**
+     * A page of webhook subscriptions
+     */
+    200: WebhookSubscriptionList;
+};
+
+export type ListWebhookSubscriptionsResponse = ListWebhookSubscriptionsResponses[keyof ListWebhookSubscriptionsResponses];
+
+export type CreateWebhookSubscriptionData = {
+    body: WebhookSubscriptionCreate;
+    headers?: {
+        'idempotency-key'?: IdempotencyKey;
+    };
+    path?: never;
+    query?: never;
+    url: '/v1/webhook-subscriptions';
+};
+
+export type CreateWebhookSubscriptionErrors = {
+    /**
+     * RFC 9457 problem details
+     */
+    400: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    401: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    403: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    404: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    409: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    412: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    413: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    415: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    422: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    429: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    503: Problem;
+};
+
+export type CreateWebhookSubscriptionError = CreateWebhookSubscriptionErrors[keyof CreateWebhookSubscriptionErrors];
+
+export type CreateWebhookSubscriptionResponses = {
+    /**
+     * A new subscription with its signing secret: store the secret now, it is never shown again
+     */
+    201: WebhookSubscriptionCreated;
+};
+
+export type CreateWebhookSubscriptionResponse = CreateWebhookSubscriptionResponses[keyof CreateWebhookSubscriptionResponses];
+
+export type DeleteWebhookSubscriptionData = {
+    body?: never;
+    path: {
+        /**
+         * Resource id (UUID v7)
+         */
+        id: string;
+    };
+    query?: never;
+    url: '/v1/webhook-subscriptions/{id}';
+};
+
+export type DeleteWebhookSubscriptionErrors = {
+    /**
+     * RFC 9457 problem details
+     */
+    400: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    401: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    403: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    404: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    409: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    412: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    413: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    415: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    422: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    429: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    503: Problem;
+};
+
+export type DeleteWebhookSubscriptionError = DeleteWebhookSubscriptionErrors[keyof DeleteWebhookSubscriptionErrors];
+
+export type DeleteWebhookSubscriptionResponses = {
+    /**
+     * Archived
+     */
+    204: void;
+};
+
+export type DeleteWebhookSubscriptionResponse = DeleteWebhookSubscriptionResponses[keyof DeleteWebhookSubscriptionResponses];
+
+export type GetWebhookSubscriptionData = {
+    body?: never;
+    path: {
+        /**
+         * Resource id (UUID v7)
+         */
+        id: string;
+    };
+    query?: never;
+    url: '/v1/webhook-subscriptions/{id}';
+};
+
+export type GetWebhookSubscriptionErrors = {
+    /**
+     * RFC 9457 problem details
+     */
+    400: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    401: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    403: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    404: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    429: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    503: Problem;
+};
+
+export type GetWebhookSubscriptionError = GetWebhookSubscriptionErrors[keyof GetWebhookSubscriptionErrors];
+
+export type GetWebhookSubscriptionResponses = {
+    /**
+     * Where and which events are delivered, signed per the Standard Webhooks specification
+     */
+    200: WebhookSubscription;
+};
+
+export type GetWebhookSubscriptionResponse = GetWebhookSubscriptionResponses[keyof GetWebhookSubscriptionResponses];
+
+export type UpdateWebhookSubscriptionData = {
+    body: WebhookSubscriptionPatch;
+    path: {
+        /**
+         * Resource id (UUID v7)
+         */
+        id: string;
+    };
+    query?: never;
+    url: '/v1/webhook-subscriptions/{id}';
+};
+
+export type UpdateWebhookSubscriptionErrors = {
+    /**
+     * RFC 9457 problem details
+     */
+    400: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    401: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    403: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    404: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    409: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    412: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    413: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    415: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    422: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    429: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    503: Problem;
+};
+
+export type UpdateWebhookSubscriptionError = UpdateWebhookSubscriptionErrors[keyof UpdateWebhookSubscriptionErrors];
+
+export type UpdateWebhookSubscriptionResponses = {
+    /**
+     * Where and which events are delivered, signed per the Standard Webhooks specification
+     */
+    200: WebhookSubscription;
+};
+
+export type UpdateWebhookSubscriptionResponse = UpdateWebhookSubscriptionResponses[keyof UpdateWebhookSubscriptionResponses];
+
+export type ListWebhookDeliveriesData = {
+    body?: never;
+    path: {
+        /**
+         * Resource id (UUID v7)
+         */
+        id: string;
+    };
+    query?: {
+        /**
+         * Page size (1..200)
+         */
+        limit?: number;
+        /**
+         * Opaque cursor from the previous page's next_cursor
+         */
+        cursor?: string;
+        status?: 'pending' | 'succeeded' | 'dead';
+    };
+    url: '/v1/webhook-subscriptions/{id}/deliveries';
+};
+
+export type ListWebhookDeliveriesErrors = {
+    /**
+     * RFC 9457 problem details
+     */
+    400: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    401: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    403: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    404: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    429: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    503: Problem;
+};
+
+export type ListWebhookDeliveriesError = ListWebhookDeliveriesErrors[keyof ListWebhookDeliveriesErrors];
+
+export type ListWebhookDeliveriesResponses = {
+    /**
+     * A subscription's delivery log, newest first
+     */
+    200: WebhookDeliveryList;
+};
+
+export type ListWebhookDeliveriesResponse = ListWebhookDeliveriesResponses[keyof ListWebhookDeliveriesResponses];
+
+export type GetWebhookDeliveryData = {
+    body?: never;
+    path: {
+        /**
+         * Subscription id
+         */
+        id: string;
+        /**
+         * Delivery id (the webhook-id)
+         */
+        delivery_id: string;
+    };
+    query?: never;
+    url: '/v1/webhook-subscriptions/{id}/deliveries/{delivery_id}';
+};
+
+export type GetWebhookDeliveryErrors = {
+    /**
+     * RFC 9457 problem details
+     */
+    400: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    401: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    403: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    404: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    429: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    503: Problem;
+};
+
+export type GetWebhookDeliveryError = GetWebhookDeliveryErrors[keyof GetWebhookDeliveryErrors];
+
+export type GetWebhookDeliveryResponses = {
+    /**
+     * A delivery with all its attempts
+     */
+    200: WebhookDeliveryDetail;
+};
+
+export type GetWebhookDeliveryResponse = GetWebhookDeliveryResponses[keyof GetWebhookDeliveryResponses];
+
+export type RetryWebhookDeliveryData = {
+    body?: never;
+    headers?: {
+        'idempotency-key'?: IdempotencyKey;
+    };
+    path: {
+        /**
+         * Subscription id
+         */
+        id: string;
+        /**
+         * Delivery id (the webhook-id)
+         */
+        delivery_id: string;
+    };
+    query?: never;
+    url: '/v1/webhook-subscriptions/{id}/deliveries/{delivery_id}/retry';
+};
+
+export type RetryWebhookDeliveryErrors = {
+    /**
+     * RFC 9457 problem details
+     */
+    400: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    401: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    403: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    404: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    409: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    412: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    413: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    415: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    422: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    429: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    503: Problem;
+};
+
+export type RetryWebhookDeliveryError = RetryWebhookDeliveryErrors[keyof RetryWebhookDeliveryErrors];
+
+export type RetryWebhookDeliveryResponses = {
+    /**
+     * One event sent to one subscription, with the outcome of its last attempt
+     */
+    202: WebhookDelivery;
+};
+
+export type RetryWebhookDeliveryResponse = RetryWebhookDeliveryResponses[keyof RetryWebhookDeliveryResponses];
+
+export type ReplayWebhookEventsData = {
+    body: WebhookReplay;
+    headers?: {
+        'idempotency-key'?: IdempotencyKey;
+    };
+    path: {
+        /**
+         * Resource id (UUID v7)
+         */
+        id: string;
+    };
+    query?: never;
+    url: '/v1/webhook-subscriptions/{id}/replay';
+};
+
+export type ReplayWebhookEventsErrors = {
+    /**
+     * RFC 9457 problem details
+     */
+    400: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    401: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    403: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    404: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    409: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    410: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    412: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    413: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    415: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    422: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    429: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    503: Problem;
+};
+
+export type ReplayWebhookEventsError = ReplayWebhookEventsErrors[keyof ReplayWebhookEventsErrors];
+
+export type ReplayWebhookEventsResponses = {
+    /**
+     * The replay is queued: the workers fan the events out again from the position
+     */
+    202: WebhookReplayAccepted;
+};
+
+export type ReplayWebhookEventsResponse = ReplayWebhookEventsResponses[keyof ReplayWebhookEventsResponses];
+
+export type RestoreWebhookSubscriptionData = {
+    body?: never;
+    headers?: {
+        'idempotency-key'?: IdempotencyKey;
+    };
+    path: {
+        /**
+         * Resource id (UUID v7)
+         */
+        id: string;
+    };
+    query?: never;
+    url: '/v1/webhook-subscriptions/{id}/restore';
+};
+
+export type RestoreWebhookSubscriptionErrors = {
+    /**
+     * RFC 9457 problem details
+     */
+    400: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    401: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    403: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    404: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    409: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    412: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    413: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    415: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    422: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    429: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    503: Problem;
+};
+
+export type RestoreWebhookSubscriptionError = RestoreWebhookSubscriptionErrors[keyof RestoreWebhookSubscriptionErrors];
+
+export type RestoreWebhookSubscriptionResponses = {
+    /**
+     * Where and which events are delivered, signed per the Standard Webhooks specification
+     */
+    200: WebhookSubscription;
+};
+
+export type RestoreWebhookSubscriptionResponse = RestoreWebhookSubscriptionResponses[keyof RestoreWebhookSubscriptionResponses];
+
+export type RotateWebhookSecretData = {
+    body: SecretRotation;
+    headers?: {
+        'idempotency-key'?: IdempotencyKey;
+    };
+    path: {
+        /**
+         * Resource id (UUID v7)
+         */
+        id: string;
+    };
+    query?: never;
+    url: '/v1/webhook-subscriptions/{id}/rotate-secret';
+};
+
+export type RotateWebhookSecretErrors = {
+    /**
+     * RFC 9457 problem details
+     */
+    400: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    401: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    403: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    404: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    409: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    412: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    413: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    415: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    422: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    429: Problem;
+    /**
+     * RFC 9457 problem details
+     */
+    503: Problem;
+};
+
+export type RotateWebhookSecretError = RotateWebhookSecretErrors[keyof RotateWebhookSecretErrors];
+
+export type RotateWebhookSecretResponses = {
+    /**
+     * The new signing secret
+     */
+    200: SecretRotated;
+};
+
+export type RotateWebhookSecretResponse = RotateWebhookSecretResponses[keyof RotateWebhookSecretResponses];

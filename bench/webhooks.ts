@@ -1,0 +1,215 @@
+/**
+ * Webhooks: write throughput with active subscriptions vs none, and delivery lag at a steady rate.
+ *
+ *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npx tsx bench/webhooks.ts
+ *
+ * Creates a scratch database, migrates it, starts a receiver (a plain node:http server in a child
+ * process, answering 204 and recording each delivery's lag) and one delivery worker in this
+ * process, as the API runs it by default (WEBHOOK_WORKER=on; default worker settings unless
+ * WEBHOOK_CONCURRENCY / WEBHOOK_POLL_MS say otherwise).
+ *
+ * 1. Throughput: interleaved rounds of WRITERS concurrent loops, each creating one customer per
+ *    audited transaction (as POST /v1/customers does: the audit trigger and the event outbox
+ *    fire in both), with SUBSCRIPTIONS active subscriptions to `customer.*` ("with": the worker
+ *    fans out and delivers while the writers write) or none ("without": the worker polls idle).
+ *    Each "with" round's backlog is drained before the next round starts (not timed). Reports
+ *    each pair's ratio, the median and the spread. Target: median >= 0.85.
+ * 2. Lag: RATE customer creates per second for LAG_SECONDS with SUBSCRIPTIONS subscriptions;
+ *    lag = when the receiver got a delivery - the event's occurred_at (its transaction's start).
+ *    Reports p50, p95, p99 and max. Target: p99 < 1 s at 500 events/s.
+ *
+ * The scratch database is dropped at the end.
+ */
+import { spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import pg from 'pg'
+import { pino } from 'pino'
+import { sql } from 'kysely'
+import { createDb, type Db } from '../src/db/database.js'
+import { migrateToLatest } from '../src/db/migrate.js'
+import { insertCustomer } from '../src/modules/customers/customers.repository.js'
+import { feedHead } from '../src/modules/events/index.js'
+import { targetPolicy } from '../src/modules/webhooks/webhooks.ssrf.js'
+import { DEFAULT_WORKER_OPTIONS, DeliveryWorker } from '../src/modules/webhooks/webhooks.worker.js'
+import * as repo from '../src/modules/webhooks/webhooks.repository.js'
+import { newSecret } from '../src/modules/webhooks/webhooks.signer.js'
+
+const ROUNDS = Number(process.env.ROUNDS ?? 5)
+const ROUND_MS = Number(process.env.ROUND_MS ?? 3000)
+const WRITERS = Number(process.env.WRITERS ?? 4)
+const SUBSCRIPTIONS = Number(process.env.SUBSCRIPTIONS ?? 3)
+const RATE = Number(process.env.RATE ?? 500)
+const LAG_SECONDS = Number(process.env.LAG_SECONDS ?? 10)
+const workerOptions = {
+  ...DEFAULT_WORKER_OPTIONS,
+  ...(process.env.WEBHOOK_CONCURRENCY ? { concurrency: Number(process.env.WEBHOOK_CONCURRENCY) } : {}),
+  ...(process.env.WEBHOOK_POLL_MS ? { pollMs: Number(process.env.WEBHOOK_POLL_MS) } : {}),
+}
+
+const adminUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+const name = `crm_bench_webhooks_${process.pid}`
+const dbUrl = (() => {
+  const u = new URL(adminUrl)
+  u.pathname = '/' + name
+  return u.toString()
+})()
+
+async function admin(query: string) {
+  const c = new pg.Client({ connectionString: adminUrl })
+  await c.connect()
+  try {
+    await c.query(query)
+  } finally {
+    await c.end()
+  }
+}
+
+const RECEIVER = `
+const http = require('node:http')
+let lags = []
+http.createServer((req, res) => {
+  const chunks = []
+  req.on('data', (c) => chunks.push(c))
+  req.on('end', () => {
+    const now = Date.now()
+    if (req.url === '/stats') return res.end(JSON.stringify({ lags }))
+    if (req.url === '/reset') { lags = []; return res.end('{}') }
+    try { lags.push(now - Date.parse(JSON.parse(Buffer.concat(chunks).toString()).data.occurred_at)) } catch {}
+    res.writeHead(204).end()
+  })
+}).listen(0, '127.0.0.1', function () { console.log(JSON.stringify({ port: this.address().port })) })
+`
+
+async function startReceiver() {
+  const child = spawn(process.execPath, ['-e', RECEIVER], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const line = await new Promise<string>((resolve) => createInterface({ input: child.stdout! }).once('line', resolve))
+  const base = `http://127.0.0.1:${(JSON.parse(line) as { port: number }).port}`
+  return {
+    url: `${base}/hook`,
+    stats: async () => ((await (await fetch(`${base}/stats`)).json()) as { lags: number[] }).lags,
+    reset: () => fetch(`${base}/reset`),
+    stop: () => child.kill(),
+  }
+}
+
+async function subscribe(db: Db, url: string, n: number): Promise<string[]> {
+  const ids: string[] = []
+  for (let i = 0; i < n; i++) {
+    const row = await repo.insertSubscription(db, { url, event_types: ['customer.*'], filter: null, status: 'active', description: `bench ${i}` })
+    await repo.rotateSecret(db, row.id, newSecret(), null)
+    await repo.setCursor(db, row.id, await feedHead(db), false)
+    ids.push(row.id)
+  }
+  return ids
+}
+
+async function unsubscribe(db: Db): Promise<void> {
+  await db.deleteFrom('webhook_subscriptions').execute()
+}
+
+async function createCustomer(db: Db, label: string): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    await sql`select set_config('crm.actor', 'bench:writer', true), set_config('crm.request_id', ${label}, true),
+                     set_config('crm.route', 'POST /v1/customers', true)`.execute(trx)
+    await insertCustomer(trx, { name: `Bench ${label}`, tags: ['bench'] })
+  })
+}
+
+/** Customers created per second by WRITERS loops over one round. */
+async function round(db: Db, label: string): Promise<number> {
+  const end = Date.now() + ROUND_MS
+  let count = 0
+  const started = process.hrtime.bigint()
+  await Promise.all(Array.from({ length: WRITERS }, async (_, w) => {
+    for (let i = 0; Date.now() < end; i++) {
+      await createCustomer(db, `${label}-${w}-${i}`)
+      count += 1
+    }
+  }))
+  return count / (Number(process.hrtime.bigint() - started) / 1e9)
+}
+
+async function drained(db: Db): Promise<void> {
+  for (;;) {
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from webhook_deliveries where status = 'pending'`.execute(db)
+    const { rows: behind } = await sql<{ n: number }>`
+      select count(*)::int as n from webhook_cursors c
+      where exists (select 1 from events e where (e.txid, e.seq) > (c.txid, c.seq) and e.txid < pg_snapshot_xmin(pg_current_snapshot()))`.execute(db)
+    if (rows[0]!.n === 0 && behind[0]!.n === 0) return
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+const quantile = (xs: number[], q: number) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!
+}
+const median = (xs: number[]) => quantile(xs, 0.5)
+
+await admin(`create database "${name}"`)
+const db = createDb({ connectionString: dbUrl, max: WRITERS + 6, role: null, statementTimeoutMs: 0 })
+const receiver = await startReceiver()
+const worker = new DeliveryWorker(db, { ...workerOptions, policy: targetPolicy('127.0.0.0/8') }, pino({ level: 'warn' }))
+try {
+  await migrateToLatest(db)
+  worker.start()
+  console.log(`worker: concurrency ${workerOptions.concurrency}, poll ${workerOptions.pollMs} ms; ${WRITERS} writers, ${SUBSCRIPTIONS} subscriptions`)
+
+  await round(db, 'warmup-none')
+  await subscribe(db, receiver.url, SUBSCRIPTIONS)
+  await round(db, 'warmup-with')
+  await drained(db)
+  await unsubscribe(db)
+
+  const ratios: number[] = []
+  for (let r = 1; r <= ROUNDS; r++) {
+    let withSubs = 0
+    let without = 0
+    const runWith = async () => {
+      await subscribe(db, receiver.url, SUBSCRIPTIONS)
+      withSubs = await round(db, `with${r}`)
+      await drained(db)
+      await unsubscribe(db)
+    }
+    const runWithout = async () => {
+      without = await round(db, `none${r}`)
+    }
+    // Alternate which goes first, so a trend in the machine's load does not favour one side.
+    if (r % 2) {
+      await runWith()
+      await runWithout()
+    } else {
+      await runWithout()
+      await runWith()
+    }
+    ratios.push(withSubs / without)
+    console.log(`round ${r}: with ${SUBSCRIPTIONS} subscriptions ${withSubs.toFixed(0)} creates/s, without ${without.toFixed(0)} creates/s, ratio ${(withSubs / without).toFixed(3)}`)
+  }
+  if (ratios.length) console.log(`write throughput with ${SUBSCRIPTIONS} active subscriptions = ${median(ratios).toFixed(3)}x of none (median of ${ROUNDS} interleaved rounds of ${ROUND_MS} ms; ` +
+    `spread ${Math.min(...ratios).toFixed(3)}..${Math.max(...ratios).toFixed(3)}; target >= 0.85)`)
+
+  // Delivery lag at a steady rate.
+  await subscribe(db, receiver.url, SUBSCRIPTIONS)
+  await receiver.reset()
+  const total = RATE * LAG_SECONDS
+  const began = Date.now()
+  const inFlight = new Set<Promise<void>>()
+  for (let i = 0; i < total; i++) {
+    const due = began + (i * 1000) / RATE
+    const wait = due - Date.now()
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+    const p: Promise<void> = createCustomer(db, `lag-${i}`).finally(() => inFlight.delete(p))
+    inFlight.add(p)
+  }
+  await Promise.all(inFlight)
+  const achieved = total / ((Date.now() - began) / 1000)
+  await drained(db)
+  const lags = await receiver.stats()
+  console.log(`delivery lag at ${achieved.toFixed(0)} events/s (target rate ${RATE}) to ${SUBSCRIPTIONS} subscriptions, ${lags.length} deliveries: ` +
+    `p50 ${quantile(lags, 0.5)} ms, p95 ${quantile(lags, 0.95)} ms, p99 ${quantile(lags, 0.99)} ms, max ${Math.max(...lags)} ms (target p99 < 1000 ms)`)
+} finally {
+  await worker.stop()
+  receiver.stop()
+  await db.destroy()
+  await admin(`drop database if exists "${name}" with (force)`)
+}

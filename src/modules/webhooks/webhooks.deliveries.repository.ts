@@ -1,0 +1,194 @@
+import { sql } from 'kysely'
+import type { DbExecutor } from '../../db/database.js'
+import type { Position } from '../events/index.js'
+
+/**
+ * The workers' SQL: fan-out of feed events into deliveries, the claim of due deliveries (leases
+ * taken with FOR UPDATE SKIP LOCKED, so any number of workers share the queue without waiting on
+ * each other or taking the same row) and the record of attempts. Written often, so not audited
+ * (see the migration); the subscriptions they disable are.
+ */
+
+/** A subscription whose cursor this worker holds for one fan-out transaction. */
+export interface FanoutCursor {
+  subscription_id: string
+  /** active or paused: only an active one's deliveries are leased at fan-out. */
+  status: string
+  url: string
+  event_types: string[]
+  filter: unknown
+  position: Position
+  generation: number
+}
+
+/**
+ * Locks the cursors of up to `limit` subscriptions that receive events (active or paused), skipping
+ * those another worker is fanning out: each subscription's events are fanned out by one worker
+ * at a time, in feed order.
+ */
+export async function lockCursors(db: DbExecutor, limit: number): Promise<FanoutCursor[]> {
+  const { rows } = await sql<{ subscription_id: string; status: string; url: string; event_types: string[]; filter: unknown; txid: string; seq: number; generation: number }>`
+    select c.subscription_id, s.status, s.url, s.event_types, s.filter, c.txid::text as txid, c.seq, c.generation
+    from webhook_cursors c join webhook_subscriptions s on s.id = c.subscription_id
+    where s.status in ('active', 'paused') and s.archived_at is null
+    order by c.updated_at
+    limit ${limit}
+    for update of c skip locked`.execute(db)
+  return rows.map((r) => ({
+    subscription_id: r.subscription_id, status: r.status, url: r.url, event_types: r.event_types, filter: r.filter, position: { txid: r.txid, seq: r.seq }, generation: r.generation,
+  }))
+}
+
+export interface NewDelivery {
+  event_id: string
+  txid: string
+  seq: number
+  event_type: string
+  entity_id: string | null
+  payload: string
+}
+
+/**
+ * Queues deliveries of one subscription and moves its cursor, in the fan-out's transaction.
+ * When `lease` is given, a delivery that may go out at once (the first of its entity in this
+ * batch, with no pending delivery of that entity queued before) is leased to that worker in the
+ * same insert and returned: the common case skips the claim (fewer writes, no wait for a poll).
+ * The others wait for claimDeliveries, which keeps the entity's order.
+ */
+export async function queueDeliveries(
+  db: DbExecutor, cursor: FanoutCursor, deliveries: NewDelivery[], next: Position, lease?: { worker: string; leaseMs: number; url: string },
+): Promise<ClaimedDelivery[]> {
+  let leased: ClaimedDelivery[] = []
+  if (deliveries.length > 0) {
+    const seen = new Set<string>()
+    const first = deliveries.map((d) => (d.entity_id === null ? true : !seen.has(d.entity_id) && !!seen.add(d.entity_id)))
+    const { rows } = await sql<{ id: string; payload: string; leased: boolean }>`
+      insert into webhook_deliveries (subscription_id, generation, event_id, event_txid, event_seq, event_type, entity_id, payload, lease_owner, lease_until)
+      select ${cursor.subscription_id}::uuid, ${cursor.generation}::int, d.event_id, d.txid::xid8, d.seq, d.event_type, d.entity_id, d.payload, l.owner,
+             case when l.owner is not null then now() + make_interval(secs => ${(lease?.leaseMs ?? 0) / 1000}::float8) end
+      from unnest(${deliveries.map((d) => d.event_id)}::uuid[], ${deliveries.map((d) => d.txid)}::text[], ${deliveries.map((d) => d.seq)}::bigint[],
+                  ${deliveries.map((d) => d.event_type)}::text[], ${deliveries.map((d) => d.entity_id)}::uuid[], ${deliveries.map((d) => d.payload)}::text[],
+                  ${first}::boolean[])
+        as d(event_id, txid, seq, event_type, entity_id, payload, first)
+      cross join lateral (select case when ${lease?.worker ?? null}::text is not null and d.first and not exists (
+          select 1 from webhook_deliveries e
+          where e.subscription_id = ${cursor.subscription_id}::uuid and e.entity_id = d.entity_id and e.status = 'pending')
+        then ${lease?.worker ?? null}::text end as owner) l
+      on conflict (subscription_id, event_id, generation) do nothing
+      returning id, payload, lease_owner is not null as leased`.execute(db)
+    if (lease) {
+      leased = rows.filter((r) => r.leased).map((r) => ({ id: r.id, subscription_id: cursor.subscription_id, url: lease.url, payload: r.payload, attempts: 0, schedule_base: 0 }))
+    }
+  }
+  if (next.txid !== cursor.position.txid || next.seq !== cursor.position.seq) {
+    await sql`update webhook_cursors set txid = ${next.txid}::xid8, seq = ${next.seq}, updated_at = now()
+      where subscription_id = ${cursor.subscription_id}`.execute(db)
+  }
+  return leased
+}
+
+/** A delivery this worker holds the lease of. */
+export interface ClaimedDelivery {
+  id: string
+  subscription_id: string
+  url: string
+  payload: string
+  attempts: number
+  schedule_base: number
+}
+
+/**
+ * Leases up to `limit` due deliveries of active subscriptions for `leaseMs`. A delivery is due
+ * when it is pending, its time has come, nobody holds a live lease on it, and no earlier event of
+ * the same entity is still pending for the same subscription: so an entity's events reach a
+ * subscription in feed order (a failing one holds the later ones back until it succeeds or
+ * becomes a dead letter). A worker that dies loses its lease when it lapses, and the delivery is
+ * claimed again: at least once.
+ */
+export async function claimDeliveries(db: DbExecutor, worker: string, limit: number, leaseMs: number): Promise<ClaimedDelivery[]> {
+  const { rows } = await sql<ClaimedDelivery>`
+    with due as (
+      select d.id
+      from webhook_deliveries d
+      join webhook_subscriptions s on s.id = d.subscription_id and s.status = 'active' and s.archived_at is null
+      where d.status = 'pending' and d.next_attempt_at <= now()
+        and (d.lease_until is null or d.lease_until < now())
+        and not exists (
+          select 1 from webhook_deliveries e
+          where e.subscription_id = d.subscription_id and e.entity_id = d.entity_id and e.status = 'pending'
+            and (e.event_txid, e.event_seq) < (d.event_txid, d.event_seq))
+      order by d.next_attempt_at, d.event_txid, d.event_seq
+      limit ${limit}
+      for update of d skip locked
+    )
+    update webhook_deliveries d
+    set lease_owner = ${worker}, lease_until = now() + make_interval(secs => ${leaseMs / 1000}::float8)
+    from due, webhook_subscriptions s
+    where d.id = due.id and s.id = d.subscription_id
+    returning d.id, d.subscription_id, s.url, d.payload, d.attempts, d.schedule_base`.execute(db)
+  return rows
+}
+
+export interface AttemptRecord {
+  id: string
+  /** pending (retry at next_attempt_at), succeeded or dead. */
+  status: 'pending' | 'succeeded' | 'dead'
+  next_attempt_at: Date | null
+  started_at: Date
+  status_code: number | null
+  latency_ms: number
+  response: string | null
+  error: string | null
+}
+
+/**
+ * Records the outcome of this worker's attempts, one statement for a batch: the delivery's state
+ * and its attempt log. A delivery whose lease another worker has taken meanwhile (this one was
+ * presumed dead) is left to that worker. Answers the ids recorded.
+ */
+export async function recordAttempts(db: DbExecutor, worker: string, records: AttemptRecord[]): Promise<string[]> {
+  if (records.length === 0) return []
+  const col = <K extends keyof AttemptRecord>(k: K) => records.map((r) => r[k])
+  const iso = (d: Date | null) => (d ? d.toISOString() : null)
+  const { rows } = await sql<{ id: string }>`
+    with r as (
+      select * from unnest(${col('id')}::uuid[], ${col('status')}::text[], ${records.map((r) => iso(r.next_attempt_at))}::timestamptz[],
+                           ${records.map((r) => iso(r.started_at))}::timestamptz[], ${col('status_code')}::int[], ${col('latency_ms')}::int[],
+                           ${col('response')}::text[], ${col('error')}::text[])
+        as r(id, status, next_at, started_at, status_code, latency_ms, response, error)
+    ),
+    recorded as (
+      update webhook_deliveries d
+      set status = r.status, attempts = d.attempts + 1, next_attempt_at = coalesce(r.next_at, d.next_attempt_at),
+          lease_owner = null, lease_until = null, last_attempt_at = r.started_at, last_status_code = r.status_code,
+          last_latency_ms = r.latency_ms, last_response = r.response, last_error = r.error,
+          finished_at = case when r.status = 'pending' then null else now() end
+      from r
+      where d.id = r.id and d.lease_owner = ${worker}
+      returning d.id, d.attempts, r.started_at, r.status_code, r.latency_ms, r.response, r.error
+    ),
+    logged as (
+      insert into webhook_delivery_attempts (delivery_id, attempt, started_at, status_code, latency_ms, response_excerpt, error, worker)
+      select id, attempts, started_at, status_code, latency_ms, response, error, ${worker} from recorded
+      returning delivery_id
+    )
+    select delivery_id as id from logged`.execute(db)
+  return rows.map((r) => r.id)
+}
+
+/** Gives back the leases this worker still holds (on shutdown): others may claim them at once. */
+export async function releaseLeases(db: DbExecutor, worker: string): Promise<number> {
+  const r = await sql`update webhook_deliveries set lease_owner = null, lease_until = null where lease_owner = ${worker} and status = 'pending'`.execute(db)
+  return Number(r.numAffectedRows ?? 0)
+}
+
+/**
+ * Disables an active or paused subscription whose delivery became a dead letter; answers
+ * whether it changed (a client may have disabled or deleted it meanwhile). Run in an audited
+ * transaction: the change is the system's, recorded as such.
+ */
+export async function disableSubscription(db: DbExecutor, subscriptionId: string, reason: string): Promise<boolean> {
+  const r = await sql`update webhook_subscriptions set status = 'disabled', disabled_reason = ${reason}
+    where id = ${subscriptionId} and status <> 'disabled'`.execute(db)
+  return Number(r.numAffectedRows ?? 0) > 0
+}
