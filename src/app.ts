@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import Fastify, { type FastifyServerOptions } from 'fastify'
+import { trace } from '@opentelemetry/api'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Db } from './db/database.js'
 import { buildValidatorFactory } from './lib/validation.js'
@@ -16,7 +17,9 @@ import deadline, { type DeadlineOptions } from './plugins/deadline.js'
 import limits, { type LimitsOptions } from './plugins/limits.js'
 import openapi from './plugins/openapi.js'
 import docs from './plugins/docs.js'
-import metrics from './plugins/metrics.js'
+import metrics, { metricsRoute } from './plugins/metrics.js'
+import replica, { type ReplicaOptions } from './plugins/replica.js'
+import tracing from './plugins/tracing.js'
 import security from './plugins/security.js'
 import pii from './plugins/pii.js'
 import { PII_LOG_PATHS } from './lib/pii.js'
@@ -79,6 +82,8 @@ export interface AppOptions {
   importMaxBytes?: number
   /** Browser origins allowed by CORS; default none. */
   corsOrigins?: string[]
+  /** A streaming replica for heavy reads (DATABASE_REPLICA_URL) and its lag bound; default: none. */
+  replica?: Partial<ReplicaOptions>
   webhooks?: WebhookOptions
 }
 
@@ -101,7 +106,8 @@ export const DEFAULT_LIMITS = {
   pressure: { maxEventLoopDelayMs: 1000, maxEventLoopUtilization: 0, maxHeapUsedBytes: 0, maxRssBytes: 0, retryAfterSeconds: 10 },
   idempotency: { ttlSeconds: 86_400, purgeIntervalMs: 900_000 },
   deadline: { deadlineMs: 25_000, longDeadlineMs: 120_000 },
-} satisfies Pick<Required<AppOptions>, 'rateLimit' | 'pressure' | 'idempotency' | 'deadline'>
+  replica: { maxLagMs: 5000, checkIntervalMs: 1000, readYourWritesMs: 10_000 },
+} satisfies Pick<Required<AppOptions>, 'rateLimit' | 'pressure' | 'idempotency' | 'deadline'> & { replica: Omit<ReplicaOptions, 'db' | 'owned'> }
 
 const CORRELATION_ID = /^[A-Za-z0-9._:-]{1,64}$/
 
@@ -167,7 +173,11 @@ export async function buildApp(opts: AppOptions) {
     genReqId: () => randomUUID(),
     childLoggerFactory: (logger, bindings, options, raw) => {
       const correlation = correlationIdOf(raw as IncomingMessage)
-      return logger.child(correlation ? { ...bindings, correlation_id: correlation } : bindings, options)
+      // With tracing on (src/instrumentation.ts) the HTTP server span is active here: every log
+      // line of the request names its trace.
+      const span = trace.getActiveSpan()
+      const traced = span ? { trace_id: span.spanContext().traceId, span_id: span.spanContext().spanId } : undefined
+      return logger.child({ ...bindings, ...(correlation ? { correlation_id: correlation } : {}), ...traced }, options)
     },
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
     frameworkErrors,
@@ -193,12 +203,16 @@ export async function buildApp(opts: AppOptions) {
   await app.register(security, { corsOrigins: opts.corsOrigins ?? [] })
   await app.register(jsonBody)
   await app.register(dbPlugin, { db: opts.db, owned: opts.ownsDb ?? true })
+  await app.register(metrics)
+  // Before audit and idempotency: they leave the read routes it marks without a transaction.
+  await app.register(replica, { ...DEFAULT_LIMITS.replica, ...opts.replica })
   await app.register(scheduler)
   await app.register(backfills, opts.backfills ?? { intervalMs: 0, batchRows: 5000 })
   // Before auth: shedding answers before any token is verified. The rate limit still keys on
   // the verified subject (its hooks are per route, and those run after the app's).
   await app.register(limits, { rateLimit: opts.rateLimit ?? DEFAULT_LIMITS.rateLimit, pressure: opts.pressure ?? DEFAULT_LIMITS.pressure })
   await app.register(auth, opts.auth)
+  await app.register(tracing)
   // Before audit: the request transaction must capture the payload as the caller sees it.
   await app.register(pii)
   await app.register(audit)
@@ -214,7 +228,7 @@ export async function buildApp(opts: AppOptions) {
   await app.register(importRecovery, { intervalMs: opts.importRecoveryMs ?? 0 })
   await app.register(openapi)
   await app.register(docs)
-  await app.register(metrics)
+  await app.register(metricsRoute)
   app.addSchema(Problem)
   app.addSchema(JsonValue)
   // The customer filter language is shared by customers (search) and segments: registered once.

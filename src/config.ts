@@ -15,6 +15,17 @@ export const ConfigSchema = Type.Object({
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
   DATA_DIR: Type.String({ default: '.data' }),
   EMBEDDED_PG_PORT: Type.Integer({ minimum: 1, maximum: 65535, default: 54329 }),
+  /**
+   * A streaming replica of DATABASE_URL for heavy reads (lists, search, analytics, segment counts,
+   * previews and exports, timelines, audit reads); unset: every read goes to the primary.
+   */
+  DATABASE_REPLICA_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+  /** Past this replication lag, the replica's reads go to the primary until it catches up. */
+  REPLICA_MAX_LAG_MS: Type.Integer({ minimum: 0, default: 5000 }),
+  /** How often the replica's lag and reachability are measured (reads use the last measure). */
+  REPLICA_CHECK_INTERVAL_MS: Type.Integer({ minimum: 50, maximum: 60_000, default: 1000 }),
+  /** How long an instance sends an actor's reads to the primary after its write, when the read carries no consistency token (0: only the token). */
+  REPLICA_READ_YOUR_WRITES_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 10_000 }),
   DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 500, default: 10 }),
   DB_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 5000 }),
   DB_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 10000 }),

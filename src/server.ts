@@ -20,6 +20,12 @@ let database: DatabaseTarget | undefined
 let db: Db | undefined
 let app: App | undefined
 
+/** Set by src/instrumentation.ts when it was preloaded (node --import) with an OTLP endpoint. */
+const tracing = (globalThis as { crmTracing?: { shutdown(): Promise<void> } }).crmTracing
+if (!tracing && (process.env.OTEL_EXPORTER_OTLP_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) && process.env.OTEL_SDK_DISABLED !== 'true') {
+  log.warn('an OTLP endpoint is set but tracing is off: start with node --import ./dist/instrumentation.js (npm start does)')
+}
+
 releaseEmbeddedSignalHandlers()
 closeWithGrace({ delay: config.SHUTDOWN_DRAIN_DELAY_MS + config.SHUTDOWN_GRACE_MS, logger: log }, async ({ signal, err }) => {
   if (err) log.error({ err }, 'shutting down after an error')
@@ -33,6 +39,7 @@ closeWithGrace({ delay: config.SHUTDOWN_DRAIN_DELAY_MS + config.SHUTDOWN_GRACE_M
   if (app) await app.close()
   else await db?.destroy()
   await database?.embedded?.stop()
+  await tracing?.shutdown().catch((e: unknown) => log.warn({ err: e }, 'the last traces were not exported'))
   log.info('stopped')
 })
 
@@ -51,6 +58,21 @@ try {
     role: config.DB_ROLE === 'none' ? null : config.DB_ROLE,
     log,
   })
+
+  const replicaDb = config.DATABASE_REPLICA_URL
+    ? createDb({
+        connectionString: config.DATABASE_REPLICA_URL,
+        max: config.DB_POOL_MAX,
+        connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
+        statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
+        queryTimeoutMs: config.DB_QUERY_TIMEOUT_MS,
+        keepAliveDelayMs: config.DB_KEEPALIVE_DELAY_MS,
+        idleTimeoutMs: config.DB_IDLE_TIMEOUT_MS,
+        applicationName: 'crm-api-replica',
+        role: config.DB_ROLE === 'none' ? null : config.DB_ROLE,
+        log,
+      })
+    : undefined
 
   app = await buildApp({
     db,
@@ -82,6 +104,12 @@ try {
     importRecoveryMs: config.IMPORT_RECOVERY_MS,
     backfills: { intervalMs: config.BACKFILL_INTERVAL_MS, batchRows: config.BACKFILL_BATCH_ROWS },
     corsOrigins: corsOrigins(config),
+    replica: {
+      ...(replicaDb ? { db: replicaDb } : {}),
+      maxLagMs: config.REPLICA_MAX_LAG_MS,
+      checkIntervalMs: config.REPLICA_CHECK_INTERVAL_MS,
+      readYourWritesMs: config.REPLICA_READ_YOUR_WRITES_MS,
+    },
     webhooks: webhookOptions(config, config.WEBHOOK_WORKER === 'on'),
   })
   await app.listen({ host: config.HOST, port: config.PORT })

@@ -128,9 +128,14 @@ export default fp(
       const methods = Array.isArray(route.method) ? route.method : [route.method]
       if (!methods.some((m) => MUTATING.has(m))) return
       if (route.config?.transaction === 'manual') return
+      // A read that takes a POST body (search, preview) writes nothing: it runs without a
+      // transaction, so the replica plugin may send it to a read replica; only with an
+      // Idempotency-Key (whose stored response is a write) does it take the request transaction.
+      const readOnly = route.config?.reads === 'replica'
       const handler = route.handler
       const routeName = `${methods.join(',')} ${route.url}`
       route.handler = async function transactional(request, reply) {
+        if (readOnly && request.headers['idempotency-key'] === undefined) return handler.call(this, request, reply)
         const initial = snapshotReply(reply)
         const context = requestAuditContext(request, routeName)
         for (let attempt = 1; ; attempt++) {

@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import { Counter } from 'prom-client'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ConnectionScope, runInScope } from '../db/scope.js'
 import { HttpProblem, PROBLEM_BASE } from '../lib/problem.js'
@@ -55,13 +56,19 @@ export default fp<DeadlineOptions>(
   async (app, opts) => {
     app.decorateRequest('connections', null as unknown as ConnectionScope)
     const timers = new WeakMap<FastifyRequest, NodeJS.Timeout>()
+    const exceeded = new Counter({
+      name: 'crm_http_deadline_exceeded_total',
+      help: 'Requests answered 503 deadline-exceeded, by route pattern',
+      labelNames: ['route'],
+      registers: [app.metrics],
+    })
 
     app.addHook('onRequest', (request, reply, done) => {
       request.connections = new ConnectionScope()
       const ms = deadlineOf(request, opts)
       // Counted from arrival: the hooks before this one (shedding, authentication) took some of it.
       const elapsed = reply.elapsedTime
-      const timer = setTimeout(() => expire(request, reply, ms), Number.isFinite(elapsed) ? Math.max(0, ms - elapsed) : ms)
+      const timer = setTimeout(() => expire(request, reply, ms, exceeded), Number.isFinite(elapsed) ? Math.max(0, ms - elapsed) : ms)
       timer.unref()
       timers.set(request, timer)
       done()
@@ -88,11 +95,12 @@ export default fp<DeadlineOptions>(
       }
     })
   },
-  { name: 'deadline', dependencies: ['errors', 'audit'] },
+  { name: 'deadline', dependencies: ['errors', 'audit', 'metrics'] },
 )
 
-function expire(request: FastifyRequest, reply: FastifyReply, ms: number): void {
+function expire(request: FastifyRequest, reply: FastifyReply, ms: number, exceeded: Counter<'route'>): void {
   if (reply.sent || reply.raw.headersSent) return
+  exceeded.inc({ route: request.routeOptions.url ?? 'unmatched' })
   const problem = deadlineExceeded(ms)
   request.log.warn({ deadline_ms: ms, connections: request.connections.size }, 'request deadline passed')
   request.connections.expire(problem)

@@ -31,7 +31,9 @@ export default fp(
           version: packageVersion(),
           description:
             'Headless CRM: the system of record for customers, their contact points, interactions, orders, feedback and segments. ' +
-            'Conventions: cursor pagination, JSON Merge Patch, ETag/If-Match, Idempotency-Key, RFC 9457 errors.',
+            'Conventions: cursor pagination, JSON Merge Patch, ETag/If-Match, Idempotency-Key, RFC 9457 errors. ' +
+            'With a read replica configured, every successful write answers with an X-Consistency-Token header; sending it back on a read ' +
+            '(the X-Consistency-Token parameter of the list, search, analytics, segment and audit reads) reads that write.',
         },
         servers: [{ url: '/' }],
         tags: [...TAGS],

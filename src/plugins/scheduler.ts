@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import fp from 'fastify-plugin'
+import { Counter, Gauge, Histogram } from 'prom-client'
 import { sql } from 'kysely'
 import type { DbExecutor } from '../db/database.js'
 import { withStatementTimeout } from '../db/scope.js'
@@ -48,11 +49,32 @@ export default fp(
     const jobs: Job[] = []
     const timers: NodeJS.Timeout[] = []
     const running = new Map<string, Promise<void>>()
+    // job_name, not job: Prometheus gives every scraped series a `job` label of its own.
+    const runs = new Counter({
+      name: 'crm_job_runs_total',
+      help: 'Background job runs on this instance, by job and outcome (success, failure)',
+      labelNames: ['job_name', 'outcome'],
+      registers: [app.metrics],
+    })
+    const duration = new Histogram({
+      name: 'crm_job_duration_seconds',
+      help: 'Background job run time on this instance, by job',
+      labelNames: ['job_name'],
+      buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 600],
+      registers: [app.metrics],
+    })
+    const lastSuccess = new Gauge({
+      name: 'crm_job_last_success_timestamp_seconds',
+      help: 'When a run of the job last succeeded on this instance (Unix time)',
+      labelNames: ['job_name'],
+      registers: [app.metrics],
+    })
 
     const runOnce = async (job: Job) => {
       const timeoutMs = job.timeoutMs ?? DEFAULT_TIMEOUT_MS
       if (!(await claimLease(app.db, job.name, instance, job.intervalMs, timeoutMs))) return
       let error: string | null = null
+      const endTimer = duration.startTimer({ job_name: job.name })
       try {
         const context = { actor: `system:${job.name}`, requestId: randomUUID(), route: `job ${job.name}` }
         const result = await withStatementTimeout(timeoutMs, () =>
@@ -62,10 +84,14 @@ export default fp(
           }),
         )
         app.log.info({ job: job.name, request_id: context.requestId, result }, 'job done')
+        runs.inc({ job_name: job.name, outcome: 'success' })
+        lastSuccess.set({ job_name: job.name }, Date.now() / 1000)
       } catch (err) {
         error = (err as Error).message
+        runs.inc({ job_name: job.name, outcome: 'failure' })
         app.log.warn({ job: job.name, err: { message: error, code: (err as { code?: string }).code } }, 'job failed; will retry')
       } finally {
+        endTimer()
         await releaseLease(app.db, job.name, instance, error).catch(() => {})
       }
     }
@@ -96,5 +122,5 @@ export default fp(
       await Promise.all(running.values())
     })
   },
-  { name: 'scheduler', dependencies: ['db'] },
+  { name: 'scheduler', dependencies: ['db', 'metrics'] },
 )

@@ -8,9 +8,9 @@ export interface SecurityOptions {
 }
 
 /** Request headers a browser client may send, and response headers its scripts may read. */
-export const CORS_ALLOWED_HEADERS = ['authorization', 'content-type', 'if-match', 'if-none-match', 'idempotency-key', 'x-request-id', 'x-correlation-id']
+export const CORS_ALLOWED_HEADERS = ['authorization', 'content-type', 'if-match', 'if-none-match', 'idempotency-key', 'x-request-id', 'x-correlation-id', 'x-consistency-token']
 export const CORS_EXPOSED_HEADERS = [
-  'etag', 'location', 'x-request-id', 'x-correlation-id', 'idempotent-replayed', 'retry-after', 'www-authenticate', 'x-pii-masked',
+  'etag', 'location', 'x-request-id', 'x-correlation-id', 'x-consistency-token', 'idempotent-replayed', 'retry-after', 'www-authenticate', 'x-pii-masked',
   'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset', 'ratelimit-policy',
 ]
 

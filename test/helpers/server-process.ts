@@ -24,7 +24,8 @@ export async function startServerProcess(t: { teardown(fn: () => unknown): void 
   const dir = mkdtempSync(path.join(tmpdir(), 'crm-server-'))
   const jwks = path.join(dir, 'jwks.json')
   writeFileSync(jwks, JSON.stringify({ keys: [TEST_PUBLIC_JWK] }))
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  // Started as `npm start` and the image start it: with the tracing preload (a no-op without an OTLP endpoint).
+  const child = spawn(process.execPath, ['--import', 'tsx', '--import', './src/instrumentation.ts', 'src/server.ts'], {
     env: {
       ...process.env,
       NODE_ENV: 'production', DATABASE_URL: databaseUrl, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', DATA_DIR: dir,

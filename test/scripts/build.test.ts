@@ -8,7 +8,8 @@ import { AUDIENCE, ISSUER, TEST_PUBLIC_JWK, token } from '../helpers/app.js'
 import { createEmptyDatabase, createTestDatabase } from '../helpers/db.js'
 
 // `npm run build` once into a directory of this run's own, then the compiled server runs the way
-// the production image runs it: `node <out>/server.js`, no tsx, NODE_ENV=production.
+// the production image runs it: `node --import <out>/instrumentation.js <out>/server.js`, no tsx,
+// NODE_ENV=production (no OTLP endpoint: the preload loads no SDK).
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const out = path.join(ROOT, '.data', `build-test-${process.pid}`)
 t.teardown(() => rmSync(out, { recursive: true, force: true }))
@@ -41,7 +42,7 @@ interface Running {
 
 /** Starts the compiled server and resolves once it logs its address (or rejects with its output). */
 function startCompiled(env: Record<string, string>): Promise<Running> {
-  const child = spawn(process.execPath, [...withoutEmbedded, path.join(out, 'server.js')], {
+  const child = spawn(process.execPath, [...withoutEmbedded, '--import', path.join(out, 'instrumentation.js'), path.join(out, 'server.js')], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? '', NODE_OPTIONS: '', NODE_ENV: 'production', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info',
@@ -93,6 +94,7 @@ t.before(async () => {
 
 t.test('the build holds the server, the migrate command and every migration compiled, with the checksum manifest', async (t) => {
   t.ok(existsSync(path.join(out, 'server.js')), 'server.js')
+  t.ok(existsSync(path.join(out, 'instrumentation.js')), 'instrumentation.js (the tracing preload)')
   t.ok(existsSync(path.join(out, 'cli/migrate.js')), 'cli/migrate.js')
   const sources = readdirSync(path.join(ROOT, 'migrations')).filter((f) => f.endsWith('.ts')).map((f) => f.replace(/\.ts$/, '.js')).sort()
   t.same(readdirSync(path.join(out, 'migrations')).filter((f) => f.endsWith('.js')).sort(), sources, 'one .js per migration source')

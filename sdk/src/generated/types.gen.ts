@@ -320,6 +320,11 @@ export type Consent = {
 };
 
 /**
+ * Read-your-writes: the X-Consistency-Token a write answered with (its commit position in the write-ahead log, e.g. 0/1A2B3C4D). With it, this read is served by a read replica only once the replica has replayed that write, else by the primary. Optional: without it, reads may be served by a replica up to REPLICA_MAX_LAG_MS behind (the instance that took your write still remembers it for a few seconds).
+ */
+export type ConsistencyToken = string;
+
+/**
  * A way to reach a customer
  */
 export type ContactPoint = {
@@ -2698,6 +2703,9 @@ export type GetReadinessResponse = GetReadinessResponses[keyof GetReadinessRespo
 
 export type GetAcquisitionSourcesData = {
     body?: never;
+    headers?: {
+        'x-consistency-token'?: ConsistencyToken;
+    };
     path?: never;
     query?: {
         /**
@@ -2752,6 +2760,9 @@ export type GetAcquisitionSourcesResponse = GetAcquisitionSourcesResponses[keyof
 
 export type ListChurnRiskData = {
     body?: never;
+    headers?: {
+        'x-consistency-token'?: ConsistencyToken;
+    };
     path?: never;
     query?: {
         /**
@@ -2818,6 +2829,9 @@ export type ListChurnRiskResponse = ListChurnRiskResponses[keyof ListChurnRiskRe
 
 export type GetLifecycleDistributionData = {
     body?: never;
+    headers?: {
+        'x-consistency-token'?: ConsistencyToken;
+    };
     path?: never;
     query?: {
         /**
@@ -2864,6 +2878,9 @@ export type GetLifecycleDistributionResponse = GetLifecycleDistributionResponses
 
 export type GetCohortRetentionData = {
     body?: never;
+    headers?: {
+        'x-consistency-token'?: ConsistencyToken;
+    };
     path?: never;
     query?: {
         /**
@@ -2918,6 +2935,9 @@ export type GetCohortRetentionResponse = GetCohortRetentionResponses[keyof GetCo
 
 export type GetRfmSegmentsData = {
     body?: never;
+    headers?: {
+        'x-consistency-token'?: ConsistencyToken;
+    };
     path?: never;
     query?: {
         /**
@@ -2972,6 +2992,9 @@ export type GetRfmSegmentsResponse = GetRfmSegmentsResponses[keyof GetRfmSegment
 
 export type ListRfmCustomersData = {
     body?: never;
+    headers?: {
+        'x-consistency-token'?: ConsistencyToken;
+    };
     path?: never;
     query?: {
         /**
@@ -3038,6 +3061,9 @@ export type ListRfmCustomersResponse = ListRfmCustomersResponses[keyof ListRfmCu
 
 export type GetSatisfactionData = {
     body?: never;
+    headers?: {
+        'x-consistency-token'?: ConsistencyToken;
+    };
     path?: never;
     query?: {
         /**
@@ -3092,6 +3118,9 @@ export type GetSatisfactionResponse = GetSatisfactionResponses[keyof GetSatisfac
 
 export type GetValueTiersData = {
     body?: never;
+    headers?: {
+        'x-consistency-token'?: ConsistencyToken;
+    };
     path?: never;
     query?: {
         /**
@@ -3150,6 +3179,9 @@ export type GetValueTiersResponse = GetValueTiersResponses[keyof GetValueTiersRe
 
 export type ListCustomerValuesData = {
     body?: never;
+    headers?: {
+        'x-consistency-token'?: ConsistencyToken;
+    };
     path?: never;
     query?: {
         /**
@@ -3220,6 +3252,9 @@ export type ListCustomerValuesResponse = ListCustomerValuesResponses[keyof ListC
 
 export type ListAuditEventsData = {
     body?: never;
+    headers?: {
+        'x-consistency-token'?: ConsistencyToken;
+    };
     path?: never;
     query?: {
         /**
@@ -3399,6 +3434,9 @@ export type GetAuditEventResponse = GetAuditEventResponses[keyof GetAuditEventRe
 
 export type ListCustomersData = {
     body?: never;
+    headers?: {
+        'x-consistency-token'?: ConsistencyToken;
+    };
     path?: never;
     query?: {
         /**
@@ -3561,6 +3599,7 @@ export type CreateCustomerResponse = CreateCustomerResponses[keyof CreateCustome
 export type SearchCustomersData = {
     body: CustomerSearch;
     headers?: {
+        'x-consistency-token'?: ConsistencyToken;
         'idempotency-key'?: IdempotencyKey;
     };
     path?: never;
@@ -3815,6 +3854,9 @@ export type UpdateCustomerResponse = UpdateCustomerResponses[keyof UpdateCustome
 
 export type ListContactPointsData = {
     body?: never;
+    headers?: {
+        'x-consistency-token'?: ConsistencyToken;
+    };
     path: {
         /**
          * Resource id (UUID v7)
@@ -4074,6 +4116,9 @@ export type UpdateContactPointResponse = UpdateContactPointResponses[keyof Updat
 
 export type ListCustomerFeedbackData = {
     body?: never;
+    headers?: {
+        'x-consistency-token'?: ConsistencyToken;
+    };
     path: {
         /**
          * Resource id (UUID v7)
@@ -4158,6 +4203,9 @@ export type ListCustomerFeedbackResponse = ListCustomerFeedbackResponses[keyof L
 
 export type ListCustomerInteractionsData = {
     body?: never;
+    headers?: {
+        'x-consistency-token'?: ConsistencyToken;
+    };
     path: {
         /**
          * Resource id (UUID v7)
@@ -4316,6 +4364,9 @@ export type MergeCustomersResponse = MergeCustomersResponses[keyof MergeCustomer
 
 export type ListCustomerOrdersData = {
     body?: never;
+    headers?: {
+        'x-consistency-token'?: ConsistencyToken;
+    };
     path: {
         /**
          * Resource id (UUID v7)
@@ -4397,6 +4448,9 @@ export type ListCustomerOrdersResponse = ListCustomerOrdersResponses[keyof ListC
 
 export type GetCustomerReceivablesData = {
     body?: never;
+    headers?: {
+        'x-consistency-token'?: ConsistencyToken;
+    };
     path: {
         /**
          * Resource id (UUID v7)
@@ -4520,6 +4574,9 @@ export type RestoreCustomerResponse = RestoreCustomerResponses[keyof RestoreCust
 
 export type GetCustomerTimelineData = {
     body?: never;
+    headers?: {
+        'x-consistency-token'?: ConsistencyToken;
+    };
     path: {
         /**
          * Resource id (UUID v7)
@@ -4583,6 +4640,9 @@ export type GetCustomerTimelineResponse = GetCustomerTimelineResponses[keyof Get
 
 export type ListEventsData = {
     body?: never;
+    headers?: {
+        'x-consistency-token'?: ConsistencyToken;
+    };
     path?: never;
     query?: {
         /**
@@ -4645,6 +4705,9 @@ export type ListEventsResponse = ListEventsResponses[keyof ListEventsResponses];
 
 export type ListFeedbackData = {
     body?: never;
+    headers?: {
+        'x-consistency-token'?: ConsistencyToken;
+    };
     path?: never;
     query?: {
         /**
@@ -5065,6 +5128,9 @@ export type RestoreFeedbackResponse = RestoreFeedbackResponses[keyof RestoreFeed
 
 export type ListImportsData = {
     body?: never;
+    headers?: {
+        'x-consistency-token'?: ConsistencyToken;
+    };
     path?: never;
     query?: {
         /**
@@ -5222,6 +5288,9 @@ export type GetImportResponse = GetImportResponses[keyof GetImportResponses];
 
 export type ListInteractionsData = {
     body?: never;
+    headers?: {
+        'x-consistency-token'?: ConsistencyToken;
+    };
     path?: never;
     query?: {
         /**
@@ -5716,6 +5785,9 @@ export type RestoreInteractionResponse = RestoreInteractionResponses[keyof Resto
 
 export type ListOrdersData = {
     body?: never;
+    headers?: {
+        'x-consistency-token'?: ConsistencyToken;
+    };
     path?: never;
     query?: {
         /**
@@ -6279,6 +6351,9 @@ export type RestoreOrderResponse = RestoreOrderResponses[keyof RestoreOrderRespo
 
 export type ListSegmentsData = {
     body?: never;
+    headers?: {
+        'x-consistency-token'?: ConsistencyToken;
+    };
     path?: never;
     query?: {
         /**
@@ -6411,6 +6486,7 @@ export type CreateSegmentResponse = CreateSegmentResponses[keyof CreateSegmentRe
 export type PreviewSegmentData = {
     body: SegmentPreview;
     headers?: {
+        'x-consistency-token'?: ConsistencyToken;
         'idempotency-key'?: IdempotencyKey;
     };
     path?: never;
@@ -6660,6 +6736,9 @@ export type UpdateSegmentResponse = UpdateSegmentResponses[keyof UpdateSegmentRe
 
 export type CountSegmentMembersData = {
     body?: never;
+    headers?: {
+        'x-consistency-token'?: ConsistencyToken;
+    };
     path: {
         /**
          * Resource id (UUID v7)
@@ -6710,6 +6789,9 @@ export type CountSegmentMembersResponse = CountSegmentMembersResponses[keyof Cou
 
 export type ExportSegmentMembersData = {
     body?: never;
+    headers?: {
+        'x-consistency-token'?: ConsistencyToken;
+    };
     path: {
         /**
          * Resource id (UUID v7)
@@ -6765,6 +6847,9 @@ export type ExportSegmentMembersResponse = ExportSegmentMembersResponses[keyof E
 
 export type ListSegmentHistoryData = {
     body?: never;
+    headers?: {
+        'x-consistency-token'?: ConsistencyToken;
+    };
     path: {
         /**
          * Resource id (UUID v7)
@@ -6896,6 +6981,9 @@ export type RemoveSegmentMembersResponse = RemoveSegmentMembersResponses[keyof R
 
 export type ListSegmentMembersData = {
     body?: never;
+    headers?: {
+        'x-consistency-token'?: ConsistencyToken;
+    };
     path: {
         /**
          * Resource id (UUID v7)
@@ -7178,6 +7266,9 @@ export type RestoreSegmentResponse = RestoreSegmentResponses[keyof RestoreSegmen
 
 export type ListWebhookSubscriptionsData = {
     body?: never;
+    headers?: {
+        'x-consistency-token'?: ConsistencyToken;
+    };
     path?: never;
     query?: {
         /**
@@ -7495,6 +7586,9 @@ export type UpdateWebhookSubscriptionResponse = UpdateWebhookSubscriptionRespons
 
 export type ListWebhookDeliveriesData = {
     body?: never;
+    headers?: {
+        'x-consistency-token'?: ConsistencyToken;
+    };
     path: {
         /**
          * Resource id (UUID v7)

@@ -43,7 +43,8 @@ const auditRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   // Registered before /audit-events/:id so the static path wins (find-my-way prefers it anyway).
   app.get('/audit-events/verify', {
-    config: { scope: 'audit:read', deadline: 'long' },
+    // On the primary: it seals the trail and records the verified position (writes).
+    config: { scope: 'audit:read', deadline: 'long', reads: 'primary' },
     schema: {
       operationId: 'verifyAuditChain', tags, summary: 'Verify the audit hash chain',
       description: 'Seals every committed audit event not yet in the chain, then recomputes the chain in the database: each position\'s SHA-256 covers the previous hash and the event\'s full content. ' +
