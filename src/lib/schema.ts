@@ -81,16 +81,19 @@ export const MoneySum = (options: Record<string, unknown> = {}) =>
  * items, objects up to 100 properties, nested (depth is bounded by the JSON parser, 32 levels).
  * The values of free-form maps such as a customer's attributes; null is accepted (merge patch).
  */
+const JSON_SCALARS = [{ type: 'string', maxLength: 1000 }, { type: 'number' }, { type: 'boolean', nullable: true }]
+const JSON_OBJECT = { type: 'object', maxProperties: 100, additionalProperties: { $ref: 'JsonValue#' } }
+
 export const JsonValue = Type.Unsafe<unknown>({
   $id: 'JsonValue',
-  description: 'Any JSON value: a string (up to 1,000 characters), number, boolean, null, array (up to 100 items) or object (up to 100 properties)',
+  description: 'Any JSON value: a string (up to 1,000 characters), number, boolean, null, array (up to 100 items, not themselves arrays) or object (up to 100 properties)',
   example: 38,
   anyOf: [
-    { type: 'string', maxLength: 1000 },
-    { type: 'number' },
-    { type: 'boolean', nullable: true },
-    { type: 'array', maxItems: 100, items: { $ref: 'JsonValue#' } },
-    { type: 'object', maxProperties: 100, additionalProperties: { $ref: 'JsonValue#' } },
+    ...JSON_SCALARS,
+    // An array's items are any JsonValue but an array: a directly self-referencing array makes
+    // openapi-typescript's output fail to compile (TS2502); arrays nest through objects.
+    { type: 'array', maxItems: 100, items: { anyOf: [...JSON_SCALARS, JSON_OBJECT] } },
+    JSON_OBJECT,
   ],
 })
 

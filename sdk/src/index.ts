@@ -1,0 +1,6 @@
+export { CrmClient, createCrmClient, ifMatch, type CrmClientOptions, type ImportOptions, type Page } from './client.js'
+export { CrmProblem, isCrmProblem, type CrmFieldError } from './problem.js'
+export type { RetryOptions, TokenProvider } from './transport.js'
+export { csvLine, csvRows, parseCsv, parseNdjson, type RecordFormat, type UploadSource } from './records.js'
+export { CrmApi } from './generated/sdk.gen.js'
+export type * from './generated/types.gen.js'
