@@ -172,7 +172,12 @@ export function createDb(opts: DbOptions): Db {
  * in bulk imports. Queries go through Kysely everywhere else.
  */
 export function poolOf(db: Db): pg.Pool {
-  const pool = pools.get(db)
+  const pool = findPool(db)
   if (!pool) throw new Error('poolOf: this Kysely instance was not made by createDb')
   return pool
+}
+
+/** The pool under a Kysely instance made by createDb; undefined for one a caller built itself (a test's logging instance). */
+export function findPool(db: Db): pg.Pool | undefined {
+  return pools.get(db)
 }

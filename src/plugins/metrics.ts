@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type pg from 'pg'
-import { poolOf, type Db } from '../db/database.js'
+import { findPool, type Db } from '../db/database.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -44,8 +44,10 @@ export default fp(
     })
 
     const pools = new Map<string, pg.Pool>()
+    // A Kysely instance not made by createDb has no pool to observe: its figures are left out.
     app.decorate('observePool', (name: string, db: Db) => {
-      pools.set(name, poolOf(db))
+      const pool = findPool(db)
+      if (pool) pools.set(name, pool)
     })
     app.observePool('primary', app.db)
     new Gauge({
