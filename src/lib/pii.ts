@@ -55,14 +55,20 @@ export type PiiTable = keyof typeof PII_FIELDS
 export const PII_REPRESENTATIONS: Readonly<Record<string, { table?: PiiTable; derived?: Fields }>> = {
   // The values of the customer's primary email and phone contact points.
   Customer: { table: 'customers', derived: { primary_email: 'email', primary_phone: 'phone' } },
-  ContactPoint: { table: 'contact_points' },
+  ContactPointEmail: { table: 'contact_points' },
+  ContactPointPhone: { table: 'contact_points' },
+  ContactPointAddress: { table: 'contact_points' },
+  ContactPointSocial: { table: 'contact_points' },
   Interaction: { table: 'interactions' },
   Feedback: { table: 'feedback' },
   Order: { table: 'orders' },
   AuditEvent: { table: 'audit_events' },
   Event: { table: 'events' },
-  // Its summary quotes an interaction's or a complaint's subject.
-  TimelineItem: { derived: { summary: 'free_text' } },
+  // A timeline item's summary quotes an interaction's or a complaint's subject.
+  TimelineInteraction: { derived: { summary: 'free_text' } },
+  TimelineOrder: { derived: { summary: 'free_text' } },
+  TimelineFeedback: { derived: { summary: 'free_text' } },
+  TimelineProfileChange: { derived: { summary: 'free_text' } },
 }
 
 /**

@@ -325,22 +325,35 @@ export type Consent = {
 export type ConsistencyToken = string;
 
 /**
- * A way to reach a customer
+ * A way to reach a customer; `kind` decides its shape: a social account has a network, an address its parts
  */
-export type ContactPoint = {
+export type ContactPoint = ({
+    kind: 'email';
+} & ContactPointEmail) | ({
+    kind: 'phone';
+} & ContactPointPhone) | ({
+    kind: 'address';
+} & ContactPointAddress) | ({
+    kind: 'social';
+} & ContactPointSocial);
+
+/**
+ * A postal address
+ */
+export type ContactPointAddress = {
     id: string;
     customer_id: string;
-    kind: 'phone' | 'email' | 'address' | 'social';
+    kind: 'address';
     label: 'home' | 'work' | 'mobile' | 'billing' | 'shipping' | 'other' | null;
     /**
-     * Masked unless the token has pii:read
+     * The address on one line, derived from its parts; masked unless the token has pii:read
      */
     value: string;
-    network: 'wechat' | 'weibo' | 'whatsapp' | 'line' | 'telegram' | 'linkedin' | 'x' | 'facebook' | 'instagram' | 'tiktok' | 'other' | null;
     /**
-     * For kind address: its parts (masked but the country unless pii:read)
+     * Only social accounts have a network
      */
-    address: Address | null;
+    network: null;
+    address: Address;
     is_primary: boolean;
     verified: boolean;
     version: number;
@@ -380,6 +393,39 @@ export type ContactPointCreate = {
 };
 
 /**
+ * An email address
+ */
+export type ContactPointEmail = {
+    id: string;
+    customer_id: string;
+    kind: 'email';
+    label: 'home' | 'work' | 'mobile' | 'billing' | 'shipping' | 'other' | null;
+    /**
+     * The address; masked unless the token has pii:read
+     */
+    value: string;
+    /**
+     * Only social accounts have a network
+     */
+    network: null;
+    /**
+     * Only addresses have parts
+     */
+    address: null;
+    is_primary: boolean;
+    verified: boolean;
+    version: number;
+    /**
+     * RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    created_at: string;
+    /**
+     * RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    updated_at: string;
+};
+
+/**
  * A page of a customer's contact points
  */
 export type ContactPointList = {
@@ -409,6 +455,69 @@ export type ContactPointPatch = {
      */
     is_primary?: boolean;
     verified?: boolean;
+};
+
+/**
+ * A phone number
+ */
+export type ContactPointPhone = {
+    id: string;
+    customer_id: string;
+    kind: 'phone';
+    label: 'home' | 'work' | 'mobile' | 'billing' | 'shipping' | 'other' | null;
+    /**
+     * The number; masked unless the token has pii:read
+     */
+    value: string;
+    /**
+     * Only social accounts have a network
+     */
+    network: null;
+    /**
+     * Only addresses have parts
+     */
+    address: null;
+    is_primary: boolean;
+    verified: boolean;
+    version: number;
+    /**
+     * RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    created_at: string;
+    /**
+     * RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    updated_at: string;
+};
+
+/**
+ * A social account
+ */
+export type ContactPointSocial = {
+    id: string;
+    customer_id: string;
+    kind: 'social';
+    label: 'home' | 'work' | 'mobile' | 'billing' | 'shipping' | 'other' | null;
+    /**
+     * The handle; masked unless the token has pii:read
+     */
+    value: string;
+    network: 'wechat' | 'weibo' | 'whatsapp' | 'line' | 'telegram' | 'linkedin' | 'x' | 'facebook' | 'instagram' | 'tiktok' | 'other';
+    /**
+     * Only addresses have parts
+     */
+    address: null;
+    is_primary: boolean;
+    verified: boolean;
+    version: number;
+    /**
+     * RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    created_at: string;
+    /**
+     * RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    updated_at: string;
 };
 
 /**
@@ -2339,10 +2448,10 @@ export type SegmentRefreshResult = {
 };
 
 /**
- * One event in a customer's history
+ * Feedback in a customer's history
  */
-export type TimelineItem = {
-    type: 'interaction' | 'order' | 'feedback' | 'profile_change';
+export type TimelineFeedback = {
+    type: 'feedback';
     /**
      * Id of the interaction, order, feedback or audit event
      */
@@ -2351,11 +2460,81 @@ export type TimelineItem = {
      * occurred_at, ordered_at, submitted_at or the audit time. RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
      */
     occurred_at: string;
-    /**
-     * A few fields of the item (never PII values); fetch the item for the rest
-     */
     summary: {
-        [key: string]: unknown;
+        kind: string;
+        score: number | null;
+        /**
+         * The complaint's status
+         */
+        status: string | null;
+        /**
+         * The feedback's subject
+         */
+        subject: string | null;
+    };
+};
+
+/**
+ * An interaction in a customer's history
+ */
+export type TimelineInteraction = {
+    type: 'interaction';
+    /**
+     * Id of the interaction, order, feedback or audit event
+     */
+    id: string;
+    /**
+     * occurred_at, ordered_at, submitted_at or the audit time. RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    occurred_at: string;
+    summary: {
+        channel: string;
+        direction: string;
+        /**
+         * The interaction's subject
+         */
+        subject: string | null;
+        /**
+         * How it ended
+         */
+        outcome: string | null;
+    };
+};
+
+/**
+ * One event in a customer's history; `type` decides the shape of `summary`
+ */
+export type TimelineItem = ({
+    type: 'interaction';
+} & TimelineInteraction) | ({
+    type: 'order';
+} & TimelineOrder) | ({
+    type: 'feedback';
+} & TimelineFeedback) | ({
+    type: 'profile_change';
+} & TimelineProfileChange);
+
+/**
+ * An order in a customer's history
+ */
+export type TimelineOrder = {
+    type: 'order';
+    /**
+     * Id of the interaction, order, feedback or audit event
+     */
+    id: string;
+    /**
+     * occurred_at, ordered_at, submitted_at or the audit time. RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    occurred_at: string;
+    summary: {
+        order_number: string;
+        status: string;
+        /**
+         * Decimal string in the order's currency
+         */
+        total: string;
+        currency: string;
     };
 };
 
@@ -2368,6 +2547,32 @@ export type TimelinePage = {
      * Pass as ?cursor= for the next page; null on the last page
      */
     next_cursor: string | null;
+};
+
+/**
+ * A change to the customer's profile
+ */
+export type TimelineProfileChange = {
+    type: 'profile_change';
+    /**
+     * Id of the interaction, order, feedback or audit event
+     */
+    id: string;
+    /**
+     * occurred_at, ordered_at, submitted_at or the audit time. RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    occurred_at: string;
+    summary: {
+        /**
+         * insert, update or delete
+         */
+        action: string;
+        actor: string;
+        /**
+         * The names of the fields that changed, never their values
+         */
+        changed_fields: Array<string>;
+    };
 };
 
 /**
@@ -4599,7 +4804,7 @@ export type CreateContactPointError = CreateContactPointErrors[keyof CreateConta
 
 export type CreateContactPointResponses = {
     /**
-     * A way to reach a customer
+     * A way to reach a customer; `kind` decides its shape: a social account has a network, an address its parts
      */
     201: ContactPoint;
 };
@@ -4791,7 +4996,7 @@ export type UpdateContactPointError = UpdateContactPointErrors[keyof UpdateConta
 
 export type UpdateContactPointResponses = {
     /**
-     * A way to reach a customer
+     * A way to reach a customer; `kind` decides its shape: a social account has a network, an address its parts
      */
     200: ContactPoint;
 };

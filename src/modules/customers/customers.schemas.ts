@@ -1,4 +1,4 @@
-import { Type, type Static } from 'typebox'
+import { Type, type Static, type TSchema } from 'typebox'
 import { Currency, DateOnly, JsonMap, Money, Nullable, StringEnum, Timestamp, Uuid, ref, ArchivedQuery } from '../../lib/schema.js'
 import { PageQuery, pageEnvelope, type SortFields } from '../../lib/pagination.js'
 import { CustomerFilter } from '../filters/filter.schemas.js'
@@ -72,31 +72,61 @@ export const ContactPointPatch = Type.Object(
   { $id: 'ContactPointPatch', additionalProperties: false, minProperties: 1, description: 'JSON Merge Patch of a contact point', example: { is_primary: true } },
 )
 
-export const ContactPoint = Type.Object(
-  {
-    id: Uuid(),
-    customer_id: Uuid(),
-    kind: StringEnum(CONTACT_KINDS),
-    label: Nullable(StringEnum(CONTACT_LABELS)),
-    value: Type.String({ description: 'Masked unless the token has pii:read' }),
-    network: Nullable(StringEnum(SOCIAL_NETWORKS)),
-    address: Nullable(ref(Address), { description: 'For kind address: its parts (masked but the country unless pii:read)' }),
-    is_primary: Type.Boolean(),
-    verified: Type.Boolean(),
-    version: Type.Integer(),
-    created_at: Timestamp(),
-    updated_at: Timestamp(),
-  },
-  {
-    $id: 'ContactPoint',
-    description: 'A way to reach a customer',
-    example: {
-      id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a12', customer_id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11', kind: 'email', label: 'work',
-      value: 'li.na@example.com', network: null, address: null, is_primary: true, verified: false, version: 1,
-      created_at: '2026-11-22T08:30:00.000Z', updated_at: '2026-11-22T08:30:00.000Z',
+const contactPointVariant = <K extends (typeof CONTACT_KINDS)[number]>(
+  kind: K, $id: string, description: string, shape: { network: TSchema; address: TSchema; value: TSchema },
+) =>
+  Type.Object(
+    {
+      id: Uuid(),
+      customer_id: Uuid(),
+      kind: StringEnum([kind] as const),
+      label: Nullable(StringEnum(CONTACT_LABELS)),
+      value: shape.value,
+      network: shape.network,
+      address: shape.address,
+      is_primary: Type.Boolean(),
+      verified: Type.Boolean(),
+      version: Type.Integer(),
+      created_at: Timestamp(),
+      updated_at: Timestamp(),
     },
+    { $id, description },
+  )
+
+const maskedValue = (what: string) => Type.String({ description: `${what}; masked unless the token has pii:read` })
+const none = (why: string) => Type.Null({ description: why })
+
+export const ContactPointEmail = contactPointVariant('email', 'ContactPointEmail', 'An email address', {
+  value: maskedValue('The address'), network: none('Only social accounts have a network'), address: none('Only addresses have parts'),
+})
+export const ContactPointPhone = contactPointVariant('phone', 'ContactPointPhone', 'A phone number', {
+  value: maskedValue('The number'), network: none('Only social accounts have a network'), address: none('Only addresses have parts'),
+})
+export const ContactPointAddress = contactPointVariant('address', 'ContactPointAddress', 'A postal address', {
+  value: maskedValue('The address on one line, derived from its parts'), network: none('Only social accounts have a network'),
+  address: ref(Address),
+})
+export const ContactPointSocial = contactPointVariant('social', 'ContactPointSocial', 'A social account', {
+  value: maskedValue('The handle'), network: StringEnum(SOCIAL_NETWORKS), address: none('Only addresses have parts'),
+})
+/** Registered wherever ContactPoint is (segments answer customers too). */
+export const CONTACT_POINT_VARIANTS = [ContactPointEmail, ContactPointPhone, ContactPointAddress, ContactPointSocial]
+const CONTACT_POINT_IDS: Record<(typeof CONTACT_KINDS)[number], string> = {
+  email: 'ContactPointEmail', phone: 'ContactPointPhone', address: 'ContactPointAddress', social: 'ContactPointSocial',
+}
+
+/** A way to reach a customer: `kind` decides which of network and address it has. */
+export const ContactPoint = Type.Unsafe<Static<typeof ContactPointEmail> | Static<typeof ContactPointPhone> | Static<typeof ContactPointAddress> | Static<typeof ContactPointSocial>>({
+  $id: 'ContactPoint',
+  description: 'A way to reach a customer; `kind` decides its shape: a social account has a network, an address its parts',
+  oneOf: Object.values(CONTACT_POINT_IDS).map((id) => ({ $ref: `${id}#` })),
+  discriminator: { propertyName: 'kind', mapping: Object.fromEntries(Object.entries(CONTACT_POINT_IDS).map(([kind, id]) => [kind, `#/components/schemas/${id}`])) },
+  example: {
+    id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a12', customer_id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11', kind: 'email', label: 'work',
+    value: 'li.na@example.com', network: null, address: null, is_primary: true, verified: false, version: 1,
+    created_at: '2026-11-22T08:30:00.000Z', updated_at: '2026-11-22T08:30:00.000Z',
   },
-)
+})
 
 /** The profile fields of a customer as clients send them (bulk imports reuse them). */
 export const profileFields = {
@@ -321,4 +351,4 @@ export type ContactPointDto = Static<typeof ContactPoint>
 export type CustomerListQueryT = Static<typeof CustomerListQuery>
 
 /** Named schemas of this domain, registered once by the routes plugin. */
-export const customerSchemas = [Address, Consent, ContactPointCreate, ContactPointPatch, ContactPoint, CustomerCreate, CustomerPatch, CustomerMetrics, Customer, CustomerMerge, CustomerList, ContactPointList, CustomerSearch, CustomerSearchResult]
+export const customerSchemas = [Address, Consent, ContactPointCreate, ContactPointPatch, ...CONTACT_POINT_VARIANTS, ContactPoint, CustomerCreate, CustomerPatch, CustomerMetrics, Customer, CustomerMerge, CustomerList, ContactPointList, CustomerSearch, CustomerSearchResult]

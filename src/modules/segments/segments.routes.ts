@@ -6,7 +6,7 @@ import { filterFromBody } from '../filters/filter.request.js'
 import { pageRequest, parseSort, toPage, type SortKey } from '../../lib/pagination.js'
 import { IdParams, problemResponses, ref, READ_ERRORS, WRITE_ERRORS } from '../../lib/schema.js'
 import { countCustomers, searchPage } from '../customers/index.js'
-import { Address, Consent, ContactPoint, Customer, CustomerList, CustomerMetrics } from '../customers/customers.schemas.js'
+import { Address, Consent, CONTACT_POINT_VARIANTS, ContactPoint, Customer, CustomerList, CustomerMetrics } from '../customers/customers.schemas.js'
 import * as repo from './segments.repository.js'
 import * as service from './segments.service.js'
 import {
@@ -20,7 +20,7 @@ const HISTORY_KEYS: SortKey[] = [{ field: 'occurred_at', desc: true, type: 'time
 const segmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // Members are customers: the customer shapes are registered in this context too (the
   // customers plugin's own registrations are encapsulated), under the same $ids.
-  for (const schema of [Address, Consent, ContactPoint, CustomerMetrics, Customer, CustomerList, ...segmentSchemas]) app.addSchema(schema)
+  for (const schema of [Address, Consent, ...CONTACT_POINT_VARIANTS, ContactPoint, CustomerMetrics, Customer, CustomerList, ...segmentSchemas]) app.addSchema(schema)
 
   app.post('/segments', {
     config: { scope: 'segments:write', contract: { etag: true, creates: true } },
