@@ -68,6 +68,7 @@ export const HEADERS: Record<string, Json> = {
   WWWAuthenticate: { required: true, description: 'Bearer challenge (RFC 6750)', schema: { type: 'string', example: 'Bearer' } },
   XPiiMasked: { description: 'true when personal fields (phone, email, address, birthday) were masked because the token lacks pii:read', schema: { type: 'string', enum: ['true'] } },
   CacheControl: { required: true, description: 'no-store on every answer that carries personal data', schema: { type: 'string', example: 'no-store' } },
+  XConsistencyToken: { description: 'With a read replica configured: the commit position of this write; send it back on a read (X-Consistency-Token) to read it', schema: { type: 'string', pattern: '^[0-9A-F]{1,8}/[0-9A-F]{1,8}$', example: '0/1A2B3C4D' } },
   ContentDisposition: { required: true, description: 'attachment with a file name', schema: { type: 'string', example: 'attachment; filename="segment-0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11.csv"' } },
 }
 
@@ -102,6 +103,8 @@ interface RouteFacts {
   contract: RouteContract
   idempotent: boolean
   pii?: { masks: boolean }
+  /** A write that answers X-Consistency-Token when a replica is configured (plugins/replica.ts). */
+  consistencyToken: boolean
 }
 
 /** `GET /v1/customers/{id}` → the route's facts; filled by onRoute, read when the document is built. */
@@ -121,6 +124,7 @@ export class RouteRegistry {
       scope: config.scope ?? 'public',
       contract: config.contract ?? {},
       idempotent: method === 'post' && config.transaction !== 'manual',
+      consistencyToken: method !== 'get' && config.reads !== 'replica',
       ...(config.pii ? { pii: { masks: config.pii.masks } } : {}),
     }
   }
@@ -205,6 +209,7 @@ function completeOperation(op: Operation, facts: RouteFacts, path: string): void
       if (etag && (status === 304 || (success && status !== 204))) headers.ETag = header('ETag', true)
       if (facts.contract.creates && (status === 201 || status === 202)) headers.Location = header('Location', true)
       if (facts.idempotent && success) headers['Idempotent-Replayed'] = header('IdempotentReplayed')
+      if (facts.consistencyToken && success) headers['X-Consistency-Token'] = header('XConsistencyToken')
       if (success) for (const [name, component] of Object.entries(facts.contract.sends ?? {})) headers[name] = header(component, true)
       if (facts.pii && success) {
         headers['Cache-Control'] = header('CacheControl', true)

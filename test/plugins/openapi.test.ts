@@ -35,9 +35,12 @@ t.test('every operation has a unique camelCase operationId, a summary, tags and 
 t.test('component schemas are named, described and have an example', async (t) => {
   const names = Object.keys(spec.components.schemas)
   t.notOk(names.some((n) => /^def-\d+$/.test(n)), 'no def-N names')
+  // A problem type entry has a property named `example`: Spectral reads an example of it as a
+  // schema (src/modules/problems/problems.schemas.ts), so those two go without.
+  const withoutExample = new Set(['ProblemType', 'ProblemTypeList'])
   for (const [name, schema] of Object.entries(spec.components.schemas)) {
     t.ok(schema.description, `${name} has a description`)
-    t.not(schema.example, undefined, `${name} has an example`)
+    if (!withoutExample.has(name)) t.not(schema.example, undefined, `${name} has an example`)
   }
 })
 

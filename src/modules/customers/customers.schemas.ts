@@ -73,7 +73,7 @@ export const ContactPointPatch = Type.Object(
 )
 
 const contactPointVariant = <K extends (typeof CONTACT_KINDS)[number]>(
-  kind: K, $id: string, description: string, shape: { network: TSchema; address: TSchema; value: TSchema },
+  kind: K, $id: string, description: string, shape: { network: TSchema; address: TSchema; value: TSchema }, example: Record<string, unknown>,
 ) =>
   Type.Object(
     {
@@ -90,7 +90,13 @@ const contactPointVariant = <K extends (typeof CONTACT_KINDS)[number]>(
       created_at: Timestamp(),
       updated_at: Timestamp(),
     },
-    { $id, description },
+    {
+      $id, description,
+      example: {
+        id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a12', customer_id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11', kind, label: null, network: null, address: null,
+        is_primary: true, verified: false, version: 1, created_at: '2026-11-22T08:30:00.000Z', updated_at: '2026-11-22T08:30:00.000Z', ...example,
+      },
+    },
   )
 
 const maskedValue = (what: string) => Type.String({ description: `${what}; masked unless the token has pii:read` })
@@ -98,17 +104,17 @@ const none = (why: string) => Type.Null({ description: why })
 
 export const ContactPointEmail = contactPointVariant('email', 'ContactPointEmail', 'An email address', {
   value: maskedValue('The address'), network: none('Only social accounts have a network'), address: none('Only addresses have parts'),
-})
+}, { label: 'work', value: 'li.na@example.com' })
 export const ContactPointPhone = contactPointVariant('phone', 'ContactPointPhone', 'A phone number', {
   value: maskedValue('The number'), network: none('Only social accounts have a network'), address: none('Only addresses have parts'),
-})
+}, { label: 'mobile', value: '+8613912345678' })
 export const ContactPointAddress = contactPointVariant('address', 'ContactPointAddress', 'A postal address', {
   value: maskedValue('The address on one line, derived from its parts'), network: none('Only social accounts have a network'),
   address: ref(Address),
-})
+}, { value: '88 Century Avenue, 200120 Shanghai, CN', address: { line1: '88 Century Avenue', city: 'Shanghai', postal_code: '200120', country: 'CN' } })
 export const ContactPointSocial = contactPointVariant('social', 'ContactPointSocial', 'A social account', {
   value: maskedValue('The handle'), network: StringEnum(SOCIAL_NETWORKS), address: none('Only addresses have parts'),
-})
+}, { value: 'lina_sh', network: 'wechat' })
 /** Registered wherever ContactPoint is (segments answer customers too). */
 export const CONTACT_POINT_VARIANTS = [ContactPointEmail, ContactPointPhone, ContactPointAddress, ContactPointSocial]
 const CONTACT_POINT_IDS: Record<(typeof CONTACT_KINDS)[number], string> = {

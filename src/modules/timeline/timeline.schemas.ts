@@ -26,6 +26,13 @@ const SUMMARIES = {
 
 const SUMMARY_IDS = { interaction: 'TimelineInteraction', order: 'TimelineOrder', feedback: 'TimelineFeedback', profile_change: 'TimelineProfileChange' } as const
 
+const EXAMPLES: Record<TimelineType, Record<string, unknown>> = {
+  interaction: { channel: 'phone', direction: 'inbound', subject: 'Delivery question', outcome: 'resolved' },
+  order: { order_number: 'ORD-00000042', status: 'paid', total: '129.90', currency: 'CNY' },
+  feedback: { kind: 'nps', score: 9, status: null, subject: null },
+  profile_change: { action: 'update', actor: 'user:agent-7', changed_fields: ['job_title', 'tags'] },
+}
+
 const timelineVariant = <K extends TimelineType>(type: K, description: string) =>
   Type.Object(
     {
@@ -34,7 +41,10 @@ const timelineVariant = <K extends TimelineType>(type: K, description: string) =
       occurred_at: Timestamp({ description: 'occurred_at, ordered_at, submitted_at or the audit time' }),
       summary: SUMMARIES[type],
     },
-    { $id: SUMMARY_IDS[type], additionalProperties: false, description },
+    {
+      $id: SUMMARY_IDS[type], additionalProperties: false, description,
+      example: { type, id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a13', occurred_at: '2026-11-20T09:00:00.000Z', summary: EXAMPLES[type] },
+    },
   )
 
 export const TimelineInteraction = timelineVariant('interaction', 'An interaction in a customer\'s history')
