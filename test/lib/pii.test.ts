@@ -47,9 +47,11 @@ t.test('the registry: one class per field name; log paths and snapshot keys deri
   t.same(maskAuditSnapshot(segment), segment, 'a segment filter\'s date bound is not an audit snapshot')
 })
 
-// Schemas shaped like the API's: a page of customers, each with contact points.
+// Schemas shaped like the API's: a page of customers, each with contact points, a union by kind.
 const SCHEMAS: Record<string, unknown> = {
-  ContactPoint: { type: 'object', properties: { kind: { type: 'string' }, value: { type: 'string' }, address: { type: 'object', nullable: true } } },
+  ContactPoint: { oneOf: [{ $ref: 'ContactPointEmail#' }, { $ref: 'ContactPointAddress#' }] },
+  ContactPointEmail: { type: 'object', properties: { kind: { type: 'string', enum: ['email'] }, value: { type: 'string' }, address: { type: 'null' } } },
+  ContactPointAddress: { type: 'object', properties: { kind: { type: 'string', enum: ['address'] }, value: { type: 'string' }, address: { type: 'object' } } },
   Customer: {
     type: 'object',
     properties: {
