@@ -22,6 +22,9 @@ import { claimLease, releaseLease } from './scheduler.repository.js'
  *
  * A failed run is logged and recorded on the lease; the next tick tries again. Timers are
  * unref'd, and close waits for a run in progress.
+ *
+ * runJobNow runs a registered job once, through the same lease and transaction as a tick, even
+ * one whose interval turns its schedule off: what bench/jobs-at-scale.ts times.
  */
 export interface Job {
   name: string
@@ -37,9 +40,23 @@ export interface Job {
 
 const DEFAULT_TIMEOUT_MS = 10 * 60_000
 
+/** One run of a job by runJobNow. */
+export interface JobRun {
+  /** False: the lease was held (a run in progress or within the interval), nothing ran. */
+  ran: boolean
+  /** What the job returned, when it succeeded. */
+  result?: unknown
+  /** Why it failed (its time limit included), when it did. */
+  error?: string
+  /** The job's time limit. */
+  timeoutMs: number
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
     scheduleJob(job: Job): void
+    /** Runs the registered job of this name once, as a tick would; off jobs included. */
+    runJobNow(name: string): Promise<JobRun>
   }
 }
 
@@ -47,6 +64,7 @@ export default fp(
   async (app) => {
     const instance = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`
     const jobs: Job[] = []
+    const registered = new Map<string, Job>()
     const timers: NodeJS.Timeout[] = []
     const running = new Map<string, Promise<void>>()
     // job_name, not job: Prometheus gives every scraped series a `job` label of its own.
@@ -70,14 +88,15 @@ export default fp(
       registers: [app.metrics],
     })
 
-    const runOnce = async (job: Job) => {
+    const runOnce = async (job: Job): Promise<JobRun> => {
       const timeoutMs = job.timeoutMs ?? DEFAULT_TIMEOUT_MS
-      if (!(await claimLease(app.db, job.name, instance, job.intervalMs, timeoutMs))) return
+      if (!(await claimLease(app.db, job.name, instance, job.intervalMs, timeoutMs))) return { ran: false, timeoutMs }
       let error: string | null = null
+      let result: unknown
       const endTimer = duration.startTimer({ job_name: job.name })
       try {
         const context = { actor: `system:${job.name}`, requestId: randomUUID(), route: `job ${job.name}` }
-        const result = await withStatementTimeout(timeoutMs, () =>
+        result = await withStatementTimeout(timeoutMs, () =>
           inAuditedTransaction(app.db, context, async (trx) => {
             await sql`select set_config('statement_timeout', ${String(timeoutMs)}, true)`.execute(trx)
             return job.run(trx)
@@ -94,6 +113,7 @@ export default fp(
         endTimer()
         await releaseLease(app.db, job.name, instance, error).catch(() => {})
       }
+      return error === null ? { ran: true, result, timeoutMs } : { ran: true, error, timeoutMs }
     }
 
     const tick = (job: Job) => {
@@ -105,7 +125,20 @@ export default fp(
     }
 
     app.decorate('scheduleJob', (job: Job) => {
+      registered.set(job.name, job)
       if (job.intervalMs > 0) jobs.push(job)
+    })
+    app.decorate('runJobNow', async (name: string) => {
+      const job = registered.get(name)
+      if (!job) throw new Error(`no job named ${name} is registered`)
+      if (running.has(name)) return { ran: false, timeoutMs: job.timeoutMs ?? DEFAULT_TIMEOUT_MS }
+      const run = runOnce(job)
+      running.set(name, run.then(() => {}, () => {}))
+      try {
+        return await run
+      } finally {
+        running.delete(name)
+      }
     })
     app.addHook('onReady', async () => {
       for (const job of jobs) {

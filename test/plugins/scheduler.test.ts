@@ -138,3 +138,39 @@ t.test('the lifecycle sweep runs as the app starts', async (t) => {
   const audit = await ctx.ownerDb.selectFrom('audit_events').select('actor').where('entity_id', '=', id).where('action', '=', 'update').orderBy('occurred_at', 'desc').executeTakeFirst()
   t.equal(audit?.actor, 'system:lifecycle-sweep', 'the stage change is audited as the sweep')
 })
+
+t.test('runJobNow runs a job once through its lease and transaction, even one whose schedule is off', async (t) => {
+  let runs = 0
+  const app = await appWith([
+    {
+      name: 'on-demand', intervalMs: 0,
+      run: async (db) => {
+        runs += 1
+        const { rows } = await sql<{ actor: string }>`select current_setting('crm.actor', true) as actor`.execute(db)
+        return { runs, actor: rows[0]?.actor }
+      },
+    },
+    { name: 'failing', intervalMs: 0, run: async () => { throw new Error('no luck') } },
+    { name: 'slow', intervalMs: 0, timeoutMs: 200, run: async (db) => sql`select pg_sleep(2)`.execute(db) },
+  ])
+  await app.ready()
+  const first = await app.runJobNow('on-demand')
+  t.same(first, { ran: true, result: { runs: 1, actor: 'system:on-demand' }, timeoutMs: 600_000 }, 'it ran as the job and answered what the job returned')
+  t.equal((await app.runJobNow('on-demand')).ran, true, 'an interval of 0 lets the next run claim the lease at once')
+  t.equal(runs, 2)
+  const lease = await ctx.db.selectFrom('crm_job_leases').selectAll().where('name', '=', 'on-demand').executeTakeFirstOrThrow()
+  t.equal(Number(lease.runs), 2, 'the lease counted both runs')
+  t.ok(lease.finished_at, 'and was released')
+
+  const failed = await app.runJobNow('failing')
+  t.same(failed, { ran: true, error: 'no luck', timeoutMs: 600_000 }, 'a failure is answered, not thrown')
+  const slow = await app.runJobNow('slow')
+  t.equal(slow.ran, true)
+  t.match(slow.error, /statement timeout/, 'a run past its time limit fails with the time limit')
+
+  await sql`update crm_job_leases set finished_at = null, started_at = now() where name = 'on-demand'`.execute(ctx.ownerDb)
+  t.same(await app.runJobNow('on-demand'), { ran: false, timeoutMs: 600_000 }, 'a lease held by another run is left alone')
+  t.equal(runs, 2)
+  await t.rejects(app.runJobNow('nope'), /no job named nope/)
+  await app.close()
+})
