@@ -66,7 +66,7 @@ export default fp(
     const jobs: Job[] = []
     const registered = new Map<string, Job>()
     const timers: NodeJS.Timeout[] = []
-    const running = new Map<string, Promise<void>>()
+    const running = new Map<string, Promise<unknown>>()
     // job_name, not job: Prometheus gives every scraped series a `job` label of its own.
     const runs = new Counter({
       name: 'crm_job_runs_total',
@@ -133,7 +133,7 @@ export default fp(
       if (!job) throw new Error(`no job named ${name} is registered`)
       if (running.has(name)) return { ran: false, timeoutMs: job.timeoutMs ?? DEFAULT_TIMEOUT_MS }
       const run = runOnce(job)
-      running.set(name, run.then(() => {}, () => {}))
+      running.set(name, run.catch(() => {}))
       try {
         return await run
       } finally {
