@@ -136,6 +136,7 @@ async function orphanedImport(app: App, token: string): Promise<string> {
     const res = await app.inject({ method: 'POST', url: '/v1/imports', headers: { authorization: `Bearer ${token}`, 'content-type': 'text/csv' }, payload: lines.join('\n') + '\n' })
     if (res.statusCode !== 202) throw new Error(`import upload answered ${res.statusCode}: ${res.body}`)
     const first = (res.json() as { id: string }).id
+    const blockerPid = (await blocker.query('select pg_backend_pid() as p')).rows[0].p
     return await owner(async (c) => {
       await c.query('set session_replication_role = replica')
       const job = await c.query(`insert into imports (kind, format, status, rows_received, rows_rejected, errors, actor, request_id, created_at, updated_at)
@@ -146,11 +147,14 @@ async function orphanedImport(app: App, token: string): Promise<string> {
       await c.query(`insert into import_customer_rows select $2, line, external_ref, name, given_name, family_name, gender, birthday, occupation, marital_status,
         company, job_title, preferred_channel, acquisition_source, tags, email, email_normalized, phone, phone_normalized, customer_id, rejected
         from import_customer_rows where import_id = $1`, [first, id])
-      // The first merge waits for the blocker's lock: cancelled, it fails its own job and drops its own rows.
-      const blockerPid = (await blocker.query('select pg_backend_pid() as p')).rows[0].p
-      for (let i = 0; i < 600; i++) {
-        const r = await c.query(`select pg_cancel_backend(pid) from pg_stat_activity where $1 = any(pg_blocking_pids(pid))`, [blockerPid])
+      // The first merge is ended as a dying process ends it: its connection is terminated once
+      // its transaction holds the job (an xid; the blocker's lock keeps it from committing before).
+      // It then fails its own job and drops its own rows; the copy stays merging.
+      for (let i = 0; ; i++) {
+        const r = await c.query(`select pg_terminate_backend(pid) from pg_stat_activity
+          where datname = current_database() and application_name = 'crm-api' and backend_xid is not null and pid <> $1`, [blockerPid])
         if (r.rowCount) break
+        if (i > 6000) throw new Error('the first merge never started')
         await new Promise((resolve) => setTimeout(resolve, 100))
       }
       await blocker.query('rollback')
