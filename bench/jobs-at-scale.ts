@@ -119,7 +119,7 @@ async function lifecycleBacklog(): Promise<number> {
 async function idempotencyBacklog() {
   await owner((c) => c.query(`
     insert into idempotency_keys (actor, route, key, fingerprint, status, headers, body, created_at, expires_at)
-    select 'bench:client', 'POST /v1/customers', 'key-' || i, md5(i::text), 201, '{"location":"/v1/customers/x"}',
+    select 'bench:client', 'POST /v1/customers', 'key-' || txid_current() || '-' || i, md5(i::text), 201, '{"location":"/v1/customers/x"}',
            repeat('x', 1000), now() - interval '2 days', case when i <= 50000 then now() - interval '1 day' + i * interval '1 ms' else now() + interval '1 day' end
     from generate_series(1, 100000) i`))
 }
