@@ -29,10 +29,11 @@ import { type Kysely, sql } from 'kysely'
  * their positions and the identity continues from the old table's.
  *
  * Cost: this rewrites both tables (every row is copied into its partition and every index is
- * rebuilt) under the write gate: writers wait for all of it. Measured on a loaded 2-core machine:
- * see docs/database.md (about 100k audit rows and their events in a few seconds). A trail of
+ * rebuilt) under the write gate: writers wait for all of it. 100,002 audit rows and as many
+ * events over four months took 6.4 s on a 2-core machine busy with other test runs
+ * (`npx tsx bench/partition-conversion.ts --audit-rows 100000`); it grows linearly, so a trail of
  * hundreds of millions of rows needs a maintenance window, or attaching the old table whole as
- * one partition of history instead (no copy), which this migration does not do.
+ * one partition of history (no copy), which this migration does not do.
  */
 
 const AUDIT_COLUMNS = sql`
