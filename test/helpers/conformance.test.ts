@@ -1,5 +1,10 @@
 import t from 'tap'
-import { contractChecker, type ResponseRecord } from './conformance.js'
+import { spawn } from 'node:child_process'
+import { createServer, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { checkReceived, checkingFetch, contractChecker, operationPath, type ResponseRecord } from './conformance.js'
 import type { OpenApiDoc } from './openapi.js'
 
 /**
@@ -8,6 +13,7 @@ import type { OpenApiDoc } from './openapi.js'
  */
 const doc: OpenApiDoc = {
   paths: {
+    '/v1/things/search': { post: { operationId: 'searchThings', responses: { 200: { description: 'Found' } } } },
     '/v1/things/{id}': {
       get: {
         operationId: 'getThing',
@@ -76,4 +82,67 @@ t.test('a response no operation matches must still be a problem when it is an er
   t.same(check({ method: 'GET', url: '/nowhere', status: 404, headers: { 'content-type': 'application/problem+json' }, body: problem }), [])
   t.match(check({ method: 'GET', url: '/nowhere', status: 404, headers: { 'content-type': 'text/html' }, body: '<p>no</p>' }), [/is not application\/problem\+json/])
   t.match(check({ method: 'GET', url: '/nowhere', status: 404, headers: { 'content-type': 'application/problem+json' }, body: '{"title":"x"}' }), [/body/])
+})
+
+t.test('a request path falls on the operation the router would pick', async (t) => {
+  t.equal(operationPath(doc, 'GET', `/v1/things/${ID}?x=1`), '/v1/things/{id}')
+  t.equal(operationPath(doc, 'HEAD', `/v1/things/${ID}/`), '/v1/things/{id}', 'HEAD as GET, a trailing slash ignored')
+  t.equal(operationPath(doc, 'POST', '/v1/things/search'), '/v1/things/search', 'a static segment before a parameter')
+  t.equal(operationPath(doc, 'GET', '/v1/things/search'), '/v1/things/{id}', 'the parameter when the static path has no such method')
+  t.equal(operationPath(doc, 'DELETE', `/v1/things/${ID}`), undefined)
+  t.equal(operationPath(doc, 'GET', '/v1/things/'), undefined, 'an empty parameter matches nothing')
+})
+
+t.test('a response received over the wire is checked as the operation its path falls on', async (t) => {
+  const found: string[] = []
+  const received = { ...ok, url: `/v1/things/${ID}` }
+  delete (received as Partial<ResponseRecord>).route
+  t.same(checkReceived(received, { doc, onMismatch: (m) => found.push(...m) }), [])
+  t.match(checkReceived({ ...received, status: 409 }, { doc, onMismatch: (m) => found.push(...m) }), [/status 409 is not declared/])
+  t.match(found, [/status 409/])
+})
+
+/** A server answering whatever the test sets, reached through checkingFetch with the small document. */
+t.test('checkingFetch checks status, content type, body and headers of what it receives', async (t) => {
+  let answer: (res: ServerResponse) => void = () => {}
+  const server = createServer((_req, res) => answer(res))
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/things/${ID}`
+  const found: string[] = []
+  const fetchChecked = checkingFetch({ doc, onMismatch: (m) => found.push(...m) })
+  const get = async (respond: (res: ServerResponse) => void, init?: RequestInit) => {
+    answer = respond
+    found.length = 0
+    const res = await fetchChecked(url, init)
+    await res.arrayBuffer()
+    return [...found]
+  }
+  const thing = JSON.stringify({ id: ID, name: 'tea', note: null })
+  t.same(await get((res) => res.writeHead(200, { 'content-type': 'application/json', etag: '"3"' }).end(thing)), [], 'a conforming answer')
+  t.same(await get((res) => res.writeHead(304, { etag: '"3"' }).end()), [], 'a 304 without body')
+  t.same(await get((res) => res.writeHead(200, { 'content-type': 'application/json', etag: '"3"' }).end(), { method: 'HEAD' }), [], 'HEAD as GET, no body')
+  t.match(await get((res) => res.writeHead(409, { 'content-type': 'application/problem+json' }).end(problem)), [/status 409 is not declared/])
+  t.match(await get((res) => res.writeHead(200, { 'content-type': 'text/plain', etag: '"3"' }).end('tea')), [/content type text\/plain is not declared/])
+  t.match(await get((res) => res.writeHead(200, { 'content-type': 'application/json', etag: '"3"' }).end('{"id":1}')), [/body does not match/])
+  t.match(await get((res) => res.writeHead(200, { 'content-type': 'application/json' }).end(thing)), [/required header ETag is missing/])
+  const other = url.replace(`/v1/things/${ID}`, '/nowhere')
+  answer = (res) => res.writeHead(404, { 'content-type': 'text/html' }).end('<p>no</p>')
+  found.length = 0
+  await (await fetchChecked(other)).text()
+  t.match(found, [/is not application\/problem\+json/], 'an error on no operation must still be a problem')
+})
+
+t.test('a mismatch received by conformingFetch or rawExchange fails the test that received it', async (t) => {
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/conformance.fixture.ts'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()))
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()))
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
+  t.not(code, 0, 'the file fails')
+  t.match(output, /not ok 1 - fetch/, 'the subtest that fetched')
+  t.match(output, /not ok 2 - raw/, 'the subtest that read raw HTTP')
+  t.match(output, /GET \/healthz → 200: body does not match the application\/json schema/, 'with the mismatch printed')
+  t.match(output, /required header X-Request-Id is missing/)
 })
