@@ -1,9 +1,8 @@
 import t from 'tap'
-import { connect } from 'node:net'
 import { sql } from 'kysely'
 import { token } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/db.js'
-import { rawConnection } from '../helpers/raw-http.js'
+import { acceptsConnections, rawConnection } from '../helpers/raw-http.js'
 import { startServerProcess } from '../helpers/server-process.js'
 
 /**
@@ -23,15 +22,6 @@ const authorization = `Bearer ${await token('customers:read', { sub: 'user:drain
 const get = (url: string, headers: Record<string, string> = {}) => server.fetch(url, { headers, signal: AbortSignal.timeout(5000) })
 const request = (url: string) => `GET ${url} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${authorization}\r\n\r\n`
 
-/** Whether the server still accepts connections. */
-const accepting = () => new Promise<boolean>((resolve) => {
-  const socket = connect(port, '127.0.0.1')
-  socket.once('connect', () => {
-    socket.destroy()
-    resolve(true)
-  })
-  socket.once('error', () => resolve(false))
-})
 async function until(what: string, check: () => Promise<boolean>, ms = 10_000): Promise<void> {
   const end = Date.now() + ms
   while (!(await check())) {
@@ -62,7 +52,7 @@ t.test('SIGTERM: not ready at once, still serving until the listener closes, the
     connection.send(request('/v1/customers?limit=1'))
     await until('the request waits for the lock', async () =>
       Number((await sql<{ n: string }>`select count(*) as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()`.execute(blocker)).rows[0]!.n) > 0)
-    await until('the listener closes after the drain delay', async () => !(await accepting()))
+    await until('the listener closes after the drain delay', async () => !(await acceptsConnections(port)))
     t.ok(Date.now() - signalled >= DRAIN_MS, 'the listener stayed open for the drain delay')
     connection.send(request('/v1/customers?limit=2'))
     await new Promise((resolve) => setTimeout(resolve, 200))

@@ -1,5 +1,6 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
+import { readdirSync, readFileSync } from 'node:fs'
 import { createServer, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import path from 'node:path'
@@ -145,4 +146,32 @@ t.test('a mismatch received by conformingFetch or rawExchange fails the test tha
   t.match(output, /not ok 2 - raw/, 'the subtest that read raw HTTP')
   t.match(output, /GET \/healthz → 200: body does not match the application\/json schema/, 'with the mismatch printed')
   t.match(output, /required header X-Request-Id is missing/)
+})
+
+/**
+ * Every way a test can reach a server goes through a check: apps a test builds check themselves
+ * (buildTestApp, conform(buildApp(...))); anything else a test receives over HTTP comes through
+ * conformingFetch (server.fetch), rawConnection or rawExchange. Only those helpers may call the
+ * network themselves.
+ */
+t.test('no test talks to a server around the contract checks', async (t) => {
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+  const allowed = new Set(['test/helpers/conformance.ts', 'test/helpers/raw-http.ts', 'test/helpers/app.ts'])
+  const clients: Array<[RegExp, string]> = [
+    [/(?<![\w.])fetch\((?!\w+\??:)/, 'the global fetch (use conformingFetch, or server.fetch)'],
+    [/import\s*\{[^}]*\b(?:connect|createConnection)\b[^}]*\}\s*from 'node:net'|\bnet\.(?:connect|createConnection)\(/, 'a raw socket (use rawConnection or rawExchange)'],
+    [/\bhttps?\.(?:request|get)\(|import\s*\{[^}]*\b(?:request|get)\b[^}]*\}\s*from 'node:https?'/, 'node:http as a client (use conformingFetch)'],
+    [/from '(?:undici|autocannon|axios|got|supertest)'/, 'an HTTP client library (use conformingFetch)'],
+    [/(?<!conform\()\bbuildApp\(/, 'an app built without its checks (use buildTestApp, or conform(buildApp(...)))'],
+  ]
+  const files = (readdirSync(path.join(root, 'test'), { recursive: true }) as string[])
+    .map((f) => `test/${f.split(path.sep).join('/')}`)
+    .filter((f) => f.endsWith('.ts') && !allowed.has(f) && f !== 'test/helpers/conformance.test.ts')
+  const found: string[] = []
+  for (const file of files) {
+    const text = readFileSync(path.join(root, file), 'utf8')
+    for (const [pattern, what] of clients) if (pattern.test(text)) found.push(`${file}: ${what}`)
+  }
+  t.ok(files.length > 100, `${files.length} files looked at`)
+  t.same(found, [])
 })

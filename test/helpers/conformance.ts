@@ -210,24 +210,26 @@ export interface ReceivedOptions {
 
 const checkers = new WeakMap<OpenApiDoc, (r: ResponseRecord) => string[]>()
 
+/** The document and its checker (every response schema compiled: a few seconds for the whole contract). */
+function contractOf(opts: ReceivedOptions): { doc: OpenApiDoc; check: (r: ResponseRecord) => string[] } {
+  if (!opts.doc) {
+    committed ??= (() => {
+      const doc = JSON.parse(readFileSync(CONTRACT_FILE, 'utf8')) as OpenApiDoc
+      return { doc, check: contractChecker(doc) }
+    })()
+    return committed
+  }
+  let check = checkers.get(opts.doc)
+  if (!check) checkers.set(opts.doc, (check = contractChecker(opts.doc)))
+  return { doc: opts.doc, check }
+}
+
 /**
  * Checks a response a test received over the wire, with no route known: the operation is found
  * from the request's method and path. `url` is the request target (path and query).
  */
 export function checkReceived(r: Omit<ResponseRecord, 'route'>, opts: ReceivedOptions = {}): string[] {
-  let check: (r: ResponseRecord) => string[]
-  let doc: OpenApiDoc
-  if (opts.doc) {
-    doc = opts.doc
-    check = checkers.get(doc) ?? contractChecker(doc)
-    checkers.set(doc, check)
-  } else {
-    committed ??= (() => {
-      const parsed = JSON.parse(readFileSync(CONTRACT_FILE, 'utf8')) as OpenApiDoc
-      return { doc: parsed, check: contractChecker(parsed) }
-    })()
-    ;({ doc, check } = committed)
-  }
+  const { doc, check } = contractOf(opts)
   const route = operationPath(doc, r.method, r.url)
   const found = check({ ...r, ...(route ? { route } : {}) })
   if (opts.onMismatch) {
@@ -247,6 +249,8 @@ const JSON_MEDIA = /^application\/(?:[\w.+-]+\+)?json$/
  * streams) are left to the test and checked for their declared content type only.
  */
 export function checkingFetch(opts: ReceivedOptions = {}): typeof fetch {
+  // Compiled now, so that no timed request pays for it.
+  contractOf(opts)
   return async (input, init) => {
     const res = await fetch(input, init)
     const method = (init?.method ?? (input instanceof Request ? input.method : 'GET')).toUpperCase()
@@ -260,6 +264,10 @@ export function checkingFetch(opts: ReceivedOptions = {}): typeof fetch {
   }
 }
 
-/** `fetch`, checked against the committed contract; a mismatch fails the subtest that received it. */
+/**
+ * `fetch`, checked against the committed contract; a mismatch fails the subtest that received it.
+ * The contract is compiled at the first call: a test that times its requests makes its own
+ * `checkingFetch()` up front instead.
+ */
 export const conformingFetch: typeof fetch = (input, init) => (defaultFetch ??= checkingFetch())(input, init)
 let defaultFetch: typeof fetch | undefined

@@ -116,3 +116,15 @@ export async function rawExchange(port: number, requests: string[]): Promise<Raw
   connection.end()
   return connection.responses()
 }
+
+/** Whether the server still accepts connections (a closed listener refuses them). */
+export function acceptsConnections(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1')
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once('error', () => resolve(false))
+  })
+}
