@@ -103,6 +103,17 @@ t.test('a response received over the wire is checked as the operation its path f
   t.match(found, [/status 409/])
 })
 
+t.test('against the committed contract: Fastify\'s own answer while closing would fail, the shutting-down problem passes', async (t) => {
+  const found: string[] = []
+  const onMismatch = (m: string[]) => found.push(...m)
+  const base = { method: 'GET', url: '/v1/customers?limit=1', status: 503 }
+  t.match(checkReceived({ ...base, headers: { 'content-type': 'application/json', connection: 'close' }, body: '{"error":"Service Unavailable","message":"Service Unavailable","statusCode":503}' }, { onMismatch }),
+    [/content type application\/json is not declared/, /required header Retry-After is missing/, /required header X-Request-Id is missing/])
+  const shuttingDown = { type: '/problems/shutting-down', code: 'shutting-down', title: 'Shutting down', status: 503, detail: 'The instance is shutting down; retry on a new connection.', instance: '/v1/customers', request_id: ID }
+  t.same(checkReceived({ ...base, headers: { 'content-type': 'application/problem+json; charset=utf-8', connection: 'close', 'retry-after': '1', 'x-request-id': ID }, body: JSON.stringify(shuttingDown) }, { onMismatch }), [])
+  t.match(checkReceived({ ...base, headers: { 'content-type': 'application/problem+json', connection: 'upgrade', 'retry-after': '1', 'x-request-id': ID }, body: JSON.stringify(shuttingDown) }, { onMismatch }), [/header Connection/])
+})
+
 /** A server answering whatever the test sets, reached through checkingFetch with the small document. */
 t.test('checkingFetch checks status, content type, body and headers of what it receives', async (t) => {
   let answer: (res: ServerResponse) => void = () => {}
