@@ -48,41 +48,77 @@ export interface NewDelivery {
   payload: string
 }
 
+/** One subscription's share of a fan-out: its new deliveries and where its cursor moves. */
+export interface FanoutShare {
+  cursor: FanoutCursor
+  deliveries: NewDelivery[]
+  next: Position
+}
+
 /**
- * Queues deliveries of one subscription and moves its cursor, in the fan-out's transaction.
- * When `lease` is given, a delivery that may go out at once (the first of its entity in this
- * batch, with no pending delivery of that entity queued before) is leased to that worker in the
- * same insert and returned: the common case skips the claim (fewer writes, no wait for a poll).
- * The others wait for claimDeliveries, which keeps the entity's order.
+ * Queues the deliveries of every subscription a fan-out holds and moves their cursors, in the
+ * fan-out's transaction: one insert for all of them (each event's payload sent once, however
+ * many subscriptions receive it) and one update of the cursors that moved.
+ *
+ * When `lease` is given, up to `lease.max` deliveries of active subscriptions that may go out at
+ * once (the first of their entity for their subscription in this fan-out, with no pending
+ * delivery of that entity queued before) are leased to that worker in the same insert and
+ * returned: the common case skips the claim (fewer writes, no wait for a poll). The others wait
+ * for claimDeliveries, which keeps the entity's order.
  */
 export async function queueDeliveries(
-  db: DbExecutor, cursor: FanoutCursor, deliveries: NewDelivery[], next: Position, lease?: { worker: string; leaseMs: number; url: string },
+  db: DbExecutor, shares: FanoutShare[], lease?: { worker: string; leaseMs: number; max: number },
 ): Promise<ClaimedDelivery[]> {
-  let leased: ClaimedDelivery[] = []
-  if (deliveries.length > 0) {
+  const events = new Map<string, number>()
+  const ev: NewDelivery[] = []
+  const subs: string[] = []
+  const gens: number[] = []
+  const refs: number[] = []
+  const leasable: boolean[] = []
+  let room = lease?.max ?? 0
+  for (const { cursor, deliveries } of shares) {
     const seen = new Set<string>()
-    const first = deliveries.map((d) => (d.entity_id === null ? true : !seen.has(d.entity_id) && !!seen.add(d.entity_id)))
-    const { rows } = await sql<{ id: string; payload: string; leased: boolean }>`
-      insert into webhook_deliveries (subscription_id, generation, event_id, event_txid, event_seq, event_type, entity_id, payload, lease_owner, lease_until)
-      select ${cursor.subscription_id}::uuid, ${cursor.generation}::int, d.event_id, d.txid::xid8, d.seq, d.event_type, d.entity_id, d.payload, l.owner,
-             case when l.owner is not null then now() + make_interval(secs => ${(lease?.leaseMs ?? 0) / 1000}::float8) end
-      from unnest(${deliveries.map((d) => d.event_id)}::uuid[], ${deliveries.map((d) => d.txid)}::text[], ${deliveries.map((d) => d.seq)}::bigint[],
-                  ${deliveries.map((d) => d.event_type)}::text[], ${deliveries.map((d) => d.entity_id)}::uuid[], ${deliveries.map((d) => d.payload)}::text[],
-                  ${first}::boolean[])
-        as d(event_id, txid, seq, event_type, entity_id, payload, first)
-      cross join lateral (select case when ${lease?.worker ?? null}::text is not null and d.first and not exists (
-          select 1 from webhook_deliveries e
-          where e.subscription_id = ${cursor.subscription_id}::uuid and e.entity_id = d.entity_id and e.status = 'pending')
-        then ${lease?.worker ?? null}::text end as owner) l
-      on conflict (subscription_id, event_id, generation) do nothing
-      returning id, payload, lease_owner is not null as leased`.execute(db)
-    if (lease) {
-      leased = rows.filter((r) => r.leased).map((r) => ({ id: r.id, subscription_id: cursor.subscription_id, url: lease.url, payload: r.payload, attempts: 0, schedule_base: 0 }))
+    for (const d of deliveries) {
+      let i = events.get(d.event_id)
+      if (i === undefined) {
+        i = ev.push(d)
+        events.set(d.event_id, i)
+      }
+      subs.push(cursor.subscription_id)
+      gens.push(cursor.generation)
+      refs.push(i)
+      const first = d.entity_id === null || (!seen.has(d.entity_id) && !!seen.add(d.entity_id))
+      const lease = room > 0 && cursor.status === 'active' && first
+      if (lease) room -= 1
+      leasable.push(lease)
     }
   }
-  if (next.txid !== cursor.position.txid || next.seq !== cursor.position.seq) {
-    await sql`update webhook_cursors set txid = ${next.txid}::xid8, seq = ${next.seq}, updated_at = now()
-      where subscription_id = ${cursor.subscription_id}`.execute(db)
+  let leased: ClaimedDelivery[] = []
+  if (subs.length > 0) {
+    const { rows } = await sql<{ id: string; subscription_id: string; payload: string; leased: boolean }>`
+      insert into webhook_deliveries (subscription_id, generation, event_id, event_txid, event_seq, event_type, entity_id, payload, lease_owner, lease_until)
+      select d.subscription_id, d.generation, e.event_id, e.txid::xid8, e.seq, e.event_type, e.entity_id, e.payload, l.owner,
+             case when l.owner is not null then now() + make_interval(secs => ${(lease?.leaseMs ?? 0) / 1000}::float8) end
+      from unnest(${subs}::uuid[], ${gens}::int[], ${refs}::int[], ${leasable}::boolean[]) as d(subscription_id, generation, ref, leasable)
+      join unnest(${ev.map((d) => d.event_id)}::uuid[], ${ev.map((d) => d.txid)}::text[], ${ev.map((d) => d.seq)}::bigint[],
+                  ${ev.map((d) => d.event_type)}::text[], ${ev.map((d) => d.entity_id)}::uuid[], ${ev.map((d) => d.payload)}::text[])
+        with ordinality as e(event_id, txid, seq, event_type, entity_id, payload, ref) on e.ref = d.ref
+      cross join lateral (select case when d.leasable and ${lease?.worker ?? null}::text is not null and not exists (
+          select 1 from webhook_deliveries p
+          where p.subscription_id = d.subscription_id and p.entity_id = e.entity_id and p.status = 'pending')
+        then ${lease?.worker ?? null}::text end as owner) l
+      on conflict (subscription_id, event_id, generation) do nothing
+      returning id, subscription_id, payload, lease_owner is not null as leased`.execute(db)
+    if (lease) {
+      const urls = new Map(shares.map((s) => [s.cursor.subscription_id, s.cursor.url]))
+      leased = rows.filter((r) => r.leased).map((r) => ({ id: r.id, subscription_id: r.subscription_id, url: urls.get(r.subscription_id)!, payload: r.payload, attempts: 0, schedule_base: 0 }))
+    }
+  }
+  const moved = shares.filter((s) => s.next.txid !== s.cursor.position.txid || s.next.seq !== s.cursor.position.seq)
+  if (moved.length > 0) {
+    await sql`update webhook_cursors c set txid = m.txid::xid8, seq = m.seq, updated_at = now()
+      from unnest(${moved.map((s) => s.cursor.subscription_id)}::uuid[], ${moved.map((s) => s.next.txid)}::text[], ${moved.map((s) => s.next.seq)}::bigint[]) as m(id, txid, seq)
+      where c.subscription_id = m.id`.execute(db)
   }
   return leased
 }

@@ -150,27 +150,29 @@ export class DeliveryWorker {
     const room = Math.max(0, this.opts.concurrency * 4 - this.inFlightCount)
     return this.db.transaction().execute(async (trx) => {
       let read = 0
-      const leased: deliveries.ClaimedDelivery[] = []
+      const shares: deliveries.FanoutShare[] = []
       const pages = new Map<string, Awaited<ReturnType<typeof eventsAfter>>>()
+      // Each event's payload is built once, however many subscriptions receive it.
+      const queued = new Map<EventRecord, deliveries.NewDelivery>()
+      const toDelivery = (e: EventRecord) => queued.get(e) ?? queued.set(e, newDelivery(e)).get(e)!
       for (const cursor of await deliveries.lockCursors(trx, 50)) {
         const key = `${cursor.position.txid}.${cursor.position.seq}`
         let page = pages.get(key)
         if (!page) {
           page = await eventsAfter(trx, cursor.position, { limit })
           pages.set(key, page)
+          if (!page.expired) read += page.events.length
         }
         if (page.expired) {
           // The retention purged events this subscription had not seen: it goes on from the horizon.
           this.log.error({ subscription_id: cursor.subscription_id, horizon: page.horizon }, 'webhook cursor behind the feed retention; events were lost to it')
-          await deliveries.queueDeliveries(trx, cursor, [], page.horizon)
+          shares.push({ cursor, deliveries: [], next: page.horizon })
           continue
         }
-        read += page.events.length
-        const queued = page.events.filter((e) => matches(e, cursor.event_types, cursor.filter)).map(toDelivery)
-        const lease = cursor.status === 'active' && !this.stopped && leased.length < room ? { worker: this.id, leaseMs: this.opts.leaseMs, url: cursor.url } : undefined
-        leased.push(...(await deliveries.queueDeliveries(trx, cursor, queued, page.next, lease)))
+        shares.push({ cursor, deliveries: page.events.filter((e) => matches(e, cursor.event_types, cursor.filter)).map(toDelivery), next: page.next })
       }
-      return { read, leased }
+      const lease = !this.stopped && room > 0 ? { worker: this.id, leaseMs: this.opts.leaseMs, max: room } : undefined
+      return { read, leased: await deliveries.queueDeliveries(trx, shares, lease) }
     })
   }
 
@@ -226,6 +228,6 @@ export class DeliveryWorker {
   }
 }
 
-const toDelivery = (e: EventRecord): deliveries.NewDelivery => ({
+const newDelivery = (e: EventRecord): deliveries.NewDelivery => ({
   event_id: e.id, txid: e.position.txid, seq: e.position.seq, event_type: e.type, entity_id: e.entity_id, payload: eventPayload(e),
 })
