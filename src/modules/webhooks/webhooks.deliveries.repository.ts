@@ -9,6 +9,11 @@ import type { Position } from '../events/index.js'
  * (see the migration); the subscriptions they disable are.
  */
 
+/** The secrets a delivery of the subscription `id` is signed with now: the current one first. */
+const signingSecrets = (id: ReturnType<typeof sql.ref>) => sql<string[]>`coalesce((
+  select array_agg(w.secret order by w.expires_at is null desc, w.created_at desc) from webhook_secrets w
+  where w.subscription_id = ${id} and (w.expires_at is null or w.expires_at > now())), '{}')`
+
 /** A subscription whose cursor this worker holds for one fan-out transaction. */
 export interface FanoutCursor {
   subscription_id: string
@@ -19,6 +24,8 @@ export interface FanoutCursor {
   filter: unknown
   position: Position
   generation: number
+  /** Its signing secrets now (see signingSecrets), for the deliveries leased at fan-out. */
+  secrets: string[]
 }
 
 /**
@@ -27,15 +34,16 @@ export interface FanoutCursor {
  * at a time, in feed order.
  */
 export async function lockCursors(db: DbExecutor, limit: number): Promise<FanoutCursor[]> {
-  const { rows } = await sql<{ subscription_id: string; status: string; url: string; event_types: string[]; filter: unknown; txid: string; seq: number; generation: number }>`
-    select c.subscription_id, s.status, s.url, s.event_types, s.filter, c.txid::text as txid, c.seq, c.generation
+  const { rows } = await sql<{ subscription_id: string; status: string; url: string; event_types: string[]; filter: unknown; txid: string; seq: number; generation: number; secrets: string[] }>`
+    select c.subscription_id, s.status, s.url, s.event_types, s.filter, c.txid::text as txid, c.seq, c.generation,
+           ${signingSecrets(sql.ref('c.subscription_id'))} as secrets
     from webhook_cursors c join webhook_subscriptions s on s.id = c.subscription_id
     where s.status in ('active', 'paused') and s.archived_at is null
     order by c.updated_at
     limit ${limit}
     for update of c skip locked`.execute(db)
   return rows.map((r) => ({
-    subscription_id: r.subscription_id, status: r.status, url: r.url, event_types: r.event_types, filter: r.filter, position: { txid: r.txid, seq: r.seq }, generation: r.generation,
+    subscription_id: r.subscription_id, status: r.status, url: r.url, event_types: r.event_types, filter: r.filter, position: { txid: r.txid, seq: r.seq }, generation: r.generation, secrets: r.secrets,
   }))
 }
 
@@ -110,8 +118,11 @@ export async function queueDeliveries(
       on conflict (subscription_id, event_id, generation) do nothing
       returning id, subscription_id, payload, lease_owner is not null as leased`.execute(db)
     if (lease) {
-      const urls = new Map(shares.map((s) => [s.cursor.subscription_id, s.cursor.url]))
-      leased = rows.filter((r) => r.leased).map((r) => ({ id: r.id, subscription_id: r.subscription_id, url: urls.get(r.subscription_id)!, payload: r.payload, attempts: 0, schedule_base: 0 }))
+      const cursors = new Map(shares.map((s) => [s.cursor.subscription_id, s.cursor]))
+      leased = rows.filter((r) => r.leased).map((r) => {
+        const { url, secrets } = cursors.get(r.subscription_id)!
+        return { id: r.id, subscription_id: r.subscription_id, url, secrets, payload: r.payload, attempts: 0, schedule_base: 0 }
+      })
     }
   }
   const moved = shares.filter((s) => s.next.txid !== s.cursor.position.txid || s.next.seq !== s.cursor.position.seq)
@@ -128,6 +139,8 @@ export interface ClaimedDelivery {
   id: string
   subscription_id: string
   url: string
+  /** The subscription's signing secrets when the lease was taken. */
+  secrets: string[]
   payload: string
   attempts: number
   schedule_base: number
@@ -161,7 +174,7 @@ export async function claimDeliveries(db: DbExecutor, worker: string, limit: num
     set lease_owner = ${worker}, lease_until = now() + make_interval(secs => ${leaseMs / 1000}::float8)
     from due, webhook_subscriptions s
     where d.id = due.id and s.id = d.subscription_id
-    returning d.id, d.subscription_id, s.url, d.payload, d.attempts, d.schedule_base`.execute(db)
+    returning d.id, d.subscription_id, s.url, ${signingSecrets(sql.ref('d.subscription_id'))} as secrets, d.payload, d.attempts, d.schedule_base`.execute(db)
   return rows
 }
 
