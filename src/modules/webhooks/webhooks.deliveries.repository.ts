@@ -9,6 +9,17 @@ import type { Position } from '../events/index.js'
  * (see the migration); the subscriptions they disable are.
  */
 
+/**
+ * A CTE that makes the statement's transaction commit without waiting for its WAL to reach disk
+ * (synchronous_commit off, for that transaction only): for the claims and records, written
+ * many times a second. What a crash of the database server can lose of them is the last
+ * fraction of a second: a lease or an outcome, so the delivery is sent again under the same
+ * webhook-id (at least once, as when a worker dies between a send and its record). The writers'
+ * commits then no longer queue behind the worker's WAL flushes. The fan-out commits
+ * synchronously: the deliveries it creates, and their ids, must outlive what was sent under them.
+ */
+const asyncCommit = sql`async_commit as materialized (select set_config('synchronous_commit', 'off', true) as off)`
+
 /** The secrets a delivery of the subscription `id` is signed with now: the current one first. */
 const signingSecrets = (id: ReturnType<typeof sql.ref>) => sql<string[]>`coalesce((
   select array_agg(w.secret order by w.expires_at is null desc, w.created_at desc) from webhook_secrets w
@@ -104,9 +115,8 @@ export async function queueDeliveries(
   let leased: ClaimedDelivery[] = []
   if (subs.length > 0) {
     const { rows } = await sql<{ id: string; subscription_id: string; payload: string; leased: boolean }>`
-      insert into webhook_deliveries (subscription_id, generation, event_id, event_txid, event_seq, event_type, entity_id, payload, lease_owner, lease_until)
-      select d.subscription_id, d.generation, e.event_id, e.txid::xid8, e.seq, e.event_type, e.entity_id, e.payload, l.owner,
-             case when l.owner is not null then now() + make_interval(secs => ${(lease?.leaseMs ?? 0) / 1000}::float8) end
+      insert into webhook_deliveries (subscription_id, generation, event_id, event_txid, event_seq, event_type, entity_id, payload, lease_owner, lease_until, next_attempt_at)
+      select d.subscription_id, d.generation, e.event_id, e.txid::xid8, e.seq, e.event_type, e.entity_id, e.payload, l.owner, l.until, coalesce(l.until, now())
       from unnest(${subs}::uuid[], ${gens}::int[], ${refs}::int[], ${leasable}::boolean[]) as d(subscription_id, generation, ref, leasable)
       join unnest(${ev.map((d) => d.event_id)}::uuid[], ${ev.map((d) => d.txid)}::text[], ${ev.map((d) => d.seq)}::bigint[],
                   ${ev.map((d) => d.event_type)}::text[], ${ev.map((d) => d.entity_id)}::uuid[], ${ev.map((d) => d.payload)}::text[])
@@ -114,7 +124,8 @@ export async function queueDeliveries(
       cross join lateral (select case when d.leasable and ${lease?.worker ?? null}::text is not null and not exists (
           select 1 from webhook_deliveries p
           where p.subscription_id = d.subscription_id and p.entity_id = e.entity_id and p.status = 'pending')
-        then ${lease?.worker ?? null}::text end as owner) l
+        then ${lease?.worker ?? null}::text end as owner) o
+      cross join lateral (select o.owner, case when o.owner is not null then now() + make_interval(secs => ${(lease?.leaseMs ?? 0) / 1000}::float8) end as until) l
       on conflict (subscription_id, event_id, generation) do nothing
       returning id, subscription_id, payload, lease_owner is not null as leased`.execute(db)
     if (lease) {
@@ -153,10 +164,16 @@ export interface ClaimedDelivery {
  * subscription in feed order (a failing one holds the later ones back until it succeeds or
  * becomes a dead letter). A worker that dies loses its lease when it lapses, and the delivery is
  * claimed again: at least once.
+ *
+ * A lease moves next_attempt_at to its end (when the delivery is due again if the attempt is
+ * lost), so the due index lists the deliveries in flight last, and a claim does not walk past
+ * them; the lease_until test stays for a manual retry of a delivery in flight (due now, still
+ * leased). Commits asynchronously (see asyncCommit).
  */
 export async function claimDeliveries(db: DbExecutor, worker: string, limit: number, leaseMs: number): Promise<ClaimedDelivery[]> {
   const { rows } = await sql<ClaimedDelivery>`
-    with due as (
+    with ${asyncCommit},
+    due as (
       select d.id
       from webhook_deliveries d
       join webhook_subscriptions s on s.id = d.subscription_id and s.status = 'active' and s.archived_at is null
@@ -171,8 +188,9 @@ export async function claimDeliveries(db: DbExecutor, worker: string, limit: num
       for update of d skip locked
     )
     update webhook_deliveries d
-    set lease_owner = ${worker}, lease_until = now() + make_interval(secs => ${leaseMs / 1000}::float8)
-    from due, webhook_subscriptions s
+    set lease_owner = ${worker}, lease_until = now() + make_interval(secs => ${leaseMs / 1000}::float8),
+        next_attempt_at = now() + make_interval(secs => ${leaseMs / 1000}::float8)
+    from due, webhook_subscriptions s, async_commit
     where d.id = due.id and s.id = d.subscription_id
     returning d.id, d.subscription_id, s.url, ${signingSecrets(sql.ref('d.subscription_id'))} as secrets, d.payload, d.attempts, d.schedule_base`.execute(db)
   return rows
@@ -193,14 +211,16 @@ export interface AttemptRecord {
 /**
  * Records the outcome of this worker's attempts, one statement for a batch: the delivery's state
  * and its attempt log. A delivery whose lease another worker has taken meanwhile (this one was
- * presumed dead) is left to that worker. Answers the ids recorded.
+ * presumed dead) is left to that worker. Answers the ids recorded. Commits asynchronously (see
+ * asyncCommit).
  */
 export async function recordAttempts(db: DbExecutor, worker: string, records: AttemptRecord[]): Promise<string[]> {
   if (records.length === 0) return []
   const col = <K extends keyof AttemptRecord>(k: K) => records.map((r) => r[k])
   const iso = (d: Date | null) => (d ? d.toISOString() : null)
   const { rows } = await sql<{ id: string }>`
-    with r as (
+    with ${asyncCommit},
+    r as (
       select * from unnest(${col('id')}::uuid[], ${col('status')}::text[], ${records.map((r) => iso(r.next_attempt_at))}::timestamptz[],
                            ${records.map((r) => iso(r.started_at))}::timestamptz[], ${col('status_code')}::int[], ${col('latency_ms')}::int[],
                            ${col('response')}::text[], ${col('error')}::text[])
@@ -212,7 +232,7 @@ export async function recordAttempts(db: DbExecutor, worker: string, records: At
           lease_owner = null, lease_until = null, last_attempt_at = r.started_at, last_status_code = r.status_code,
           last_latency_ms = r.latency_ms, last_response = r.response, last_error = r.error,
           finished_at = case when r.status = 'pending' then null else now() end
-      from r
+      from r, async_commit
       where d.id = r.id and d.lease_owner = ${worker}
       returning d.id, d.attempts, r.started_at, r.status_code, r.latency_ms, r.response, r.error
     ),
@@ -227,7 +247,8 @@ export async function recordAttempts(db: DbExecutor, worker: string, records: At
 
 /** Gives back the leases this worker still holds (on shutdown): others may claim them at once. */
 export async function releaseLeases(db: DbExecutor, worker: string): Promise<number> {
-  const r = await sql`update webhook_deliveries set lease_owner = null, lease_until = null where lease_owner = ${worker} and status = 'pending'`.execute(db)
+  const r = await sql`update webhook_deliveries set lease_owner = null, lease_until = null, next_attempt_at = now()
+    where lease_owner = ${worker} and status = 'pending'`.execute(db)
   return Number(r.numAffectedRows ?? 0)
 }
 
