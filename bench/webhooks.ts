@@ -85,9 +85,13 @@ async function startReceiver() {
   }
 }
 
-/** The worker as `npm run worker` starts it (tsx src/cli/worker.ts), on the scratch database. */
+/**
+ * The worker as `npm run worker` starts it (src/cli/worker.ts under tsx), on the scratch
+ * database. WORKER_NODE_ARGS adds node flags (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+ */
 async function startWorkerProcess(): Promise<{ stop: () => Promise<void> }> {
-  const child: ChildProcess = spawn(path.join(root, 'node_modules/.bin/tsx'), ['src/cli/worker.ts'], {
+  const nodeArgs = (process.env.WORKER_NODE_ARGS ?? '').split(' ').filter(Boolean)
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'src/cli/worker.ts'], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'inherit'],
     env: {

@@ -36,7 +36,7 @@ export const DEFAULT_WORKER_OPTIONS = {
   maxAttempts: 18,
   timeoutMs: 10_000,
   leaseMs: 60_000,
-  concurrency: 32,
+  concurrency: 128,
 } satisfies Omit<WorkerOptions, 'policy'>
 
 /** The delay before retry number `failures` (1 = after the first failed attempt), with jitter. */
