@@ -252,6 +252,14 @@ try {
   const lags = await receiver.stats()
   console.log(`delivery lag at ${achieved.toFixed(0)} events/s (target rate ${RATE}) to ${SUBSCRIPTIONS} subscriptions, ${lags.length} deliveries: ` +
     `p50 ${quantile(lags, 0.5)} ms, p95 ${quantile(lags, 0.95)} ms, p99 ${quantile(lags, 0.99)} ms, max ${Math.max(...lags)} ms (target p99 < 1000 ms)`)
+  // Where the lag goes: event to queued delivery (the fan-out) and queued to first attempt (the queue and the send).
+  const { rows: stages } = await sql<{ stage: string; p50: number; p99: number }>`
+    select 'event to queued' as stage, percentile_cont(0.5) within group (order by ms) as p50, percentile_cont(0.99) within group (order by ms) as p99
+    from (select extract(epoch from d.created_at - e.occurred_at) * 1000 as ms from webhook_deliveries d join events e on e.id = d.event_id) x
+    union all
+    select 'queued to first attempt', percentile_cont(0.5) within group (order by ms), percentile_cont(0.99) within group (order by ms)
+    from (select extract(epoch from a.started_at - d.created_at) * 1000 as ms from webhook_deliveries d join webhook_delivery_attempts a on a.delivery_id = d.id and a.attempt = 1) x`.execute(db)
+  console.log(`stages: ${stages.map((s) => `${s.stage} p50 ${Math.round(s.p50)} ms, p99 ${Math.round(s.p99)} ms`).join('; ')}`)
   console.log(`load average at the end ${load()}`)
 } finally {
   await stopWorker()
