@@ -260,6 +260,9 @@ try {
     select 'queued to first attempt', percentile_cont(0.5) within group (order by ms), percentile_cont(0.99) within group (order by ms)
     from (select extract(epoch from a.started_at - d.created_at) * 1000 as ms from webhook_deliveries d join webhook_delivery_attempts a on a.delivery_id = d.id and a.attempt = 1) x`.execute(db)
   console.log(`stages: ${stages.map((s) => `${s.stage} p50 ${Math.round(s.p50)} ms, p99 ${Math.round(s.p99)} ms`).join('; ')}`)
+  const { rows: outcomes } = await sql<{ outcome: string; n: number }>`
+    select coalesce(status_code::text, left(error, 60)) as outcome, count(*)::int as n from webhook_delivery_attempts group by 1 order by 2 desc limit 5`.execute(db)
+  console.log(`attempts: ${outcomes.map((o) => `${o.outcome} ${o.n}`).join(', ')}`)
   console.log(`load average at the end ${load()}`)
 } finally {
   await stopWorker()
