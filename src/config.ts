@@ -106,7 +106,7 @@ export const ConfigSchema = Type.Object({
   /** How long a claimed delivery stays a worker's; past it (the worker died), another takes it. Longer than the timeout. */
   WEBHOOK_LEASE_MS: Type.Integer({ minimum: 1000, default: 60_000 }),
   /** Deliveries in flight at once per worker. */
-  WEBHOOK_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 1000, default: 32 }),
+  WEBHOOK_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 1000, default: 128 }),
   /** How long a rotated-out secret keeps signing next to the new one (rotate-secret's default overlap). */
   WEBHOOK_SECRET_OVERLAP_S: Type.Integer({ minimum: 0, maximum: 604_800, default: 86_400 }),
   /** The change feed: how many days events are kept (a reader further behind gets 410), how often old ones are purged (0: never), how often long polls look for new ones. */
