@@ -5,6 +5,7 @@ import { trace } from '@opentelemetry/api'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Db } from './db/database.js'
 import { buildValidatorFactory } from './lib/validation.js'
+import { problem } from './lib/problem.js'
 import { JsonValue, Problem } from './lib/schema.js'
 import { filterSchemas } from './modules/filters/filter.schemas.js'
 import errors, { clientErrorHandler, frameworkErrors } from './plugins/errors.js'
@@ -36,6 +37,7 @@ import eventRoutes from './modules/events/events.routes.js'
 import eventRetention from './modules/events/events.retention.js'
 import scheduler from './plugins/scheduler.js'
 import backfills, { type BackfillOptions } from './plugins/backfills.js'
+import partitionUpkeep from './plugins/partitions.js'
 import importRoutes from './modules/imports/imports.routes.js'
 import importRecovery from './modules/imports/imports.recovery.js'
 import analyticsRoutes from './modules/analytics/analytics.routes.js'
@@ -77,6 +79,8 @@ export interface AppOptions {
   events?: { retentionDays?: number; purgeIntervalMs?: number; pollIntervalMs?: number }
   /** Between runs of the import-recovery job; 0 or unset: none. */
   importRecoveryMs?: number
+  /** Between runs of the partition-upkeep job (src/plugins/partitions.ts); 0 or unset: none. */
+  partitionUpkeepMs?: number
   /** The backfills job (src/plugins/backfills.ts); unset: off. */
   backfills?: BackfillOptions
   /** The largest bulk import upload (default 2 GiB). */
@@ -176,7 +180,8 @@ export async function buildApp(opts: AppOptions) {
     logger: opts.logger ?? false,
     bodyLimit: opts.bodyLimit ?? 1024 * 1024,
     requestTimeout: opts.requestTimeoutMs ?? 30_000,
-    return503OnClosing: true,
+    // Fastify's own answer while closing is plain JSON outside the contract: see 'shutting-down' below.
+    return503OnClosing: false,
     trustProxy: typeof opts.trustProxy === 'number' ? trustHops(opts.trustProxy) : (opts.trustProxy ?? false),
     genReqId: () => randomUUID(),
     childLoggerFactory: (logger, bindings, options, raw) => {
@@ -209,6 +214,18 @@ export async function buildApp(opts: AppOptions) {
   // Cross-cutting plugins first, one concern each; then the domains.
   await app.register(errors, { publicUrl: opts.publicUrl, strict: opts.strictProblems ?? false })
   await app.register(security, { corsOrigins: opts.corsOrigins ?? [] })
+  // A request that still arrives while the app closes (on a connection already open) is answered
+  // shutting-down, with the security headers, and its connection is closed: the client's retry
+  // opens a new one, which a load balancer gives to another instance.
+  let closing = false
+  app.addHook('preClose', (done) => {
+    closing = true
+    done()
+  })
+  app.addHook('onRequest', (_request, _reply, done) => {
+    if (!closing) return done()
+    done(problem('shutting-down', 'The instance is shutting down; retry on a new connection.', undefined, { 'retry-after': '1', connection: 'close' }))
+  })
   await app.register(jsonBody)
   await app.register(dbPlugin, { db: opts.db, owned: opts.ownsDb ?? true })
   await app.register(metrics)
@@ -234,6 +251,7 @@ export async function buildApp(opts: AppOptions) {
   await app.register(webhookWorker, { policy: webhookPolicy, worker: opts.webhooks?.worker ?? false })
   await app.register(eventRetention, { retentionDays: opts.events?.retentionDays ?? 30, intervalMs: opts.events?.purgeIntervalMs ?? 0 })
   await app.register(importRecovery, { intervalMs: opts.importRecoveryMs ?? 0 })
+  await app.register(partitionUpkeep, { intervalMs: opts.partitionUpkeepMs ?? 0 })
   await app.register(openapi, opts.publicUrl ? { publicUrl: opts.publicUrl } : {})
   await app.register(docs)
   await app.register(metricsRoute)

@@ -4,10 +4,13 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
 import { AUDIENCE, ISSUER, TEST_PUBLIC_JWK } from './app.js'
+import { conformingFetch } from './conformance.js'
 
 export interface ServerProcess {
   /** http://127.0.0.1:<port> */
   base: string
+  /** fetch of a path on the server, each answer checked against the contract (helpers/conformance.ts). */
+  fetch(path: string, init?: RequestInit): Promise<Response>
   /** Resolves with the exit code (null when killed by a signal). */
   exited: Promise<number | null>
   kill(signal: NodeJS.Signals): void
@@ -31,7 +34,7 @@ export async function startServerProcess(t: { teardown(fn: () => unknown): void 
       NODE_ENV: 'production', DATABASE_URL: databaseUrl, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', DATA_DIR: dir,
       AUTH_JWKS_FILE: jwks, AUTH_ISSUER: ISSUER, AUTH_AUDIENCE: AUDIENCE, AUTH_ALGORITHMS: 'ES256',
       AUDIT_SEAL_INTERVAL_MS: '0', AUDIT_FULL_VERIFY_INTERVAL_MS: '0', LIFECYCLE_SWEEP_MS: '0', IDEMPOTENCY_PURGE_INTERVAL_MS: '0',
-      IMPORT_RECOVERY_MS: '0', BACKFILL_INTERVAL_MS: '0',
+      IMPORT_RECOVERY_MS: '0', BACKFILL_INTERVAL_MS: '0', PARTITION_UPKEEP_INTERVAL_MS: '0',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -56,5 +59,5 @@ export async function startServerProcess(t: { teardown(fn: () => unknown): void 
     })
     void exited.then((code) => reject(new Error(`the server exited (${code}):\n${output.join('')}`)))
   })
-  return { base, exited, kill: (signal) => child.kill(signal), output: () => output.join('') }
+  return { base, fetch: (url, init) => conformingFetch(base + url, init), exited, kill: (signal) => child.kill(signal), output: () => output.join('') }
 }

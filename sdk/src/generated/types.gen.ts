@@ -2969,7 +2969,7 @@ export type GetHealthErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -3018,7 +3018,7 @@ export type ListProblemTypesErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -3078,7 +3078,7 @@ export type GetProblemTypeErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -3125,7 +3125,7 @@ export type GetReadinessErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -3200,7 +3200,7 @@ export type GetAcquisitionSourcesErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -3285,7 +3285,7 @@ export type ListChurnRiskErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -3350,7 +3350,7 @@ export type GetLifecycleDistributionErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -3423,7 +3423,7 @@ export type GetCohortRetentionErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -3496,7 +3496,7 @@ export type GetRfmSegmentsErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -3581,7 +3581,7 @@ export type ListRfmCustomersErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -3654,7 +3654,7 @@ export type GetSatisfactionErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -3731,7 +3731,7 @@ export type GetValueTiersErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -3820,7 +3820,7 @@ export type ListCustomerValuesErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -3922,7 +3922,7 @@ export type ListAuditEventsErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -3986,7 +3986,7 @@ export type VerifyAuditChainErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -4058,7 +4058,7 @@ export type GetAuditEventErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -4161,7 +4161,7 @@ export type ListCustomersErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -4257,7 +4257,7 @@ export type CreateCustomerErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -4345,7 +4345,7 @@ export type SearchCustomersErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -4441,7 +4441,7 @@ export type ArchiveCustomerErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -4522,7 +4522,7 @@ export type GetCustomerErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -4622,7 +4622,7 @@ export type UpdateCustomerErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -4695,7 +4695,7 @@ export type ListContactPointsErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -4795,7 +4795,7 @@ export type CreateContactPointErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -4889,7 +4889,7 @@ export type DeleteContactPointErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -4987,7 +4987,7 @@ export type UpdateContactPointErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -5094,7 +5094,7 @@ export type ListCustomerFeedbackErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -5202,7 +5202,7 @@ export type ListCustomerInteractionsErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -5306,7 +5306,7 @@ export type MergeCustomersErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -5410,7 +5410,7 @@ export type ListCustomerOrdersErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -5483,7 +5483,7 @@ export type GetCustomerReceivablesErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -5583,7 +5583,7 @@ export type RestoreCustomerErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -5669,7 +5669,7 @@ export type GetCustomerTimelineErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -5750,7 +5750,7 @@ export type ListEventsErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -5849,7 +5849,7 @@ export type ListFeedbackErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -5945,7 +5945,7 @@ export type CreateFeedbackErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -6045,7 +6045,7 @@ export type ArchiveFeedbackErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -6121,7 +6121,7 @@ export type GetFeedbackErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -6221,7 +6221,7 @@ export type UpdateFeedbackErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -6321,7 +6321,7 @@ export type RestoreFeedbackErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -6390,7 +6390,7 @@ export type ListImportsErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -6469,7 +6469,7 @@ export type CreateImportErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -6541,7 +6541,7 @@ export type GetImportErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -6641,7 +6641,7 @@ export type ListInteractionsErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -6737,7 +6737,7 @@ export type CreateInteractionErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -6837,7 +6837,7 @@ export type BatchCreateInteractionsErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -6933,7 +6933,7 @@ export type ArchiveInteractionErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -7009,7 +7009,7 @@ export type GetInteractionErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -7109,7 +7109,7 @@ export type UpdateInteractionErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -7209,7 +7209,7 @@ export type RestoreInteractionErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -7305,7 +7305,7 @@ export type ListOrdersErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -7401,7 +7401,7 @@ export type CreateOrderErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -7501,7 +7501,7 @@ export type BatchCreateOrdersErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -7597,7 +7597,7 @@ export type ArchiveOrderErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -7673,7 +7673,7 @@ export type GetOrderErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -7773,7 +7773,7 @@ export type UpdateOrderErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -7877,7 +7877,7 @@ export type CreateOrderPaymentErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -7977,7 +7977,7 @@ export type RestoreOrderErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -8059,7 +8059,7 @@ export type ListSegmentsErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -8150,7 +8150,7 @@ export type CreateSegmentErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -8234,7 +8234,7 @@ export type PreviewSegmentErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -8330,7 +8330,7 @@ export type ArchiveSegmentErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -8406,7 +8406,7 @@ export type GetSegmentErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -8506,7 +8506,7 @@ export type UpdateSegmentErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -8579,7 +8579,7 @@ export type CountSegmentMembersErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -8657,7 +8657,7 @@ export type ExportSegmentMembersErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -8741,7 +8741,7 @@ export type ListSegmentHistoryErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -8837,7 +8837,7 @@ export type RemoveSegmentMembersErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -8923,7 +8923,7 @@ export type ListSegmentMembersErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -9023,7 +9023,7 @@ export type AddSegmentMembersErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -9119,7 +9119,7 @@ export type RefreshSegmentErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -9219,7 +9219,7 @@ export type RestoreSegmentErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -9297,7 +9297,7 @@ export type ListWebhookSubscriptionsErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -9388,7 +9388,7 @@ export type CreateWebhookSubscriptionErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -9484,7 +9484,7 @@ export type DeleteWebhookSubscriptionErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -9560,7 +9560,7 @@ export type GetWebhookSubscriptionErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -9660,7 +9660,7 @@ export type UpdateWebhookSubscriptionErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -9743,7 +9743,7 @@ export type ListWebhookDeliveriesErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -9819,7 +9819,7 @@ export type GetWebhookDeliveryErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -9919,7 +9919,7 @@ export type RetryWebhookDeliveryErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -10023,7 +10023,7 @@ export type ReplayWebhookEventsErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -10123,7 +10123,7 @@ export type RestoreWebhookSubscriptionErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -10227,7 +10227,7 @@ export type RotateWebhookSecretErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
