@@ -1,12 +1,13 @@
 /**
- * `npx tsx bench/jobs-at-scale.ts --admin-url URL [--database crm_bench_1000000] [--runs 5] [--history 1000000] [--import-rows 100000] [--only a,b]`
+ * `npx tsx bench/jobs-at-scale.ts --admin-url URL [--database crm_bench_1000000] [--runs 5] [--history 1000000] [--import-rows 100000] [--upkeep-months 6] [--only a,b]`
  *
  * Every scheduler job, run as the scheduler runs it (app.runJobNow: the job's lease, its audited
  * transaction as `system:<job>`, its statement_timeout), against a seeded database (`npm run
  * seed`, 1M customers for the figures in bench/README.md), each with a backlog of work first:
  *
  * - audit-seal, catch-up: --history audit rows written before the chain existed (one `insert` row
- *   per customer, at its created_at, in transactions of 10,000), sealed run after run until a
+ *   per customer, at its created_at, in transactions of 10,000, into the monthly partitions of
+ *   those dates, created first), sealed run after run until a
  *   run seals nothing. Steady state: --runs rounds of 1,000 audited writes (one UPDATE of 1,000
  *   customers), then one seal.
  * - audit-verify-full: the whole chain recomputed, --runs times (at most 3: each reads all of it).
@@ -17,6 +18,11 @@
  * - import-recovery: an import of --import-rows new customers whose process died after its upload was
  *   staged (status merging, staged rows complete): one run merges it; then runs with nothing to do.
  * - backfills: whatever backfill is pending (none in this version: the run finds nothing).
+ * - partition-upkeep: the job as if it had been off for --upkeep-months months: the monthly
+ *   partitions of audit_events and events from that many months back on (this month's and the
+ *   ones ahead too) detached and dropped, their rows moved into the default partitions (where
+ *   writes land while their month has no partition); one run that creates them and moves the rows
+ *   in, then runs with nothing to do.
  *
  * Per job: each run's wall time (median [min–max] over the runs), what it returned (rows
  * touched), and whether every run stayed within the job's time limit (its timeoutMs). The
@@ -38,12 +44,14 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '5' },
     history: { type: 'string', default: '1000000' },
     'import-rows': { type: 'string', default: '100000' },
+    'upkeep-months': { type: 'string', default: '6' },
     only: { type: 'string' },
   },
 })
 const RUNS = Number(values.runs)
 const HISTORY = Number(values.history)
 const IMPORT_ROWS = Number(values['import-rows'])
+const UPKEEP_MONTHS = Number(values['upkeep-months'])
 const url = new URL(values['admin-url']!)
 url.pathname = `/${values.database}`
 const only = values.only ? new Set(values.only.split(',')) : null
@@ -85,6 +93,11 @@ async function writeHistory() {
   await owner(async (c) => {
     await c.query(`create temp table hist as select id, row_number() over (order by created_at, id) as n from customers`)
     const n = Math.min(HISTORY, Number((await c.query('select count(*) as n from hist')).rows[0].n))
+    // The months of the history get their partitions, as partition-upkeep would have made them
+    // month after month: without them the whole history would land in the default partitions.
+    const parts = await c.query(`select crm_partition_create(p, m) from (select distinct date_trunc('month', created_at at time zone 'UTC') as m from customers) d,
+      unnest(array['audit_events', 'events']) p order by m, p`)
+    log(`history: ${parts.rows.filter((r) => r.crm_partition_create).length} monthly partitions created for it`)
     const t0 = performance.now()
     for (let from = 1; from <= n; from += 10_000) {
       await c.query(
@@ -122,6 +135,33 @@ async function idempotencyBacklog() {
     select 'bench:client', 'POST /v1/customers', 'key-' || txid_current() || '-' || i, md5(i::text), 201, '{"location":"/v1/customers/x"}',
            repeat('x', 1000), now() - interval '2 days', case when i <= 50000 then now() - interval '1 day' + i * interval '1 ms' else now() + interval '1 day' end
     from generate_series(1, 100000) i`))
+}
+
+/**
+ * The partitions of this month, the months ahead and the `months - 1` before dropped, their rows
+ * moved into the default partitions first (owner, replica role: no trigger sees the move).
+ */
+async function upkeepBacklog(months: number): Promise<{ dropped: number; audit: number; events: number }> {
+  return owner(async (c) => {
+    await c.query('set session_replication_role = replica')
+    const { rows } = await c.query<{ parent: string; part: string }>(`
+      select p.relname as parent, c.relname as part
+      from pg_inherits i join pg_class c on c.oid = i.inhrelid join pg_class p on p.oid = i.inhparent
+      where p.relname in ('audit_events', 'events') and p.relnamespace = 'public'::regnamespace and c.relname ~ '_y[0-9]{4}m[0-9]{2}$'
+        and make_date(substring(c.relname from '_y([0-9]{4})m')::int, substring(c.relname from 'm([0-9]{2})$')::int, 1)
+            >= date_trunc('month', now() at time zone 'UTC') - make_interval(months => $1)
+      order by 1, 2`, [months - 1])
+    for (const r of rows) {
+      await c.query('begin')
+      await c.query(`alter table ${r.parent} detach partition ${r.part}`)
+      await c.query(`insert into ${r.parent}_default select * from ${r.part}`)
+      await c.query(`drop table ${r.part}`)
+      await c.query('commit')
+    }
+    await c.query('analyze audit_events_default, events_default')
+    const n = (await c.query(`select (select count(*) from audit_events_default) as audit, (select count(*) from events_default) as events`)).rows[0]
+    return { dropped: rows.length, audit: Number(n.audit), events: Number(n.events) }
+  })
 }
 
 /** An upload of IMPORT_ROWS new customers staged, its merge cut off (the copy of its staged rows under a job left merging, as a killed process leaves it). */
@@ -241,6 +281,13 @@ try {
   }
   if (want('backfills')) {
     await timeJob(app, 'backfills', 'none pending (no backfill in this version)', RUNS, (r) => (r === null ? 'nothing to do' : JSON.stringify(r)))
+  }
+  if (want('partition-upkeep')) {
+    const b = await upkeepBacklog(UPKEEP_MONTHS)
+    await timeJob(app, 'partition-upkeep', `off for ${UPKEEP_MONTHS} months: ${b.dropped} partitions dropped, ${b.audit} audit rows and ${b.events} events in the default partitions`, 1, (r) => `${(r as { created: number }).created} created`)
+    const left = (await sql<{ n: string }>`select (select count(*) from audit_events_default) + (select count(*) from events_default) as n`.execute(db)).rows[0]!.n
+    figures.at(-1)!.touched = figures.at(-1)!.touched.map((t) => `${t}, ${left} rows left in the default partitions`)
+    await timeJob(app, 'partition-upkeep', 'nothing to do', Math.max(1, RUNS - 2), (r) => `${(r as { created: number }).created} created`)
   }
 } finally {
   await app.close()
