@@ -84,6 +84,17 @@ export function hasScope(principal: Principal | null, scope: RouteScope): boolea
 
 export const canReadPii = (principal: Principal | null) => hasScope(principal, 'pii:read')
 
+/**
+ * Purchase figures (order counts, spend, the order conditions of the filter language): the
+ * financial grant, or orders:read (whoever reads the orders may read what is summed from them).
+ */
+export const canReadFinancial = (principal: Principal | null) => hasScope(principal, 'financial:read') || hasScope(principal, 'orders:read')
+
+/** Refuses purchase figures to a principal without the financial grant (403). */
+export function requireFinancial(principal: Principal | null, what: string): void {
+  if (!canReadFinancial(principal)) throw new HttpProblem('insufficient-scope', { detail: `${what} needs the scope "financial:read" (or "orders:read").` })
+}
+
 function keySet(opts: AuthOptions): JWTVerifyGetKey {
   if (opts.jwks) return createLocalJWKSet(opts.jwks)
   if (opts.jwksFile) return createLocalJWKSet(JSON.parse(readFileSync(opts.jwksFile, 'utf8')) as JSONWebKeySet)

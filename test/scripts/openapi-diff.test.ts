@@ -86,6 +86,14 @@ t.test('an additive change passes: a new optional parameter, a new response fiel
   t.equal(r.code, 0, r.output)
 })
 
+t.test('a new problem code is additive; removing one breaks', async (t) => {
+  const codes = (doc: Doc) => (doc.components.schemas.Problem!.properties.code as { enum: string[] }).enum
+  const added = await runDiff((doc) => { codes(doc).push('brand-new-cause') })
+  t.equal(added.code, 0, added.output)
+  const removed = await runDiff((doc) => { codes(doc).splice(codes(doc).indexOf('version-mismatch'), 1) })
+  t.equal(removed.code, 1, 'a code clients may branch on disappeared')
+})
+
 t.test('a breaking change passes once the version is raised incompatibly, and only then', async (t) => {
   const [major, minor, patch] = VERSION.split('.').map(Number) as [number, number, number]
   const compatible = `${major}.${major === 0 ? minor : minor + 1}.${patch + 1}`

@@ -191,3 +191,26 @@ t.test('service tokens are unchanged; admin no longer implies personal data', as
   const full = await call('GET', `/v1/customers/${westCustomer.id}`, service)
   t.not(full.headers['x-pii-masked'], 'true', 'pii:read is the grant')
 })
+
+t.test('purchase figures need the financial grant (or orders:read)', async (t) => {
+  const ordersFilter = { filter: { orders: { min_count: 1 } } }
+  const metricFilter = { filter: { field: 'order_count', op: 'gte', value: 1 } }
+  const reader = await ctx.auth('customers:read segments:read')
+  for (const [what, res] of [
+    ['include=metrics', await call('GET', `/v1/customers/${unowned.id}?include=metrics`, reader)],
+    ['an orders condition', await call('POST', '/v1/customers/search', reader, ordersFilter)],
+    ['a purchase metric', await call('POST', '/v1/customers/search', reader, metricFilter)],
+    ['a segment preview', await call('POST', '/v1/segments/preview', reader, ordersFilter)],
+    ['a sales rep (personal, not financial)', await call('POST', '/v1/customers/search', rep1.headers, ordersFilter)],
+  ] as const) {
+    t.equal(res.statusCode, 403, `${what}: ${res.body}`)
+    t.equal(res.json().code, 'insufficient-scope')
+  }
+  const segment = await ok('POST', '/v1/segments', service, { name: 'Buyers', kind: 'dynamic', filter: ordersFilter.filter }, 201)
+  t.equal((await call('GET', `/v1/segments/${segment.id}/count`, reader)).statusCode, 403, 'counting a segment defined by purchases')
+  for (const headers of [await ctx.auth('customers:read financial:read'), await ctx.auth('customers:read orders:read'), director.headers]) {
+    t.equal((await call('POST', '/v1/customers/search', headers, ordersFilter)).statusCode, 200)
+    t.equal((await call('GET', `/v1/customers/${mine.id}?include=metrics`, headers)).statusCode, 200)
+  }
+  t.equal((await call('POST', '/v1/customers/search', reader, { filter: { field: 'name', op: 'eq', value: 'x' } })).statusCode, 200, 'other filters stay open')
+})
