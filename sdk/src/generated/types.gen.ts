@@ -2295,7 +2295,16 @@ export type RoleCreate = {
      * Actions per resource: each is the scope <resource>:<action> for the role's users (principals: /v1/users, /v1/teams, /v1/roles)
      */
     permissions: {
-        [key: string]: unknown;
+        customers?: Array<'read' | 'write'>;
+        orders?: Array<'read' | 'write'>;
+        interactions?: Array<'read' | 'write'>;
+        feedback?: Array<'read' | 'write'>;
+        segments?: Array<'read' | 'write'>;
+        analytics?: Array<'read' | 'write'>;
+        audit?: Array<'read' | 'write'>;
+        events?: Array<'read' | 'write'>;
+        webhooks?: Array<'read' | 'write'>;
+        principals?: Array<'read' | 'write'>;
     };
     /**
      * Which customers (and their interactions, orders, feedback) the role sees: own (owner is the user), team (owning team is one of the user's), team_and_subteams (and the teams below), all. A user with several roles sees the widest
@@ -2328,7 +2337,16 @@ export type RolePatch = {
      * Actions per resource: each is the scope <resource>:<action> for the role's users (principals: /v1/users, /v1/teams, /v1/roles)
      */
     permissions?: {
-        [key: string]: unknown;
+        customers?: Array<'read' | 'write'>;
+        orders?: Array<'read' | 'write'>;
+        interactions?: Array<'read' | 'write'>;
+        feedback?: Array<'read' | 'write'>;
+        segments?: Array<'read' | 'write'>;
+        analytics?: Array<'read' | 'write'>;
+        audit?: Array<'read' | 'write'>;
+        events?: Array<'read' | 'write'>;
+        webhooks?: Array<'read' | 'write'>;
+        principals?: Array<'read' | 'write'>;
     };
     /**
      * Which customers (and their interactions, orders, feedback) the role sees: own (owner is the user), team (owning team is one of the user's), team_and_subteams (and the teams below), all. A user with several roles sees the widest

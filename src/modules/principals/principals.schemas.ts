@@ -56,7 +56,9 @@ export const TeamListQuery = Type.Object(
   { additionalProperties: false },
 )
 
-const permissions = Type.Record(StringEnum(ROLE_RESOURCES), Type.Array(StringEnum(ROLE_ACTIONS), { uniqueItems: true, maxItems: 2 }), {
+const actions = Type.Array(StringEnum(ROLE_ACTIONS), { uniqueItems: true, maxItems: 2 })
+const permissions = Type.Object(Object.fromEntries(ROLE_RESOURCES.map((r) => [r, Type.Optional(actions)])) as Record<(typeof ROLE_RESOURCES)[number], ReturnType<typeof Type.Optional<typeof actions>>>, {
+  additionalProperties: false,
   description: 'Actions per resource: each is the scope <resource>:<action> for the role\'s users (principals: /v1/users, /v1/teams, /v1/roles)',
   example: { customers: ['read', 'write'], orders: ['read'] },
 })
