@@ -143,8 +143,8 @@ export interface Customers {
   merged_into_id: string | null;
   name: string;
   occupation: string | null;
-  owner_user_id: string | null;
-  owning_team_id: string | null;
+  owner_user_id: Generated<string | null>;
+  owning_team_id: Generated<string | null>;
   payment_terms_days: number | null;
   preferences: JsonDocument;
   preferred_channel: string | null;
