@@ -2,6 +2,7 @@ import t from 'tap'
 import { Kysely, PostgresDialect } from 'kysely'
 import { setup, buildTestApp } from '../../helpers/app.js'
 import { createPool } from '../../../src/db/database.js'
+import { scopedPool } from '../../../src/db/scope.js'
 import type { Database } from '../../../src/db/rows.js'
 
 const ctx = await setup()
@@ -190,7 +191,7 @@ t.test('errors: unknown customer 404, bad types and cursors 400 with pointers, s
 t.test('a page is one query, however many sources', async (t) => {
   const statements: string[] = []
   const logged = new Kysely<Database>({
-    dialect: new PostgresDialect({ pool: createPool({ connectionString: ctx.url, max: 2 }) }),
+    dialect: new PostgresDialect({ pool: scopedPool(createPool({ connectionString: ctx.url, max: 2 })) }),
     log(event) {
       if (event.level === 'query') statements.push(event.query.sql)
     },
