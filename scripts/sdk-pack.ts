@@ -18,7 +18,7 @@ const root = resolve(import.meta.dirname, '..')
 const sdkDir = join(root, 'sdk')
 const tmp = await mkdtemp(join(tmpdir(), 'crm-sdk-pack-'))
 
-const CONSUMER = `import { createCrmClient, CrmProblem, ifMatch, type Customer } from '@crm-api/sdk'
+const CONSUMER = `import { createCrmClient, CrmProblem, ifMatch, verifyWebhook, WebhookVerificationError, type Customer } from '@crm-api/sdk'
 
 const crm = createCrmClient({ baseUrl: 'https://crm.example.com', token: async () => 'token' })
 export async function rename(id: string, name: string): Promise<Customer | string> {
@@ -36,6 +36,20 @@ export async function names(): Promise<string[]> {
   for await (const c of crm.paginate((cursor) => crm.listCustomers({ query: cursor ? { cursor } : {} }))) out.push(c.name)
   return out
 }
+export async function follow(after: string | undefined, signal: AbortSignal): Promise<string | undefined> {
+  const feed = crm.events.follow({ after, types: ['customer.created', 'order.paid'], signal })
+  for await (const e of feed) console.log(e.position, e.type, e.entity_id, e.version)
+  return feed.position
+}
+export async function receive(request: Request, secrets: string[]): Promise<Response> {
+  try {
+    const { type, data } = await verifyWebhook({ secrets, headers: request.headers, body: await request.text() })
+    return new Response(type + ' ' + data.entity_id)
+  } catch (err) {
+    if (err instanceof WebhookVerificationError) return new Response(err.reason, { status: 400 })
+    throw err
+  }
+}
 `
 
 try {
@@ -52,7 +66,7 @@ try {
 
   const { stdout: imported } = await run(process.execPath, ['--input-type=module', '-e',
     "const sdk = await import('@crm-api/sdk'); const c = sdk.createCrmClient({ baseUrl: 'http://localhost', token: () => 't' }); " +
-    "console.log(typeof c.listCustomers === 'function' && new sdk.CrmProblem(412, { code: 'version-mismatch' }).code)"], { cwd: app })
+    "console.log(typeof c.listCustomers === 'function' && typeof c.events.follow === 'function' && typeof sdk.verifyWebhook === 'function' && new sdk.CrmProblem(412, { code: 'version-mismatch' }).code)"], { cwd: app })
   if (imported.trim() !== 'version-mismatch') throw new Error(`importing the installed package answered ${imported}`)
 
   await writeFile(join(app, 'consumer.ts'), CONSUMER)

@@ -5,6 +5,7 @@ import { trace } from '@opentelemetry/api'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Db } from './db/database.js'
 import { buildValidatorFactory } from './lib/validation.js'
+import { problem } from './lib/problem.js'
 import { JsonValue, Problem } from './lib/schema.js'
 import { filterSchemas } from './modules/filters/filter.schemas.js'
 import errors, { clientErrorHandler, frameworkErrors } from './plugins/errors.js'
@@ -180,7 +181,8 @@ export async function buildApp(opts: AppOptions) {
     logger: opts.logger ?? false,
     bodyLimit: opts.bodyLimit ?? 1024 * 1024,
     requestTimeout: opts.requestTimeoutMs ?? 30_000,
-    return503OnClosing: true,
+    // Fastify's own answer while closing is plain JSON outside the contract: see 'shutting-down' below.
+    return503OnClosing: false,
     trustProxy: typeof opts.trustProxy === 'number' ? trustHops(opts.trustProxy) : (opts.trustProxy ?? false),
     genReqId: () => randomUUID(),
     childLoggerFactory: (logger, bindings, options, raw) => {
@@ -213,6 +215,18 @@ export async function buildApp(opts: AppOptions) {
   // Cross-cutting plugins first, one concern each; then the domains.
   await app.register(errors, { publicUrl: opts.publicUrl, strict: opts.strictProblems ?? false })
   await app.register(security, { corsOrigins: opts.corsOrigins ?? [] })
+  // A request that still arrives while the app closes (on a connection already open) is answered
+  // shutting-down, with the security headers, and its connection is closed: the client's retry
+  // opens a new one, which a load balancer gives to another instance.
+  let closing = false
+  app.addHook('preClose', (done) => {
+    closing = true
+    done()
+  })
+  app.addHook('onRequest', (_request, _reply, done) => {
+    if (!closing) return done()
+    done(problem('shutting-down', 'The instance is shutting down; retry on a new connection.', undefined, { 'retry-after': '1', connection: 'close' }))
+  })
   await app.register(jsonBody)
   await app.register(dbPlugin, { db: opts.db, owned: opts.ownsDb ?? true })
   await app.register(metrics)

@@ -1,6 +1,7 @@
 import { createClient, createConfig, type Client } from './generated/client/index.js'
 import { CrmApi } from './generated/sdk.gen.js'
 import type { Customer, CustomerImportRow, ImportJob } from './generated/types.gen.js'
+import { CrmEvents } from './events.js'
 import { CrmProblem } from './problem.js'
 import { MEDIA_TYPES, parseCsv, parseNdjson, toByteStream, type RecordFormat, type UploadSource } from './records.js'
 import { Transport, type RetryOptions, type TokenProvider } from './transport.js'
@@ -39,10 +40,12 @@ const FINISHED: ReadonlyArray<ImportJob['status']> = ['succeeded', 'failed']
 /**
  * The crm-api client: every operation of the contract as a method (generated: listCustomers,
  * createCustomer, updateCustomer, ...), each answering { data, response } or throwing a CrmProblem,
- * plus pagination, streaming imports and exports.
+ * plus pagination, the change feed, streaming imports and exports.
  */
 export class CrmClient extends CrmApi {
   readonly transport: Transport
+  /** The change feed: `events.read()` one page, `events.follow()` every event as it commits. */
+  readonly events: CrmEvents
   readonly #baseUrl: string
 
   constructor(opts: CrmClientOptions) {
@@ -51,6 +54,7 @@ export class CrmClient extends CrmApi {
     client.interceptors.error.use(toProblem)
     super({ client })
     this.transport = transport
+    this.events = new CrmEvents(this)
     this.#baseUrl = opts.baseUrl.replace(/\/+$/, '')
   }
 

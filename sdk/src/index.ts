@@ -1,4 +1,6 @@
 export { CrmClient, createCrmClient, ifMatch, type CrmClientOptions, type ImportOptions, type Page } from './client.js'
+export { CrmEvents, EventFollower, type EventFollowOptions, type EventReadOptions } from './events.js'
+export { verifyWebhook, WebhookVerificationError, type VerifyWebhookOptions, type WebhookHeaders, type WebhookPayload, type WebhookVerificationReason } from './webhooks.js'
 export { CrmProblem, isCrmProblem, type CrmFieldError } from './problem.js'
 export type { RetryOptions, TokenProvider } from './transport.js'
 export { csvLine, csvRows, parseCsv, parseNdjson, type RecordFormat, type UploadSource } from './records.js'

@@ -525,8 +525,8 @@ export const PROBLEM_TYPES = {
   'shutting-down': {
     status: 503,
     title: 'Shutting down',
-    description: 'The instance is draining before it stops; /readyz answers this so load balancers send requests elsewhere.',
-    action: 'Send requests to another instance (a load balancer does this by itself).',
+    description: 'The instance is stopping. From the stop signal on, /readyz answers this so load balancers send requests elsewhere while requests are still served; once the listener has closed, a request that still arrives on an open connection is answered this too, with Connection: close.',
+    action: 'Retry on a new connection after Retry-After; a load balancer sends it to another instance.',
     example: { detail: 'The instance is shutting down.' },
   },
   'migrations-pending': {

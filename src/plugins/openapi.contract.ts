@@ -51,7 +51,7 @@ export const STATUS_DESCRIPTIONS: Record<number, string> = {
   429: 'Too Many Requests: rate limited; retry after Retry-After seconds',
   431: 'Request Header Fields Too Large: answered before routing',
   500: 'Internal Server Error: a bug, logged with the request id; never carries internals',
-  503: 'Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds',
+  503: 'Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds',
 }
 
 /** Response headers the server sends, as components.headers (required: sent on every answer that declares it). */
@@ -69,6 +69,7 @@ export const HEADERS: Record<string, Json> = {
   XPiiMasked: { description: 'true when personal fields (phone, email, address, birthday) were masked because the token lacks pii:read', schema: { type: 'string', enum: ['true'] } },
   CacheControl: { required: true, description: 'no-store on every answer that carries personal data', schema: { type: 'string', example: 'no-store' } },
   XConsistencyToken: { description: 'With a read replica configured: the commit position of this write; send it back on a read (X-Consistency-Token) to read it', schema: { type: 'string', pattern: '^[0-9A-F]{1,8}/[0-9A-F]{1,8}$', example: '0/1A2B3C4D' } },
+  Connection: { description: 'close when the instance is shutting down (problem shutting-down): the server closes this connection after the answer; retry on a new one', schema: { type: 'string', enum: ['close', 'keep-alive'], example: 'close' } },
   ContentDisposition: { required: true, description: 'attachment with a file name', schema: { type: 'string', example: 'attachment; filename="segment-0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a11.csv"' } },
 }
 
@@ -203,6 +204,7 @@ function completeOperation(op: Operation, facts: RouteFacts, path: string): void
       response.content = { [PROBLEM_MEDIA]: { schema: ref('schemas', 'Problem') } }
       if (status === 401) headers['WWW-Authenticate'] = header('WWWAuthenticate', true)
       if (status === 429 || status === 503) headers['Retry-After'] = header('RetryAfter', true)
+      if (status === 503) headers.Connection = header('Connection')
       if (status === 409 && facts.idempotent) headers['Retry-After'] = header('RetryAfter')
     } else {
       const success = status >= 200 && status < 300

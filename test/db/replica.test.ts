@@ -7,6 +7,7 @@ import { migrateToLatest } from '../../src/db/migrate.js'
 import { formatLsn, parseLsn } from '../../src/db/replica.js'
 import { CONSISTENCY_HEADER, readsFrom } from '../../src/plugins/replica.js'
 import { TEST_APP_OPTIONS, TEST_AUTH, token } from '../helpers/app.js'
+import { conform } from '../helpers/conformance.js'
 import { startStreamingPair } from '../helpers/replica.js'
 
 /**
@@ -59,10 +60,10 @@ await caughtUp()
 const FRESH = 600_000
 
 async function appWith(maxLagMs: number): Promise<App> {
-  const app = await buildApp({
+  const app = await conform(buildApp({
     ...TEST_APP_OPTIONS, db, ownsDb: false, auth: TEST_AUTH,
     replica: { db: replicaDb, owned: false, maxLagMs, checkIntervalMs: 500, readYourWritesMs: 10_000 },
-  })
+  }))
   await app.ready()
   return app
 }

@@ -10,7 +10,7 @@ import { startEmbeddedPostgres } from '../../src/db/embedded.js'
 import { migrateToLatest } from '../../src/db/migrate.js'
 import { TEST_APP_OPTIONS, TEST_AUTH, token } from '../helpers/app.js'
 import { clusterPids, freePort, signalAll } from '../helpers/cluster.js'
-import { conform } from '../helpers/conformance.js'
+import { checkingFetch, conform } from '../helpers/conformance.js'
 
 /**
  * Every wait is bounded: with PostgreSQL frozen (SIGSTOP on the postmaster and every backend:
@@ -54,9 +54,12 @@ const authorization = `Bearer ${await token('admin', { sub: 'user:freeze', expir
 
 interface Answer { status: number; ms: number; retryAfter: string | null; contentType: string | null; body: { type?: string } }
 
+/** Checked against the contract, which is compiled here, before any request is timed. */
+const checkedFetch = checkingFetch()
+
 async function call(method: 'GET' | 'POST', url: string, body?: unknown): Promise<Answer> {
   const started = Date.now()
-  const res = await fetch(base + url, {
+  const res = await checkedFetch(base + url, {
     method,
     headers: { authorization, ...(body ? { 'content-type': 'application/json' } : {}) },
     body: body ? JSON.stringify(body) : undefined,

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { readFileSync } from 'node:fs'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { openApiDocument, responseValidator, type JsonSchema, type OpenApiDoc, type OpenApiResponse } from './openapi.js'
@@ -7,7 +8,11 @@ import { openApiDocument, responseValidator, type JsonSchema, type OpenApiDoc, t
  * # Contract conformance of every response a test receives
  *
  * Every app a test builds (buildTestApp, and `conform(app)` where a test calls buildApp itself) checks
- * each answer it sends, through injection or a real socket, against its own OpenAPI document:
+ * each answer it sends, through injection or a real socket, against its own OpenAPI document.
+ * What a test receives from a server it did not build in its own process (a server process, the
+ * compiled build) or from a path below the app's hooks (the HTTP parser's refusals written to the
+ * socket) is checked on arrival, by `conformingFetch` or `checkReceived`, against the committed
+ * contract (openapi/openapi.json), as a client generated from it sees it. Both apply the same checks:
  * - the status is declared for the operation (or, for a request no operation matches, it is a problem);
  * - the Content-Type is one the response declares (a body where none is declared is a mismatch);
  * - a JSON body is valid against the declared schema (Ajv, JSON Schema 2020-12, formats checked);
@@ -132,6 +137,9 @@ function startReporting() {
   t.teardown(() => report((m) => t.fail(m)))
 }
 
+// From the file's start: a mismatch found by a fetch in a subtest fails that subtest.
+startReporting()
+
 /** The checks as a plugin: every response of the app is checked when it has been sent. */
 export const conformance = fp(async (app: FastifyInstance) => {
   startReporting()
@@ -165,3 +173,101 @@ export async function conform<T>(app: T | Promise<T>): Promise<T> {
   await (built as unknown as FastifyInstance).register(conformance)
   return built
 }
+
+/**
+ * The document's path a request path falls on, picked as the router picks a route: among the paths
+ * with an operation for the method, a static segment wins over a parameter (/v1/customers/search
+ * before /v1/customers/{id}); a trailing slash is ignored, as the app ignores it.
+ */
+export function operationPath(doc: OpenApiDoc, method: string, url: string): string | undefined {
+  const m = method === 'HEAD' ? 'get' : method.toLowerCase()
+  const segments = (url.split('?')[0] ?? '').replace(/(.)\/+$/, '$1').split('/')
+  let best: { path: string; rank: string } | undefined
+  for (const [path, item] of Object.entries(doc.paths)) {
+    const template = path.split('/')
+    if (!item[m] || template.length !== segments.length) continue
+    let rank = ''
+    const fits = template.every((part, i) => {
+      const param = /^\{[^}]+\}$/.test(part)
+      rank += param ? '0' : '1'
+      return param ? segments[i] !== '' : part === segments[i]
+    })
+    if (fits && (!best || rank > best.rank)) best = { path, rank }
+  }
+  return best?.path
+}
+
+/** What a client generated from the contract holds: openapi/openapi.json as committed. */
+const CONTRACT_FILE = new URL('../../openapi/openapi.json', import.meta.url)
+let committed: { doc: OpenApiDoc; check: (r: ResponseRecord) => string[] } | undefined
+
+export interface ReceivedOptions {
+  /** The contract to check against (default: the committed openapi/openapi.json). */
+  doc?: OpenApiDoc
+  /** Where mismatches go (default: failing the current subtest, as the app's own checks do). */
+  onMismatch?: (found: string[]) => void
+}
+
+const checkers = new WeakMap<OpenApiDoc, (r: ResponseRecord) => string[]>()
+
+/** The document and its checker (every response schema compiled: a few seconds for the whole contract). */
+function contractOf(opts: ReceivedOptions): { doc: OpenApiDoc; check: (r: ResponseRecord) => string[] } {
+  if (!opts.doc) {
+    committed ??= (() => {
+      const doc = JSON.parse(readFileSync(CONTRACT_FILE, 'utf8')) as OpenApiDoc
+      return { doc, check: contractChecker(doc) }
+    })()
+    return committed
+  }
+  let check = checkers.get(opts.doc)
+  if (!check) checkers.set(opts.doc, (check = contractChecker(opts.doc)))
+  return { doc: opts.doc, check }
+}
+
+/**
+ * Checks a response a test received over the wire, with no route known: the operation is found
+ * from the request's method and path. `url` is the request target (path and query).
+ */
+export function checkReceived(r: Omit<ResponseRecord, 'route'>, opts: ReceivedOptions = {}): string[] {
+  const { doc, check } = contractOf(opts)
+  const route = operationPath(doc, r.method, r.url)
+  const found = check({ ...r, ...(route ? { route } : {}) })
+  if (opts.onMismatch) {
+    if (found.length > 0) opts.onMismatch(found)
+  } else {
+    pending.push(...found)
+  }
+  return found
+}
+
+const JSON_MEDIA = /^application\/(?:[\w.+-]+\+)?json$/
+
+/**
+ * `fetch` for a test that talks to a server over HTTP: each response it answers has been checked
+ * against the contract (checkReceived). A JSON body is read from a clone before the response is
+ * handed back, so the check is done by the time the test looks at it; other bodies (CSV, NDJSON
+ * streams) are left to the test and checked for their declared content type only.
+ */
+export function checkingFetch(opts: ReceivedOptions = {}): typeof fetch {
+  // Compiled now, so that no timed request pays for it.
+  contractOf(opts)
+  return async (input, init) => {
+    const res = await fetch(input, init)
+    const method = (init?.method ?? (input instanceof Request ? input.method : 'GET')).toUpperCase()
+    const target = new URL(res.url || (input instanceof Request ? input.url : String(input)))
+    const headers = Object.fromEntries(res.headers)
+    const media = headers['content-type']?.split(';')[0]!.trim().toLowerCase()
+    const bodiless = method === 'HEAD' || res.status === 204 || res.status === 304
+    const body = bodiless ? '' : media && JSON_MEDIA.test(media) ? await res.clone().text() : headers['content-length'] === '0' ? '' : undefined
+    checkReceived({ method, url: target.pathname + target.search, status: res.status, headers, ...(body === undefined ? {} : { body }) }, opts)
+    return res
+  }
+}
+
+/**
+ * `fetch`, checked against the committed contract; a mismatch fails the subtest that received it.
+ * The contract is compiled at the first call: a test that times its requests makes its own
+ * `checkingFetch()` up front instead.
+ */
+export const conformingFetch: typeof fetch = (input, init) => (defaultFetch ??= checkingFetch())(input, init)
+let defaultFetch: typeof fetch | undefined

@@ -4,10 +4,13 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
 import { AUDIENCE, ISSUER, TEST_PUBLIC_JWK } from './app.js'
+import { conformingFetch } from './conformance.js'
 
 export interface ServerProcess {
   /** http://127.0.0.1:<port> */
   base: string
+  /** fetch of a path on the server, each answer checked against the contract (helpers/conformance.ts). */
+  fetch(path: string, init?: RequestInit): Promise<Response>
   /** Resolves with the exit code (null when killed by a signal). */
   exited: Promise<number | null>
   kill(signal: NodeJS.Signals): void
@@ -56,5 +59,5 @@ export async function startServerProcess(t: { teardown(fn: () => unknown): void 
     })
     void exited.then((code) => reject(new Error(`the server exited (${code}):\n${output.join('')}`)))
   })
-  return { base, exited, kill: (signal) => child.kill(signal), output: () => output.join('') }
+  return { base, fetch: (url, init) => conformingFetch(base + url, init), exited, kill: (signal) => child.kill(signal), output: () => output.join('') }
 }

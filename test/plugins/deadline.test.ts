@@ -2,6 +2,7 @@ import t from 'tap'
 import { sql } from 'kysely'
 import type { FastifyInstance } from 'fastify'
 import { setup } from '../helpers/app.js'
+import { checkingFetch } from '../helpers/conformance.js'
 
 /**
  * The per-request deadline (plugins/deadline.ts, db/scope.ts): past it the request answers 503
@@ -35,9 +36,12 @@ const ctx = await setup({ plugins: [routes], app: { deadline: { deadlineMs: DEAD
 await ctx.app.listen({ host: '127.0.0.1', port: 0 })
 const base = `http://127.0.0.1:${(ctx.app.server.address() as { port: number }).port}`
 
+/** Checked against the contract, which is compiled here, before any request is timed. */
+const checkedFetch = checkingFetch()
+
 async function call(url: string, init: { method?: string; body?: unknown; scope?: string } = {}) {
   const started = Date.now()
-  const res = await fetch(base + url, {
+  const res = await checkedFetch(base + url, {
     method: init.method ?? 'GET',
     headers: { ...(await ctx.auth(init.scope ?? 'admin')), ...(init.body ? { 'content-type': 'application/json' } : {}) },
     body: init.body ? JSON.stringify(init.body) : undefined,

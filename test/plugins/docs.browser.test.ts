@@ -11,6 +11,9 @@ import { setup, token } from '../helpers/app.js'
  * playwright-core) against the app listening on a port with its own database: open /docs,
  * authorize with a minted token, create a customer and find it in the list through "Try it out",
  * reload and still be authorized. With no browser the test fails, saying how to get one.
+ * What the browser receives is checked by the app's own contract checks (buildTestApp): the API
+ * operations it runs in full; /docs and its assets are no operations of the API (HTML, scripts,
+ * styles), so only an error among them must be a problem.
  */
 
 /** CHROMIUM_PATH, else the first of Debian's and the usual names on PATH. */

@@ -1,9 +1,9 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { PROBLEM_TYPES, type ProblemCode } from '../../src/lib/problem-types.js'
-import { connect } from 'node:net'
 import { sql } from 'kysely'
 import { setup } from '../helpers/app.js'
+import { rawExchange } from '../helpers/raw-http.js'
 import { securityHeaders } from '../../src/plugins/security.js'
 
 const Order = {
@@ -238,34 +238,11 @@ t.test('a NUL character PostgreSQL cannot store is a 400 naming where, in the bo
   t.equal(escaped.statusCode, 200, 'an escaped backslash before u0000 is no NUL')
 })
 
-/** Sends raw bytes to the listening app and reads the whole answer (the server closes the connection). */
-function rawRequest(port: number, text: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1')
-    let answer = ''
-    socket.setEncoding('latin1')
-    socket.on('data', (chunk: string) => (answer += chunk))
-    socket.on('error', (err) => (answer ? resolve(answer) : reject(err)))
-    socket.on('close', () => resolve(answer))
-    socket.end(text)
-  })
-}
-
-function parseResponse(raw: string) {
-  const [head = '', body = ''] = raw.split('\r\n\r\n', 2)
-  const [statusLine = '', ...lines] = head.split('\r\n')
-  const headers: Record<string, string> = {}
-  for (const line of lines) {
-    const i = line.indexOf(':')
-    headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim()
-  }
-  return { status: Number(statusLine.split(' ')[1]), headers, body }
-}
-
 t.test('headers over the HTTP parser\'s limit: 431 problem+json with the security headers, over a real socket', async (t) => {
   await ctx.app.listen({ host: '127.0.0.1', port: 0 })
   const { port } = ctx.app.server.address() as { port: number }
-  const res = parseResponse(await rawRequest(port, `GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'a'.repeat(20 * 1024)}\r\n\r\n`))
+  const [res] = await rawExchange(port, [`GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'a'.repeat(20 * 1024)}\r\n\r\n`])
+  if (!res) return t.fail('no answer')
   t.equal(res.status, 431)
   t.match(res.headers['content-type'], /^application\/problem\+json/)
   const body = JSON.parse(res.body) as Record<string, unknown>
@@ -281,7 +258,8 @@ t.test('headers over the HTTP parser\'s limit: 431 problem+json with the securit
     t.equal(res.headers[name], normal.headers[name], `${name} as on any answer`)
   }
 
-  const garbage = parseResponse(await rawRequest(port, 'NOT HTTP AT ALL\r\n\r\n'))
+  const [garbage] = await rawExchange(port, ['NOT HTTP AT ALL\r\n\r\n'])
+  if (!garbage) return t.fail('no answer')
   t.equal(garbage.status, 400, 'a request line the parser refuses')
   t.match(JSON.parse(garbage.body), { code: 'malformed-request', status: 400 })
   t.equal(garbage.headers['x-content-type-options'], 'nosniff')

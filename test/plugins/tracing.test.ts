@@ -43,7 +43,6 @@ const server = await startServerProcess(t, database.url, {
   OTEL_EXPORTER_OTLP_ENDPOINT: otlp, OTEL_BSP_SCHEDULE_DELAY: '100', OTEL_SERVICE_NAME: 'crm-api-test',
 })
 t.teardown(() => database.drop())
-const base = server.base
 const logLines = () => server.output().split('\n').flatMap((line) => {
   try {
     return [JSON.parse(line) as Record<string, unknown>]
@@ -69,13 +68,13 @@ async function until<T>(what: string, find: () => T | undefined, ms = 20_000): P
 t.test('a request is one trace: HTTP server span, Fastify request span with request id and actor, a pg span per statement below it', async (t) => {
   const authorization = `Bearer ${await token('admin', { sub: 'user:tracer' })}`
   const secret = 'ada.secret@example.com'
-  const created = await fetch(`${base}/v1/customers`, {
+  const created = await server.fetch('/v1/customers', {
     method: 'POST', headers: { authorization, 'content-type': 'application/json' },
     body: JSON.stringify({ name: 'Ada Traced', external_ref: 'trace-1', contact_points: [{ kind: 'email', value: secret }] }),
   })
   t.equal(created.status, 201, await created.clone().text())
   const requestId = created.headers.get('x-request-id')!
-  const search = await fetch(`${base}/v1/customers?q=${encodeURIComponent(secret)}`, { headers: { authorization } })
+  const search = await server.fetch(`/v1/customers?q=${encodeURIComponent(secret)}`, { headers: { authorization } })
   t.equal(search.status, 200)
 
   const serverSpan = await until('the POST server span', () => spans.find((s) => s.kind === 2 && s.name === 'POST /v1/customers'))
@@ -104,7 +103,7 @@ t.test('a request is one trace: HTTP server span, Fastify request span with requ
 })
 
 t.test('probes and scrapes are not traced', async (t) => {
-  for (const url of ['/healthz', '/metrics']) t.equal((await fetch(base + url)).status, 200)
+  for (const url of ['/healthz', '/metrics']) t.equal((await server.fetch(url)).status, 200)
   await new Promise((r) => setTimeout(r, 500))
   t.notOk(spans.some((s) => ['/healthz', '/metrics'].includes(String(attr(s, 'http.route') ?? attr(s, 'http.target') ?? attr(s, 'url.path')))), 'no spans')
 })

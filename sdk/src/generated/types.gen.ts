@@ -3257,7 +3257,7 @@ export type GetHealthErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -3306,7 +3306,7 @@ export type ListProblemTypesErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -3366,7 +3366,7 @@ export type GetProblemTypeErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -3413,7 +3413,7 @@ export type GetReadinessErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -3488,7 +3488,7 @@ export type GetAcquisitionSourcesErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -3573,7 +3573,7 @@ export type ListChurnRiskErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -3638,7 +3638,7 @@ export type GetLifecycleDistributionErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -3711,7 +3711,7 @@ export type GetCohortRetentionErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -3784,7 +3784,7 @@ export type GetRfmSegmentsErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -3869,7 +3869,7 @@ export type ListRfmCustomersErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -3942,7 +3942,7 @@ export type GetSatisfactionErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -4019,7 +4019,7 @@ export type GetValueTiersErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -4108,7 +4108,7 @@ export type ListCustomerValuesErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -4210,7 +4210,7 @@ export type ListAuditEventsErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -4274,7 +4274,7 @@ export type VerifyAuditChainErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -4346,7 +4346,7 @@ export type GetAuditEventErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -4449,7 +4449,7 @@ export type ListCustomersErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -4545,7 +4545,7 @@ export type CreateCustomerErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -4633,7 +4633,7 @@ export type SearchCustomersErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -4729,7 +4729,7 @@ export type ArchiveCustomerErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -4810,7 +4810,7 @@ export type GetCustomerErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -4910,7 +4910,7 @@ export type UpdateCustomerErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -4983,7 +4983,7 @@ export type ListContactPointsErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -5083,7 +5083,7 @@ export type CreateContactPointErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -5177,7 +5177,7 @@ export type DeleteContactPointErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -5275,7 +5275,7 @@ export type UpdateContactPointErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -5382,7 +5382,7 @@ export type ListCustomerFeedbackErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -5490,7 +5490,7 @@ export type ListCustomerInteractionsErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -5594,7 +5594,7 @@ export type MergeCustomersErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -5698,7 +5698,7 @@ export type ListCustomerOrdersErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -5771,7 +5771,7 @@ export type GetCustomerReceivablesErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -5871,7 +5871,7 @@ export type RestoreCustomerErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -5957,7 +5957,7 @@ export type GetCustomerTimelineErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -6138,7 +6138,7 @@ export type ListEventsErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -6237,7 +6237,7 @@ export type ListFeedbackErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -6333,7 +6333,7 @@ export type CreateFeedbackErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -6433,7 +6433,7 @@ export type ArchiveFeedbackErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -6509,7 +6509,7 @@ export type GetFeedbackErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -6609,7 +6609,7 @@ export type UpdateFeedbackErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -6709,7 +6709,7 @@ export type RestoreFeedbackErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -6778,7 +6778,7 @@ export type ListImportsErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -6857,7 +6857,7 @@ export type CreateImportErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -6929,7 +6929,7 @@ export type GetImportErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -7029,7 +7029,7 @@ export type ListInteractionsErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -7125,7 +7125,7 @@ export type CreateInteractionErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -7225,7 +7225,7 @@ export type BatchCreateInteractionsErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -7321,7 +7321,7 @@ export type ArchiveInteractionErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -7397,7 +7397,7 @@ export type GetInteractionErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -7497,7 +7497,7 @@ export type UpdateInteractionErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -7597,7 +7597,7 @@ export type RestoreInteractionErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -7693,7 +7693,7 @@ export type ListOrdersErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -7789,7 +7789,7 @@ export type CreateOrderErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -7889,7 +7889,7 @@ export type BatchCreateOrdersErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -7985,7 +7985,7 @@ export type ArchiveOrderErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -8061,7 +8061,7 @@ export type GetOrderErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -8161,7 +8161,7 @@ export type UpdateOrderErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -8265,7 +8265,7 @@ export type CreateOrderPaymentErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -8365,7 +8365,7 @@ export type RestoreOrderErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -8987,7 +8987,7 @@ export type ListSegmentsErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -9078,7 +9078,7 @@ export type CreateSegmentErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -9162,7 +9162,7 @@ export type PreviewSegmentErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -9258,7 +9258,7 @@ export type ArchiveSegmentErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -9334,7 +9334,7 @@ export type GetSegmentErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -9434,7 +9434,7 @@ export type UpdateSegmentErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -9507,7 +9507,7 @@ export type CountSegmentMembersErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -9585,7 +9585,7 @@ export type ExportSegmentMembersErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -9669,7 +9669,7 @@ export type ListSegmentHistoryErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -9765,7 +9765,7 @@ export type RemoveSegmentMembersErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -9851,7 +9851,7 @@ export type ListSegmentMembersErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -9951,7 +9951,7 @@ export type AddSegmentMembersErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -10047,7 +10047,7 @@ export type RefreshSegmentErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -10147,7 +10147,7 @@ export type RestoreSegmentErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -11413,7 +11413,7 @@ export type ListWebhookSubscriptionsErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -11504,7 +11504,7 @@ export type CreateWebhookSubscriptionErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -11600,7 +11600,7 @@ export type DeleteWebhookSubscriptionErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -11676,7 +11676,7 @@ export type GetWebhookSubscriptionErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -11776,7 +11776,7 @@ export type UpdateWebhookSubscriptionErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -11859,7 +11859,7 @@ export type ListWebhookDeliveriesErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -11935,7 +11935,7 @@ export type GetWebhookDeliveryErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -12035,7 +12035,7 @@ export type RetryWebhookDeliveryErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -12139,7 +12139,7 @@ export type ReplayWebhookEventsErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -12239,7 +12239,7 @@ export type RestoreWebhookSubscriptionErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -12343,7 +12343,7 @@ export type RotateWebhookSecretErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };

@@ -27,7 +27,7 @@ t.test('a merge whose process was killed is resumed from its staged rows, audite
     // The merge's first write waits for this lock; the process dies while it waits.
     await sql`begin`.execute(blocker)
     await sql`lock table customers in exclusive mode`.execute(blocker)
-    const res = await fetch(`${server.base}/v1/imports`, { method: 'POST', headers: { authorization, 'content-type': 'text/csv' }, body: csv })
+    const res = await server.fetch('/v1/imports', { method: 'POST', headers: { authorization, 'content-type': 'text/csv' }, body: csv })
     t.equal(res.status, 202, 'the upload is accepted')
     const { id } = (await res.json()) as { id: string }
     for (let i = 0; i < 200 && (await jobOf(id)).status !== 'merging'; i++) await new Promise((r) => setTimeout(r, 25))

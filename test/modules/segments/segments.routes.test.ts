@@ -1,6 +1,7 @@
 import t from 'tap'
 import { sql } from 'kysely'
 import { setup } from '../../helpers/app.js'
+import { conformingFetch } from '../../helpers/conformance.js'
 import { seed } from '../filters/filter.model.js'
 
 const ctx = await setup()
@@ -211,7 +212,7 @@ t.test('a large export streams in chunks', async (t) => {
   await sql`insert into customers (name, tags) select 'Bulk ' || g, array['bulk'] from generate_series(1, 3000) g`.execute(ctx.db)
   const s = (await create({ name: 'Bulk', kind: 'dynamic', filter: { field: 'tags', op: 'has_all', value: ['bulk'] } })).json()
   const address = await ctx.app.listen({ port: 0, host: '127.0.0.1' })
-  const res = await fetch(`${address}/v1/segments/${s.id}/export?format=ndjson`, { headers: writer })
+  const res = await conformingFetch(`${address}/v1/segments/${s.id}/export?format=ndjson`, { headers: writer })
   t.equal(res.status, 200)
   t.equal(res.headers.get('content-length'), null, 'no length known up front')
   t.equal(res.headers.get('transfer-encoding'), 'chunked')
