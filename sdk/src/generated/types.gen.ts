@@ -6057,7 +6057,7 @@ export type TransferCustomerErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -8442,7 +8442,7 @@ export type ListRolesErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -8533,7 +8533,7 @@ export type CreateRoleErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -8629,7 +8629,7 @@ export type DeleteRoleErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -8705,7 +8705,7 @@ export type GetRoleErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -8805,7 +8805,7 @@ export type UpdateRoleErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -8905,7 +8905,7 @@ export type RestoreRoleErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -10228,7 +10228,7 @@ export type ListTeamsErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -10319,7 +10319,7 @@ export type CreateTeamErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -10415,7 +10415,7 @@ export type DeleteTeamErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -10491,7 +10491,7 @@ export type GetTeamErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -10591,7 +10591,7 @@ export type UpdateTeamErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -10691,7 +10691,7 @@ export type RestoreTeamErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -10772,7 +10772,7 @@ export type ListUsersErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -10863,7 +10863,7 @@ export type CreateUserErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -10959,7 +10959,7 @@ export type DeleteUserErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -11035,7 +11035,7 @@ export type GetUserErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -11135,7 +11135,7 @@ export type UpdateUserErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -11235,7 +11235,7 @@ export type RestoreUserErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
@@ -11335,7 +11335,7 @@ export type TransferUserCustomersErrors = {
      */
     500: Problem;
     /**
-     * Service Unavailable: overloaded, the database unavailable or slow, or the request past its deadline; retry after Retry-After seconds
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
      */
     503: Problem;
 };
