@@ -43,9 +43,6 @@ export const CONSTRAINT_PROBLEMS: Readonly<Record<string, ConstraintRule>> = {
   teams_check: {
     code: 'team-cycle', detail: 'A team cannot be inside itself or its own sub-teams.', pointer: '/parent_id', message: 'is the team or one of its sub-teams',
   },
-  teams_no_cycle: {
-    code: 'team-cycle', detail: 'A team cannot be inside itself or its own sub-teams.', pointer: '/parent_id', message: 'is the team or one of its sub-teams',
-  },
   segments_live_name_idx: {
     code: 'segment-name-taken', detail: 'A live segment already has this name.', pointer: '/name', message: 'is already used by another segment',
   },

@@ -1,4 +1,5 @@
 import type { DbExecutor } from '../../db/database.js'
+import { constraintProblem } from '../../lib/constraints.js'
 import { notFound, problem } from '../../lib/problem.js'
 import * as repo from './principals.repository.js'
 import type { OwnershipTransferBody, RoleDto, RoleCreateBody, RolePatchBody, TeamCreateBody, TeamPatchBody, UserCreateBody, UserPatchBody } from './principals.schemas.js'
@@ -36,7 +37,13 @@ export async function createTeam(db: DbExecutor, body: TeamCreateBody): Promise<
 export async function patchTeam(db: DbExecutor, id: string, body: TeamPatchBody, expectedVersion?: number): Promise<repo.TeamRow> {
   await repo.teams.lockForWrite(db, id, expectedVersion)
   await checkTeam(db, body.parent_id, '/parent_id')
-  return repo.updateTeam(db, id, body)
+  try {
+    return await repo.updateTeam(db, id, body)
+  } catch (err) {
+    // Raised by the trigger crm_teams_no_cycle (teams_check covers a team made its own parent).
+    if ((err as { constraint?: string }).constraint === 'teams_no_cycle') throw constraintProblem('teams_check')
+    throw err
+  }
 }
 
 export async function createRole(db: DbExecutor, body: RoleCreateBody): Promise<repo.RoleRow> {
