@@ -11,12 +11,12 @@
  * audit triggers (customers has no other insert trigger and no foreign key). Reports each pair's
  * ratio and the median. The scratch database is dropped at the end.
  */
-import pg from 'pg'
 import { sql } from 'kysely'
 import { createDb, type Db } from '../src/db/database.js'
 import { migrateToLatest } from '../src/db/migrate.js'
 import { insertCustomer } from '../src/modules/customers/customers.repository.js'
 import { sealAuditTrail } from '../src/modules/audit/audit.repository.js'
+import { scratchDatabase } from './lib/scratch-db.js'
 
 const ROUNDS = Number(process.env.ROUNDS ?? 7)
 const ROUND_MS = Number(process.env.ROUND_MS ?? 3000)
@@ -25,23 +25,8 @@ const SEAL_EVERY_MS = Number(process.env.SEAL_EVERY_MS ?? 1000)
 /** Customers per transaction: 1 is the API's create; more shifts the cost from COMMIT to the rows. */
 const ROWS_PER_TX = Number(process.env.ROWS_PER_TX ?? 1)
 
-const adminUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
-const name = `crm_bench_audit_${process.pid}`
-const dbUrl = (() => {
-  const u = new URL(adminUrl)
-  u.pathname = '/' + name
-  return u.toString()
-})()
-
-async function admin(query: string) {
-  const c = new pg.Client({ connectionString: adminUrl })
-  await c.connect()
-  try {
-    await c.query(query)
-  } finally {
-    await c.end()
-  }
-}
+const scratch = scratchDatabase('audit')
+const dbUrl = scratch.url
 
 /** Customers inserted per second over one round (ROWS_PER_TX per transaction, one insert each). */
 async function round(db: Db, audited: boolean, label: string): Promise<number> {
@@ -78,7 +63,7 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2
 }
 
-await admin(`create database "${name}"`)
+await scratch.create()
 // The owner: session_replication_role needs it (the API's role could not turn triggers off).
 const db = createDb({ connectionString: dbUrl, max: WRITERS + 1, role: null, statementTimeoutMs: 0 })
 try {
@@ -107,5 +92,5 @@ try {
     `(${ROUNDS} interleaved rounds of ${ROUND_MS} ms, ${WRITERS} writers, ${ROWS_PER_TX} insert(s) per transaction, sealing every ${SEAL_EVERY_MS} ms)`)
 } finally {
   await db.destroy()
-  await admin(`drop database if exists "${name}" with (force)`)
+  await scratch.drop()
 }

@@ -19,13 +19,13 @@
  *    the same query (eventsAfter) called directly and JSON.stringify'd: what HTTP, auth,
  *    validation, masking and the response schema add.
  */
-import pg from 'pg'
 import { sql } from 'kysely'
 import { exportJWK, generateKeyPair, SignJWT } from 'jose'
 import { createDb, type Db } from '../src/db/database.js'
 import { migrateToLatest } from '../src/db/migrate.js'
 import { buildApp } from '../src/app.js'
 import { eventsAfter, FEED_START } from '../src/modules/events/index.js'
+import { scratchDatabase } from './lib/scratch-db.js'
 
 const ROUNDS = Number(process.env.ROUNDS ?? 5)
 const ROUND_MS = Number(process.env.ROUND_MS ?? 3000)
@@ -33,23 +33,8 @@ const WRITERS = Number(process.env.WRITERS ?? 4)
 const EVENTS = Number(process.env.EVENTS ?? 100_000)
 const PAGE = Number(process.env.PAGE ?? 200)
 
-const adminUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
-const name = `crm_bench_events_${process.pid}`
-const dbUrl = (() => {
-  const u = new URL(adminUrl)
-  u.pathname = '/' + name
-  return u.toString()
-})()
-
-async function admin(query: string) {
-  const c = new pg.Client({ connectionString: adminUrl })
-  await c.connect()
-  try {
-    await c.query(query)
-  } finally {
-    await c.end()
-  }
-}
+const scratch = scratchDatabase('events')
+const dbUrl = scratch.url
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b)
@@ -118,7 +103,7 @@ async function bareRead(db: Db, total: number): Promise<number> {
   return read / (Number(process.hrtime.bigint() - started) / 1e9)
 }
 
-await admin(`create database "${name}"`)
+await scratch.create()
 const owner = createDb({ connectionString: dbUrl, max: 2, role: null, statementTimeoutMs: 0 })
 const db = createDb({ connectionString: dbUrl, max: WRITERS + 2, statementTimeoutMs: 0 })
 try {
@@ -204,5 +189,5 @@ try {
 } finally {
   await db.destroy()
   await owner.destroy()
-  await admin(`drop database if exists "${name}" with (force)`)
+  await scratch.drop()
 }

@@ -76,7 +76,8 @@ CREATE TABLE public.audit_events (
     txid bigint DEFAULT txid_current() NOT NULL,
     correlation_id text DEFAULT public.crm_context('correlation_id'::text),
     CONSTRAINT audit_events_action_check CHECK ((action = ANY (ARRAY['insert'::text, 'update'::text, 'delete'::text])))
-);
+)
+PARTITION BY RANGE (occurred_at);
 
 CREATE FUNCTION public.crm_audit_canonical(a public.audit_events) RETURNS bytea
     LANGUAGE sql STABLE PARALLEL SAFE
@@ -395,28 +396,68 @@ CREATE FUNCTION public.crm_events_frontier() RETURNS xid8
 CREATE FUNCTION public.crm_events_purge(cutoff timestamp with time zone, max_rows integer DEFAULT 50000) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public'
-    AS $$
+    AS $_$
     declare
       v_txid xid8;
       v_seq bigint;
-      v_count integer;
+      v_last_txid xid8;
+      v_last_seq bigint;
+      v_count integer := 0;
+      v_n integer;
+      v_lock_timeout text := current_setting('lock_timeout');
+      p record;
     begin
-      -- The last position, within this batch, of an event older than the cutoff: everything at
-      -- or before it goes, so what remains is always a suffix of the feed.
-      select e.txid, e.seq into v_txid, v_seq
+      -- Whole partitions that ended before the cutoff, oldest first. Dropping one locks the parent
+      -- (ACCESS EXCLUSIVE), so it waits at most 2 s for the lock and otherwise leaves the
+      -- partition to the next run instead of holding every writer behind it.
+      for p in
+        select c.relname, make_timestamptz(substr(c.relname, 9, 4)::int, substr(c.relname, 14, 2)::int, 1, 0, 0, 0, 'UTC') + interval '1 month' as ends
+        from pg_inherits i join pg_class c on c.oid = i.inhrelid
+        where i.inhparent = 'events'::regclass and c.relname ~ '^events_y[0-9]{4}m[0-9]{2}$'
+        order by c.relname
+      loop
+        exit when p.ends > cutoff;
+        execute format('select txid, seq from %I order by txid desc, seq desc limit 1', p.relname) into v_last_txid, v_last_seq;
+        execute format('select count(*) from %I', p.relname) into v_n;
+        begin
+          perform set_config('lock_timeout', '2s', true);
+          execute format('drop table %I', p.relname);
+          perform set_config('lock_timeout', v_lock_timeout, true);
+        exception when lock_not_available then
+          perform set_config('lock_timeout', v_lock_timeout, true);
+          exit;
+        end;
+        v_count := v_count + v_n;
+        if v_last_txid is not null and (v_txid is null or (v_last_txid, v_last_seq) > (v_txid, v_seq)) then
+          v_txid := v_last_txid;
+          v_seq := v_last_seq;
+        end if;
+      end loop;
+      -- Then a prefix of what remains: the last position, within this batch, of an event older
+      -- than the cutoff (or the dropped partitions' last one, when later); everything at or
+      -- before it goes, so what remains is always a suffix of the feed.
+      select e.txid, e.seq into v_last_txid, v_last_seq
       from (select txid, seq, occurred_at from events order by txid, seq limit max_rows) e
-      where e.occurred_at < cutoff
+      where e.occurred_at < cutoff or (v_txid is not null and (e.txid, e.seq) <= (v_txid, v_seq))
       order by e.txid desc, e.seq desc
       limit 1;
+      if v_last_txid is not null and (v_txid is null or (v_last_txid, v_last_seq) > (v_txid, v_seq)) then
+        v_txid := v_last_txid;
+        v_seq := v_last_seq;
+      end if;
       if v_txid is null then
         return 0;
       end if;
-      delete from events where (txid, seq) <= (v_txid, v_seq);
-      get diagnostics v_count = row_count;
+      delete from events e
+      where (e.txid, e.seq, e.occurred_at) in (select d.txid, d.seq, d.occurred_at from events d where (d.txid, d.seq) <= (v_txid, v_seq)
+                                               order by d.txid, d.seq limit max_rows);
+      get diagnostics v_n = row_count;
+      v_count := v_count + v_n;
       insert into events_horizon (singleton, txid, seq) values (true, v_txid, v_seq)
-      on conflict (singleton) do update set txid = excluded.txid, seq = excluded.seq, purged_at = now();
+      on conflict (singleton) do update set txid = excluded.txid, seq = excluded.seq, purged_at = now()
+      where (events_horizon.txid, events_horizon.seq) < (excluded.txid, excluded.seq);
       return v_count;
-    end $$;
+    end $_$;
 
 CREATE FUNCTION public.crm_flush_customer_metrics() RETURNS void
     LANGUAGE plpgsql
@@ -531,6 +572,56 @@ CREATE FUNCTION public.crm_metrics_queue() RETURNS boolean
       end if;
       perform set_config('crm.metrics_queued', 'on', true);
       return true;
+    end $$;
+
+CREATE FUNCTION public.crm_partition_create(parent text, month_start timestamp without time zone) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+    declare
+      v_lo timestamp := date_trunc('month', month_start);
+      v_hi timestamp := date_trunc('month', month_start) + interval '1 month';
+      v_name text := parent || to_char(v_lo, '"_y"YYYY"m"MM');
+      v_from text := to_char(v_lo, 'YYYY-MM-DD HH24:MI:SS') || '+00';
+      v_to text := to_char(v_hi, 'YYYY-MM-DD HH24:MI:SS') || '+00';
+    begin
+      if parent not in ('audit_events', 'events') then
+        raise exception 'crm_partition_create: % is not a partitioned table of the CRM', parent;
+      end if;
+      if to_regclass(v_name) is not null then
+        return false;
+      end if;
+      execute format('create table public.%I (like public.%I including defaults including constraints including storage)', v_name, parent);
+      execute format('revoke all on %I from crm_app', v_name);
+      execute format('with moved as (delete from %I where occurred_at >= %L and occurred_at < %L returning *) insert into %I select * from moved',
+                     parent || '_default', v_from, v_to, v_name);
+      -- Proves the range to ATTACH, which then need not scan the new table under its lock.
+      execute format('alter table %I add constraint %I check (occurred_at >= %L and occurred_at < %L)', v_name, v_name || '_range', v_from, v_to);
+      execute format('alter table %I attach partition %I for values from (%L) to (%L)', parent, v_name, v_from, v_to);
+      execute format('alter table %I drop constraint %I', v_name, v_name || '_range');
+      return true;
+    end $$;
+
+CREATE FUNCTION public.crm_partitions_maintain(months_ahead integer DEFAULT 3) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public'
+    AS $$
+    declare
+      v_parent text;
+      v_month timestamp;
+      v_created integer := 0;
+    begin
+      foreach v_parent in array array['audit_events', 'events'] loop
+        for v_month in execute format(
+          'select date_trunc(''month'', now() at time zone ''UTC'') + make_interval(months => m) from generate_series(0, %s) m
+           union
+           select * from (select distinct date_trunc(''month'', occurred_at at time zone ''UTC'') as m from %I order by 1 limit 12) d
+           order by 1', months_ahead, v_parent || '_default')
+        loop
+          v_created := v_created + crm_partition_create(v_parent, v_month)::int;
+        end loop;
+      end loop;
+      return v_created;
     end $$;
 
 CREATE FUNCTION public.crm_purchase_statuses() RETURNS text[]
@@ -682,6 +773,22 @@ CREATE TABLE public.audit_chain (
     CONSTRAINT audit_chain_hash_check CHECK ((length(hash) = 32))
 );
 
+CREATE TABLE public.audit_events_default (
+    id uuid DEFAULT public.crm_uuid_v7() NOT NULL,
+    occurred_at timestamp with time zone DEFAULT date_trunc('milliseconds'::text, now()) NOT NULL,
+    actor text NOT NULL,
+    request_id text,
+    route text,
+    action text NOT NULL,
+    entity text NOT NULL,
+    entity_id uuid NOT NULL,
+    before jsonb,
+    after jsonb,
+    txid bigint DEFAULT txid_current() NOT NULL,
+    correlation_id text DEFAULT public.crm_context('correlation_id'::text),
+    CONSTRAINT audit_events_action_check CHECK ((action = ANY (ARRAY['insert'::text, 'update'::text, 'delete'::text])))
+);
+
 CREATE TABLE public.audit_seals (
     id bigint NOT NULL,
     sealed_at timestamp with time zone DEFAULT now() NOT NULL,
@@ -830,6 +937,23 @@ CREATE TABLE public.customers (
 ALTER TABLE ONLY public.customers FORCE ROW LEVEL SECURITY;
 
 CREATE TABLE public.events (
+    txid xid8 DEFAULT pg_current_xact_id() NOT NULL,
+    seq bigint NOT NULL,
+    id uuid DEFAULT public.crm_uuid_v7() NOT NULL,
+    type text NOT NULL,
+    occurred_at timestamp(3) with time zone NOT NULL,
+    actor text NOT NULL,
+    request_id text,
+    correlation_id text,
+    entity_type text NOT NULL,
+    entity_id uuid NOT NULL,
+    version integer,
+    changes jsonb NOT NULL,
+    audit_event_id uuid NOT NULL
+)
+PARTITION BY RANGE (occurred_at);
+
+CREATE TABLE public.events_default (
     txid xid8 DEFAULT pg_current_xact_id() NOT NULL,
     seq bigint NOT NULL,
     id uuid DEFAULT public.crm_uuid_v7() NOT NULL,
@@ -1278,6 +1402,10 @@ CREATE TABLE public.webhook_subscriptions (
     CONSTRAINT webhook_subscriptions_url_check CHECK ((length(url) <= 2048))
 );
 
+ALTER TABLE ONLY public.audit_events ATTACH PARTITION public.audit_events_default DEFAULT;
+
+ALTER TABLE ONLY public.events ATTACH PARTITION public.events_default DEFAULT;
+
 ALTER TABLE ONLY public.audit_chain
     ADD CONSTRAINT audit_chain_audit_event_id_key UNIQUE (audit_event_id);
 
@@ -1285,7 +1413,10 @@ ALTER TABLE ONLY public.audit_chain
     ADD CONSTRAINT audit_chain_pkey PRIMARY KEY (seq);
 
 ALTER TABLE ONLY public.audit_events
-    ADD CONSTRAINT audit_events_pkey PRIMARY KEY (id);
+    ADD CONSTRAINT audit_events_pkey PRIMARY KEY (id, occurred_at);
+
+ALTER TABLE ONLY public.audit_events_default
+    ADD CONSTRAINT audit_events_default_pkey PRIMARY KEY (id, occurred_at);
 
 ALTER TABLE ONLY public.audit_seals
     ADD CONSTRAINT audit_seals_pkey PRIMARY KEY (id);
@@ -1320,14 +1451,20 @@ ALTER TABLE ONLY public.customers
 ALTER TABLE ONLY public.customers
     ADD CONSTRAINT customers_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.events
+    ADD CONSTRAINT events_id_key UNIQUE (id, occurred_at);
+
+ALTER TABLE ONLY public.events_default
+    ADD CONSTRAINT events_default_id_occurred_at_key UNIQUE (id, occurred_at);
+
+ALTER TABLE ONLY public.events
+    ADD CONSTRAINT events_pkey PRIMARY KEY (txid, seq, occurred_at);
+
+ALTER TABLE ONLY public.events_default
+    ADD CONSTRAINT events_default_pkey PRIMARY KEY (txid, seq, occurred_at);
+
 ALTER TABLE ONLY public.events_horizon
     ADD CONSTRAINT events_horizon_pkey PRIMARY KEY (singleton);
-
-ALTER TABLE ONLY public.events
-    ADD CONSTRAINT events_id_key UNIQUE (id);
-
-ALTER TABLE ONLY public.events
-    ADD CONSTRAINT events_pkey PRIMARY KEY (txid, seq);
 
 ALTER TABLE ONLY public.feedback
     ADD CONSTRAINT feedback_external_ref_key UNIQUE (external_ref);
@@ -1434,15 +1571,25 @@ ALTER TABLE ONLY public.webhook_secrets
 ALTER TABLE ONLY public.webhook_subscriptions
     ADD CONSTRAINT webhook_subscriptions_pkey PRIMARY KEY (id);
 
-CREATE INDEX audit_events_actor_idx ON public.audit_events USING btree (actor, occurred_at, id);
+CREATE INDEX audit_events_actor_idx ON ONLY public.audit_events USING btree (actor, occurred_at, id);
 
-CREATE INDEX audit_events_entity_idx ON public.audit_events USING btree (entity, entity_id, occurred_at, id);
+CREATE INDEX audit_events_default_actor_occurred_at_id_idx ON public.audit_events_default USING btree (actor, occurred_at, id);
 
-CREATE INDEX audit_events_occurred_idx ON public.audit_events USING btree (occurred_at, id);
+CREATE INDEX audit_events_entity_idx ON ONLY public.audit_events USING btree (entity, entity_id, occurred_at, id);
 
-CREATE INDEX audit_events_request_idx ON public.audit_events USING btree (request_id);
+CREATE INDEX audit_events_default_entity_entity_id_occurred_at_id_idx ON public.audit_events_default USING btree (entity, entity_id, occurred_at, id);
 
-CREATE INDEX audit_events_txid_brin ON public.audit_events USING brin (txid) WITH (pages_per_range='16');
+CREATE INDEX audit_events_occurred_idx ON ONLY public.audit_events USING btree (occurred_at, id);
+
+CREATE INDEX audit_events_default_occurred_at_id_idx ON public.audit_events_default USING btree (occurred_at, id);
+
+CREATE INDEX audit_events_request_idx ON ONLY public.audit_events USING btree (request_id);
+
+CREATE INDEX audit_events_default_request_id_idx ON public.audit_events_default USING btree (request_id);
+
+CREATE INDEX audit_events_txid_brin ON ONLY public.audit_events USING brin (txid) WITH (pages_per_range='16');
+
+CREATE INDEX audit_events_default_txid_idx ON public.audit_events_default USING brin (txid) WITH (pages_per_range='16');
 
 CREATE INDEX contact_points_customer_idx ON public.contact_points USING btree (customer_id, kind, created_at);
 
@@ -1480,7 +1627,9 @@ CREATE INDEX customers_tags_idx ON public.customers USING gin (tags);
 
 CREATE INDEX customers_updated_idx ON public.customers USING btree (updated_at, id);
 
-CREATE INDEX events_occurred_brin ON public.events USING brin (occurred_at) WITH (pages_per_range='16');
+CREATE INDEX events_occurred_brin ON ONLY public.events USING brin (occurred_at) WITH (pages_per_range='16');
+
+CREATE INDEX events_default_occurred_at_idx ON public.events_default USING brin (occurred_at) WITH (pages_per_range='16');
 
 CREATE INDEX feedback_customer_submitted_idx ON public.feedback USING btree (customer_id, submitted_at, id);
 
@@ -1563,6 +1712,24 @@ CREATE INDEX webhook_deliveries_log_idx ON public.webhook_deliveries USING btree
 CREATE INDEX webhook_secrets_subscription_idx ON public.webhook_secrets USING btree (subscription_id);
 
 CREATE INDEX webhook_subscriptions_created_idx ON public.webhook_subscriptions USING btree (created_at, id);
+
+ALTER INDEX public.audit_events_actor_idx ATTACH PARTITION public.audit_events_default_actor_occurred_at_id_idx;
+
+ALTER INDEX public.audit_events_entity_idx ATTACH PARTITION public.audit_events_default_entity_entity_id_occurred_at_id_idx;
+
+ALTER INDEX public.audit_events_occurred_idx ATTACH PARTITION public.audit_events_default_occurred_at_id_idx;
+
+ALTER INDEX public.audit_events_pkey ATTACH PARTITION public.audit_events_default_pkey;
+
+ALTER INDEX public.audit_events_request_idx ATTACH PARTITION public.audit_events_default_request_id_idx;
+
+ALTER INDEX public.audit_events_txid_brin ATTACH PARTITION public.audit_events_default_txid_idx;
+
+ALTER INDEX public.events_id_key ATTACH PARTITION public.events_default_id_occurred_at_key;
+
+ALTER INDEX public.events_occurred_brin ATTACH PARTITION public.events_default_occurred_at_idx;
+
+ALTER INDEX public.events_pkey ATTACH PARTITION public.events_default_pkey;
 
 CREATE TRIGGER audit_delete AFTER DELETE ON public.contact_points REFERENCING OLD TABLE AS crm_old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
 
@@ -1988,6 +2155,11 @@ GRANT ALL ON FUNCTION public.crm_audit_seal(max_rows integer, wait boolean) TO c
 
 REVOKE ALL ON FUNCTION public.crm_events_purge(cutoff timestamp with time zone, max_rows integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.crm_events_purge(cutoff timestamp with time zone, max_rows integer) TO crm_app;
+
+REVOKE ALL ON FUNCTION public.crm_partition_create(parent text, month_start timestamp without time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.crm_partitions_maintain(months_ahead integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.crm_partitions_maintain(months_ahead integer) TO crm_app;
 
 GRANT SELECT ON TABLE public.audit_chain TO crm_app;
 

@@ -39,6 +39,7 @@ import eventRoutes from './modules/events/events.routes.js'
 import eventRetention from './modules/events/events.retention.js'
 import scheduler from './plugins/scheduler.js'
 import backfills, { type BackfillOptions } from './plugins/backfills.js'
+import partitionUpkeep from './plugins/partitions.js'
 import importRoutes from './modules/imports/imports.routes.js'
 import importRecovery from './modules/imports/imports.recovery.js'
 import analyticsRoutes from './modules/analytics/analytics.routes.js'
@@ -82,6 +83,8 @@ export interface AppOptions {
   events?: { retentionDays?: number; purgeIntervalMs?: number; pollIntervalMs?: number }
   /** Between runs of the import-recovery job; 0 or unset: none. */
   importRecoveryMs?: number
+  /** Between runs of the partition-upkeep job (src/plugins/partitions.ts); 0 or unset: none. */
+  partitionUpkeepMs?: number
   /** The backfills job (src/plugins/backfills.ts); unset: off. */
   backfills?: BackfillOptions
   /** The largest bulk import upload (default 2 GiB). */
@@ -254,6 +257,7 @@ export async function buildApp(opts: AppOptions) {
   await app.register(webhookWorker, { policy: webhookPolicy, worker: opts.webhooks?.worker ?? false })
   await app.register(eventRetention, { retentionDays: opts.events?.retentionDays ?? 30, intervalMs: opts.events?.purgeIntervalMs ?? 0 })
   await app.register(importRecovery, { intervalMs: opts.importRecoveryMs ?? 0 })
+  await app.register(partitionUpkeep, { intervalMs: opts.partitionUpkeepMs ?? 0 })
   await app.register(openapi, opts.publicUrl ? { publicUrl: opts.publicUrl } : {})
   await app.register(docs)
   await app.register(metricsRoute)

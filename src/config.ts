@@ -114,7 +114,7 @@ export const ConfigSchema = Type.Object({
   /** How long a claimed delivery stays a worker's; past it (the worker died), another takes it. Longer than the timeout. */
   WEBHOOK_LEASE_MS: Type.Integer({ minimum: 1000, default: 60_000 }),
   /** Deliveries in flight at once per worker. */
-  WEBHOOK_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 1000, default: 32 }),
+  WEBHOOK_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 1000, default: 128 }),
   /** How long a rotated-out secret keeps signing next to the new one (rotate-secret's default overlap). */
   WEBHOOK_SECRET_OVERLAP_S: Type.Integer({ minimum: 0, maximum: 604_800, default: 86_400 }),
   /** The change feed: how many days events are kept (a reader further behind gets 410), how often old ones are purged (0: never), how often long polls look for new ones. */
@@ -123,6 +123,8 @@ export const ConfigSchema = Type.Object({
   EVENTS_POLL_INTERVAL_MS: Type.Integer({ minimum: 10, maximum: 10_000, default: 100 }),
   /** How often imports left by a process that died are resumed or failed; 0 turns it off. */
   IMPORT_RECOVERY_MS: Type.Integer({ minimum: 0, default: 60_000 }),
+  /** How often the partitions of audit_events and events are created ahead (src/plugins/partitions.ts); 0 turns it off. */
+  PARTITION_UPKEEP_INTERVAL_MS: Type.Integer({ minimum: 0, default: 86_400_000 }),
   /** Between two batches of a pending data backfill (src/plugins/backfills.ts); 0 turns backfills off. */
   BACKFILL_INTERVAL_MS: Type.Integer({ minimum: 0, default: 500 }),
   BACKFILL_BATCH_ROWS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 5000 }),

@@ -103,6 +103,7 @@ try {
     lifecycleSweepMs: config.LIFECYCLE_SWEEP_MS,
     events: { retentionDays: config.EVENTS_RETENTION_DAYS, purgeIntervalMs: config.EVENTS_PURGE_INTERVAL_MS, pollIntervalMs: config.EVENTS_POLL_INTERVAL_MS },
     importRecoveryMs: config.IMPORT_RECOVERY_MS,
+    partitionUpkeepMs: config.PARTITION_UPKEEP_INTERVAL_MS,
     backfills: { intervalMs: config.BACKFILL_INTERVAL_MS, batchRows: config.BACKFILL_BATCH_ROWS },
     corsOrigins: corsOrigins(config),
     replica: {

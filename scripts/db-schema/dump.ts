@@ -4,7 +4,7 @@
  */
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
-import { EXCLUDED_TABLE_NAMES } from './catalog.js'
+import { EXCLUDED_TABLE_NAMES, MONTHLY_PARTITION_PATTERNS } from './catalog.js'
 
 const run = promisify(execFile)
 
@@ -15,7 +15,7 @@ const run = promisify(execFile)
 export const SCHEMA_PG_MAJOR = 15
 
 export async function dumpSchema(pgDump: string, url: string, owner: string): Promise<string> {
-  const args = ['--schema-only', '--no-owner', ...EXCLUDED_TABLE_NAMES.map((t) => `--exclude-table=public.${t}`), url]
+  const args = ['--schema-only', '--no-owner', ...[...EXCLUDED_TABLE_NAMES, ...MONTHLY_PARTITION_PATTERNS].map((t) => `--exclude-table=public.${t}`), url]
   const { stdout } = await run(pgDump, args, { maxBuffer: 64 * 1024 * 1024 })
   return normalize(stdout, owner)
 }

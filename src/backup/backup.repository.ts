@@ -107,3 +107,12 @@ export async function ensureRoles(db: DbExecutor, roles: string[]): Promise<stri
 export async function analyzeDatabase(db: DbExecutor): Promise<void> {
   await sql`analyze`.execute(db)
 }
+
+/** Drops every partitioned table outside the system schemas, with its partitions and what depends on it. */
+export async function dropPartitionedTables(db: DbExecutor): Promise<void> {
+  const { rows } = await sql<{ name: string }>`
+    select format('%I.%I', n.nspname, c.relname) as name
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace
+    where c.relkind = 'p' and not c.relispartition and not ${SYSTEM_SCHEMAS}`.execute(db)
+  if (rows.length) await sql`drop table if exists ${sql.raw(rows.map((r) => r.name).join(', '))} cascade`.execute(db)
+}

@@ -11,7 +11,7 @@ import { createMigrationDb } from '../db/connect.js'
 import { findPgTool, pgToolConnection } from '../db/pg-tools.js'
 import { sealAuditTrail, verifyAuditChain } from '../modules/audit/index.js'
 import {
-  analyzeDatabase, ensureRoles, exportSnapshot, grantedRoles, inRecovery, migrationLevel, serverMajor, tableRowCounts, userRelationCount,
+  analyzeDatabase, dropPartitionedTables, ensureRoles, exportSnapshot, grantedRoles, inRecovery, migrationLevel, serverMajor, tableRowCounts, userRelationCount,
 } from './backup.repository.js'
 import { compareWithManifest, MANIFEST_FORMAT, manifestPath, readManifest, sha256File, writeManifest, type BackupManifest } from './manifest.js'
 
@@ -91,13 +91,19 @@ export async function restoreBackup(opts: { input: string; url: string; force?: 
     if (existing > 0 && !opts.force) {
       throw new RestoreError(`the target database is not empty (${existing} tables, views or sequences): restore into a new database, or pass --force to replace what the backup holds`)
     }
+    if (existing > 0 && opts.force) {
+      // pg_restore --clean drops a partition's primary key on its own, which PostgreSQL refuses
+      // (it is the parent's): the partitioned tables go first, whole, with their partitions.
+      // Outside pg_restore's transaction: with --force a failed restore leaves them dropped.
+      await dropPartitionedTables(db)
+    }
     const createdRoles = await ensureRoles(db, manifest.roles)
     const { dbname, env } = pgToolConnection(opts.url)
     // One transaction: a restore that fails part-way leaves the database as it was. --no-owner:
     // the restoring user owns what it creates; the grants (the API role's, least privilege) stay.
     const args = ['--single-transaction', '--exit-on-error', '--no-owner', ...(opts.force ? ['--clean', '--if-exists'] : []), `--dbname=${dbname}`, opts.input]
     await runTool(pgRestore, args, env).catch((err: Error) => {
-      throw new RestoreError(`pg_restore failed, nothing was restored: ${err.message}`)
+      throw new RestoreError(`pg_restore failed, nothing was restored${opts.force && existing > 0 ? ' (but --force had dropped the target\'s partitioned tables, audit_events and events, first)' : ''}: ${err.message}`)
     })
     const problems = compareWithManifest(manifest, {
       migrations: await migrationLevel(db),

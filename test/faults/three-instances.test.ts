@@ -14,13 +14,14 @@ import { verifyAuditChain } from '../../src/modules/audit/audit.repository.js'
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const ctx = await setup()
 const LIMIT = 40
-const INTERVALS = { 'audit-seal': 100, 'lifecycle-sweep': 300, 'idempotency-purge': 200, 'import-recovery': 200 } as const
+const INTERVALS = { 'audit-seal': 100, 'lifecycle-sweep': 300, 'idempotency-purge': 200, 'import-recovery': 200, 'partition-upkeep': 200 } as const
 const apps = await Promise.all([0, 1, 2].map(() => buildTestApp(ctx.db, {
   app: {
     rateLimit: { max: LIMIT, windowMs: 60_000, authFailureMax: 100, redisUrl: REDIS_URL },
     auditSealIntervalMs: INTERVALS['audit-seal'],
     lifecycleSweepMs: INTERVALS['lifecycle-sweep'],
     importRecoveryMs: INTERVALS['import-recovery'],
+    partitionUpkeepMs: INTERVALS['partition-upkeep'],
     idempotency: { ttlSeconds: 1, purgeIntervalMs: INTERVALS['idempotency-purge'] },
   },
 })))

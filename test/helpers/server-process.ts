@@ -34,7 +34,7 @@ export async function startServerProcess(t: { teardown(fn: () => unknown): void 
       NODE_ENV: 'production', DATABASE_URL: databaseUrl, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', DATA_DIR: dir,
       AUTH_JWKS_FILE: jwks, AUTH_ISSUER: ISSUER, AUTH_AUDIENCE: AUDIENCE, AUTH_ALGORITHMS: 'ES256',
       AUDIT_SEAL_INTERVAL_MS: '0', AUDIT_FULL_VERIFY_INTERVAL_MS: '0', LIFECYCLE_SWEEP_MS: '0', IDEMPOTENCY_PURGE_INTERVAL_MS: '0',
-      IMPORT_RECOVERY_MS: '0', BACKFILL_INTERVAL_MS: '0',
+      IMPORT_RECOVERY_MS: '0', BACKFILL_INTERVAL_MS: '0', PARTITION_UPKEEP_INTERVAL_MS: '0',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

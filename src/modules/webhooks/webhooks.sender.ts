@@ -20,6 +20,8 @@ const MAX_READ_BYTES = 16 * 1024
 export interface SenderOptions {
   policy: TargetPolicy
   timeoutMs: number
+  /** Connections per receiver origin (the worker's concurrency: each send in flight may use one). */
+  maxSockets?: number
 }
 
 /**
@@ -31,8 +33,8 @@ export interface SenderOptions {
 export function createSender(opts: SenderOptions) {
   const lookup = guardedLookup(opts.policy)
   const agents = {
-    'http:': new http.Agent({ keepAlive: true, maxSockets: 64 }),
-    'https:': new https.Agent({ keepAlive: true, maxSockets: 64 }),
+    'http:': new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? 64 }),
+    'https:': new https.Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? 64 }),
   }
 
   function send(target: string, headers: Record<string, string>, body: string): Promise<AttemptOutcome> {

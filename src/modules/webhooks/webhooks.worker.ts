@@ -5,7 +5,6 @@ import type { Db } from '../../db/database.js'
 import { inAuditedTransaction } from '../../plugins/audit.js'
 import { eventsAfter, type EventRecord } from '../events/index.js'
 import * as deliveries from './webhooks.deliveries.repository.js'
-import { signingSecrets } from './webhooks.repository.js'
 import { eventPayload, matches } from './webhooks.service.js'
 import { createSender, type AttemptOutcome, type Sender } from './webhooks.sender.js'
 import { signedHeaders } from './webhooks.signer.js'
@@ -37,7 +36,7 @@ export const DEFAULT_WORKER_OPTIONS = {
   maxAttempts: 18,
   timeoutMs: 10_000,
   leaseMs: 60_000,
-  concurrency: 32,
+  concurrency: 128,
 } satisfies Omit<WorkerOptions, 'policy'>
 
 /** The delay before retry number `failures` (1 = after the first failed attempt), with jitter. */
@@ -51,29 +50,49 @@ export function retryDelayMs(failures: number, base: number, max: number, random
  * number at once on one database.
  *
  * Each poll: (1) fan-out: for the subscriptions whose cursor it could lock (SKIP LOCKED), reads
- * the feed after the cursor (eventsAfter: only positions no later commit can precede), queues a
- * delivery per matching event and moves the cursor, in one transaction; (2) claims due deliveries
- * (leases, SKIP LOCKED, per-entity order; see claimDeliveries) and sends them, signed, at most
- * `concurrency` at a time; each batch's outcomes are recorded in one statement. A failed attempt
- * is retried with exponential backoff and jitter; the last failed one makes the delivery a dead
- * letter and disables its subscription (audited as system:webhooks).
+ * the feed after the cursors (eventsAfter: only positions no later commit can precede), queues a
+ * delivery per matching event for all of them in one insert and moves the cursors, in one
+ * transaction, leasing the deliveries that may go out at once to itself; (2) claims more due
+ * deliveries while it has room (leases, SKIP LOCKED, per-entity order; see claimDeliveries).
  *
- * stop() drains: no new claims, deliveries in flight finish and are recorded, leases still held
- * are released so other workers take them at once.
+ * Leased deliveries wait in a queue and are sent, signed, `concurrency` at a time over
+ * keep-alive connections; each frees its slot when its answer is in. Outcomes are recorded in
+ * batches, one statement for whatever finished while the previous one ran (as group commit
+ * does): a slow record does not hold sends back, and a busy worker writes few statements. A
+ * failed attempt is retried with exponential backoff and jitter; the last failed one makes the
+ * delivery a dead letter and disables its subscription (audited as system:webhooks). An
+ * entity's next delivery is claimed only once the earlier one is recorded (claimDeliveries), so
+ * sending them concurrently keeps their order.
+ *
+ * stop() drains: no new claims, deliveries in flight finish and are recorded, leases of those
+ * still queued are released so other workers take them at once.
  */
 export class DeliveryWorker {
   readonly id = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`
   private readonly sender: Sender
-  private readonly inFlight = new Set<Promise<void>>()
-  private inFlightCount = 0
+  /** Leased, not yet sent. */
+  private queue: deliveries.ClaimedDelivery[] = []
+  private sending = 0
+  /** Sent, not yet recorded (waiting for the next record, or in the one running). */
+  private outcomes: Array<{ delivery: deliveries.ClaimedDelivery; record: deliveries.AttemptRecord }> = []
+  private recording = 0
+  private recorder: Promise<void> | undefined
+  private readonly idle = new Set<() => void>()
   private timer: NodeJS.Timeout | undefined
   private polling: Promise<void> | undefined
+  /** The last poll left work behind (see poll): free slots call for the next one at once. */
+  private backlog = false
   private stopped = true
   private running = false
   private again = false
 
   constructor(private readonly db: Db, private readonly opts: WorkerOptions, private readonly log: FastifyBaseLogger) {
-    this.sender = createSender({ policy: opts.policy, timeoutMs: opts.timeoutMs })
+    this.sender = createSender({ policy: opts.policy, timeoutMs: opts.timeoutMs, maxSockets: opts.concurrency })
+  }
+
+  /** Deliveries this worker holds a lease on and has not recorded yet. */
+  private get held(): number {
+    return this.queue.length + this.sending + this.outcomes.length + this.recording
   }
 
   start(): void {
@@ -86,7 +105,11 @@ export class DeliveryWorker {
     this.stopped = true
     if (this.timer) clearTimeout(this.timer)
     await this.polling
-    while (this.inFlight.size > 0) await Promise.all([...this.inFlight])
+    // Not sent yet: their leases are released below, for any worker to take.
+    this.queue = []
+    while (this.sending > 0 || this.outcomes.length > 0 || this.recorder) {
+      await new Promise<void>((resolve) => this.idle.add(resolve))
+    }
     const released = await deliveries.releaseLeases(this.db, this.id).catch(() => 0)
     if (released > 0) this.log.info({ worker: this.id, released }, 'webhook leases released')
     this.sender.close()
@@ -125,86 +148,130 @@ export class DeliveryWorker {
       })
   }
 
-  /** One round of fan-out and claims; true when it found work (poll again at once). */
-  async poll(): Promise<boolean> {
-    const { read: fanned, leased } = await this.fanOut()
-    // Sent only after the fan-out committed: its leases and rows are visible to the record.
-    for (let i = 0; i < leased.length; i += this.opts.concurrency) this.launch(leased.slice(i, i + this.opts.concurrency))
-    let claimed = 0
-    while (!this.stopped && this.inFlightCount < this.opts.concurrency) {
-      const batch = await deliveries.claimDeliveries(this.db, this.id, this.opts.concurrency - this.inFlightCount, this.opts.leaseMs)
-      if (batch.length === 0) break
-      claimed += batch.length
-      this.launch(batch)
-    }
-    return fanned > 0 || (claimed > 0 && this.inFlightCount < this.opts.concurrency)
+  /** The most deliveries this worker holds at once: enough queued to keep every slot busy. */
+  private get capacity(): number {
+    return this.opts.concurrency * 4
   }
 
   /**
-   * Queues deliveries for the new events of the subscriptions it can lock; answers how many
-   * events it read and the deliveries it leased to itself on the way (see queueDeliveries).
+   * One round of fan-out and claims; true when work is left that it has room for (a full page of
+   * the feed, a full claim): poll again at once. Otherwise the next poll comes after pollMs, so a
+   * trickle of events makes one fan-out per poll rather than one per event.
+   */
+  async poll(): Promise<boolean> {
+    const { more, leased } = await this.fanOut()
+    // Sent only after the fan-out committed: its leases and rows are visible to the record.
+    this.enqueue(leased)
+    let full = false
+    // Claims top the queue up to twice the slots: the rest of the room is for the next fan-out.
+    while (!this.stopped) {
+      const room = Math.min(this.capacity, this.opts.concurrency * 2) - this.held
+      if (room <= 0) break
+      const batch = await deliveries.claimDeliveries(this.db, this.id, room, this.opts.leaseMs)
+      this.enqueue(batch)
+      full = batch.length === room
+      if (!full) break
+    }
+    this.backlog = more || full
+    return this.backlog && this.held < this.capacity
+  }
+
+  /**
+   * Queues deliveries for the new events of the subscriptions it can lock; answers whether more
+   * is waiting (a full page of the feed, more subscriptions than one fan-out takes) and the
+   * deliveries it leased to itself on the way (see queueDeliveries).
    * Subscriptions at the same position share one read of the feed.
    */
-  async fanOut(): Promise<{ read: number; leased: deliveries.ClaimedDelivery[] }> {
+  async fanOut(): Promise<{ more: boolean; leased: deliveries.ClaimedDelivery[] }> {
     const limit = this.opts.fanoutBatch ?? 500
-    const room = Math.max(0, this.opts.concurrency * 4 - this.inFlightCount)
+    const room = Math.max(0, this.capacity - this.held)
     return this.db.transaction().execute(async (trx) => {
-      let read = 0
-      const leased: deliveries.ClaimedDelivery[] = []
+      const shares: deliveries.FanoutShare[] = []
       const pages = new Map<string, Awaited<ReturnType<typeof eventsAfter>>>()
-      for (const cursor of await deliveries.lockCursors(trx, 50)) {
+      // Each event's payload is built once, however many subscriptions receive it.
+      const queued = new Map<EventRecord, deliveries.NewDelivery>()
+      const toDelivery = (e: EventRecord) => queued.get(e) ?? queued.set(e, newDelivery(e)).get(e)!
+      const cursors = await deliveries.lockCursors(trx, FANOUT_SUBSCRIPTIONS)
+      let more = cursors.length === FANOUT_SUBSCRIPTIONS
+      for (const cursor of cursors) {
         const key = `${cursor.position.txid}.${cursor.position.seq}`
         let page = pages.get(key)
         if (!page) {
           page = await eventsAfter(trx, cursor.position, { limit })
           pages.set(key, page)
+          if (!page.expired && page.events.length === limit) more = true
         }
         if (page.expired) {
           // The retention purged events this subscription had not seen: it goes on from the horizon.
           this.log.error({ subscription_id: cursor.subscription_id, horizon: page.horizon }, 'webhook cursor behind the feed retention; events were lost to it')
-          await deliveries.queueDeliveries(trx, cursor, [], page.horizon)
+          shares.push({ cursor, deliveries: [], next: page.horizon })
           continue
         }
-        read += page.events.length
-        const queued = page.events.filter((e) => matches(e, cursor.event_types, cursor.filter)).map(toDelivery)
-        const lease = cursor.status === 'active' && !this.stopped && leased.length < room ? { worker: this.id, leaseMs: this.opts.leaseMs, url: cursor.url } : undefined
-        leased.push(...(await deliveries.queueDeliveries(trx, cursor, queued, page.next, lease)))
+        shares.push({ cursor, deliveries: page.events.filter((e) => matches(e, cursor.event_types, cursor.filter)).map(toDelivery), next: page.next })
       }
-      return { read, leased }
+      const lease = !this.stopped && room > 0 ? { worker: this.id, leaseMs: this.opts.leaseMs, max: room } : undefined
+      return { more, leased: await deliveries.queueDeliveries(trx, shares, lease) }
     })
   }
 
-  private launch(batch: deliveries.ClaimedDelivery[]): void {
-    this.inFlightCount += batch.length
-    const run = this.deliver(batch)
-      .catch((err: unknown) => this.log.warn({ worker: this.id, err: { message: (err as Error).message } }, 'webhook batch not recorded; its leases will lapse'))
-      .finally(() => {
-        this.inFlightCount -= batch.length
-        this.inFlight.delete(run)
-        // A slot came free: look for more work now rather than at the next poll.
-        this.wake(0)
-      })
-    this.inFlight.add(run)
+  private enqueue(batch: deliveries.ClaimedDelivery[]): void {
+    this.queue.push(...batch)
+    this.pump()
   }
 
-  private async deliver(batch: deliveries.ClaimedDelivery[]): Promise<void> {
-    const secrets = await signingSecrets(this.db, [...new Set(batch.map((d) => d.subscription_id))])
-    const records = await Promise.all(batch.map(async (d) => {
+  /** Starts sends while slots are free. */
+  private pump(): void {
+    while (!this.stopped && this.sending < this.opts.concurrency && this.queue.length > 0) {
+      const d = this.queue.shift()!
+      this.sending += 1
       const startedAt = new Date()
-      const outcome = await this.attempt(d, secrets.get(d.subscription_id) ?? [], startedAt)
-      return this.judge(d, startedAt, outcome)
-    }))
-    await deliveries.recordAttempts(this.db, this.id, records)
-    for (const r of records) {
-      if (r.status !== 'dead') continue
-      const subscription = batch.find((d) => d.id === r.id)!.subscription_id
-      await this.disable(subscription, r)
+      void this.attempt(d, startedAt)
+        .then((outcome) => this.outcomes.push({ delivery: d, record: this.judge(d, startedAt, outcome) }))
+        .finally(() => {
+          this.sending -= 1
+          this.pump()
+          this.record()
+          // Slots came free and the queue runs short: look for more work now rather than at the next poll.
+          if (this.backlog && this.queue.length < this.opts.concurrency && this.held < this.capacity) this.wake(0)
+        })
     }
   }
 
-  private async attempt(d: deliveries.ClaimedDelivery, secrets: string[], at: Date): Promise<AttemptOutcome> {
-    if (secrets.length === 0) return { statusCode: null, latencyMs: 0, excerpt: null, error: 'the subscription has no signing secret' }
-    return this.sender.send(d.url, { ...signedHeaders(d.id, at, d.payload, secrets) }, d.payload)
+  /**
+   * Records the outcomes in hand in one statement, unless a record is running: then its end
+   * records what came in meanwhile. A batch that fails to be recorded keeps its leases until
+   * they lapse; the deliveries are then claimed and sent again (at least once).
+   */
+  private record(): void {
+    if (this.recorder) return
+    if (this.outcomes.length === 0) {
+      if (this.sending === 0) for (const resolve of this.idle) resolve()
+      this.idle.clear()
+      return
+    }
+    const batch = this.outcomes
+    this.outcomes = []
+    this.recording = batch.length
+    this.recorder = this.recordBatch(batch)
+      .catch((err: unknown) => this.log.warn({ worker: this.id, err: { message: (err as Error).message } }, 'webhook outcomes not recorded; their leases will lapse'))
+      .finally(() => {
+        this.recording = 0
+        this.recorder = undefined
+        this.record()
+        if (this.backlog && this.queue.length < this.opts.concurrency && this.held < this.capacity) this.wake(0)
+      })
+  }
+
+  private async recordBatch(batch: Array<{ delivery: deliveries.ClaimedDelivery; record: deliveries.AttemptRecord }>): Promise<void> {
+    await deliveries.recordAttempts(this.db, this.id, batch.map((b) => b.record))
+    for (const { delivery, record } of batch) {
+      if (record.status === 'dead') await this.disable(delivery.subscription_id, record)
+    }
+  }
+
+  private async attempt(d: deliveries.ClaimedDelivery, at: Date): Promise<AttemptOutcome> {
+    if (d.secrets.length === 0) return { statusCode: null, latencyMs: 0, excerpt: null, error: 'the subscription has no signing secret' }
+    return this.sender.send(d.url, { ...signedHeaders(d.id, at, d.payload, d.secrets) }, d.payload)
   }
 
   private judge(d: deliveries.ClaimedDelivery, startedAt: Date, o: AttemptOutcome): deliveries.AttemptRecord {
@@ -226,6 +293,9 @@ export class DeliveryWorker {
   }
 }
 
-const toDelivery = (e: EventRecord): deliveries.NewDelivery => ({
+/** Subscriptions one fan-out transaction takes at most. */
+const FANOUT_SUBSCRIPTIONS = 50
+
+const newDelivery = (e: EventRecord): deliveries.NewDelivery => ({
   event_id: e.id, txid: e.position.txid, seq: e.position.seq, event_type: e.type, entity_id: e.entity_id, payload: eventPayload(e),
 })

@@ -5,6 +5,7 @@ import { Webhook } from 'standardwebhooks'
 import { problem } from '../../../src/lib/problem.js'
 import { buildTestApp, setup } from '../../helpers/app.js'
 import { startReceiver, type Received } from '../../helpers/receiver.js'
+import { claimDeliveries } from '../../../src/modules/webhooks/webhooks.deliveries.repository.js'
 
 /**
  * Delivery end to end, with the API's own worker and a real receiving HTTP server: Standard
@@ -193,6 +194,44 @@ t.test('during a rotation deliveries carry a signature per valid secret', async 
   t.equal(String(got.headers['webhook-signature']).split(' ').length, 2)
   t.ok(new Webhook(sub.secret).verify(got.body, got.headers as Record<string, string>), 'the previous secret verifies')
   t.ok(new Webhook(rotated.secret).verify(got.body, got.headers as Record<string, string>), 'the new secret verifies')
+  await ctx.app.inject({ method: 'DELETE', url: `/v1/webhook-subscriptions/${sub.id}`, headers: admin })
+})
+
+t.test('one fan-out serves several subscriptions: each gets its own matching events, with its own signature', async (t) => {
+  const receivers = [await startReceiver(), await startReceiver(), await startReceiver()]
+  const all = await subscribe(receivers[0]!.url)
+  const updates = await subscribe(receivers[1]!.url, { event_types: ['customer.updated'] })
+  const other = await subscribe(receivers[2]!.url, { filter: { entity_ids: ['01a24400-0000-7000-8000-000000000000'] } })
+  const id = await createCustomer('Shared Fan-out')
+  t.equal((await rename(id, 'Shared Fan-out 2')).statusCode, 200)
+  await receivers[0]!.until((r) => r.filter((x) => payloadOf(x).data.entity_id === id).length >= 2)
+  await receivers[1]!.until((r) => r.some((x) => payloadOf(x).data.entity_id === id))
+  await new Promise((r) => setTimeout(r, 200))
+  const types = (i: number) => receivers[i]!.received.filter((x) => payloadOf(x).data.entity_id === id).map((x) => payloadOf(x).type)
+  t.same(types(0), ['customer.created', 'customer.updated'], 'customer.* gets both, in order')
+  t.same(types(1), ['customer.updated'], 'customer.updated gets the update only')
+  t.same(types(2), [], 'a filter on another entity gets neither')
+  const a = receivers[0]!.received.find((x) => payloadOf(x).type === 'customer.updated')!
+  const b = receivers[1]!.received.find((x) => payloadOf(x).type === 'customer.updated')!
+  t.equal(a.body, b.body, 'the same payload')
+  t.not(a.headers['webhook-id'], b.headers['webhook-id'], 'as a delivery of each subscription')
+  t.ok(new Webhook(all.secret).verify(a.body, a.headers as Record<string, string>), 'signed with the first subscription\'s secret')
+  t.ok(new Webhook(updates.secret).verify(b.body, b.headers as Record<string, string>), 'and the second\'s with its own')
+  for (const sub of [all, updates, other]) await ctx.app.inject({ method: 'DELETE', url: `/v1/webhook-subscriptions/${sub.id}`, headers: admin })
+})
+
+t.test('a lease makes the delivery due again at its end, and a claim passes over it until then', async (t) => {
+  const receiver = await startReceiver(() => 'hang')
+  const sub = await subscribe(receiver.url)
+  const id = await createCustomer('Leased')
+  await receiver.until((r) => r.length >= 1)
+  const row = await ctx.ownerDb.selectFrom('webhook_deliveries').select(['id', 'lease_owner', 'lease_until', 'next_attempt_at', 'status'])
+    .where('entity_id', '=', id).executeTakeFirstOrThrow()
+  t.equal(row.status, 'pending')
+  t.ok(row.lease_owner, 'held by the worker sending it')
+  t.equal(new Date(row.next_attempt_at).getTime(), new Date(row.lease_until!).getTime(), 'due again when the lease ends')
+  const claimed = await claimDeliveries(ctx.ownerDb, 'another-worker', 10, 5000)
+  t.notOk(claimed.some((d) => d.id === row.id), 'another worker does not take it meanwhile')
   await ctx.app.inject({ method: 'DELETE', url: `/v1/webhook-subscriptions/${sub.id}`, headers: admin })
 })
 
