@@ -13,6 +13,7 @@ import { loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { Kysely, PostgresDialect, sql, type CompiledQuery } from 'kysely'
 import { createPool } from '../src/db/database.js'
+import { scopedPool } from '../src/db/scope.js'
 import type { Database } from '../src/db/rows.js'
 import { pageRequest, parseSort, toPage } from '../src/lib/pagination.js'
 import { CUSTOMER_SORTS } from '../src/modules/customers/customers.schemas.js'
@@ -39,7 +40,7 @@ const walkRows = values['walk-rows'] === undefined ? undefined : Number(values['
 
 let captured: CompiledQuery[] | undefined
 const db = new Kysely<Database>({
-  dialect: new PostgresDialect({ pool: createPool({ connectionString: url, max: 1, statementTimeoutMs: 60_000 }) }),
+  dialect: new PostgresDialect({ pool: scopedPool(createPool({ connectionString: url, max: 1, statementTimeoutMs: 60_000 })) }),
   log: (event) => {
     if (event.level === 'query') captured?.push(event.query)
   },

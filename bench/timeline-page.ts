@@ -10,6 +10,7 @@
 import pg from 'pg'
 import { sql, Kysely, PostgresDialect } from 'kysely'
 import { createDb, createPool } from '../src/db/database.js'
+import { scopedPool } from '../src/db/scope.js'
 import { migrateToLatest } from '../src/db/migrate.js'
 import { TIMELINE_KEYS, timelinePage } from '../src/modules/timeline/timeline.repository.js'
 import { TIMELINE_TYPES } from '../src/modules/timeline/timeline.schemas.js'
@@ -37,7 +38,7 @@ try {
 
   const queries: Array<{ sql: string; parameters: readonly unknown[] }> = []
   const logged = new Kysely<never>({
-    dialect: new PostgresDialect({ pool: createPool({ connectionString: url, max: 1 }) }),
+    dialect: new PostgresDialect({ pool: scopedPool(createPool({ connectionString: url, max: 1 })) }),
     log: (e) => { if (e.level === 'query') queries.push(e.query) },
   })
   const first = (await timelinePage(logged as never, c, [...TIMELINE_TYPES], { keys: TIMELINE_KEYS, after: undefined, limit: 50 }))!

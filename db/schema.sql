@@ -9,6 +9,30 @@ CREATE DOMAIN public.crm_money AS numeric
 
 COMMENT ON DOMAIN public.crm_money IS 'An amount with at most three decimals, stored with exactly its currency''s minor units (JPY 1500, CNY 129.90, KWD 1.234): its text is the API''s representation';
 
+CREATE FUNCTION public.crm_acl_all() RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+      select coalesce(current_setting('crm.acl_all', true), '') = 'on'
+    $$;
+
+CREATE FUNCTION public.crm_acl_sees(owner_user_id uuid, owning_team_id uuid) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+      select crm_acl_all() or owner_user_id = crm_acl_user() or owning_team_id = any(crm_acl_teams())
+    $$;
+
+CREATE FUNCTION public.crm_acl_teams() RETURNS uuid[]
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+      select coalesce(nullif(current_setting('crm.acl_teams', true), ''), '{}')::uuid[]
+    $$;
+
+CREATE FUNCTION public.crm_acl_user() RETURNS uuid
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+      select nullif(current_setting('crm.acl_user', true), '')::uuid
+    $$;
+
 CREATE FUNCTION public.crm_audit_attach(tbl regclass) RETURNS void
     LANGUAGE plpgsql
     AS $$
@@ -714,6 +738,22 @@ CREATE FUNCTION public.crm_refresh_purchase_history(ids uuid[]) RETURNS void
           group by r.customer_id, r.currency;
         end $$;
 
+CREATE FUNCTION public.crm_teams_no_cycle() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+    begin
+      if new.parent_id is not null and exists (
+        with recursive up as (
+          select id, parent_id from teams where id = new.parent_id
+          union
+          select t.id, t.parent_id from teams t join up on t.id = up.parent_id
+        ) select 1 from up where id = new.id
+      ) then
+        raise exception 'team % would be its own ancestor', new.id using errcode = '23514', constraint = 'teams_no_cycle';
+      end if;
+      return new;
+    end $$;
+
 CREATE FUNCTION public.crm_touch() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
@@ -787,6 +827,8 @@ CREATE TABLE public.contact_points (
     CONSTRAINT contact_points_network_check CHECK ((network = ANY (ARRAY['wechat'::text, 'weibo'::text, 'whatsapp'::text, 'line'::text, 'telegram'::text, 'linkedin'::text, 'x'::text, 'facebook'::text, 'instagram'::text, 'tiktok'::text, 'other'::text])))
 );
 
+ALTER TABLE ONLY public.contact_points FORCE ROW LEVEL SECURITY;
+
 CREATE TABLE public.crm_backfills (
     name text NOT NULL,
     "position" text,
@@ -812,6 +854,8 @@ CREATE TABLE public.customer_currency_purchases (
     cum_net numeric[] NOT NULL
 );
 
+ALTER TABLE ONLY public.customer_currency_purchases FORCE ROW LEVEL SECURITY;
+
 CREATE TABLE public.customer_metrics (
     customer_id uuid NOT NULL,
     order_count integer DEFAULT 0 NOT NULL,
@@ -825,6 +869,8 @@ CREATE TABLE public.customer_metrics (
     refreshed_at timestamp(3) with time zone DEFAULT now() NOT NULL
 );
 
+ALTER TABLE ONLY public.customer_metrics FORCE ROW LEVEL SECURITY;
+
 CREATE TABLE public.customer_purchases (
     customer_id uuid NOT NULL,
     ordered_at timestamp(3) with time zone[] NOT NULL,
@@ -832,12 +878,16 @@ CREATE TABLE public.customer_purchases (
     gap_mean_days double precision
 );
 
+ALTER TABLE ONLY public.customer_purchases FORCE ROW LEVEL SECURITY;
+
 CREATE TABLE public.customer_spend (
     customer_id uuid NOT NULL,
     currency character(3) NOT NULL,
     order_count integer NOT NULL,
     total_spent numeric NOT NULL
 );
+
+ALTER TABLE ONLY public.customer_spend FORCE ROW LEVEL SECURITY;
 
 CREATE TABLE public.customers (
     id uuid DEFAULT public.crm_uuid_v7() NOT NULL,
@@ -869,6 +919,8 @@ CREATE TABLE public.customers (
     archived_at timestamp(3) with time zone,
     lifecycle_stage_manual boolean DEFAULT false NOT NULL,
     merged_into_id uuid,
+    owner_user_id uuid DEFAULT (NULLIF(current_setting('crm.acl_user'::text, true), ''::text))::uuid,
+    owning_team_id uuid DEFAULT (NULLIF(current_setting('crm.acl_team'::text, true), ''::text))::uuid,
     CONSTRAINT customers_acquisition_source_check CHECK ((acquisition_source = ANY (ARRAY['organic'::text, 'direct'::text, 'referral'::text, 'paid_search'::text, 'paid_social'::text, 'social'::text, 'email'::text, 'event'::text, 'partner'::text, 'store'::text, 'call_center'::text, 'import'::text, 'other'::text]))),
     CONSTRAINT customers_check CHECK (((credit_limit IS NULL) = (credit_currency IS NULL))),
     CONSTRAINT customers_credit_limit_check CHECK (((credit_limit)::numeric >= (0)::numeric)),
@@ -881,6 +933,8 @@ CREATE TABLE public.customers (
     CONSTRAINT customers_payment_terms_days_check CHECK (((payment_terms_days >= 0) AND (payment_terms_days <= 365))),
     CONSTRAINT customers_preferred_channel_check CHECK ((preferred_channel = ANY (ARRAY['email'::text, 'phone'::text, 'sms'::text, 'chat'::text, 'mail'::text, 'in_person'::text, 'social'::text])))
 );
+
+ALTER TABLE ONLY public.customers FORCE ROW LEVEL SECURITY;
 
 CREATE TABLE public.events (
     txid xid8 DEFAULT pg_current_xact_id() NOT NULL,
@@ -970,6 +1024,8 @@ CREATE TABLE public.feedback (
     CONSTRAINT feedback_survey_type_check CHECK ((survey_type = ANY (ARRAY['csat'::text, 'nps'::text])))
 );
 
+ALTER TABLE ONLY public.feedback FORCE ROW LEVEL SECURITY;
+
 CREATE TABLE public.idempotency_keys (
     actor text NOT NULL,
     route text NOT NULL,
@@ -1056,6 +1112,8 @@ CREATE TABLE public.interactions (
     CONSTRAINT interactions_outcome_check CHECK ((outcome = ANY (ARRAY['completed'::text, 'no_answer'::text, 'voicemail'::text, 'left_message'::text, 'follow_up'::text, 'resolved'::text, 'escalated'::text, 'not_interested'::text, 'other'::text])))
 );
 
+ALTER TABLE ONLY public.interactions FORCE ROW LEVEL SECURITY;
+
 CREATE TABLE public.order_items (
     id uuid DEFAULT public.crm_uuid_v7() NOT NULL,
     order_id uuid NOT NULL,
@@ -1077,6 +1135,8 @@ CREATE TABLE public.order_items (
     CONSTRAINT order_items_quantity_check CHECK ((quantity > 0)),
     CONSTRAINT order_items_unit_price_check CHECK (((unit_price)::numeric >= (0)::numeric))
 );
+
+ALTER TABLE ONLY public.order_items FORCE ROW LEVEL SECURITY;
 
 CREATE SEQUENCE public.order_number_seq
     START WITH 1
@@ -1100,6 +1160,8 @@ CREATE TABLE public.order_payments (
     CONSTRAINT order_payments_kind_check CHECK ((kind = ANY (ARRAY['payment'::text, 'refund'::text]))),
     CONSTRAINT order_payments_method_check CHECK ((method = ANY (ARRAY['card'::text, 'cash'::text, 'bank_transfer'::text, 'wallet'::text, 'credit'::text, 'cod'::text, 'other'::text])))
 );
+
+ALTER TABLE ONLY public.order_payments FORCE ROW LEVEL SECURITY;
 
 CREATE TABLE public.orders (
     id uuid DEFAULT public.crm_uuid_v7() NOT NULL,
@@ -1142,6 +1204,29 @@ CREATE TABLE public.orders (
     CONSTRAINT orders_total_check CHECK (((total)::numeric >= (0)::numeric))
 );
 
+ALTER TABLE ONLY public.orders FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE public.roles (
+    id uuid DEFAULT public.crm_uuid_v7() NOT NULL,
+    key text NOT NULL,
+    name text NOT NULL,
+    description text,
+    permissions jsonb DEFAULT '{}'::jsonb NOT NULL,
+    visibility text NOT NULL,
+    field_classes text[] DEFAULT '{}'::text[] NOT NULL,
+    builtin boolean DEFAULT false NOT NULL,
+    version integer DEFAULT 1 NOT NULL,
+    created_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    archived_at timestamp(3) with time zone,
+    CONSTRAINT roles_description_check CHECK ((length(description) <= 2000)),
+    CONSTRAINT roles_field_classes_check CHECK ((field_classes <@ ARRAY['personal'::text, 'financial'::text])),
+    CONSTRAINT roles_key_check CHECK ((key ~ '^[a-z][a-z0-9_]{0,62}$'::text)),
+    CONSTRAINT roles_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200))),
+    CONSTRAINT roles_permissions_check CHECK ((jsonb_typeof(permissions) = 'object'::text)),
+    CONSTRAINT roles_visibility_check CHECK ((visibility = ANY (ARRAY['own'::text, 'team'::text, 'team_and_subteams'::text, 'all'::text])))
+);
+
 CREATE TABLE public.segment_members (
     id uuid DEFAULT public.crm_uuid_v7() NOT NULL,
     segment_id uuid NOT NULL,
@@ -1151,6 +1236,8 @@ CREATE TABLE public.segment_members (
     created_at timestamp(3) with time zone DEFAULT now() NOT NULL,
     updated_at timestamp(3) with time zone DEFAULT now() NOT NULL
 );
+
+ALTER TABLE ONLY public.segment_members FORCE ROW LEVEL SECURITY;
 
 CREATE TABLE public.segment_membership_events (
     id uuid DEFAULT public.crm_uuid_v7() NOT NULL,
@@ -1164,6 +1251,8 @@ CREATE TABLE public.segment_membership_events (
     CONSTRAINT segment_membership_events_event_check CHECK ((event = ANY (ARRAY['entered'::text, 'left'::text])))
 );
 
+ALTER TABLE ONLY public.segment_membership_events FORCE ROW LEVEL SECURITY;
+
 CREATE TABLE public.segment_snapshots (
     id uuid DEFAULT public.crm_uuid_v7() NOT NULL,
     segment_id uuid NOT NULL,
@@ -1173,6 +1262,8 @@ CREATE TABLE public.segment_snapshots (
     created_at timestamp(3) with time zone DEFAULT now() NOT NULL,
     updated_at timestamp(3) with time zone DEFAULT now() NOT NULL
 );
+
+ALTER TABLE ONLY public.segment_snapshots FORCE ROW LEVEL SECURITY;
 
 CREATE TABLE public.segments (
     id uuid DEFAULT public.crm_uuid_v7() NOT NULL,
@@ -1186,6 +1277,47 @@ CREATE TABLE public.segments (
     archived_at timestamp(3) with time zone,
     CONSTRAINT segments_check CHECK (((kind = 'dynamic'::text) = (filter IS NOT NULL))),
     CONSTRAINT segments_kind_check CHECK ((kind = ANY (ARRAY['dynamic'::text, 'static'::text])))
+);
+
+CREATE TABLE public.team_memberships (
+    id uuid DEFAULT public.crm_uuid_v7() NOT NULL,
+    user_id uuid NOT NULL,
+    team_id uuid NOT NULL,
+    created_at timestamp(3) with time zone DEFAULT now() NOT NULL
+);
+
+CREATE TABLE public.teams (
+    id uuid DEFAULT public.crm_uuid_v7() NOT NULL,
+    name text NOT NULL,
+    parent_id uuid,
+    description text,
+    version integer DEFAULT 1 NOT NULL,
+    created_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    archived_at timestamp(3) with time zone,
+    CONSTRAINT teams_check CHECK ((parent_id <> id)),
+    CONSTRAINT teams_description_check CHECK ((length(description) <= 2000)),
+    CONSTRAINT teams_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200)))
+);
+
+CREATE TABLE public.user_roles (
+    id uuid DEFAULT public.crm_uuid_v7() NOT NULL,
+    user_id uuid NOT NULL,
+    role_id uuid NOT NULL,
+    created_at timestamp(3) with time zone DEFAULT now() NOT NULL
+);
+
+CREATE TABLE public.users (
+    id uuid DEFAULT public.crm_uuid_v7() NOT NULL,
+    subject text NOT NULL,
+    display_name text NOT NULL,
+    primary_team_id uuid,
+    version integer DEFAULT 1 NOT NULL,
+    created_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp(3) with time zone DEFAULT now() NOT NULL,
+    archived_at timestamp(3) with time zone,
+    CONSTRAINT users_display_name_check CHECK (((length(display_name) >= 1) AND (length(display_name) <= 200))),
+    CONSTRAINT users_subject_check CHECK (((length(subject) >= 1) AND (length(subject) <= 200)))
 );
 
 CREATE TABLE public.webhook_cursors (
@@ -1373,6 +1505,12 @@ ALTER TABLE ONLY public.orders
 ALTER TABLE ONLY public.orders
     ADD CONSTRAINT orders_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.roles
+    ADD CONSTRAINT roles_key_key UNIQUE (key);
+
+ALTER TABLE ONLY public.roles
+    ADD CONSTRAINT roles_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY public.segment_members
     ADD CONSTRAINT segment_members_pkey PRIMARY KEY (id);
 
@@ -1390,6 +1528,27 @@ ALTER TABLE ONLY public.segment_snapshots
 
 ALTER TABLE ONLY public.segments
     ADD CONSTRAINT segments_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.team_memberships
+    ADD CONSTRAINT team_memberships_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.team_memberships
+    ADD CONSTRAINT team_memberships_user_id_team_id_key UNIQUE (user_id, team_id);
+
+ALTER TABLE ONLY public.teams
+    ADD CONSTRAINT teams_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.user_roles
+    ADD CONSTRAINT user_roles_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.user_roles
+    ADD CONSTRAINT user_roles_user_id_role_id_key UNIQUE (user_id, role_id);
+
+ALTER TABLE ONLY public.users
+    ADD CONSTRAINT users_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.users
+    ADD CONSTRAINT users_subject_key UNIQUE (subject);
 
 ALTER TABLE ONLY public.webhook_cursors
     ADD CONSTRAINT webhook_cursors_pkey PRIMARY KEY (subscription_id);
@@ -1458,6 +1617,10 @@ CREATE INDEX customers_name_idx ON public.customers USING btree (name, id);
 
 CREATE INDEX customers_name_trgm_idx ON public.customers USING gin (name public.gin_trgm_ops);
 
+CREATE INDEX customers_owner_user_idx ON public.customers USING btree (owner_user_id) WHERE (owner_user_id IS NOT NULL);
+
+CREATE INDEX customers_owning_team_idx ON public.customers USING btree (owning_team_id) WHERE (owning_team_id IS NOT NULL);
+
 CREATE INDEX customers_source_idx ON public.customers USING btree (acquisition_source, created_at, id);
 
 CREATE INDEX customers_tags_idx ON public.customers USING gin (tags);
@@ -1516,6 +1679,8 @@ CREATE INDEX orders_status_ordered_idx ON public.orders USING btree (status, ord
 
 CREATE INDEX orders_total_idx ON public.orders USING btree (total, id);
 
+CREATE INDEX roles_created_idx ON public.roles USING btree (created_at, id);
+
 CREATE INDEX segment_events_customer_idx ON public.segment_membership_events USING btree (customer_id, occurred_at);
 
 CREATE INDEX segment_events_segment_idx ON public.segment_membership_events USING btree (segment_id, occurred_at, id);
@@ -1529,6 +1694,14 @@ CREATE INDEX segments_created_idx ON public.segments USING btree (created_at, id
 CREATE UNIQUE INDEX segments_live_name_idx ON public.segments USING btree (lower(name)) WHERE (archived_at IS NULL);
 
 CREATE INDEX segments_name_idx ON public.segments USING btree (name, id);
+
+CREATE INDEX team_memberships_team_idx ON public.team_memberships USING btree (team_id);
+
+CREATE INDEX teams_created_idx ON public.teams USING btree (created_at, id);
+
+CREATE INDEX teams_parent_idx ON public.teams USING btree (parent_id);
+
+CREATE INDEX users_created_idx ON public.users USING btree (created_at, id);
 
 CREATE INDEX webhook_deliveries_due_idx ON public.webhook_deliveries USING btree (next_attempt_at) WHERE (status = 'pending'::text);
 
@@ -1574,6 +1747,8 @@ CREATE TRIGGER audit_delete AFTER DELETE ON public.order_payments REFERENCING OL
 
 CREATE TRIGGER audit_delete AFTER DELETE ON public.orders REFERENCING OLD TABLE AS crm_old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
 
+CREATE TRIGGER audit_delete AFTER DELETE ON public.roles REFERENCING OLD TABLE AS crm_old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
+
 CREATE TRIGGER audit_delete AFTER DELETE ON public.segment_members REFERENCING OLD TABLE AS crm_old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
 
 CREATE TRIGGER audit_delete AFTER DELETE ON public.segment_membership_events REFERENCING OLD TABLE AS crm_old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
@@ -1581,6 +1756,14 @@ CREATE TRIGGER audit_delete AFTER DELETE ON public.segment_membership_events REF
 CREATE TRIGGER audit_delete AFTER DELETE ON public.segment_snapshots REFERENCING OLD TABLE AS crm_old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
 
 CREATE TRIGGER audit_delete AFTER DELETE ON public.segments REFERENCING OLD TABLE AS crm_old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
+
+CREATE TRIGGER audit_delete AFTER DELETE ON public.team_memberships REFERENCING OLD TABLE AS crm_old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
+
+CREATE TRIGGER audit_delete AFTER DELETE ON public.teams REFERENCING OLD TABLE AS crm_old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
+
+CREATE TRIGGER audit_delete AFTER DELETE ON public.user_roles REFERENCING OLD TABLE AS crm_old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
+
+CREATE TRIGGER audit_delete AFTER DELETE ON public.users REFERENCING OLD TABLE AS crm_old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
 
 CREATE TRIGGER audit_delete AFTER DELETE ON public.webhook_operations REFERENCING OLD TABLE AS crm_old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
 
@@ -1602,6 +1785,8 @@ CREATE TRIGGER audit_insert AFTER INSERT ON public.order_payments REFERENCING NE
 
 CREATE TRIGGER audit_insert AFTER INSERT ON public.orders REFERENCING NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
 
+CREATE TRIGGER audit_insert AFTER INSERT ON public.roles REFERENCING NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
+
 CREATE TRIGGER audit_insert AFTER INSERT ON public.segment_members REFERENCING NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
 
 CREATE TRIGGER audit_insert AFTER INSERT ON public.segment_membership_events REFERENCING NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
@@ -1609,6 +1794,14 @@ CREATE TRIGGER audit_insert AFTER INSERT ON public.segment_membership_events REF
 CREATE TRIGGER audit_insert AFTER INSERT ON public.segment_snapshots REFERENCING NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
 
 CREATE TRIGGER audit_insert AFTER INSERT ON public.segments REFERENCING NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
+
+CREATE TRIGGER audit_insert AFTER INSERT ON public.team_memberships REFERENCING NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
+
+CREATE TRIGGER audit_insert AFTER INSERT ON public.teams REFERENCING NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
+
+CREATE TRIGGER audit_insert AFTER INSERT ON public.user_roles REFERENCING NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
+
+CREATE TRIGGER audit_insert AFTER INSERT ON public.users REFERENCING NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
 
 CREATE TRIGGER audit_insert AFTER INSERT ON public.webhook_operations REFERENCING NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
 
@@ -1630,6 +1823,8 @@ CREATE TRIGGER audit_update AFTER UPDATE ON public.order_payments REFERENCING OL
 
 CREATE TRIGGER audit_update AFTER UPDATE ON public.orders REFERENCING OLD TABLE AS crm_old_rows NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
 
+CREATE TRIGGER audit_update AFTER UPDATE ON public.roles REFERENCING OLD TABLE AS crm_old_rows NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
+
 CREATE TRIGGER audit_update AFTER UPDATE ON public.segment_members REFERENCING OLD TABLE AS crm_old_rows NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
 
 CREATE TRIGGER audit_update AFTER UPDATE ON public.segment_membership_events REFERENCING OLD TABLE AS crm_old_rows NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
@@ -1637,6 +1832,14 @@ CREATE TRIGGER audit_update AFTER UPDATE ON public.segment_membership_events REF
 CREATE TRIGGER audit_update AFTER UPDATE ON public.segment_snapshots REFERENCING OLD TABLE AS crm_old_rows NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
 
 CREATE TRIGGER audit_update AFTER UPDATE ON public.segments REFERENCING OLD TABLE AS crm_old_rows NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
+
+CREATE TRIGGER audit_update AFTER UPDATE ON public.team_memberships REFERENCING OLD TABLE AS crm_old_rows NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
+
+CREATE TRIGGER audit_update AFTER UPDATE ON public.teams REFERENCING OLD TABLE AS crm_old_rows NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
+
+CREATE TRIGGER audit_update AFTER UPDATE ON public.user_roles REFERENCING OLD TABLE AS crm_old_rows NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
+
+CREATE TRIGGER audit_update AFTER UPDATE ON public.users REFERENCING OLD TABLE AS crm_old_rows NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
 
 CREATE TRIGGER audit_update AFTER UPDATE ON public.webhook_operations REFERENCING OLD TABLE AS crm_old_rows NEW TABLE AS crm_new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.crm_audit_capture();
 
@@ -1680,6 +1883,8 @@ CREATE CONSTRAINT TRIGGER metrics_update AFTER UPDATE ON public.interactions DEF
 
 CREATE CONSTRAINT TRIGGER metrics_update AFTER UPDATE ON public.orders DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (public.crm_metrics_queue()) EXECUTE FUNCTION public.crm_metrics_flush();
 
+CREATE TRIGGER no_cycle BEFORE INSERT OR UPDATE OF parent_id ON public.teams FOR EACH ROW EXECUTE FUNCTION public.crm_teams_no_cycle();
+
 CREATE TRIGGER touch BEFORE UPDATE ON public.contact_points FOR EACH ROW EXECUTE FUNCTION public.crm_touch();
 
 CREATE TRIGGER touch BEFORE UPDATE ON public.customers FOR EACH ROW EXECUTE FUNCTION public.crm_touch();
@@ -1696,6 +1901,8 @@ CREATE TRIGGER touch BEFORE UPDATE ON public.order_payments FOR EACH ROW EXECUTE
 
 CREATE TRIGGER touch BEFORE UPDATE ON public.orders FOR EACH ROW EXECUTE FUNCTION public.crm_touch();
 
+CREATE TRIGGER touch BEFORE UPDATE ON public.roles FOR EACH ROW EXECUTE FUNCTION public.crm_touch();
+
 CREATE TRIGGER touch BEFORE UPDATE ON public.segment_members FOR EACH ROW EXECUTE FUNCTION public.crm_touch();
 
 CREATE TRIGGER touch BEFORE UPDATE ON public.segment_membership_events FOR EACH ROW EXECUTE FUNCTION public.crm_touch();
@@ -1703,6 +1910,10 @@ CREATE TRIGGER touch BEFORE UPDATE ON public.segment_membership_events FOR EACH 
 CREATE TRIGGER touch BEFORE UPDATE ON public.segment_snapshots FOR EACH ROW EXECUTE FUNCTION public.crm_touch();
 
 CREATE TRIGGER touch BEFORE UPDATE ON public.segments FOR EACH ROW EXECUTE FUNCTION public.crm_touch();
+
+CREATE TRIGGER touch BEFORE UPDATE ON public.teams FOR EACH ROW EXECUTE FUNCTION public.crm_touch();
+
+CREATE TRIGGER touch BEFORE UPDATE ON public.users FOR EACH ROW EXECUTE FUNCTION public.crm_touch();
 
 CREATE TRIGGER touch BEFORE UPDATE ON public.webhook_subscriptions FOR EACH ROW EXECUTE FUNCTION public.crm_touch();
 
@@ -1726,6 +1937,12 @@ ALTER TABLE ONLY public.customer_spend
 
 ALTER TABLE ONLY public.customers
     ADD CONSTRAINT customers_merged_into_id_fkey FOREIGN KEY (merged_into_id) REFERENCES public.customers(id);
+
+ALTER TABLE ONLY public.customers
+    ADD CONSTRAINT customers_owner_user_fk FOREIGN KEY (owner_user_id) REFERENCES public.users(id) NOT VALID;
+
+ALTER TABLE ONLY public.customers
+    ADD CONSTRAINT customers_owning_team_fk FOREIGN KEY (owning_team_id) REFERENCES public.teams(id) NOT VALID;
 
 ALTER TABLE ONLY public.feedback
     ADD CONSTRAINT feedback_customer_id_fkey FOREIGN KEY (customer_id) REFERENCES public.customers(id);
@@ -1769,6 +1986,24 @@ ALTER TABLE ONLY public.segment_snapshots
 ALTER TABLE ONLY public.segment_snapshots
     ADD CONSTRAINT segment_snapshots_segment_id_fkey FOREIGN KEY (segment_id) REFERENCES public.segments(id);
 
+ALTER TABLE ONLY public.team_memberships
+    ADD CONSTRAINT team_memberships_team_id_fkey FOREIGN KEY (team_id) REFERENCES public.teams(id);
+
+ALTER TABLE ONLY public.team_memberships
+    ADD CONSTRAINT team_memberships_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.teams
+    ADD CONSTRAINT teams_parent_id_fkey FOREIGN KEY (parent_id) REFERENCES public.teams(id);
+
+ALTER TABLE ONLY public.user_roles
+    ADD CONSTRAINT user_roles_role_id_fkey FOREIGN KEY (role_id) REFERENCES public.roles(id);
+
+ALTER TABLE ONLY public.user_roles
+    ADD CONSTRAINT user_roles_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.users
+    ADD CONSTRAINT users_primary_team_id_fkey FOREIGN KEY (primary_team_id) REFERENCES public.teams(id);
+
 ALTER TABLE ONLY public.webhook_cursors
     ADD CONSTRAINT webhook_cursors_subscription_id_fkey FOREIGN KEY (subscription_id) REFERENCES public.webhook_subscriptions(id) ON DELETE CASCADE;
 
@@ -1783,6 +2018,114 @@ ALTER TABLE ONLY public.webhook_operations
 
 ALTER TABLE ONLY public.webhook_secrets
     ADD CONSTRAINT webhook_secrets_subscription_id_fkey FOREIGN KEY (subscription_id) REFERENCES public.webhook_subscriptions(id) ON DELETE CASCADE;
+
+ALTER TABLE public.contact_points ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY contact_points_visibility ON public.contact_points USING ((public.crm_acl_all() OR (EXISTS ( SELECT 1
+   FROM public.customers p
+  WHERE (p.id = contact_points.customer_id))))) WITH CHECK ((public.crm_acl_all() OR (EXISTS ( SELECT 1
+   FROM public.customers p
+  WHERE (p.id = contact_points.customer_id)))));
+
+ALTER TABLE public.customer_currency_purchases ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY customer_currency_purchases_visibility ON public.customer_currency_purchases USING ((public.crm_acl_all() OR (EXISTS ( SELECT 1
+   FROM public.customers p
+  WHERE (p.id = customer_currency_purchases.customer_id))))) WITH CHECK ((public.crm_acl_all() OR (EXISTS ( SELECT 1
+   FROM public.customers p
+  WHERE (p.id = customer_currency_purchases.customer_id)))));
+
+ALTER TABLE public.customer_metrics ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY customer_metrics_visibility ON public.customer_metrics USING ((public.crm_acl_all() OR (EXISTS ( SELECT 1
+   FROM public.customers p
+  WHERE (p.id = customer_metrics.customer_id))))) WITH CHECK ((public.crm_acl_all() OR (EXISTS ( SELECT 1
+   FROM public.customers p
+  WHERE (p.id = customer_metrics.customer_id)))));
+
+ALTER TABLE public.customer_purchases ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY customer_purchases_visibility ON public.customer_purchases USING ((public.crm_acl_all() OR (EXISTS ( SELECT 1
+   FROM public.customers p
+  WHERE (p.id = customer_purchases.customer_id))))) WITH CHECK ((public.crm_acl_all() OR (EXISTS ( SELECT 1
+   FROM public.customers p
+  WHERE (p.id = customer_purchases.customer_id)))));
+
+ALTER TABLE public.customer_spend ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY customer_spend_visibility ON public.customer_spend USING ((public.crm_acl_all() OR (EXISTS ( SELECT 1
+   FROM public.customers p
+  WHERE (p.id = customer_spend.customer_id))))) WITH CHECK ((public.crm_acl_all() OR (EXISTS ( SELECT 1
+   FROM public.customers p
+  WHERE (p.id = customer_spend.customer_id)))));
+
+ALTER TABLE public.customers ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY customers_visibility ON public.customers USING (public.crm_acl_sees(owner_user_id, owning_team_id)) WITH CHECK (public.crm_acl_sees(owner_user_id, owning_team_id));
+
+ALTER TABLE public.feedback ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY feedback_visibility ON public.feedback USING ((public.crm_acl_all() OR (EXISTS ( SELECT 1
+   FROM public.customers p
+  WHERE (p.id = feedback.customer_id))))) WITH CHECK ((public.crm_acl_all() OR (EXISTS ( SELECT 1
+   FROM public.customers p
+  WHERE (p.id = feedback.customer_id)))));
+
+ALTER TABLE public.interactions ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY interactions_visibility ON public.interactions USING ((public.crm_acl_all() OR (EXISTS ( SELECT 1
+   FROM public.customers p
+  WHERE (p.id = interactions.customer_id))))) WITH CHECK ((public.crm_acl_all() OR (EXISTS ( SELECT 1
+   FROM public.customers p
+  WHERE (p.id = interactions.customer_id)))));
+
+ALTER TABLE public.order_items ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY order_items_visibility ON public.order_items USING ((public.crm_acl_all() OR (EXISTS ( SELECT 1
+   FROM public.orders p
+  WHERE (p.id = order_items.order_id))))) WITH CHECK ((public.crm_acl_all() OR (EXISTS ( SELECT 1
+   FROM public.orders p
+  WHERE (p.id = order_items.order_id)))));
+
+ALTER TABLE public.order_payments ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY order_payments_visibility ON public.order_payments USING ((public.crm_acl_all() OR (EXISTS ( SELECT 1
+   FROM public.orders p
+  WHERE (p.id = order_payments.order_id))))) WITH CHECK ((public.crm_acl_all() OR (EXISTS ( SELECT 1
+   FROM public.orders p
+  WHERE (p.id = order_payments.order_id)))));
+
+ALTER TABLE public.orders ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY orders_visibility ON public.orders USING ((public.crm_acl_all() OR (EXISTS ( SELECT 1
+   FROM public.customers p
+  WHERE (p.id = orders.customer_id))))) WITH CHECK ((public.crm_acl_all() OR (EXISTS ( SELECT 1
+   FROM public.customers p
+  WHERE (p.id = orders.customer_id)))));
+
+ALTER TABLE public.segment_members ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY segment_members_visibility ON public.segment_members USING ((public.crm_acl_all() OR (EXISTS ( SELECT 1
+   FROM public.customers p
+  WHERE (p.id = segment_members.customer_id))))) WITH CHECK ((public.crm_acl_all() OR (EXISTS ( SELECT 1
+   FROM public.customers p
+  WHERE (p.id = segment_members.customer_id)))));
+
+ALTER TABLE public.segment_membership_events ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY segment_membership_events_visibility ON public.segment_membership_events USING ((public.crm_acl_all() OR (EXISTS ( SELECT 1
+   FROM public.customers p
+  WHERE (p.id = segment_membership_events.customer_id))))) WITH CHECK ((public.crm_acl_all() OR (EXISTS ( SELECT 1
+   FROM public.customers p
+  WHERE (p.id = segment_membership_events.customer_id)))));
+
+ALTER TABLE public.segment_snapshots ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY segment_snapshots_visibility ON public.segment_snapshots USING ((public.crm_acl_all() OR (EXISTS ( SELECT 1
+   FROM public.customers p
+  WHERE (p.id = segment_snapshots.customer_id))))) WITH CHECK ((public.crm_acl_all() OR (EXISTS ( SELECT 1
+   FROM public.customers p
+  WHERE (p.id = segment_snapshots.customer_id)))));
 
 GRANT USAGE ON SCHEMA public TO crm_app;
 
@@ -1864,6 +2207,8 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.order_payments TO crm_app;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.orders TO crm_app;
 
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.roles TO crm_app;
+
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.segment_members TO crm_app;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.segment_membership_events TO crm_app;
@@ -1871,6 +2216,14 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.segment_membership_events TO c
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.segment_snapshots TO crm_app;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.segments TO crm_app;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.team_memberships TO crm_app;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.teams TO crm_app;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.user_roles TO crm_app;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.users TO crm_app;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.webhook_cursors TO crm_app;
 

@@ -45,10 +45,23 @@ export function allowsBreaking(from: string, to: string): boolean {
   return b[0] > a[0] || (a[0] === 0 && b[0] === 0 && b[1] > a[1])
 }
 
+/**
+ * A new problem code: a value added to the `code` enum of a problem+json response (or of the
+ * registry's own pages, /problems). The registry
+ * (src/lib/problem-types.ts) only ever grows and each code keeps its status, so a client that
+ * branches on the codes it knows still meets only statuses it handles; api-smart-diff counts any
+ * value added to a response enum as breaking, which would make every new cause a new API version.
+ */
+const isNewProblemCode = (d: { action: string; path: ReadonlyArray<unknown> }) => {
+  const p = d.path.map(String)
+  const whereCodes = p.includes('application/problem+json') || (p[0] === 'paths' && (p[1] === '/problems' || p[1]?.startsWith('/problems/')))
+  return d.action === 'add' && whereCodes && p.slice(-3, -1).join('/') === 'code/enum'
+}
+
 export function breakingChanges(released: Doc, current: Doc): Change[] {
   const { diffs } = apiCompare(structuredClone(released), structuredClone(current))
   return diffs
-    .filter((d) => d.type === 'breaking' && (d.path[0] !== 'components' || d.path[1] === 'securitySchemes'))
+    .filter((d) => d.type === 'breaking' && (d.path[0] !== 'components' || d.path[1] === 'securitySchemes') && !isNewProblemCode(d))
     .map((d) => ({ description: d.description || `${d.action} ${d.path.join('.')}`, path: '/' + d.path.map((p) => String(p).replace(/~/g, '~0').replace(/\//g, '~1')).join('/') }))
 }
 

@@ -12,6 +12,8 @@ import errors, { clientErrorHandler, frameworkErrors } from './plugins/errors.js
 import jsonBody from './plugins/json-body.js'
 import dbPlugin from './plugins/db.js'
 import auth, { type AuthOptions } from './plugins/auth.js'
+import { principalResolver, type PrincipalOptions } from './modules/principals/principals.access.js'
+import principalRoutes from './modules/principals/principals.routes.js'
 import audit from './plugins/audit.js'
 import idempotency, { type IdempotencyOptions } from './plugins/idempotency.js'
 import deadline, { type DeadlineOptions } from './plugins/deadline.js'
@@ -53,6 +55,8 @@ export interface AppOptions {
   /** Whether closing the app also closes the pool (tests share one pool across apps). */
   ownsDb?: boolean
   auth: AuthOptions
+  /** Where roles and teams come from (API or token claims) and the principal cache; default: the API's. */
+  principals?: PrincipalOptions
   logger?: FastifyServerOptions['logger']
   bodyLimit?: number
   requestTimeoutMs?: number
@@ -236,7 +240,9 @@ export async function buildApp(opts: AppOptions) {
   // Before auth: shedding answers before any token is verified. The rate limit still keys on
   // the verified subject (its hooks are per route, and those run after the app's).
   await app.register(limits, { rateLimit: opts.rateLimit ?? DEFAULT_LIMITS.rateLimit, pressure: opts.pressure ?? DEFAULT_LIMITS.pressure })
-  await app.register(auth, opts.auth)
+  const resolver = principalResolver(opts.db, opts.principals ?? {})
+  app.decorate('principals', resolver)
+  await app.register(auth, { ...opts.auth, resolvePrincipal: resolver })
   await app.register(tracing)
   // Before audit: the request transaction must capture the payload as the caller sees it.
   await app.register(pii)
@@ -271,6 +277,7 @@ export async function buildApp(opts: AppOptions) {
   await app.register(importRoutes, { prefix: '/v1', ...(opts.importMaxBytes ? { maxBytes: opts.importMaxBytes } : {}) })
   await app.register(analyticsRoutes, { prefix: '/v1' })
   await app.register(segmentRoutes, { prefix: '/v1' })
+  await app.register(principalRoutes, { prefix: '/v1' })
   await app.register(webhookRoutes, { prefix: '/v1', policy: webhookPolicy, secretOverlapSeconds: opts.webhooks?.secretOverlapSeconds ?? 86_400 })
   await app.register(eventRoutes, {
     prefix: '/v1',

@@ -53,6 +53,14 @@ export const ConfigSchema = Type.Object({
   AUTH_AUDIENCE: Type.String({ minLength: 1, default: 'crm-api' }),
   AUTH_ALGORITHMS: Type.String({ pattern: '^[A-Za-z0-9]+(,[A-Za-z0-9]+)*$', default: 'ES256,RS256,EdDSA' }),
   AUTH_CLOCK_TOLERANCE_S: Type.Integer({ minimum: 0, maximum: 300, default: 30 }),
+  /**
+   * Where an identity provider owns roles and teams: the token claim with role keys, and the one
+   * with team ids. Unset: roles and memberships are managed through /v1/users.
+   */
+  AUTH_ROLES_CLAIM: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_:./-]{1,100}$' })),
+  AUTH_TEAMS_CLAIM: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_:./-]{1,100}$' })),
+  /** How long a token's resolved principal (user, roles, visible teams) is reused; 0: resolved on every request. */
+  ACCESS_CACHE_MS: Type.Integer({ minimum: 0, maximum: 300_000, default: 5000 }),
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 50 * 1024 * 1024, default: 1024 * 1024 }),
   REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 1000, default: 30000 }),
   /** From a request's arrival to its 503 (deadline-exceeded); the request's database work is cut off. */

@@ -77,6 +77,7 @@ try {
   app = await buildApp({
     db,
     auth: auth.auth,
+    principals: { rolesClaim: config.AUTH_ROLES_CLAIM, teamsClaim: config.AUTH_TEAMS_CLAIM, cacheMs: config.ACCESS_CACHE_MS },
     logger: loggerOptions(config.LOG_LEVEL),
     bodyLimit: config.BODY_LIMIT_BYTES,
     requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
@@ -138,7 +139,7 @@ async function printDevBanner(key: DevKey, app: App): Promise<void> {
   const address = app.server.address()
   const port = typeof address === 'object' && address ? address.port : config.PORT
   const base = `http://localhost:${port}`
-  const token = await mintDevToken(key, { scope: 'admin pii:read', sub: 'dev:admin', ttl: '12h', issuer: config.AUTH_ISSUER, audience: config.AUTH_AUDIENCE })
+  const token = await mintDevToken(key, { scope: 'admin pii:read financial:read', sub: 'dev:admin', ttl: '12h', issuer: config.AUTH_ISSUER, audience: config.AUTH_AUDIENCE })
   process.stdout.write(
     [
       '',
@@ -147,7 +148,7 @@ async function printDevBanner(key: DevKey, app: App): Promise<void> {
       `  Swagger UI:  ${base}/docs   (click "Authorize" and paste the token below)`,
       `  OpenAPI:     ${base}/openapi.json`,
       '',
-      '  Admin token (scope "admin pii:read", sub "dev:admin", valid 12h):',
+      '  Admin token (scope "admin pii:read financial:read", sub "dev:admin", valid 12h):',
       '',
       token,
       '',

@@ -143,6 +143,8 @@ export interface Customers {
   merged_into_id: string | null;
   name: string;
   occupation: string | null;
+  owner_user_id: Generated<string | null>;
+  owning_team_id: Generated<string | null>;
   payment_terms_days: number | null;
   preferences: JsonDocument;
   preferred_channel: string | null;
@@ -338,6 +340,21 @@ export interface Orders {
   version: ServerOwned<number>;
 }
 
+export interface Roles {
+  archived_at: string | null;
+  builtin: Generated<boolean>;
+  created_at: Generated<string>;
+  description: string | null;
+  field_classes: Generated<string[]>;
+  id: Generated<string>;
+  key: string;
+  name: string;
+  permissions: Generated<Json>;
+  updated_at: ServerOwned<string>;
+  version: ServerOwned<number>;
+  visibility: string;
+}
+
 export interface SegmentMembers {
   added_at: Generated<string>;
   created_at: Generated<string>;
@@ -377,6 +394,42 @@ export interface SegmentSnapshots {
   entered_at: Generated<string>;
   id: Generated<string>;
   segment_id: string;
+  updated_at: ServerOwned<string>;
+  version: ServerOwned<number>;
+}
+
+export interface TeamMemberships {
+  created_at: Generated<string>;
+  id: Generated<string>;
+  team_id: string;
+  user_id: string;
+}
+
+export interface Teams {
+  archived_at: string | null;
+  created_at: Generated<string>;
+  description: string | null;
+  id: Generated<string>;
+  name: string;
+  parent_id: string | null;
+  updated_at: ServerOwned<string>;
+  version: ServerOwned<number>;
+}
+
+export interface UserRoles {
+  created_at: Generated<string>;
+  id: Generated<string>;
+  role_id: string;
+  user_id: string;
+}
+
+export interface Users {
+  archived_at: string | null;
+  created_at: Generated<string>;
+  display_name: string;
+  id: Generated<string>;
+  primary_team_id: string | null;
+  subject: string;
   updated_at: ServerOwned<string>;
   version: ServerOwned<number>;
 }
@@ -480,10 +533,15 @@ export interface DB {
   order_items: OrderItems;
   order_payments: OrderPayments;
   orders: Orders;
+  roles: Roles;
   segment_members: SegmentMembers;
   segment_membership_events: SegmentMembershipEvents;
   segment_snapshots: SegmentSnapshots;
   segments: Segments;
+  team_memberships: TeamMemberships;
+  teams: Teams;
+  user_roles: UserRoles;
+  users: Users;
   webhook_cursors: WebhookCursors;
   webhook_deliveries: WebhookDeliveries;
   webhook_delivery_attempts: WebhookDeliveryAttempts;

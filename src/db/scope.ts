@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type pg from 'pg'
 import type { PostgresPool, PostgresPoolClient } from 'kysely'
+import { SEES_ALL, accessKey, accessSettingsQuery, type AccessContext } from '../lib/access.js'
 
 /**
  * Which work the connections Kysely takes from the pool belong to. A request runs its handler in
@@ -16,7 +17,11 @@ export class ConnectionScope {
   private readonly held = new Set<pg.PoolClient>()
   private readonly waiters = new Set<(err: Error) => void>()
 
-  constructor(readonly queryTimeoutMs?: number) {}
+  /**
+   * @param access what the scope's connections may see (row-level security, src/lib/access.ts),
+   *   asked at each checkout; default: everything (scheduled jobs, work outliving its request).
+   */
+  constructor(readonly queryTimeoutMs?: number, readonly access: () => AccessContext = () => SEES_ALL) {}
 
   /** Closes every connection held now and refuses new ones; waits for a connection end at once. */
   expire(reason: Error): void {
@@ -86,7 +91,8 @@ export const QUERY_TIMEOUT_MARGIN_MS = 5000
  * that outlives its request (an import's merge) or has none (a scheduled job).
  */
 export function withStatementTimeout<T>(ms: number, fn: () => Promise<T>): Promise<T> {
-  return storage.run(new ConnectionScope(ms > 0 ? ms + QUERY_TIMEOUT_MARGIN_MS : 0), fn)
+  const current = storage.getStore()
+  return storage.run(new ConnectionScope(ms > 0 ? ms + QUERY_TIMEOUT_MARGIN_MS : 0, current?.access), fn)
 }
 
 /**
@@ -102,12 +108,39 @@ export function setQueryTimeout(client: pg.ClientBase, ms: number): () => void {
   }
 }
 
-/** The pool as Kysely sees it: each connection is taken in the current scope, if there is one. */
+const ACCESS = Symbol('crm.access')
+type AccessAware = pg.PoolClient & { [ACCESS]?: string }
+
+/**
+ * Gives the connection the scope's access context for the session, unless it holds it already
+ * (a read outside any transaction sees only what its actor may: the policies read these
+ * settings). Set outside any transaction, so no rollback undoes it; a transaction sets the same
+ * context again, locally, with its audit context (src/plugins/audit.ts).
+ */
+async function applyAccess(client: AccessAware, access: AccessContext): Promise<void> {
+  const key = accessKey(access)
+  if (client[ACCESS] === key) return
+  delete client[ACCESS]
+  try {
+    await client.query(accessSettingsQuery(access))
+  } catch (err) {
+    client.release(err as Error)
+    throw err
+  }
+  client[ACCESS] = key
+}
+
+/**
+ * The pool as Kysely sees it: each connection is taken in the current scope, if there is one,
+ * with the scope's access context (outside any scope: a job's, which sees everything).
+ */
 export function scopedPool(pool: pg.Pool): PostgresPool {
   return {
-    connect: () => {
+    connect: async () => {
       const scope = storage.getStore()
-      return (scope ? scope.acquire(pool) : pool.connect()) as Promise<PostgresPoolClient>
+      const client = await (scope ? scope.acquire(pool) : pool.connect())
+      await applyAccess(client, scope ? scope.access() : SEES_ALL)
+      return client as unknown as PostgresPoolClient
     },
     end: () => pool.end(),
   }

@@ -17,7 +17,7 @@ import type { Database } from './rows.js'
  * A domain keeps its own reads with computed columns and its own updates; the lock, the archive
  * and restore, and the external_ref upsert are these.
  */
-export type VersionedTableName = 'customers' | 'orders' | 'interactions' | 'feedback' | 'segments' | 'webhook_subscriptions'
+export type VersionedTableName = 'customers' | 'orders' | 'interactions' | 'feedback' | 'segments' | 'webhook_subscriptions' | 'teams' | 'roles' | 'users'
 export type ExternalRefTableName = 'customers' | 'orders' | 'interactions' | 'feedback'
 
 export type VersionedRow<T extends VersionedTableName> = Selectable<Database[T]>

@@ -34,6 +34,15 @@ export const CONSTRAINT_PROBLEMS: Readonly<Record<string, ConstraintRule>> = {
   contact_points_primary_email_idx: {
     code: 'primary-email-taken', detail: 'Another customer already has this primary email.', pointer: '/value', message: 'is the primary email of another customer',
   },
+  users_subject_key: {
+    code: 'subject-taken', detail: 'Another user already has this subject.', pointer: '/subject', message: 'is already the subject of another user',
+  },
+  roles_key_key: {
+    code: 'role-key-taken', detail: 'Another role already has this key.', pointer: '/key', message: 'is already the key of another role',
+  },
+  teams_check: {
+    code: 'team-cycle', detail: 'A team cannot be inside itself or its own sub-teams.', pointer: '/parent_id', message: 'is the team or one of its sub-teams',
+  },
   segments_live_name_idx: {
     code: 'segment-name-taken', detail: 'A live segment already has this name.', pointer: '/name', message: 'is already used by another segment',
   },

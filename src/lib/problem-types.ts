@@ -536,6 +536,49 @@ export const PROBLEM_TYPES = {
     action: 'Operators: run npm run migrate (or start with MIGRATE_ON_START).',
     example: { detail: 'Database migrations are pending.' },
   },
+  // Access control (issue 14); appended, so the contract's enum of codes only grows at its end.
+  'subject-taken': {
+    status: 409,
+    title: 'Subject taken',
+    description: 'Another user already has this subject (the sub claim of its tokens).',
+    action: 'Look the other user up; a subject maps to one user.',
+    example: { detail: 'Another user already has this subject.', errors: [{ pointer: '/subject', message: 'is already the subject of another user' }] },
+  },
+  'role-key-taken': {
+    status: 409,
+    title: 'Role key taken',
+    description: 'Another role already has this key.',
+    action: 'Pick another key.',
+    example: { detail: 'Another role already has this key.', errors: [{ pointer: '/key', message: 'is already the key of another role' }] },
+  },
+  'outside-visibility': {
+    status: 422,
+    title: 'Outside your visibility',
+    description: 'The write would give a record an owner or owning team whose records you cannot see (a customer created or transferred into another team). Row-level security refuses it.',
+    action: 'Choose an owner and team within your visibility, or ask someone who sees both to transfer the record.',
+    example: { detail: 'The record would belong to an owner or team outside your visibility.' },
+  },
+  'unknown-principal': {
+    status: 422,
+    title: 'Unknown user, team or role',
+    description: 'A user, team or role named in the body does not exist or is archived.',
+    action: 'Check the ids and keys at the pointers; restore an archived team or role first.',
+    example: { detail: 'A team or role named in the body does not exist.', errors: [{ pointer: '/roles/0', message: 'is not a live role' }] },
+  },
+  'team-cycle': {
+    status: 422,
+    title: 'Team inside itself',
+    description: 'The team\'s new parent is the team itself or one of its own sub-teams.',
+    action: 'Choose a parent outside the team\'s sub-tree.',
+    example: { detail: 'A team cannot be inside itself or its own sub-teams.', errors: [{ pointer: '/parent_id', message: 'is the team or one of its sub-teams' }] },
+  },
+  'builtin-role': {
+    status: 422,
+    title: 'Default role',
+    description: 'A default role (admin, sales_manager, sales_rep, support_agent, marketing_analyst, auditor, integration) cannot be archived.',
+    action: 'Change the role instead, or take it away from its users.',
+    example: { detail: 'A default role cannot be archived.' },
+  },
 } as const satisfies Record<string, ProblemType>
 
 export type ProblemCode = keyof typeof PROBLEM_TYPES

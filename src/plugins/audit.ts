@@ -5,6 +5,7 @@ import type { Transaction } from 'kysely'
 import type { Db, DbExecutor } from '../db/database.js'
 import type { Database } from '../db/rows.js'
 import { shareWriteGate } from '../db/write-gate.js'
+import { SEES_ALL, SEES_NOTHING, accessSettingsSql, type AccessContext } from '../lib/access.js'
 
 /** Who and what the audit rows of a transaction name. */
 export interface AuditContext {
@@ -14,6 +15,11 @@ export interface AuditContext {
   route: string
   /** The client's own id of the request, if it sent one (see correlationIdOf in app.ts). */
   correlationId?: string | null
+  /**
+   * What the actor may see (row-level security), set in the same statement as the audit context;
+   * default: everything (a scheduled job, a system actor).
+   */
+  access?: AccessContext
 }
 
 /** The audit context of a request: its authenticated subject, the server's request id, the client's correlation id. */
@@ -22,6 +28,7 @@ export const requestAuditContext = (request: FastifyRequest, route: string): Aud
   requestId: request.id,
   route,
   correlationId: request.correlationId,
+  access: request.auth?.access ?? SEES_NOTHING,
 })
 
 /**
@@ -50,7 +57,8 @@ const auditContextSql = (context: AuditContext) => sql`
   set_config('crm.actor', ${context.actor}, true),
   set_config('crm.request_id', ${context.requestId}, true),
   set_config('crm.route', ${context.route}, true),
-  set_config('crm.correlation_id', ${context.correlationId ?? ''}, true)`
+  set_config('crm.correlation_id', ${context.correlationId ?? ''}, true),
+  ${accessSettingsSql(context.access ?? SEES_ALL, true)}`
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 

@@ -3,6 +3,7 @@ import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
 import { createLocalJWKSet, createRemoteJWKSet, errors as joseErrors, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from 'jose'
 import { HttpProblem, unavailable } from '../lib/problem.js'
+import { SEES_ALL, type AccessContext } from '../lib/access.js'
 
 /** Every scope a token can carry (API.md § Security). `domain:*` grants the domain's read and write. */
 export const SCOPES = [
@@ -12,8 +13,14 @@ export const SCOPES = [
   'feedback:read', 'feedback:write',
   'segments:read', 'segments:write',
   'analytics:read', 'audit:read', 'events:read',
-  'webhooks:read', 'webhooks:write', 'admin',
+  'webhooks:read', 'webhooks:write', 'principals:read', 'principals:write', 'financial:read', 'admin',
 ] as const
+
+/**
+ * Grants of their own (API.md § Security): personal data and purchase figures. `admin` does not
+ * imply them; a principal holds them by its scope or its role's field classes.
+ */
+export const FIELD_GRANTS: ReadonlySet<string> = new Set(['pii:read', 'financial:read'])
 export type Scope = (typeof SCOPES)[number]
 
 /** A route's declared permission: a scope, or 'public' for ops and docs routes. */
@@ -40,7 +47,18 @@ export interface AuthFailures {
 export interface Principal {
   sub: string
   scopes: ReadonlySet<string>
+  /** The user the token's subject maps to; null for a service principal. */
+  userId?: string | null
+  /** What it may see (row-level security); absent: everything (a service principal). */
+  access?: AccessContext
 }
+
+/**
+ * Maps a verified token to its principal: a subject known as a user takes its roles' scopes and
+ * visibility; any other is a service principal (its token's scopes, visibility all). Answers
+ * undefined for a service principal.
+ */
+export type PrincipalResolver = (payload: JWTPayload) => Promise<Omit<Principal, 'sub'> | undefined>
 
 export interface AuthOptions {
   issuer: string
@@ -51,17 +69,31 @@ export interface AuthOptions {
   jwks?: JSONWebKeySet
   jwksFile?: string
   jwksUrl?: string
+  /** Maps subjects to users (src/modules/principals); absent, every token is a service principal. */
+  resolvePrincipal?: PrincipalResolver
 }
 
 export function hasScope(principal: Principal | null, scope: RouteScope): boolean {
   if (scope === 'public') return true
   if (!principal) return false
-  if (principal.scopes.has('admin') || principal.scopes.has(scope)) return true
+  if (principal.scopes.has(scope)) return true
+  if (principal.scopes.has('admin') && !FIELD_GRANTS.has(scope)) return true
   const domain = scope.split(':')[0]
   return principal.scopes.has(`${domain}:*`)
 }
 
 export const canReadPii = (principal: Principal | null) => hasScope(principal, 'pii:read')
+
+/**
+ * Purchase figures (order counts, spend, the order conditions of the filter language): the
+ * financial grant, or orders:read (whoever reads the orders may read what is summed from them).
+ */
+export const canReadFinancial = (principal: Principal | null) => hasScope(principal, 'financial:read') || hasScope(principal, 'orders:read')
+
+/** Refuses purchase figures to a principal without the financial grant (403). */
+export function requireFinancial(principal: Principal | null, what: string): void {
+  if (!canReadFinancial(principal)) throw new HttpProblem('insufficient-scope', { detail: `${what} needs the scope "financial:read" (or "orders:read").` })
+}
 
 function keySet(opts: AuthOptions): JWTVerifyGetKey {
   if (opts.jwks) return createLocalJWKSet(opts.jwks)
@@ -165,7 +197,8 @@ export default fp<AuthOptions>(
       }
       const raw = payload.scope ?? (payload as { scp?: unknown }).scp
       const scopes = new Set(Array.isArray(raw) ? raw.map(String) : typeof raw === 'string' ? raw.split(' ').filter(Boolean) : [])
-      request.auth = { sub: payload.sub, scopes }
+      const resolved = opts.resolvePrincipal ? await opts.resolvePrincipal(payload) : undefined
+      request.auth = resolved ? { sub: payload.sub, ...resolved } : { sub: payload.sub, scopes, userId: null, access: SEES_ALL }
       if (!hasScope(request.auth, scope)) {
         throw new HttpProblem('insufficient-scope', { detail: `This operation needs the scope "${scope}".` })
       }

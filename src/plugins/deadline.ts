@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import { Counter } from 'prom-client'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ConnectionScope, runInScope } from '../db/scope.js'
+import { SEES_NOTHING } from '../lib/access.js'
 import { HttpProblem } from '../lib/problem.js'
 
 declare module 'fastify' {
@@ -61,7 +62,9 @@ export default fp<DeadlineOptions>(
     })
 
     app.addHook('onRequest', (request, reply, done) => {
-      request.connections = new ConnectionScope()
+      // Its connections see what the request's principal may (src/lib/access.ts); with no
+      // principal (ops and docs routes), no customer.
+      request.connections = new ConnectionScope(undefined, () => request.auth?.access ?? SEES_NOTHING)
       const ms = deadlineOf(request, opts)
       // Counted from arrival: the hooks before this one (shedding, authentication) took some of it.
       const elapsed = reply.elapsedTime

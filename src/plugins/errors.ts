@@ -240,6 +240,13 @@ export function fromDatabaseError(err: { code?: string; message?: string }): Htt
     case '40001':
     case '40P01':
       return unavailable('concurrent-change', 'The change conflicted with a concurrent change. Retry the request.')
+    case '42501':
+      // A write the row-level security policy's WITH CHECK refused: the record would belong to
+      // an owner or team outside the actor's visibility (a privilege error is a 500 still).
+      if (/row-level security/.test(message)) {
+        return problem('outside-visibility', 'The record would belong to an owner or team outside your visibility.')
+      }
+      break
     case '57014':
       return unavailable('database-timeout', 'The database took too long to answer. Try again shortly.')
     case '53300':

@@ -15,6 +15,7 @@ export const TAGS = [
   { name: 'analytics', description: 'Customer analytics computed in the database: RFM, lifetime value, lifecycle, acquisition, churn risk, cohorts, satisfaction' },
   { name: 'events', description: 'The change feed: every committed mutation as an event, in one total order a reader follows without missing one' },
   { name: 'webhooks', description: 'Webhook subscriptions and their signed deliveries (Standard Webhooks)' },
+  { name: 'access', description: 'Users, teams (inside teams) and roles: who sees which customers and fields, enforced by row-level security' },
   { name: 'audit', description: 'The audit trail of every mutation and its hash chain' },
   { name: 'problems', description: 'The problem types errors refer to: one page per code' },
   { name: 'ops', description: 'Health and readiness' },

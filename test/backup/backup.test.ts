@@ -16,7 +16,7 @@ mkdirSync(dir, { recursive: true })
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 
 const ctx = await setup()
-const admin = await ctx.auth('admin')
+const admin = await ctx.auth()
 for (const name of ['Ada', 'Grace', 'Edsger']) {
   const res = await ctx.app.inject({ method: 'POST', url: '/v1/customers', headers: admin, payload: { name } })
   if (res.statusCode !== 201) throw new Error(res.body)

@@ -39,11 +39,12 @@ export async function token(scope: string, opts: TokenOptions = {}): Promise<str
   return jwt.setIssuer(opts.issuer ?? ISSUER).setAudience(opts.audience ?? AUDIENCE).setIssuedAt().sign(privateKey)
 }
 
-export const ALL_SCOPES = 'admin'
+/** Every scope and grant: admin does not imply personal data or purchase figures (API.md § Security). */
+export const ALL_SCOPES = 'admin pii:read financial:read'
 
 export interface TestContext extends TestDatabase {
   app: App
-  /** Authorization header value for the given scopes (default: admin). */
+  /** Authorization header value for the given scopes (default: ALL_SCOPES). */
   auth(scope?: string, opts?: TokenOptions): Promise<{ authorization: string }>
   count(table: string): Promise<number>
 }

@@ -6,7 +6,7 @@ import { setup } from '../helpers/app.js'
  * ETag race, exactly one wins, the others answer 412; If-None-Match answers 304.
  */
 const ctx = await setup()
-const admin = await ctx.auth('admin')
+const admin = await ctx.auth()
 const K = 8
 
 async function createCustomer(name: string) {

@@ -19,7 +19,7 @@ const stream = new Writable({
   },
 })
 const ctx = await setup({ app: { logger: { ...(loggerOptions('info') as object), stream } } })
-const writer = await ctx.auth('admin')
+const writer = await ctx.auth()
 
 await sql`
   create function test_server_fault() returns trigger language plpgsql as $$

@@ -43,7 +43,7 @@ async function routes(app: FastifyInstance) {
 }
 
 const ctx = await setup({ plugins: [routes] })
-const auth = await ctx.auth('admin')
+const auth = await ctx.auth()
 
 function assertProblem(t: Pick<typeof import('tap').t, 'equal' | 'match' | 'notOk'>, res: { statusCode: number; headers: Record<string, unknown>; body: string; json(): unknown }, status: number) {
   t.equal(res.statusCode, status, res.body)

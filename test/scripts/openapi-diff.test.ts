@@ -86,6 +86,15 @@ t.test('an additive change passes: a new optional parameter, a new response fiel
   t.equal(r.code, 0, r.output)
 })
 
+t.test('a new problem code is additive; a new value of another response enum still breaks', async (t) => {
+  const codes = (doc: Doc) => (doc.components.schemas.Problem!.properties.code as { enum: string[] }).enum
+  const added = await runDiff((doc) => { codes(doc).push('brand-new-cause') })
+  t.equal(added.code, 0, added.output)
+  const stage = await runDiff((doc) => { (doc.components.schemas.Customer!.properties.lifecycle_stage as { enum: string[] }).enum.push('dormant') })
+  t.equal(stage.code, 1, 'a lifecycle stage clients do not know')
+  t.match(stage.output, /lifecycle_stage/)
+})
+
 t.test('a breaking change passes once the version is raised incompatibly, and only then', async (t) => {
   const [major, minor, patch] = VERSION.split('.').map(Number) as [number, number, number]
   const compatible = `${major}.${major === 0 ? minor : minor + 1}.${patch + 1}`

@@ -5,7 +5,7 @@ import { SEED_TABLES, SeedGenerator, type Lines } from '../../scripts/seed/gener
 import { seedDatabase } from '../../scripts/seed/load.js'
 
 const ctx = await setup()
-const admin = await ctx.auth('admin')
+const admin = await ctx.auth()
 const N = 200
 
 // One customer made through the API before the seed: the seed continues after it and leaves it intact.

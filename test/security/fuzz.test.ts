@@ -22,7 +22,7 @@ const SCALE = Number(process.env.FUZZ_RUNS ?? 1)
 const SEED = testSeed(process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : undefined)
 
 const ctx = await setup()
-const admin = await ctx.auth('admin')
+const admin = await ctx.auth()
 const doc = openApiDocument(ctx.app)
 
 // About 3,000 requests whatever the number of operations (the file stays near a minute on two

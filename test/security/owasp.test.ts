@@ -31,7 +31,7 @@ const recorder = fp(async (app: FastifyInstance) => {
 })
 
 const ctx = await setup({ plugins: [recorder] })
-const admin = await ctx.auth('admin')
+const admin = await ctx.auth()
 const doc = openApiDocument(ctx.app)
 const ops = operations(doc)
 const validate = responseValidator(doc)

@@ -2,7 +2,7 @@
 
 import { client } from './client.gen.js';
 import type { Client, ClientMeta, Options as Options2, RequestResult, TDataShape } from './client/index.js';
-import type { AddSegmentMembersData, AddSegmentMembersErrors, AddSegmentMembersResponses, ArchiveCustomerData, ArchiveCustomerErrors, ArchiveCustomerResponses, ArchiveFeedbackData, ArchiveFeedbackErrors, ArchiveFeedbackResponses, ArchiveInteractionData, ArchiveInteractionErrors, ArchiveInteractionResponses, ArchiveOrderData, ArchiveOrderErrors, ArchiveOrderResponses, ArchiveSegmentData, ArchiveSegmentErrors, ArchiveSegmentResponses, BatchCreateInteractionsData, BatchCreateInteractionsErrors, BatchCreateInteractionsResponses, BatchCreateOrdersData, BatchCreateOrdersErrors, BatchCreateOrdersResponses, CountSegmentMembersData, CountSegmentMembersErrors, CountSegmentMembersResponses, CreateContactPointData, CreateContactPointErrors, CreateContactPointResponses, CreateCustomerData, CreateCustomerErrors, CreateCustomerResponses, CreateFeedbackData, CreateFeedbackErrors, CreateFeedbackResponses, CreateImportData, CreateImportErrors, CreateImportResponses, CreateInteractionData, CreateInteractionErrors, CreateInteractionResponses, CreateOrderData, CreateOrderErrors, CreateOrderPaymentData, CreateOrderPaymentErrors, CreateOrderPaymentResponses, CreateOrderResponses, CreateSegmentData, CreateSegmentErrors, CreateSegmentResponses, CreateWebhookSubscriptionData, CreateWebhookSubscriptionErrors, CreateWebhookSubscriptionResponses, DeleteContactPointData, DeleteContactPointErrors, DeleteContactPointResponses, DeleteWebhookSubscriptionData, DeleteWebhookSubscriptionErrors, DeleteWebhookSubscriptionResponses, ExportSegmentMembersData, ExportSegmentMembersErrors, ExportSegmentMembersResponses, GetAcquisitionSourcesData, GetAcquisitionSourcesErrors, GetAcquisitionSourcesResponses, GetAuditEventData, GetAuditEventErrors, GetAuditEventResponses, GetCohortRetentionData, GetCohortRetentionErrors, GetCohortRetentionResponses, GetCustomerData, GetCustomerErrors, GetCustomerReceivablesData, GetCustomerReceivablesErrors, GetCustomerReceivablesResponses, GetCustomerResponses, GetCustomerTimelineData, GetCustomerTimelineErrors, GetCustomerTimelineResponses, GetFeedbackData, GetFeedbackErrors, GetFeedbackResponses, GetHealthData, GetHealthErrors, GetHealthResponses, GetImportData, GetImportErrors, GetImportResponses, GetInteractionData, GetInteractionErrors, GetInteractionResponses, GetLifecycleDistributionData, GetLifecycleDistributionErrors, GetLifecycleDistributionResponses, GetOrderData, GetOrderErrors, GetOrderResponses, GetProblemTypeData, GetProblemTypeErrors, GetProblemTypeResponses, GetReadinessData, GetReadinessErrors, GetReadinessResponses, GetRfmSegmentsData, GetRfmSegmentsErrors, GetRfmSegmentsResponses, GetSatisfactionData, GetSatisfactionErrors, GetSatisfactionResponses, GetSegmentData, GetSegmentErrors, GetSegmentResponses, GetValueTiersData, GetValueTiersErrors, GetValueTiersResponses, GetWebhookDeliveryData, GetWebhookDeliveryErrors, GetWebhookDeliveryResponses, GetWebhookSubscriptionData, GetWebhookSubscriptionErrors, GetWebhookSubscriptionResponses, ListAuditEventsData, ListAuditEventsErrors, ListAuditEventsResponses, ListChurnRiskData, ListChurnRiskErrors, ListChurnRiskResponses, ListContactPointsData, ListContactPointsErrors, ListContactPointsResponses, ListCustomerFeedbackData, ListCustomerFeedbackErrors, ListCustomerFeedbackResponses, ListCustomerInteractionsData, ListCustomerInteractionsErrors, ListCustomerInteractionsResponses, ListCustomerOrdersData, ListCustomerOrdersErrors, ListCustomerOrdersResponses, ListCustomersData, ListCustomersErrors, ListCustomersResponses, ListCustomerValuesData, ListCustomerValuesErrors, ListCustomerValuesResponses, ListEventsData, ListEventsErrors, ListEventsResponses, ListFeedbackData, ListFeedbackErrors, ListFeedbackResponses, ListImportsData, ListImportsErrors, ListImportsResponses, ListInteractionsData, ListInteractionsErrors, ListInteractionsResponses, ListOrdersData, ListOrdersErrors, ListOrdersResponses, ListProblemTypesData, ListProblemTypesErrors, ListProblemTypesResponses, ListRfmCustomersData, ListRfmCustomersErrors, ListRfmCustomersResponses, ListSegmentHistoryData, ListSegmentHistoryErrors, ListSegmentHistoryResponses, ListSegmentMembersData, ListSegmentMembersErrors, ListSegmentMembersResponses, ListSegmentsData, ListSegmentsErrors, ListSegmentsResponses, ListWebhookDeliveriesData, ListWebhookDeliveriesErrors, ListWebhookDeliveriesResponses, ListWebhookSubscriptionsData, ListWebhookSubscriptionsErrors, ListWebhookSubscriptionsResponses, MergeCustomersData, MergeCustomersErrors, MergeCustomersResponses, PreviewSegmentData, PreviewSegmentErrors, PreviewSegmentResponses, RefreshSegmentData, RefreshSegmentErrors, RefreshSegmentResponses, RemoveSegmentMembersData, RemoveSegmentMembersErrors, RemoveSegmentMembersResponses, ReplayWebhookEventsData, ReplayWebhookEventsErrors, ReplayWebhookEventsResponses, RestoreCustomerData, RestoreCustomerErrors, RestoreCustomerResponses, RestoreFeedbackData, RestoreFeedbackErrors, RestoreFeedbackResponses, RestoreInteractionData, RestoreInteractionErrors, RestoreInteractionResponses, RestoreOrderData, RestoreOrderErrors, RestoreOrderResponses, RestoreSegmentData, RestoreSegmentErrors, RestoreSegmentResponses, RestoreWebhookSubscriptionData, RestoreWebhookSubscriptionErrors, RestoreWebhookSubscriptionResponses, RetryWebhookDeliveryData, RetryWebhookDeliveryErrors, RetryWebhookDeliveryResponses, RotateWebhookSecretData, RotateWebhookSecretErrors, RotateWebhookSecretResponses, SearchCustomersData, SearchCustomersErrors, SearchCustomersResponses, UpdateContactPointData, UpdateContactPointErrors, UpdateContactPointResponses, UpdateCustomerData, UpdateCustomerErrors, UpdateCustomerResponses, UpdateFeedbackData, UpdateFeedbackErrors, UpdateFeedbackResponses, UpdateInteractionData, UpdateInteractionErrors, UpdateInteractionResponses, UpdateOrderData, UpdateOrderErrors, UpdateOrderResponses, UpdateSegmentData, UpdateSegmentErrors, UpdateSegmentResponses, UpdateWebhookSubscriptionData, UpdateWebhookSubscriptionErrors, UpdateWebhookSubscriptionResponses, VerifyAuditChainData, VerifyAuditChainErrors, VerifyAuditChainResponses } from './types.gen.js';
+import type { AddSegmentMembersData, AddSegmentMembersErrors, AddSegmentMembersResponses, ArchiveCustomerData, ArchiveCustomerErrors, ArchiveCustomerResponses, ArchiveFeedbackData, ArchiveFeedbackErrors, ArchiveFeedbackResponses, ArchiveInteractionData, ArchiveInteractionErrors, ArchiveInteractionResponses, ArchiveOrderData, ArchiveOrderErrors, ArchiveOrderResponses, ArchiveSegmentData, ArchiveSegmentErrors, ArchiveSegmentResponses, BatchCreateInteractionsData, BatchCreateInteractionsErrors, BatchCreateInteractionsResponses, BatchCreateOrdersData, BatchCreateOrdersErrors, BatchCreateOrdersResponses, CountSegmentMembersData, CountSegmentMembersErrors, CountSegmentMembersResponses, CreateContactPointData, CreateContactPointErrors, CreateContactPointResponses, CreateCustomerData, CreateCustomerErrors, CreateCustomerResponses, CreateFeedbackData, CreateFeedbackErrors, CreateFeedbackResponses, CreateImportData, CreateImportErrors, CreateImportResponses, CreateInteractionData, CreateInteractionErrors, CreateInteractionResponses, CreateOrderData, CreateOrderErrors, CreateOrderPaymentData, CreateOrderPaymentErrors, CreateOrderPaymentResponses, CreateOrderResponses, CreateRoleData, CreateRoleErrors, CreateRoleResponses, CreateSegmentData, CreateSegmentErrors, CreateSegmentResponses, CreateTeamData, CreateTeamErrors, CreateTeamResponses, CreateUserData, CreateUserErrors, CreateUserResponses, CreateWebhookSubscriptionData, CreateWebhookSubscriptionErrors, CreateWebhookSubscriptionResponses, DeleteContactPointData, DeleteContactPointErrors, DeleteContactPointResponses, DeleteRoleData, DeleteRoleErrors, DeleteRoleResponses, DeleteTeamData, DeleteTeamErrors, DeleteTeamResponses, DeleteUserData, DeleteUserErrors, DeleteUserResponses, DeleteWebhookSubscriptionData, DeleteWebhookSubscriptionErrors, DeleteWebhookSubscriptionResponses, ExportSegmentMembersData, ExportSegmentMembersErrors, ExportSegmentMembersResponses, GetAcquisitionSourcesData, GetAcquisitionSourcesErrors, GetAcquisitionSourcesResponses, GetAuditEventData, GetAuditEventErrors, GetAuditEventResponses, GetCohortRetentionData, GetCohortRetentionErrors, GetCohortRetentionResponses, GetCustomerData, GetCustomerErrors, GetCustomerReceivablesData, GetCustomerReceivablesErrors, GetCustomerReceivablesResponses, GetCustomerResponses, GetCustomerTimelineData, GetCustomerTimelineErrors, GetCustomerTimelineResponses, GetFeedbackData, GetFeedbackErrors, GetFeedbackResponses, GetHealthData, GetHealthErrors, GetHealthResponses, GetImportData, GetImportErrors, GetImportResponses, GetInteractionData, GetInteractionErrors, GetInteractionResponses, GetLifecycleDistributionData, GetLifecycleDistributionErrors, GetLifecycleDistributionResponses, GetOrderData, GetOrderErrors, GetOrderResponses, GetProblemTypeData, GetProblemTypeErrors, GetProblemTypeResponses, GetReadinessData, GetReadinessErrors, GetReadinessResponses, GetRfmSegmentsData, GetRfmSegmentsErrors, GetRfmSegmentsResponses, GetRoleData, GetRoleErrors, GetRoleResponses, GetSatisfactionData, GetSatisfactionErrors, GetSatisfactionResponses, GetSegmentData, GetSegmentErrors, GetSegmentResponses, GetTeamData, GetTeamErrors, GetTeamResponses, GetUserData, GetUserErrors, GetUserResponses, GetValueTiersData, GetValueTiersErrors, GetValueTiersResponses, GetWebhookDeliveryData, GetWebhookDeliveryErrors, GetWebhookDeliveryResponses, GetWebhookSubscriptionData, GetWebhookSubscriptionErrors, GetWebhookSubscriptionResponses, ListAuditEventsData, ListAuditEventsErrors, ListAuditEventsResponses, ListChurnRiskData, ListChurnRiskErrors, ListChurnRiskResponses, ListContactPointsData, ListContactPointsErrors, ListContactPointsResponses, ListCustomerFeedbackData, ListCustomerFeedbackErrors, ListCustomerFeedbackResponses, ListCustomerInteractionsData, ListCustomerInteractionsErrors, ListCustomerInteractionsResponses, ListCustomerOrdersData, ListCustomerOrdersErrors, ListCustomerOrdersResponses, ListCustomersData, ListCustomersErrors, ListCustomersResponses, ListCustomerValuesData, ListCustomerValuesErrors, ListCustomerValuesResponses, ListEventsData, ListEventsErrors, ListEventsResponses, ListFeedbackData, ListFeedbackErrors, ListFeedbackResponses, ListImportsData, ListImportsErrors, ListImportsResponses, ListInteractionsData, ListInteractionsErrors, ListInteractionsResponses, ListOrdersData, ListOrdersErrors, ListOrdersResponses, ListProblemTypesData, ListProblemTypesErrors, ListProblemTypesResponses, ListRfmCustomersData, ListRfmCustomersErrors, ListRfmCustomersResponses, ListRolesData, ListRolesErrors, ListRolesResponses, ListSegmentHistoryData, ListSegmentHistoryErrors, ListSegmentHistoryResponses, ListSegmentMembersData, ListSegmentMembersErrors, ListSegmentMembersResponses, ListSegmentsData, ListSegmentsErrors, ListSegmentsResponses, ListTeamsData, ListTeamsErrors, ListTeamsResponses, ListUsersData, ListUsersErrors, ListUsersResponses, ListWebhookDeliveriesData, ListWebhookDeliveriesErrors, ListWebhookDeliveriesResponses, ListWebhookSubscriptionsData, ListWebhookSubscriptionsErrors, ListWebhookSubscriptionsResponses, MergeCustomersData, MergeCustomersErrors, MergeCustomersResponses, PreviewSegmentData, PreviewSegmentErrors, PreviewSegmentResponses, RefreshSegmentData, RefreshSegmentErrors, RefreshSegmentResponses, RemoveSegmentMembersData, RemoveSegmentMembersErrors, RemoveSegmentMembersResponses, ReplayWebhookEventsData, ReplayWebhookEventsErrors, ReplayWebhookEventsResponses, RestoreCustomerData, RestoreCustomerErrors, RestoreCustomerResponses, RestoreFeedbackData, RestoreFeedbackErrors, RestoreFeedbackResponses, RestoreInteractionData, RestoreInteractionErrors, RestoreInteractionResponses, RestoreOrderData, RestoreOrderErrors, RestoreOrderResponses, RestoreRoleData, RestoreRoleErrors, RestoreRoleResponses, RestoreSegmentData, RestoreSegmentErrors, RestoreSegmentResponses, RestoreTeamData, RestoreTeamErrors, RestoreTeamResponses, RestoreUserData, RestoreUserErrors, RestoreUserResponses, RestoreWebhookSubscriptionData, RestoreWebhookSubscriptionErrors, RestoreWebhookSubscriptionResponses, RetryWebhookDeliveryData, RetryWebhookDeliveryErrors, RetryWebhookDeliveryResponses, RotateWebhookSecretData, RotateWebhookSecretErrors, RotateWebhookSecretResponses, SearchCustomersData, SearchCustomersErrors, SearchCustomersResponses, TransferCustomerData, TransferCustomerErrors, TransferCustomerResponses, TransferUserCustomersData, TransferUserCustomersErrors, TransferUserCustomersResponses, UpdateContactPointData, UpdateContactPointErrors, UpdateContactPointResponses, UpdateCustomerData, UpdateCustomerErrors, UpdateCustomerResponses, UpdateFeedbackData, UpdateFeedbackErrors, UpdateFeedbackResponses, UpdateInteractionData, UpdateInteractionErrors, UpdateInteractionResponses, UpdateOrderData, UpdateOrderErrors, UpdateOrderResponses, UpdateRoleData, UpdateRoleErrors, UpdateRoleResponses, UpdateSegmentData, UpdateSegmentErrors, UpdateSegmentResponses, UpdateTeamData, UpdateTeamErrors, UpdateTeamResponses, UpdateUserData, UpdateUserErrors, UpdateUserResponses, UpdateWebhookSubscriptionData, UpdateWebhookSubscriptionErrors, UpdateWebhookSubscriptionResponses, VerifyAuditChainData, VerifyAuditChainErrors, VerifyAuditChainResponses } from './types.gen.js';
 
 export type Options<TData extends TDataShape = TDataShape, ThrowOnError extends boolean = boolean, TResponse = unknown> = Options2<TData, ThrowOnError, TResponse> & {
     /**
@@ -485,6 +485,23 @@ export class CrmApi extends HeyApiClient {
     }
     
     /**
+     * Transfer a customer to another owner and team
+     *
+     * One audited write; the customer's interactions, orders and feedback follow it. A customer you do not see answers 404; a destination outside your visibility answers 422 outside-visibility (you would lose the record).
+     */
+    public transferCustomer<ThrowOnError extends boolean = true>(options: Options<TransferCustomerData, ThrowOnError>): RequestResult<TransferCustomerResponses, TransferCustomerErrors, ThrowOnError> {
+        return (options.client ?? this.client).post<TransferCustomerResponses, TransferCustomerErrors, ThrowOnError>({
+            security: [{ scheme: 'bearer', type: 'http' }],
+            url: '/v1/customers/{id}/transfer',
+            ...options,
+            headers: {
+                'Content-Type': 'application/json',
+                ...options.headers
+            }
+        });
+    }
+    
+    /**
      * Read the change feed
      *
      * Every committed change as domain events, in one total order: a reader that passes each next_position back as `after` sees every event exactly once, including those of transactions that commit late. Long polling with `wait`. Positions older than the retention answer 410 (code position-expired).
@@ -847,6 +864,92 @@ export class CrmApi extends HeyApiClient {
     }
     
     /**
+     * List roles
+     *
+     * Cursor-paginated, oldest first (the default roles first).
+     */
+    public listRoles<ThrowOnError extends boolean = true>(options?: Options<ListRolesData, ThrowOnError>): RequestResult<ListRolesResponses, ListRolesErrors, ThrowOnError> {
+        return (options?.client ?? this.client).get<ListRolesResponses, ListRolesErrors, ThrowOnError>({
+            security: [{ scheme: 'bearer', type: 'http' }],
+            url: '/v1/roles',
+            ...options
+        });
+    }
+    
+    /**
+     * Create a role
+     *
+     * Actions per resource, a visibility and field classes. The default roles (admin, sales_manager, sales_rep, support_agent, marketing_analyst, auditor, integration) exist already.
+     */
+    public createRole<ThrowOnError extends boolean = true>(options: Options<CreateRoleData, ThrowOnError>): RequestResult<CreateRoleResponses, CreateRoleErrors, ThrowOnError> {
+        return (options.client ?? this.client).post<CreateRoleResponses, CreateRoleErrors, ThrowOnError>({
+            security: [{ scheme: 'bearer', type: 'http' }],
+            url: '/v1/roles',
+            ...options,
+            headers: {
+                'Content-Type': 'application/json',
+                ...options.headers
+            }
+        });
+    }
+    
+    /**
+     * Archive a role
+     *
+     * Its users lose what it granted. A default role answers 422 builtin-role. Archiving an archived role changes nothing.
+     */
+    public deleteRole<ThrowOnError extends boolean = true>(options: Options<DeleteRoleData, ThrowOnError>): RequestResult<DeleteRoleResponses, DeleteRoleErrors, ThrowOnError> {
+        return (options.client ?? this.client).delete<DeleteRoleResponses, DeleteRoleErrors, ThrowOnError>({
+            security: [{ scheme: 'bearer', type: 'http' }],
+            url: '/v1/roles/{id}',
+            ...options
+        });
+    }
+    
+    /**
+     * Get a role
+     *
+     * The role and its ETag; If-None-Match with the current ETag answers 304.
+     */
+    public getRole<ThrowOnError extends boolean = true>(options: Options<GetRoleData, ThrowOnError>): RequestResult<GetRoleResponses, GetRoleErrors, ThrowOnError> {
+        return (options.client ?? this.client).get<GetRoleResponses, GetRoleErrors, ThrowOnError>({
+            security: [{ scheme: 'bearer', type: 'http' }],
+            url: '/v1/roles/{id}',
+            ...options
+        });
+    }
+    
+    /**
+     * Update a role (JSON Merge Patch)
+     *
+     * Takes effect for the role's users at their next request (within a few seconds on other instances). With If-Match, a stale ETag answers 412.
+     */
+    public updateRole<ThrowOnError extends boolean = true>(options: Options<UpdateRoleData, ThrowOnError>): RequestResult<UpdateRoleResponses, UpdateRoleErrors, ThrowOnError> {
+        return (options.client ?? this.client).patch<UpdateRoleResponses, UpdateRoleErrors, ThrowOnError>({
+            security: [{ scheme: 'bearer', type: 'http' }],
+            url: '/v1/roles/{id}',
+            ...options,
+            headers: {
+                'Content-Type': 'application/json',
+                ...options.headers
+            }
+        });
+    }
+    
+    /**
+     * Restore an archived role
+     *
+     * Restoring a live role changes nothing. With If-Match, a stale ETag answers 412.
+     */
+    public restoreRole<ThrowOnError extends boolean = true>(options: Options<RestoreRoleData, ThrowOnError>): RequestResult<RestoreRoleResponses, RestoreRoleErrors, ThrowOnError> {
+        return (options.client ?? this.client).post<RestoreRoleResponses, RestoreRoleErrors, ThrowOnError>({
+            security: [{ scheme: 'bearer', type: 'http' }],
+            url: '/v1/roles/{id}/restore',
+            ...options
+        });
+    }
+    
+    /**
      * List segments
      *
      * Cursor-paginated, newest first by default; archived segments are listed only with archived=true (only them) or archived=all (with the live ones).
@@ -1039,6 +1142,195 @@ export class CrmApi extends HeyApiClient {
             security: [{ scheme: 'bearer', type: 'http' }],
             url: '/v1/segments/{id}/restore',
             ...options
+        });
+    }
+    
+    /**
+     * List teams
+     *
+     * Cursor-paginated, oldest first; parent_id lists the teams directly inside one.
+     */
+    public listTeams<ThrowOnError extends boolean = true>(options?: Options<ListTeamsData, ThrowOnError>): RequestResult<ListTeamsResponses, ListTeamsErrors, ThrowOnError> {
+        return (options?.client ?? this.client).get<ListTeamsResponses, ListTeamsErrors, ThrowOnError>({
+            security: [{ scheme: 'bearer', type: 'http' }],
+            url: '/v1/teams',
+            ...options
+        });
+    }
+    
+    /**
+     * Create a team
+     *
+     * A team, optionally inside another (parent_id). Members see its customers when their role's visibility is team; managers of a team above it with team_and_subteams.
+     */
+    public createTeam<ThrowOnError extends boolean = true>(options: Options<CreateTeamData, ThrowOnError>): RequestResult<CreateTeamResponses, CreateTeamErrors, ThrowOnError> {
+        return (options.client ?? this.client).post<CreateTeamResponses, CreateTeamErrors, ThrowOnError>({
+            security: [{ scheme: 'bearer', type: 'http' }],
+            url: '/v1/teams',
+            ...options,
+            headers: {
+                'Content-Type': 'application/json',
+                ...options.headers
+            }
+        });
+    }
+    
+    /**
+     * Archive a team
+     *
+     * Its members stop seeing its customers through it (and through it, its sub-teams); the customers keep their owning team until transferred. Archiving an archived team changes nothing.
+     */
+    public deleteTeam<ThrowOnError extends boolean = true>(options: Options<DeleteTeamData, ThrowOnError>): RequestResult<DeleteTeamResponses, DeleteTeamErrors, ThrowOnError> {
+        return (options.client ?? this.client).delete<DeleteTeamResponses, DeleteTeamErrors, ThrowOnError>({
+            security: [{ scheme: 'bearer', type: 'http' }],
+            url: '/v1/teams/{id}',
+            ...options
+        });
+    }
+    
+    /**
+     * Get a team
+     *
+     * The team and its ETag; If-None-Match with the current ETag answers 304.
+     */
+    public getTeam<ThrowOnError extends boolean = true>(options: Options<GetTeamData, ThrowOnError>): RequestResult<GetTeamResponses, GetTeamErrors, ThrowOnError> {
+        return (options.client ?? this.client).get<GetTeamResponses, GetTeamErrors, ThrowOnError>({
+            security: [{ scheme: 'bearer', type: 'http' }],
+            url: '/v1/teams/{id}',
+            ...options
+        });
+    }
+    
+    /**
+     * Update a team (JSON Merge Patch)
+     *
+     * name, parent_id (moving the team and its sub-teams; a parent inside the team answers 422 team-cycle) and description. With If-Match, a stale ETag answers 412.
+     */
+    public updateTeam<ThrowOnError extends boolean = true>(options: Options<UpdateTeamData, ThrowOnError>): RequestResult<UpdateTeamResponses, UpdateTeamErrors, ThrowOnError> {
+        return (options.client ?? this.client).patch<UpdateTeamResponses, UpdateTeamErrors, ThrowOnError>({
+            security: [{ scheme: 'bearer', type: 'http' }],
+            url: '/v1/teams/{id}',
+            ...options,
+            headers: {
+                'Content-Type': 'application/json',
+                ...options.headers
+            }
+        });
+    }
+    
+    /**
+     * Restore an archived team
+     *
+     * Restoring a live team changes nothing. With If-Match, a stale ETag answers 412.
+     */
+    public restoreTeam<ThrowOnError extends boolean = true>(options: Options<RestoreTeamData, ThrowOnError>): RequestResult<RestoreTeamResponses, RestoreTeamErrors, ThrowOnError> {
+        return (options.client ?? this.client).post<RestoreTeamResponses, RestoreTeamErrors, ThrowOnError>({
+            security: [{ scheme: 'bearer', type: 'http' }],
+            url: '/v1/teams/{id}/restore',
+            ...options
+        });
+    }
+    
+    /**
+     * List users
+     *
+     * Cursor-paginated, oldest first; team_id lists a team's members.
+     */
+    public listUsers<ThrowOnError extends boolean = true>(options?: Options<ListUsersData, ThrowOnError>): RequestResult<ListUsersResponses, ListUsersErrors, ThrowOnError> {
+        return (options?.client ?? this.client).get<ListUsersResponses, ListUsersErrors, ThrowOnError>({
+            security: [{ scheme: 'bearer', type: 'http' }],
+            url: '/v1/users',
+            ...options
+        });
+    }
+    
+    /**
+     * Create a user
+     *
+     * Tokens whose sub is the subject act as this user from then on: its roles' scopes and visibility replace the token's scopes.
+     */
+    public createUser<ThrowOnError extends boolean = true>(options: Options<CreateUserData, ThrowOnError>): RequestResult<CreateUserResponses, CreateUserErrors, ThrowOnError> {
+        return (options.client ?? this.client).post<CreateUserResponses, CreateUserErrors, ThrowOnError>({
+            security: [{ scheme: 'bearer', type: 'http' }],
+            url: '/v1/users',
+            ...options,
+            headers: {
+                'Content-Type': 'application/json',
+                ...options.headers
+            }
+        });
+    }
+    
+    /**
+     * Archive a user (a departure)
+     *
+     * Its tokens grant nothing from then on. Its customers keep their owner until transferred (transferUserCustomers). Archiving an archived user changes nothing.
+     */
+    public deleteUser<ThrowOnError extends boolean = true>(options: Options<DeleteUserData, ThrowOnError>): RequestResult<DeleteUserResponses, DeleteUserErrors, ThrowOnError> {
+        return (options.client ?? this.client).delete<DeleteUserResponses, DeleteUserErrors, ThrowOnError>({
+            security: [{ scheme: 'bearer', type: 'http' }],
+            url: '/v1/users/{id}',
+            ...options
+        });
+    }
+    
+    /**
+     * Get a user
+     *
+     * The user with its teams and roles, and its ETag; If-None-Match with the current ETag answers 304.
+     */
+    public getUser<ThrowOnError extends boolean = true>(options: Options<GetUserData, ThrowOnError>): RequestResult<GetUserResponses, GetUserErrors, ThrowOnError> {
+        return (options.client ?? this.client).get<GetUserResponses, GetUserErrors, ThrowOnError>({
+            security: [{ scheme: 'bearer', type: 'http' }],
+            url: '/v1/users/{id}',
+            ...options
+        });
+    }
+    
+    /**
+     * Update a user (JSON Merge Patch)
+     *
+     * display_name, primary_team_id, and team_ids and roles (each replaced whole). With If-Match, a stale ETag answers 412.
+     */
+    public updateUser<ThrowOnError extends boolean = true>(options: Options<UpdateUserData, ThrowOnError>): RequestResult<UpdateUserResponses, UpdateUserErrors, ThrowOnError> {
+        return (options.client ?? this.client).patch<UpdateUserResponses, UpdateUserErrors, ThrowOnError>({
+            security: [{ scheme: 'bearer', type: 'http' }],
+            url: '/v1/users/{id}',
+            ...options,
+            headers: {
+                'Content-Type': 'application/json',
+                ...options.headers
+            }
+        });
+    }
+    
+    /**
+     * Restore an archived user
+     *
+     * Restoring a live user changes nothing. With If-Match, a stale ETag answers 412.
+     */
+    public restoreUser<ThrowOnError extends boolean = true>(options: Options<RestoreUserData, ThrowOnError>): RequestResult<RestoreUserResponses, RestoreUserErrors, ThrowOnError> {
+        return (options.client ?? this.client).post<RestoreUserResponses, RestoreUserErrors, ThrowOnError>({
+            security: [{ scheme: 'bearer', type: 'http' }],
+            url: '/v1/users/{id}/restore',
+            ...options
+        });
+    }
+    
+    /**
+     * Transfer everything a user owns
+     *
+     * Gives every customer the user owns (of those you see) to another owner and team, in one audited transaction; their interactions, orders and feedback follow. For a departing user: transfer, then archive the user. A destination outside your visibility answers 422 outside-visibility.
+     */
+    public transferUserCustomers<ThrowOnError extends boolean = true>(options: Options<TransferUserCustomersData, ThrowOnError>): RequestResult<TransferUserCustomersResponses, TransferUserCustomersErrors, ThrowOnError> {
+        return (options.client ?? this.client).post<TransferUserCustomersResponses, TransferUserCustomersErrors, ThrowOnError>({
+            security: [{ scheme: 'bearer', type: 'http' }],
+            url: '/v1/users/{id}/transfer',
+            ...options,
+            headers: {
+                'Content-Type': 'application/json',
+                ...options.headers
+            }
         });
     }
     

@@ -594,6 +594,14 @@ export type Customer = {
      * Set when this customer was merged into another as a duplicate (it is archived too): the customer that holds its data now
      */
     merged_into_id: string | null;
+    /**
+     * The user who owns the customer: the creating user, or null (created by a service); changed by transferCustomer
+     */
+    owner_user_id: string | null;
+    /**
+     * The team the customer belongs to: the creating user's primary team, or null; who sees the customer follows from it and the owner (see the roles in README)
+     */
+    owning_team_id: string | null;
 };
 
 /**
@@ -2013,6 +2021,32 @@ export type OrderPaymentResult = {
 };
 
 /**
+ * Who the records go to. Their interactions, orders and feedback follow them. An owner or team outside your visibility is refused (422 outside-visibility)
+ */
+export type OwnershipTransfer = {
+    /**
+     * The new owner (a user); null: none
+     */
+    owner_user_id: string | null;
+    /**
+     * The new owning team; absent: the new owner's primary team
+     */
+    owning_team_id?: string | null;
+};
+
+/**
+ * The result of a transfer
+ */
+export type OwnershipTransferred = {
+    /**
+     * How many customers changed hands
+     */
+    transferred: number;
+    owner_user_id: string | null;
+    owning_team_id: string | null;
+};
+
+/**
  * RFC 9457 problem details
  */
 export type Problem = {
@@ -2023,7 +2057,7 @@ export type Problem = {
     /**
      * Stable code of the cause (the last segment of type): clients branch on it, never on title or detail. GET /problems lists them all.
      */
-    code: 'validation-failed' | 'malformed-json' | 'json-too-deep' | 'unstorable-value' | 'invalid-filter' | 'invalid-sort' | 'invalid-cursor' | 'invalid-date-range' | 'too-many-decimals' | 'primary-contact-point-required' | 'invalid-if-match' | 'invalid-idempotency-key' | 'malformed-csv' | 'invalid-csv-header' | 'invalid-position' | 'bad-url' | 'content-length-mismatch' | 'malformed-request' | 'request-rejected' | 'token-missing' | 'token-invalid' | 'token-expired' | 'insufficient-scope' | 'not-found' | 'route-not-found' | 'method-not-allowed' | 'request-timeout' | 'external-ref-taken' | 'external-ref-archived' | 'order-number-taken' | 'primary-email-taken' | 'segment-name-taken' | 'idempotency-key-in-flight' | 'position-expired' | 'version-mismatch' | 'payload-too-large' | 'uri-too-long' | 'unsupported-media-type' | 'webhook-target-refused' | 'idempotency-key-reused' | 'invalid-transition' | 'unknown-customer' | 'invalid-reference' | 'external-ref-mismatch' | 'feedback-fields-mismatch' | 'resolution-note-required' | 'due-date-required' | 'invalid-line-items' | 'order-total-too-large' | 'order-not-editable' | 'total-below-received' | 'refund-required' | 'payment-not-accepted' | 'payment-exceeds-due' | 'refund-exceeds-received' | 'segment-kind-mismatch' | 'record-archived' | 'customer-merged' | 'merge-rejected' | 'rate-limited' | 'authentication-throttled' | 'request-header-fields-too-large' | 'internal-server-error' | 'database-unavailable' | 'database-timeout' | 'database-at-capacity' | 'concurrent-change' | 'deadline-exceeded' | 'overloaded' | 'token-keys-unavailable' | 'shutting-down' | 'migrations-pending';
+    code: 'validation-failed' | 'malformed-json' | 'json-too-deep' | 'unstorable-value' | 'invalid-filter' | 'invalid-sort' | 'invalid-cursor' | 'invalid-date-range' | 'too-many-decimals' | 'primary-contact-point-required' | 'invalid-if-match' | 'invalid-idempotency-key' | 'malformed-csv' | 'invalid-csv-header' | 'invalid-position' | 'bad-url' | 'content-length-mismatch' | 'malformed-request' | 'request-rejected' | 'token-missing' | 'token-invalid' | 'token-expired' | 'insufficient-scope' | 'not-found' | 'route-not-found' | 'method-not-allowed' | 'request-timeout' | 'external-ref-taken' | 'external-ref-archived' | 'order-number-taken' | 'primary-email-taken' | 'segment-name-taken' | 'idempotency-key-in-flight' | 'position-expired' | 'version-mismatch' | 'payload-too-large' | 'uri-too-long' | 'unsupported-media-type' | 'webhook-target-refused' | 'idempotency-key-reused' | 'invalid-transition' | 'unknown-customer' | 'invalid-reference' | 'external-ref-mismatch' | 'feedback-fields-mismatch' | 'resolution-note-required' | 'due-date-required' | 'invalid-line-items' | 'order-total-too-large' | 'order-not-editable' | 'total-below-received' | 'refund-required' | 'payment-not-accepted' | 'payment-exceeds-due' | 'refund-exceeds-received' | 'segment-kind-mismatch' | 'record-archived' | 'customer-merged' | 'merge-rejected' | 'rate-limited' | 'authentication-throttled' | 'request-header-fields-too-large' | 'internal-server-error' | 'database-unavailable' | 'database-timeout' | 'database-at-capacity' | 'concurrent-change' | 'deadline-exceeded' | 'overloaded' | 'token-keys-unavailable' | 'shutting-down' | 'migrations-pending' | 'subject-taken' | 'role-key-taken' | 'outside-visibility' | 'unknown-principal' | 'team-cycle' | 'builtin-role';
     title: string;
     status: number;
     detail?: string;
@@ -2051,7 +2085,7 @@ export type ProblemType = {
     /**
      * The stable code clients branch on
      */
-    code: 'validation-failed' | 'malformed-json' | 'json-too-deep' | 'unstorable-value' | 'invalid-filter' | 'invalid-sort' | 'invalid-cursor' | 'invalid-date-range' | 'too-many-decimals' | 'primary-contact-point-required' | 'invalid-if-match' | 'invalid-idempotency-key' | 'malformed-csv' | 'invalid-csv-header' | 'invalid-position' | 'bad-url' | 'content-length-mismatch' | 'malformed-request' | 'request-rejected' | 'token-missing' | 'token-invalid' | 'token-expired' | 'insufficient-scope' | 'not-found' | 'route-not-found' | 'method-not-allowed' | 'request-timeout' | 'external-ref-taken' | 'external-ref-archived' | 'order-number-taken' | 'primary-email-taken' | 'segment-name-taken' | 'idempotency-key-in-flight' | 'position-expired' | 'version-mismatch' | 'payload-too-large' | 'uri-too-long' | 'unsupported-media-type' | 'webhook-target-refused' | 'idempotency-key-reused' | 'invalid-transition' | 'unknown-customer' | 'invalid-reference' | 'external-ref-mismatch' | 'feedback-fields-mismatch' | 'resolution-note-required' | 'due-date-required' | 'invalid-line-items' | 'order-total-too-large' | 'order-not-editable' | 'total-below-received' | 'refund-required' | 'payment-not-accepted' | 'payment-exceeds-due' | 'refund-exceeds-received' | 'segment-kind-mismatch' | 'record-archived' | 'customer-merged' | 'merge-rejected' | 'rate-limited' | 'authentication-throttled' | 'request-header-fields-too-large' | 'internal-server-error' | 'database-unavailable' | 'database-timeout' | 'database-at-capacity' | 'concurrent-change' | 'deadline-exceeded' | 'overloaded' | 'token-keys-unavailable' | 'shutting-down' | 'migrations-pending';
+    code: 'validation-failed' | 'malformed-json' | 'json-too-deep' | 'unstorable-value' | 'invalid-filter' | 'invalid-sort' | 'invalid-cursor' | 'invalid-date-range' | 'too-many-decimals' | 'primary-contact-point-required' | 'invalid-if-match' | 'invalid-idempotency-key' | 'malformed-csv' | 'invalid-csv-header' | 'invalid-position' | 'bad-url' | 'content-length-mismatch' | 'malformed-request' | 'request-rejected' | 'token-missing' | 'token-invalid' | 'token-expired' | 'insufficient-scope' | 'not-found' | 'route-not-found' | 'method-not-allowed' | 'request-timeout' | 'external-ref-taken' | 'external-ref-archived' | 'order-number-taken' | 'primary-email-taken' | 'segment-name-taken' | 'idempotency-key-in-flight' | 'position-expired' | 'version-mismatch' | 'payload-too-large' | 'uri-too-long' | 'unsupported-media-type' | 'webhook-target-refused' | 'idempotency-key-reused' | 'invalid-transition' | 'unknown-customer' | 'invalid-reference' | 'external-ref-mismatch' | 'feedback-fields-mismatch' | 'resolution-note-required' | 'due-date-required' | 'invalid-line-items' | 'order-total-too-large' | 'order-not-editable' | 'total-below-received' | 'refund-required' | 'payment-not-accepted' | 'payment-exceeds-due' | 'refund-exceeds-received' | 'segment-kind-mismatch' | 'record-archived' | 'customer-merged' | 'merge-rejected' | 'rate-limited' | 'authentication-throttled' | 'request-header-fields-too-large' | 'internal-server-error' | 'database-unavailable' | 'database-timeout' | 'database-at-capacity' | 'concurrent-change' | 'deadline-exceeded' | 'overloaded' | 'token-keys-unavailable' | 'shutting-down' | 'migrations-pending' | 'subject-taken' | 'role-key-taken' | 'outside-visibility' | 'unknown-principal' | 'team-cycle' | 'builtin-role';
     /**
      * The type URI problems of this code carry (relative unless PUBLIC_URL is set)
      */
@@ -2210,6 +2244,118 @@ export type RfmSummary = {
          */
         monetary: Array<RfmScoreBand>;
     };
+};
+
+/**
+ * What a role's users may do (actions per resource), which customers they see and which field classes
+ */
+export type Role = {
+    id: string;
+    key: string;
+    name: string;
+    description: string | null;
+    permissions: {
+        [key: string]: Array<string>;
+    };
+    visibility: 'own' | 'team' | 'team_and_subteams' | 'all';
+    field_classes: Array<'personal' | 'financial'>;
+    /**
+     * One of the default roles; it can be changed but not archived
+     */
+    builtin: boolean;
+    /**
+     * Optimistic concurrency version; also the ETag
+     */
+    version: number;
+    /**
+     * RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    created_at: string;
+    /**
+     * RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    updated_at: string;
+    /**
+     * Set when archived; archived records are hidden from lists unless asked for. RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    archived_at: string | null;
+};
+
+/**
+ * A new role
+ */
+export type RoleCreate = {
+    /**
+     * Stable key (token claims name roles by it)
+     */
+    key: string;
+    name: string;
+    description?: string | null;
+    /**
+     * Actions per resource: each is the scope <resource>:<action> for the role's users (principals: /v1/users, /v1/teams, /v1/roles)
+     */
+    permissions: {
+        customers?: Array<'read' | 'write'>;
+        orders?: Array<'read' | 'write'>;
+        interactions?: Array<'read' | 'write'>;
+        feedback?: Array<'read' | 'write'>;
+        segments?: Array<'read' | 'write'>;
+        analytics?: Array<'read' | 'write'>;
+        audit?: Array<'read' | 'write'>;
+        events?: Array<'read' | 'write'>;
+        webhooks?: Array<'read' | 'write'>;
+        principals?: Array<'read' | 'write'>;
+    };
+    /**
+     * Which customers (and their interactions, orders, feedback) the role sees: own (owner is the user), team (owning team is one of the user's), team_and_subteams (and the teams below), all. A user with several roles sees the widest
+     */
+    visibility: 'own' | 'team' | 'team_and_subteams' | 'all';
+    /**
+     * Field classes granted: personal (phone, email, address, birthday unmasked; the scope pii:read), financial (spend, order counts, purchase filters; the scope financial:read)
+     */
+    field_classes?: Array<'personal' | 'financial'>;
+};
+
+/**
+ * A page of roles, oldest first (the default roles first)
+ */
+export type RoleList = {
+    data: Array<Role>;
+    /**
+     * Pass as ?cursor= for the next page; null on the last page
+     */
+    next_cursor: string | null;
+};
+
+/**
+ * Changes to a role (JSON Merge Patch; permissions is replaced whole)
+ */
+export type RolePatch = {
+    name?: string;
+    description?: string | null;
+    /**
+     * Actions per resource: each is the scope <resource>:<action> for the role's users (principals: /v1/users, /v1/teams, /v1/roles)
+     */
+    permissions?: {
+        customers?: Array<'read' | 'write'>;
+        orders?: Array<'read' | 'write'>;
+        interactions?: Array<'read' | 'write'>;
+        feedback?: Array<'read' | 'write'>;
+        segments?: Array<'read' | 'write'>;
+        analytics?: Array<'read' | 'write'>;
+        audit?: Array<'read' | 'write'>;
+        events?: Array<'read' | 'write'>;
+        webhooks?: Array<'read' | 'write'>;
+        principals?: Array<'read' | 'write'>;
+    };
+    /**
+     * Which customers (and their interactions, orders, feedback) the role sees: own (owner is the user), team (owning team is one of the user's), team_and_subteams (and the teams below), all. A user with several roles sees the widest
+     */
+    visibility?: 'own' | 'team' | 'team_and_subteams' | 'all';
+    /**
+     * Field classes granted: personal (phone, email, address, birthday unmasked; the scope pii:read), financial (spend, order counts, purchase filters; the scope financial:read)
+     */
+    field_classes?: Array<'personal' | 'financial'>;
 };
 
 /**
@@ -2448,6 +2594,67 @@ export type SegmentRefreshResult = {
 };
 
 /**
+ * A team (department); teams sit inside teams. A manager's visibility team_and_subteams covers the teams below theirs
+ */
+export type Team = {
+    id: string;
+    name: string;
+    parent_id: string | null;
+    description: string | null;
+    /**
+     * Optimistic concurrency version; also the ETag
+     */
+    version: number;
+    /**
+     * RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    created_at: string;
+    /**
+     * RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    updated_at: string;
+    /**
+     * Set when archived; archived records are hidden from lists unless asked for. RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    archived_at: string | null;
+};
+
+/**
+ * A new team
+ */
+export type TeamCreate = {
+    name: string;
+    /**
+     * The team this one is inside; null for a top-level team. A team cannot be inside itself or its own sub-teams
+     */
+    parent_id?: string | null;
+    description?: string | null;
+};
+
+/**
+ * A page of teams, oldest first
+ */
+export type TeamList = {
+    data: Array<Team>;
+    /**
+     * Pass as ?cursor= for the next page; null on the last page
+     */
+    next_cursor: string | null;
+};
+
+/**
+ * Changes to a team (JSON Merge Patch)
+ */
+export type TeamPatch = {
+    name?: string;
+    /**
+     * The team this one is inside; null for a top-level team. A team cannot be inside itself or its own sub-teams
+     */
+    parent_id?: string | null;
+    description?: string | null;
+};
+
+/**
  * Feedback in a customer's history
  */
 export type TimelineFeedback = {
@@ -2573,6 +2780,87 @@ export type TimelineProfileChange = {
          */
         changed_fields: Array<string>;
     };
+};
+
+/**
+ * A person who signs in: tokens whose sub is the subject act as this user, with its roles and teams. Archiving a user (a departure) makes its tokens grant nothing
+ */
+export type User = {
+    id: string;
+    subject: string;
+    display_name: string;
+    primary_team_id: string | null;
+    team_ids: Array<string>;
+    roles: Array<string>;
+    /**
+     * Optimistic concurrency version; also the ETag
+     */
+    version: number;
+    /**
+     * RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    created_at: string;
+    /**
+     * RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    updated_at: string;
+    /**
+     * Set when archived; archived records are hidden from lists unless asked for. RFC 3339, answered in UTC with millisecond precision (2026-11-22T08:30:00.123Z) and stored as answered; a time sent with more fraction digits is rounded to the millisecond when stored and compared as sent in filters
+     */
+    archived_at: string | null;
+};
+
+/**
+ * A new user
+ */
+export type UserCreate = {
+    /**
+     * The `sub` claim of the user's tokens
+     */
+    subject: string;
+    display_name: string;
+    /**
+     * The team the customers the user creates belong to; default: the first of team_ids
+     */
+    primary_team_id?: string | null;
+    /**
+     * The teams the user is a member of
+     */
+    team_ids?: Array<string>;
+    /**
+     * The keys of the user's roles
+     */
+    roles?: Array<string>;
+};
+
+/**
+ * A page of users, oldest first
+ */
+export type UserList = {
+    data: Array<User>;
+    /**
+     * Pass as ?cursor= for the next page; null on the last page
+     */
+    next_cursor: string | null;
+};
+
+/**
+ * Changes to a user (JSON Merge Patch; team_ids and roles are replaced whole)
+ */
+export type UserPatch = {
+    display_name?: string;
+    /**
+     * The team the customers the user creates belong to; default: the first of team_ids
+     */
+    primary_team_id?: string | null;
+    /**
+     * The teams the user is a member of
+     */
+    team_ids?: Array<string>;
+    /**
+     * The keys of the user's roles
+     */
+    roles?: Array<string>;
 };
 
 /**
@@ -5685,6 +5973,106 @@ export type GetCustomerTimelineResponses = {
 
 export type GetCustomerTimelineResponse = GetCustomerTimelineResponses[keyof GetCustomerTimelineResponses];
 
+export type TransferCustomerData = {
+    body: OwnershipTransfer;
+    headers?: {
+        /**
+         * Your own id for the request (1-64 of A-Za-z0-9._:-): logged, echoed and recorded in the audit trail next to the server's id, which it never replaces.
+         */
+        'X-Correlation-Id'?: string;
+        /**
+         * Taken as X-Correlation-Id when that is absent; the response's X-Request-Id is always the server's own.
+         */
+        'X-Request-Id'?: string;
+        /**
+         * Makes the POST safe to retry (see the IdempotencyKey schema).
+         */
+        'Idempotency-Key'?: IdempotencyKey;
+    };
+    path: {
+        /**
+         * Resource id (UUID v7)
+         */
+        id: string;
+    };
+    query?: never;
+    url: '/v1/customers/{id}/transfer';
+};
+
+export type TransferCustomerErrors = {
+    /**
+     * Bad Request: malformed or schema-invalid input; errors[] has a JSON Pointer per bad value
+     */
+    400: Problem;
+    /**
+     * Unauthorized: no token, or a token that is invalid or expired
+     */
+    401: Problem;
+    /**
+     * Forbidden: the token lacks the scope this operation needs
+     */
+    403: Problem;
+    /**
+     * Not Found: no such record, or one the caller may not see
+     */
+    404: Problem;
+    /**
+     * Request Timeout: the request did not arrive in time
+     */
+    408: Problem;
+    /**
+     * Conflict with existing data (a unique value taken, an archived record, an Idempotency-Key in use)
+     */
+    409: Problem;
+    /**
+     * Precondition Failed: If-Match does not name the current version
+     */
+    412: Problem;
+    /**
+     * Content Too Large: the body exceeds the route's limit
+     */
+    413: Problem;
+    /**
+     * URI Too Long: a path parameter is longer than the API accepts
+     */
+    414: Problem;
+    /**
+     * Unsupported Media Type: the body is not in a media type this operation takes
+     */
+    415: Problem;
+    /**
+     * Unprocessable Content: a valid request that breaks a business rule, or an Idempotency-Key reused with another request
+     */
+    422: Problem;
+    /**
+     * Too Many Requests: rate limited; retry after Retry-After seconds
+     */
+    429: Problem;
+    /**
+     * Request Header Fields Too Large: answered before routing
+     */
+    431: Problem;
+    /**
+     * Internal Server Error: a bug, logged with the request id; never carries internals
+     */
+    500: Problem;
+    /**
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
+     */
+    503: Problem;
+};
+
+export type TransferCustomerError = TransferCustomerErrors[keyof TransferCustomerErrors];
+
+export type TransferCustomerResponses = {
+    /**
+     * The result of a transfer
+     */
+    200: OwnershipTransferred;
+};
+
+export type TransferCustomerResponse = TransferCustomerResponses[keyof TransferCustomerResponses];
+
 export type ListEventsData = {
     body?: never;
     headers?: {
@@ -7993,6 +8381,546 @@ export type RestoreOrderResponses = {
 
 export type RestoreOrderResponse = RestoreOrderResponses[keyof RestoreOrderResponses];
 
+export type ListRolesData = {
+    body?: never;
+    headers?: {
+        'x-consistency-token'?: ConsistencyToken;
+        /**
+         * Your own id for the request (1-64 of A-Za-z0-9._:-): logged, echoed and recorded in the audit trail next to the server's id, which it never replaces.
+         */
+        'X-Correlation-Id'?: string;
+        /**
+         * Taken as X-Correlation-Id when that is absent; the response's X-Request-Id is always the server's own.
+         */
+        'X-Request-Id'?: string;
+    };
+    path?: never;
+    query?: {
+        /**
+         * Page size (1..200)
+         */
+        limit?: number;
+        /**
+         * Opaque cursor from the previous page's next_cursor
+         */
+        cursor?: string;
+        /**
+         * false (the default) lists only live roles, true only archived ones, all both
+         */
+        archived?: 'false' | 'true' | 'all';
+    };
+    url: '/v1/roles';
+};
+
+export type ListRolesErrors = {
+    /**
+     * Bad Request: malformed or schema-invalid input; errors[] has a JSON Pointer per bad value
+     */
+    400: Problem;
+    /**
+     * Unauthorized: no token, or a token that is invalid or expired
+     */
+    401: Problem;
+    /**
+     * Forbidden: the token lacks the scope this operation needs
+     */
+    403: Problem;
+    /**
+     * Not Found: no such record, or one the caller may not see
+     */
+    404: Problem;
+    /**
+     * Too Many Requests: rate limited; retry after Retry-After seconds
+     */
+    429: Problem;
+    /**
+     * Request Header Fields Too Large: answered before routing
+     */
+    431: Problem;
+    /**
+     * Internal Server Error: a bug, logged with the request id; never carries internals
+     */
+    500: Problem;
+    /**
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
+     */
+    503: Problem;
+};
+
+export type ListRolesError = ListRolesErrors[keyof ListRolesErrors];
+
+export type ListRolesResponses = {
+    /**
+     * A page of roles, oldest first (the default roles first)
+     */
+    200: RoleList;
+};
+
+export type ListRolesResponse = ListRolesResponses[keyof ListRolesResponses];
+
+export type CreateRoleData = {
+    body: RoleCreate;
+    headers?: {
+        /**
+         * Your own id for the request (1-64 of A-Za-z0-9._:-): logged, echoed and recorded in the audit trail next to the server's id, which it never replaces.
+         */
+        'X-Correlation-Id'?: string;
+        /**
+         * Taken as X-Correlation-Id when that is absent; the response's X-Request-Id is always the server's own.
+         */
+        'X-Request-Id'?: string;
+        /**
+         * Makes the POST safe to retry (see the IdempotencyKey schema).
+         */
+        'Idempotency-Key'?: IdempotencyKey;
+    };
+    path?: never;
+    query?: never;
+    url: '/v1/roles';
+};
+
+export type CreateRoleErrors = {
+    /**
+     * Bad Request: malformed or schema-invalid input; errors[] has a JSON Pointer per bad value
+     */
+    400: Problem;
+    /**
+     * Unauthorized: no token, or a token that is invalid or expired
+     */
+    401: Problem;
+    /**
+     * Forbidden: the token lacks the scope this operation needs
+     */
+    403: Problem;
+    /**
+     * Not Found: no such record, or one the caller may not see
+     */
+    404: Problem;
+    /**
+     * Request Timeout: the request did not arrive in time
+     */
+    408: Problem;
+    /**
+     * Conflict with existing data (a unique value taken, an archived record, an Idempotency-Key in use)
+     */
+    409: Problem;
+    /**
+     * Precondition Failed: If-Match does not name the current version
+     */
+    412: Problem;
+    /**
+     * Content Too Large: the body exceeds the route's limit
+     */
+    413: Problem;
+    /**
+     * Unsupported Media Type: the body is not in a media type this operation takes
+     */
+    415: Problem;
+    /**
+     * Unprocessable Content: a valid request that breaks a business rule, or an Idempotency-Key reused with another request
+     */
+    422: Problem;
+    /**
+     * Too Many Requests: rate limited; retry after Retry-After seconds
+     */
+    429: Problem;
+    /**
+     * Request Header Fields Too Large: answered before routing
+     */
+    431: Problem;
+    /**
+     * Internal Server Error: a bug, logged with the request id; never carries internals
+     */
+    500: Problem;
+    /**
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
+     */
+    503: Problem;
+};
+
+export type CreateRoleError = CreateRoleErrors[keyof CreateRoleErrors];
+
+export type CreateRoleResponses = {
+    /**
+     * What a role's users may do (actions per resource), which customers they see and which field classes
+     */
+    201: Role;
+};
+
+export type CreateRoleResponse = CreateRoleResponses[keyof CreateRoleResponses];
+
+export type DeleteRoleData = {
+    body?: never;
+    headers?: {
+        /**
+         * Your own id for the request (1-64 of A-Za-z0-9._:-): logged, echoed and recorded in the audit trail next to the server's id, which it never replaces.
+         */
+        'X-Correlation-Id'?: string;
+        /**
+         * Taken as X-Correlation-Id when that is absent; the response's X-Request-Id is always the server's own.
+         */
+        'X-Request-Id'?: string;
+        /**
+         * The ETag you read ("3"): the change applies only to that version, else 412. A weak tag never matches; * or absent applies unconditionally.
+         */
+        'If-Match'?: string;
+    };
+    path: {
+        /**
+         * Resource id (UUID v7)
+         */
+        id: string;
+    };
+    query?: never;
+    url: '/v1/roles/{id}';
+};
+
+export type DeleteRoleErrors = {
+    /**
+     * Bad Request: malformed or schema-invalid input; errors[] has a JSON Pointer per bad value
+     */
+    400: Problem;
+    /**
+     * Unauthorized: no token, or a token that is invalid or expired
+     */
+    401: Problem;
+    /**
+     * Forbidden: the token lacks the scope this operation needs
+     */
+    403: Problem;
+    /**
+     * Not Found: no such record, or one the caller may not see
+     */
+    404: Problem;
+    /**
+     * Conflict with existing data (a unique value taken, an archived record, an Idempotency-Key in use)
+     */
+    409: Problem;
+    /**
+     * Precondition Failed: If-Match does not name the current version
+     */
+    412: Problem;
+    /**
+     * Content Too Large: the body exceeds the route's limit
+     */
+    413: Problem;
+    /**
+     * URI Too Long: a path parameter is longer than the API accepts
+     */
+    414: Problem;
+    /**
+     * Unsupported Media Type: the body is not in a media type this operation takes
+     */
+    415: Problem;
+    /**
+     * Unprocessable Content: a valid request that breaks a business rule, or an Idempotency-Key reused with another request
+     */
+    422: Problem;
+    /**
+     * Too Many Requests: rate limited; retry after Retry-After seconds
+     */
+    429: Problem;
+    /**
+     * Request Header Fields Too Large: answered before routing
+     */
+    431: Problem;
+    /**
+     * Internal Server Error: a bug, logged with the request id; never carries internals
+     */
+    500: Problem;
+    /**
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
+     */
+    503: Problem;
+};
+
+export type DeleteRoleError = DeleteRoleErrors[keyof DeleteRoleErrors];
+
+export type DeleteRoleResponses = {
+    /**
+     * Archived
+     */
+    204: void;
+};
+
+export type DeleteRoleResponse = DeleteRoleResponses[keyof DeleteRoleResponses];
+
+export type GetRoleData = {
+    body?: never;
+    headers?: {
+        /**
+         * Your own id for the request (1-64 of A-Za-z0-9._:-): logged, echoed and recorded in the audit trail next to the server's id, which it never replaces.
+         */
+        'X-Correlation-Id'?: string;
+        /**
+         * Taken as X-Correlation-Id when that is absent; the response's X-Request-Id is always the server's own.
+         */
+        'X-Request-Id'?: string;
+        /**
+         * ETags you hold: when one names the current version the answer is 304 without a body.
+         */
+        'If-None-Match'?: string;
+    };
+    path: {
+        /**
+         * Resource id (UUID v7)
+         */
+        id: string;
+    };
+    query?: never;
+    url: '/v1/roles/{id}';
+};
+
+export type GetRoleErrors = {
+    /**
+     * Bad Request: malformed or schema-invalid input; errors[] has a JSON Pointer per bad value
+     */
+    400: Problem;
+    /**
+     * Unauthorized: no token, or a token that is invalid or expired
+     */
+    401: Problem;
+    /**
+     * Forbidden: the token lacks the scope this operation needs
+     */
+    403: Problem;
+    /**
+     * Not Found: no such record, or one the caller may not see
+     */
+    404: Problem;
+    /**
+     * URI Too Long: a path parameter is longer than the API accepts
+     */
+    414: Problem;
+    /**
+     * Too Many Requests: rate limited; retry after Retry-After seconds
+     */
+    429: Problem;
+    /**
+     * Request Header Fields Too Large: answered before routing
+     */
+    431: Problem;
+    /**
+     * Internal Server Error: a bug, logged with the request id; never carries internals
+     */
+    500: Problem;
+    /**
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
+     */
+    503: Problem;
+};
+
+export type GetRoleError = GetRoleErrors[keyof GetRoleErrors];
+
+export type GetRoleResponses = {
+    /**
+     * What a role's users may do (actions per resource), which customers they see and which field classes
+     */
+    200: Role;
+};
+
+export type GetRoleResponse = GetRoleResponses[keyof GetRoleResponses];
+
+export type UpdateRoleData = {
+    body: RolePatch;
+    headers?: {
+        /**
+         * Your own id for the request (1-64 of A-Za-z0-9._:-): logged, echoed and recorded in the audit trail next to the server's id, which it never replaces.
+         */
+        'X-Correlation-Id'?: string;
+        /**
+         * Taken as X-Correlation-Id when that is absent; the response's X-Request-Id is always the server's own.
+         */
+        'X-Request-Id'?: string;
+        /**
+         * The ETag you read ("3"): the change applies only to that version, else 412. A weak tag never matches; * or absent applies unconditionally.
+         */
+        'If-Match'?: string;
+    };
+    path: {
+        /**
+         * Resource id (UUID v7)
+         */
+        id: string;
+    };
+    query?: never;
+    url: '/v1/roles/{id}';
+};
+
+export type UpdateRoleErrors = {
+    /**
+     * Bad Request: malformed or schema-invalid input; errors[] has a JSON Pointer per bad value
+     */
+    400: Problem;
+    /**
+     * Unauthorized: no token, or a token that is invalid or expired
+     */
+    401: Problem;
+    /**
+     * Forbidden: the token lacks the scope this operation needs
+     */
+    403: Problem;
+    /**
+     * Not Found: no such record, or one the caller may not see
+     */
+    404: Problem;
+    /**
+     * Request Timeout: the request did not arrive in time
+     */
+    408: Problem;
+    /**
+     * Conflict with existing data (a unique value taken, an archived record, an Idempotency-Key in use)
+     */
+    409: Problem;
+    /**
+     * Precondition Failed: If-Match does not name the current version
+     */
+    412: Problem;
+    /**
+     * Content Too Large: the body exceeds the route's limit
+     */
+    413: Problem;
+    /**
+     * URI Too Long: a path parameter is longer than the API accepts
+     */
+    414: Problem;
+    /**
+     * Unsupported Media Type: the body is not in a media type this operation takes
+     */
+    415: Problem;
+    /**
+     * Unprocessable Content: a valid request that breaks a business rule, or an Idempotency-Key reused with another request
+     */
+    422: Problem;
+    /**
+     * Too Many Requests: rate limited; retry after Retry-After seconds
+     */
+    429: Problem;
+    /**
+     * Request Header Fields Too Large: answered before routing
+     */
+    431: Problem;
+    /**
+     * Internal Server Error: a bug, logged with the request id; never carries internals
+     */
+    500: Problem;
+    /**
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
+     */
+    503: Problem;
+};
+
+export type UpdateRoleError = UpdateRoleErrors[keyof UpdateRoleErrors];
+
+export type UpdateRoleResponses = {
+    /**
+     * What a role's users may do (actions per resource), which customers they see and which field classes
+     */
+    200: Role;
+};
+
+export type UpdateRoleResponse = UpdateRoleResponses[keyof UpdateRoleResponses];
+
+export type RestoreRoleData = {
+    body?: never;
+    headers?: {
+        /**
+         * Your own id for the request (1-64 of A-Za-z0-9._:-): logged, echoed and recorded in the audit trail next to the server's id, which it never replaces.
+         */
+        'X-Correlation-Id'?: string;
+        /**
+         * Taken as X-Correlation-Id when that is absent; the response's X-Request-Id is always the server's own.
+         */
+        'X-Request-Id'?: string;
+        /**
+         * Makes the POST safe to retry (see the IdempotencyKey schema).
+         */
+        'Idempotency-Key'?: IdempotencyKey;
+        /**
+         * The ETag you read ("3"): the change applies only to that version, else 412. A weak tag never matches; * or absent applies unconditionally.
+         */
+        'If-Match'?: string;
+    };
+    path: {
+        /**
+         * Resource id (UUID v7)
+         */
+        id: string;
+    };
+    query?: never;
+    url: '/v1/roles/{id}/restore';
+};
+
+export type RestoreRoleErrors = {
+    /**
+     * Bad Request: malformed or schema-invalid input; errors[] has a JSON Pointer per bad value
+     */
+    400: Problem;
+    /**
+     * Unauthorized: no token, or a token that is invalid or expired
+     */
+    401: Problem;
+    /**
+     * Forbidden: the token lacks the scope this operation needs
+     */
+    403: Problem;
+    /**
+     * Not Found: no such record, or one the caller may not see
+     */
+    404: Problem;
+    /**
+     * Conflict with existing data (a unique value taken, an archived record, an Idempotency-Key in use)
+     */
+    409: Problem;
+    /**
+     * Precondition Failed: If-Match does not name the current version
+     */
+    412: Problem;
+    /**
+     * Content Too Large: the body exceeds the route's limit
+     */
+    413: Problem;
+    /**
+     * URI Too Long: a path parameter is longer than the API accepts
+     */
+    414: Problem;
+    /**
+     * Unsupported Media Type: the body is not in a media type this operation takes
+     */
+    415: Problem;
+    /**
+     * Unprocessable Content: a valid request that breaks a business rule, or an Idempotency-Key reused with another request
+     */
+    422: Problem;
+    /**
+     * Too Many Requests: rate limited; retry after Retry-After seconds
+     */
+    429: Problem;
+    /**
+     * Request Header Fields Too Large: answered before routing
+     */
+    431: Problem;
+    /**
+     * Internal Server Error: a bug, logged with the request id; never carries internals
+     */
+    500: Problem;
+    /**
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
+     */
+    503: Problem;
+};
+
+export type RestoreRoleError = RestoreRoleErrors[keyof RestoreRoleErrors];
+
+export type RestoreRoleResponses = {
+    /**
+     * What a role's users may do (actions per resource), which customers they see and which field classes
+     */
+    200: Role;
+};
+
+export type RestoreRoleResponse = RestoreRoleResponses[keyof RestoreRoleResponses];
+
 export type ListSegmentsData = {
     body?: never;
     headers?: {
@@ -9234,6 +10162,1194 @@ export type RestoreSegmentResponses = {
 };
 
 export type RestoreSegmentResponse = RestoreSegmentResponses[keyof RestoreSegmentResponses];
+
+export type ListTeamsData = {
+    body?: never;
+    headers?: {
+        'x-consistency-token'?: ConsistencyToken;
+        /**
+         * Your own id for the request (1-64 of A-Za-z0-9._:-): logged, echoed and recorded in the audit trail next to the server's id, which it never replaces.
+         */
+        'X-Correlation-Id'?: string;
+        /**
+         * Taken as X-Correlation-Id when that is absent; the response's X-Request-Id is always the server's own.
+         */
+        'X-Request-Id'?: string;
+    };
+    path?: never;
+    query?: {
+        /**
+         * Page size (1..200)
+         */
+        limit?: number;
+        /**
+         * Opaque cursor from the previous page's next_cursor
+         */
+        cursor?: string;
+        /**
+         * Only the teams directly inside this one
+         */
+        parent_id?: string;
+        /**
+         * false (the default) lists only live teams, true only archived ones, all both
+         */
+        archived?: 'false' | 'true' | 'all';
+    };
+    url: '/v1/teams';
+};
+
+export type ListTeamsErrors = {
+    /**
+     * Bad Request: malformed or schema-invalid input; errors[] has a JSON Pointer per bad value
+     */
+    400: Problem;
+    /**
+     * Unauthorized: no token, or a token that is invalid or expired
+     */
+    401: Problem;
+    /**
+     * Forbidden: the token lacks the scope this operation needs
+     */
+    403: Problem;
+    /**
+     * Not Found: no such record, or one the caller may not see
+     */
+    404: Problem;
+    /**
+     * Too Many Requests: rate limited; retry after Retry-After seconds
+     */
+    429: Problem;
+    /**
+     * Request Header Fields Too Large: answered before routing
+     */
+    431: Problem;
+    /**
+     * Internal Server Error: a bug, logged with the request id; never carries internals
+     */
+    500: Problem;
+    /**
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
+     */
+    503: Problem;
+};
+
+export type ListTeamsError = ListTeamsErrors[keyof ListTeamsErrors];
+
+export type ListTeamsResponses = {
+    /**
+     * A page of teams, oldest first
+     */
+    200: TeamList;
+};
+
+export type ListTeamsResponse = ListTeamsResponses[keyof ListTeamsResponses];
+
+export type CreateTeamData = {
+    body: TeamCreate;
+    headers?: {
+        /**
+         * Your own id for the request (1-64 of A-Za-z0-9._:-): logged, echoed and recorded in the audit trail next to the server's id, which it never replaces.
+         */
+        'X-Correlation-Id'?: string;
+        /**
+         * Taken as X-Correlation-Id when that is absent; the response's X-Request-Id is always the server's own.
+         */
+        'X-Request-Id'?: string;
+        /**
+         * Makes the POST safe to retry (see the IdempotencyKey schema).
+         */
+        'Idempotency-Key'?: IdempotencyKey;
+    };
+    path?: never;
+    query?: never;
+    url: '/v1/teams';
+};
+
+export type CreateTeamErrors = {
+    /**
+     * Bad Request: malformed or schema-invalid input; errors[] has a JSON Pointer per bad value
+     */
+    400: Problem;
+    /**
+     * Unauthorized: no token, or a token that is invalid or expired
+     */
+    401: Problem;
+    /**
+     * Forbidden: the token lacks the scope this operation needs
+     */
+    403: Problem;
+    /**
+     * Not Found: no such record, or one the caller may not see
+     */
+    404: Problem;
+    /**
+     * Request Timeout: the request did not arrive in time
+     */
+    408: Problem;
+    /**
+     * Conflict with existing data (a unique value taken, an archived record, an Idempotency-Key in use)
+     */
+    409: Problem;
+    /**
+     * Precondition Failed: If-Match does not name the current version
+     */
+    412: Problem;
+    /**
+     * Content Too Large: the body exceeds the route's limit
+     */
+    413: Problem;
+    /**
+     * Unsupported Media Type: the body is not in a media type this operation takes
+     */
+    415: Problem;
+    /**
+     * Unprocessable Content: a valid request that breaks a business rule, or an Idempotency-Key reused with another request
+     */
+    422: Problem;
+    /**
+     * Too Many Requests: rate limited; retry after Retry-After seconds
+     */
+    429: Problem;
+    /**
+     * Request Header Fields Too Large: answered before routing
+     */
+    431: Problem;
+    /**
+     * Internal Server Error: a bug, logged with the request id; never carries internals
+     */
+    500: Problem;
+    /**
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
+     */
+    503: Problem;
+};
+
+export type CreateTeamError = CreateTeamErrors[keyof CreateTeamErrors];
+
+export type CreateTeamResponses = {
+    /**
+     * A team (department); teams sit inside teams. A manager's visibility team_and_subteams covers the teams below theirs
+     */
+    201: Team;
+};
+
+export type CreateTeamResponse = CreateTeamResponses[keyof CreateTeamResponses];
+
+export type DeleteTeamData = {
+    body?: never;
+    headers?: {
+        /**
+         * Your own id for the request (1-64 of A-Za-z0-9._:-): logged, echoed and recorded in the audit trail next to the server's id, which it never replaces.
+         */
+        'X-Correlation-Id'?: string;
+        /**
+         * Taken as X-Correlation-Id when that is absent; the response's X-Request-Id is always the server's own.
+         */
+        'X-Request-Id'?: string;
+        /**
+         * The ETag you read ("3"): the change applies only to that version, else 412. A weak tag never matches; * or absent applies unconditionally.
+         */
+        'If-Match'?: string;
+    };
+    path: {
+        /**
+         * Resource id (UUID v7)
+         */
+        id: string;
+    };
+    query?: never;
+    url: '/v1/teams/{id}';
+};
+
+export type DeleteTeamErrors = {
+    /**
+     * Bad Request: malformed or schema-invalid input; errors[] has a JSON Pointer per bad value
+     */
+    400: Problem;
+    /**
+     * Unauthorized: no token, or a token that is invalid or expired
+     */
+    401: Problem;
+    /**
+     * Forbidden: the token lacks the scope this operation needs
+     */
+    403: Problem;
+    /**
+     * Not Found: no such record, or one the caller may not see
+     */
+    404: Problem;
+    /**
+     * Conflict with existing data (a unique value taken, an archived record, an Idempotency-Key in use)
+     */
+    409: Problem;
+    /**
+     * Precondition Failed: If-Match does not name the current version
+     */
+    412: Problem;
+    /**
+     * Content Too Large: the body exceeds the route's limit
+     */
+    413: Problem;
+    /**
+     * URI Too Long: a path parameter is longer than the API accepts
+     */
+    414: Problem;
+    /**
+     * Unsupported Media Type: the body is not in a media type this operation takes
+     */
+    415: Problem;
+    /**
+     * Unprocessable Content: a valid request that breaks a business rule, or an Idempotency-Key reused with another request
+     */
+    422: Problem;
+    /**
+     * Too Many Requests: rate limited; retry after Retry-After seconds
+     */
+    429: Problem;
+    /**
+     * Request Header Fields Too Large: answered before routing
+     */
+    431: Problem;
+    /**
+     * Internal Server Error: a bug, logged with the request id; never carries internals
+     */
+    500: Problem;
+    /**
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
+     */
+    503: Problem;
+};
+
+export type DeleteTeamError = DeleteTeamErrors[keyof DeleteTeamErrors];
+
+export type DeleteTeamResponses = {
+    /**
+     * Archived
+     */
+    204: void;
+};
+
+export type DeleteTeamResponse = DeleteTeamResponses[keyof DeleteTeamResponses];
+
+export type GetTeamData = {
+    body?: never;
+    headers?: {
+        /**
+         * Your own id for the request (1-64 of A-Za-z0-9._:-): logged, echoed and recorded in the audit trail next to the server's id, which it never replaces.
+         */
+        'X-Correlation-Id'?: string;
+        /**
+         * Taken as X-Correlation-Id when that is absent; the response's X-Request-Id is always the server's own.
+         */
+        'X-Request-Id'?: string;
+        /**
+         * ETags you hold: when one names the current version the answer is 304 without a body.
+         */
+        'If-None-Match'?: string;
+    };
+    path: {
+        /**
+         * Resource id (UUID v7)
+         */
+        id: string;
+    };
+    query?: never;
+    url: '/v1/teams/{id}';
+};
+
+export type GetTeamErrors = {
+    /**
+     * Bad Request: malformed or schema-invalid input; errors[] has a JSON Pointer per bad value
+     */
+    400: Problem;
+    /**
+     * Unauthorized: no token, or a token that is invalid or expired
+     */
+    401: Problem;
+    /**
+     * Forbidden: the token lacks the scope this operation needs
+     */
+    403: Problem;
+    /**
+     * Not Found: no such record, or one the caller may not see
+     */
+    404: Problem;
+    /**
+     * URI Too Long: a path parameter is longer than the API accepts
+     */
+    414: Problem;
+    /**
+     * Too Many Requests: rate limited; retry after Retry-After seconds
+     */
+    429: Problem;
+    /**
+     * Request Header Fields Too Large: answered before routing
+     */
+    431: Problem;
+    /**
+     * Internal Server Error: a bug, logged with the request id; never carries internals
+     */
+    500: Problem;
+    /**
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
+     */
+    503: Problem;
+};
+
+export type GetTeamError = GetTeamErrors[keyof GetTeamErrors];
+
+export type GetTeamResponses = {
+    /**
+     * A team (department); teams sit inside teams. A manager's visibility team_and_subteams covers the teams below theirs
+     */
+    200: Team;
+};
+
+export type GetTeamResponse = GetTeamResponses[keyof GetTeamResponses];
+
+export type UpdateTeamData = {
+    body: TeamPatch;
+    headers?: {
+        /**
+         * Your own id for the request (1-64 of A-Za-z0-9._:-): logged, echoed and recorded in the audit trail next to the server's id, which it never replaces.
+         */
+        'X-Correlation-Id'?: string;
+        /**
+         * Taken as X-Correlation-Id when that is absent; the response's X-Request-Id is always the server's own.
+         */
+        'X-Request-Id'?: string;
+        /**
+         * The ETag you read ("3"): the change applies only to that version, else 412. A weak tag never matches; * or absent applies unconditionally.
+         */
+        'If-Match'?: string;
+    };
+    path: {
+        /**
+         * Resource id (UUID v7)
+         */
+        id: string;
+    };
+    query?: never;
+    url: '/v1/teams/{id}';
+};
+
+export type UpdateTeamErrors = {
+    /**
+     * Bad Request: malformed or schema-invalid input; errors[] has a JSON Pointer per bad value
+     */
+    400: Problem;
+    /**
+     * Unauthorized: no token, or a token that is invalid or expired
+     */
+    401: Problem;
+    /**
+     * Forbidden: the token lacks the scope this operation needs
+     */
+    403: Problem;
+    /**
+     * Not Found: no such record, or one the caller may not see
+     */
+    404: Problem;
+    /**
+     * Request Timeout: the request did not arrive in time
+     */
+    408: Problem;
+    /**
+     * Conflict with existing data (a unique value taken, an archived record, an Idempotency-Key in use)
+     */
+    409: Problem;
+    /**
+     * Precondition Failed: If-Match does not name the current version
+     */
+    412: Problem;
+    /**
+     * Content Too Large: the body exceeds the route's limit
+     */
+    413: Problem;
+    /**
+     * URI Too Long: a path parameter is longer than the API accepts
+     */
+    414: Problem;
+    /**
+     * Unsupported Media Type: the body is not in a media type this operation takes
+     */
+    415: Problem;
+    /**
+     * Unprocessable Content: a valid request that breaks a business rule, or an Idempotency-Key reused with another request
+     */
+    422: Problem;
+    /**
+     * Too Many Requests: rate limited; retry after Retry-After seconds
+     */
+    429: Problem;
+    /**
+     * Request Header Fields Too Large: answered before routing
+     */
+    431: Problem;
+    /**
+     * Internal Server Error: a bug, logged with the request id; never carries internals
+     */
+    500: Problem;
+    /**
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
+     */
+    503: Problem;
+};
+
+export type UpdateTeamError = UpdateTeamErrors[keyof UpdateTeamErrors];
+
+export type UpdateTeamResponses = {
+    /**
+     * A team (department); teams sit inside teams. A manager's visibility team_and_subteams covers the teams below theirs
+     */
+    200: Team;
+};
+
+export type UpdateTeamResponse = UpdateTeamResponses[keyof UpdateTeamResponses];
+
+export type RestoreTeamData = {
+    body?: never;
+    headers?: {
+        /**
+         * Your own id for the request (1-64 of A-Za-z0-9._:-): logged, echoed and recorded in the audit trail next to the server's id, which it never replaces.
+         */
+        'X-Correlation-Id'?: string;
+        /**
+         * Taken as X-Correlation-Id when that is absent; the response's X-Request-Id is always the server's own.
+         */
+        'X-Request-Id'?: string;
+        /**
+         * Makes the POST safe to retry (see the IdempotencyKey schema).
+         */
+        'Idempotency-Key'?: IdempotencyKey;
+        /**
+         * The ETag you read ("3"): the change applies only to that version, else 412. A weak tag never matches; * or absent applies unconditionally.
+         */
+        'If-Match'?: string;
+    };
+    path: {
+        /**
+         * Resource id (UUID v7)
+         */
+        id: string;
+    };
+    query?: never;
+    url: '/v1/teams/{id}/restore';
+};
+
+export type RestoreTeamErrors = {
+    /**
+     * Bad Request: malformed or schema-invalid input; errors[] has a JSON Pointer per bad value
+     */
+    400: Problem;
+    /**
+     * Unauthorized: no token, or a token that is invalid or expired
+     */
+    401: Problem;
+    /**
+     * Forbidden: the token lacks the scope this operation needs
+     */
+    403: Problem;
+    /**
+     * Not Found: no such record, or one the caller may not see
+     */
+    404: Problem;
+    /**
+     * Conflict with existing data (a unique value taken, an archived record, an Idempotency-Key in use)
+     */
+    409: Problem;
+    /**
+     * Precondition Failed: If-Match does not name the current version
+     */
+    412: Problem;
+    /**
+     * Content Too Large: the body exceeds the route's limit
+     */
+    413: Problem;
+    /**
+     * URI Too Long: a path parameter is longer than the API accepts
+     */
+    414: Problem;
+    /**
+     * Unsupported Media Type: the body is not in a media type this operation takes
+     */
+    415: Problem;
+    /**
+     * Unprocessable Content: a valid request that breaks a business rule, or an Idempotency-Key reused with another request
+     */
+    422: Problem;
+    /**
+     * Too Many Requests: rate limited; retry after Retry-After seconds
+     */
+    429: Problem;
+    /**
+     * Request Header Fields Too Large: answered before routing
+     */
+    431: Problem;
+    /**
+     * Internal Server Error: a bug, logged with the request id; never carries internals
+     */
+    500: Problem;
+    /**
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
+     */
+    503: Problem;
+};
+
+export type RestoreTeamError = RestoreTeamErrors[keyof RestoreTeamErrors];
+
+export type RestoreTeamResponses = {
+    /**
+     * A team (department); teams sit inside teams. A manager's visibility team_and_subteams covers the teams below theirs
+     */
+    200: Team;
+};
+
+export type RestoreTeamResponse = RestoreTeamResponses[keyof RestoreTeamResponses];
+
+export type ListUsersData = {
+    body?: never;
+    headers?: {
+        'x-consistency-token'?: ConsistencyToken;
+        /**
+         * Your own id for the request (1-64 of A-Za-z0-9._:-): logged, echoed and recorded in the audit trail next to the server's id, which it never replaces.
+         */
+        'X-Correlation-Id'?: string;
+        /**
+         * Taken as X-Correlation-Id when that is absent; the response's X-Request-Id is always the server's own.
+         */
+        'X-Request-Id'?: string;
+    };
+    path?: never;
+    query?: {
+        /**
+         * Page size (1..200)
+         */
+        limit?: number;
+        /**
+         * Opaque cursor from the previous page's next_cursor
+         */
+        cursor?: string;
+        /**
+         * Only the members of this team
+         */
+        team_id?: string;
+        /**
+         * false (the default) lists only live users, true only archived ones, all both
+         */
+        archived?: 'false' | 'true' | 'all';
+    };
+    url: '/v1/users';
+};
+
+export type ListUsersErrors = {
+    /**
+     * Bad Request: malformed or schema-invalid input; errors[] has a JSON Pointer per bad value
+     */
+    400: Problem;
+    /**
+     * Unauthorized: no token, or a token that is invalid or expired
+     */
+    401: Problem;
+    /**
+     * Forbidden: the token lacks the scope this operation needs
+     */
+    403: Problem;
+    /**
+     * Not Found: no such record, or one the caller may not see
+     */
+    404: Problem;
+    /**
+     * Too Many Requests: rate limited; retry after Retry-After seconds
+     */
+    429: Problem;
+    /**
+     * Request Header Fields Too Large: answered before routing
+     */
+    431: Problem;
+    /**
+     * Internal Server Error: a bug, logged with the request id; never carries internals
+     */
+    500: Problem;
+    /**
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
+     */
+    503: Problem;
+};
+
+export type ListUsersError = ListUsersErrors[keyof ListUsersErrors];
+
+export type ListUsersResponses = {
+    /**
+     * A page of users, oldest first
+     */
+    200: UserList;
+};
+
+export type ListUsersResponse = ListUsersResponses[keyof ListUsersResponses];
+
+export type CreateUserData = {
+    body: UserCreate;
+    headers?: {
+        /**
+         * Your own id for the request (1-64 of A-Za-z0-9._:-): logged, echoed and recorded in the audit trail next to the server's id, which it never replaces.
+         */
+        'X-Correlation-Id'?: string;
+        /**
+         * Taken as X-Correlation-Id when that is absent; the response's X-Request-Id is always the server's own.
+         */
+        'X-Request-Id'?: string;
+        /**
+         * Makes the POST safe to retry (see the IdempotencyKey schema).
+         */
+        'Idempotency-Key'?: IdempotencyKey;
+    };
+    path?: never;
+    query?: never;
+    url: '/v1/users';
+};
+
+export type CreateUserErrors = {
+    /**
+     * Bad Request: malformed or schema-invalid input; errors[] has a JSON Pointer per bad value
+     */
+    400: Problem;
+    /**
+     * Unauthorized: no token, or a token that is invalid or expired
+     */
+    401: Problem;
+    /**
+     * Forbidden: the token lacks the scope this operation needs
+     */
+    403: Problem;
+    /**
+     * Not Found: no such record, or one the caller may not see
+     */
+    404: Problem;
+    /**
+     * Request Timeout: the request did not arrive in time
+     */
+    408: Problem;
+    /**
+     * Conflict with existing data (a unique value taken, an archived record, an Idempotency-Key in use)
+     */
+    409: Problem;
+    /**
+     * Precondition Failed: If-Match does not name the current version
+     */
+    412: Problem;
+    /**
+     * Content Too Large: the body exceeds the route's limit
+     */
+    413: Problem;
+    /**
+     * Unsupported Media Type: the body is not in a media type this operation takes
+     */
+    415: Problem;
+    /**
+     * Unprocessable Content: a valid request that breaks a business rule, or an Idempotency-Key reused with another request
+     */
+    422: Problem;
+    /**
+     * Too Many Requests: rate limited; retry after Retry-After seconds
+     */
+    429: Problem;
+    /**
+     * Request Header Fields Too Large: answered before routing
+     */
+    431: Problem;
+    /**
+     * Internal Server Error: a bug, logged with the request id; never carries internals
+     */
+    500: Problem;
+    /**
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
+     */
+    503: Problem;
+};
+
+export type CreateUserError = CreateUserErrors[keyof CreateUserErrors];
+
+export type CreateUserResponses = {
+    /**
+     * A person who signs in: tokens whose sub is the subject act as this user, with its roles and teams. Archiving a user (a departure) makes its tokens grant nothing
+     */
+    201: User;
+};
+
+export type CreateUserResponse = CreateUserResponses[keyof CreateUserResponses];
+
+export type DeleteUserData = {
+    body?: never;
+    headers?: {
+        /**
+         * Your own id for the request (1-64 of A-Za-z0-9._:-): logged, echoed and recorded in the audit trail next to the server's id, which it never replaces.
+         */
+        'X-Correlation-Id'?: string;
+        /**
+         * Taken as X-Correlation-Id when that is absent; the response's X-Request-Id is always the server's own.
+         */
+        'X-Request-Id'?: string;
+        /**
+         * The ETag you read ("3"): the change applies only to that version, else 412. A weak tag never matches; * or absent applies unconditionally.
+         */
+        'If-Match'?: string;
+    };
+    path: {
+        /**
+         * Resource id (UUID v7)
+         */
+        id: string;
+    };
+    query?: never;
+    url: '/v1/users/{id}';
+};
+
+export type DeleteUserErrors = {
+    /**
+     * Bad Request: malformed or schema-invalid input; errors[] has a JSON Pointer per bad value
+     */
+    400: Problem;
+    /**
+     * Unauthorized: no token, or a token that is invalid or expired
+     */
+    401: Problem;
+    /**
+     * Forbidden: the token lacks the scope this operation needs
+     */
+    403: Problem;
+    /**
+     * Not Found: no such record, or one the caller may not see
+     */
+    404: Problem;
+    /**
+     * Conflict with existing data (a unique value taken, an archived record, an Idempotency-Key in use)
+     */
+    409: Problem;
+    /**
+     * Precondition Failed: If-Match does not name the current version
+     */
+    412: Problem;
+    /**
+     * Content Too Large: the body exceeds the route's limit
+     */
+    413: Problem;
+    /**
+     * URI Too Long: a path parameter is longer than the API accepts
+     */
+    414: Problem;
+    /**
+     * Unsupported Media Type: the body is not in a media type this operation takes
+     */
+    415: Problem;
+    /**
+     * Unprocessable Content: a valid request that breaks a business rule, or an Idempotency-Key reused with another request
+     */
+    422: Problem;
+    /**
+     * Too Many Requests: rate limited; retry after Retry-After seconds
+     */
+    429: Problem;
+    /**
+     * Request Header Fields Too Large: answered before routing
+     */
+    431: Problem;
+    /**
+     * Internal Server Error: a bug, logged with the request id; never carries internals
+     */
+    500: Problem;
+    /**
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
+     */
+    503: Problem;
+};
+
+export type DeleteUserError = DeleteUserErrors[keyof DeleteUserErrors];
+
+export type DeleteUserResponses = {
+    /**
+     * Archived
+     */
+    204: void;
+};
+
+export type DeleteUserResponse = DeleteUserResponses[keyof DeleteUserResponses];
+
+export type GetUserData = {
+    body?: never;
+    headers?: {
+        /**
+         * Your own id for the request (1-64 of A-Za-z0-9._:-): logged, echoed and recorded in the audit trail next to the server's id, which it never replaces.
+         */
+        'X-Correlation-Id'?: string;
+        /**
+         * Taken as X-Correlation-Id when that is absent; the response's X-Request-Id is always the server's own.
+         */
+        'X-Request-Id'?: string;
+        /**
+         * ETags you hold: when one names the current version the answer is 304 without a body.
+         */
+        'If-None-Match'?: string;
+    };
+    path: {
+        /**
+         * Resource id (UUID v7)
+         */
+        id: string;
+    };
+    query?: never;
+    url: '/v1/users/{id}';
+};
+
+export type GetUserErrors = {
+    /**
+     * Bad Request: malformed or schema-invalid input; errors[] has a JSON Pointer per bad value
+     */
+    400: Problem;
+    /**
+     * Unauthorized: no token, or a token that is invalid or expired
+     */
+    401: Problem;
+    /**
+     * Forbidden: the token lacks the scope this operation needs
+     */
+    403: Problem;
+    /**
+     * Not Found: no such record, or one the caller may not see
+     */
+    404: Problem;
+    /**
+     * URI Too Long: a path parameter is longer than the API accepts
+     */
+    414: Problem;
+    /**
+     * Too Many Requests: rate limited; retry after Retry-After seconds
+     */
+    429: Problem;
+    /**
+     * Request Header Fields Too Large: answered before routing
+     */
+    431: Problem;
+    /**
+     * Internal Server Error: a bug, logged with the request id; never carries internals
+     */
+    500: Problem;
+    /**
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
+     */
+    503: Problem;
+};
+
+export type GetUserError = GetUserErrors[keyof GetUserErrors];
+
+export type GetUserResponses = {
+    /**
+     * A person who signs in: tokens whose sub is the subject act as this user, with its roles and teams. Archiving a user (a departure) makes its tokens grant nothing
+     */
+    200: User;
+};
+
+export type GetUserResponse = GetUserResponses[keyof GetUserResponses];
+
+export type UpdateUserData = {
+    body: UserPatch;
+    headers?: {
+        /**
+         * Your own id for the request (1-64 of A-Za-z0-9._:-): logged, echoed and recorded in the audit trail next to the server's id, which it never replaces.
+         */
+        'X-Correlation-Id'?: string;
+        /**
+         * Taken as X-Correlation-Id when that is absent; the response's X-Request-Id is always the server's own.
+         */
+        'X-Request-Id'?: string;
+        /**
+         * The ETag you read ("3"): the change applies only to that version, else 412. A weak tag never matches; * or absent applies unconditionally.
+         */
+        'If-Match'?: string;
+    };
+    path: {
+        /**
+         * Resource id (UUID v7)
+         */
+        id: string;
+    };
+    query?: never;
+    url: '/v1/users/{id}';
+};
+
+export type UpdateUserErrors = {
+    /**
+     * Bad Request: malformed or schema-invalid input; errors[] has a JSON Pointer per bad value
+     */
+    400: Problem;
+    /**
+     * Unauthorized: no token, or a token that is invalid or expired
+     */
+    401: Problem;
+    /**
+     * Forbidden: the token lacks the scope this operation needs
+     */
+    403: Problem;
+    /**
+     * Not Found: no such record, or one the caller may not see
+     */
+    404: Problem;
+    /**
+     * Request Timeout: the request did not arrive in time
+     */
+    408: Problem;
+    /**
+     * Conflict with existing data (a unique value taken, an archived record, an Idempotency-Key in use)
+     */
+    409: Problem;
+    /**
+     * Precondition Failed: If-Match does not name the current version
+     */
+    412: Problem;
+    /**
+     * Content Too Large: the body exceeds the route's limit
+     */
+    413: Problem;
+    /**
+     * URI Too Long: a path parameter is longer than the API accepts
+     */
+    414: Problem;
+    /**
+     * Unsupported Media Type: the body is not in a media type this operation takes
+     */
+    415: Problem;
+    /**
+     * Unprocessable Content: a valid request that breaks a business rule, or an Idempotency-Key reused with another request
+     */
+    422: Problem;
+    /**
+     * Too Many Requests: rate limited; retry after Retry-After seconds
+     */
+    429: Problem;
+    /**
+     * Request Header Fields Too Large: answered before routing
+     */
+    431: Problem;
+    /**
+     * Internal Server Error: a bug, logged with the request id; never carries internals
+     */
+    500: Problem;
+    /**
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
+     */
+    503: Problem;
+};
+
+export type UpdateUserError = UpdateUserErrors[keyof UpdateUserErrors];
+
+export type UpdateUserResponses = {
+    /**
+     * A person who signs in: tokens whose sub is the subject act as this user, with its roles and teams. Archiving a user (a departure) makes its tokens grant nothing
+     */
+    200: User;
+};
+
+export type UpdateUserResponse = UpdateUserResponses[keyof UpdateUserResponses];
+
+export type RestoreUserData = {
+    body?: never;
+    headers?: {
+        /**
+         * Your own id for the request (1-64 of A-Za-z0-9._:-): logged, echoed and recorded in the audit trail next to the server's id, which it never replaces.
+         */
+        'X-Correlation-Id'?: string;
+        /**
+         * Taken as X-Correlation-Id when that is absent; the response's X-Request-Id is always the server's own.
+         */
+        'X-Request-Id'?: string;
+        /**
+         * Makes the POST safe to retry (see the IdempotencyKey schema).
+         */
+        'Idempotency-Key'?: IdempotencyKey;
+        /**
+         * The ETag you read ("3"): the change applies only to that version, else 412. A weak tag never matches; * or absent applies unconditionally.
+         */
+        'If-Match'?: string;
+    };
+    path: {
+        /**
+         * Resource id (UUID v7)
+         */
+        id: string;
+    };
+    query?: never;
+    url: '/v1/users/{id}/restore';
+};
+
+export type RestoreUserErrors = {
+    /**
+     * Bad Request: malformed or schema-invalid input; errors[] has a JSON Pointer per bad value
+     */
+    400: Problem;
+    /**
+     * Unauthorized: no token, or a token that is invalid or expired
+     */
+    401: Problem;
+    /**
+     * Forbidden: the token lacks the scope this operation needs
+     */
+    403: Problem;
+    /**
+     * Not Found: no such record, or one the caller may not see
+     */
+    404: Problem;
+    /**
+     * Conflict with existing data (a unique value taken, an archived record, an Idempotency-Key in use)
+     */
+    409: Problem;
+    /**
+     * Precondition Failed: If-Match does not name the current version
+     */
+    412: Problem;
+    /**
+     * Content Too Large: the body exceeds the route's limit
+     */
+    413: Problem;
+    /**
+     * URI Too Long: a path parameter is longer than the API accepts
+     */
+    414: Problem;
+    /**
+     * Unsupported Media Type: the body is not in a media type this operation takes
+     */
+    415: Problem;
+    /**
+     * Unprocessable Content: a valid request that breaks a business rule, or an Idempotency-Key reused with another request
+     */
+    422: Problem;
+    /**
+     * Too Many Requests: rate limited; retry after Retry-After seconds
+     */
+    429: Problem;
+    /**
+     * Request Header Fields Too Large: answered before routing
+     */
+    431: Problem;
+    /**
+     * Internal Server Error: a bug, logged with the request id; never carries internals
+     */
+    500: Problem;
+    /**
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
+     */
+    503: Problem;
+};
+
+export type RestoreUserError = RestoreUserErrors[keyof RestoreUserErrors];
+
+export type RestoreUserResponses = {
+    /**
+     * A person who signs in: tokens whose sub is the subject act as this user, with its roles and teams. Archiving a user (a departure) makes its tokens grant nothing
+     */
+    200: User;
+};
+
+export type RestoreUserResponse = RestoreUserResponses[keyof RestoreUserResponses];
+
+export type TransferUserCustomersData = {
+    body: OwnershipTransfer;
+    headers?: {
+        /**
+         * Your own id for the request (1-64 of A-Za-z0-9._:-): logged, echoed and recorded in the audit trail next to the server's id, which it never replaces.
+         */
+        'X-Correlation-Id'?: string;
+        /**
+         * Taken as X-Correlation-Id when that is absent; the response's X-Request-Id is always the server's own.
+         */
+        'X-Request-Id'?: string;
+        /**
+         * Makes the POST safe to retry (see the IdempotencyKey schema).
+         */
+        'Idempotency-Key'?: IdempotencyKey;
+    };
+    path: {
+        /**
+         * Resource id (UUID v7)
+         */
+        id: string;
+    };
+    query?: never;
+    url: '/v1/users/{id}/transfer';
+};
+
+export type TransferUserCustomersErrors = {
+    /**
+     * Bad Request: malformed or schema-invalid input; errors[] has a JSON Pointer per bad value
+     */
+    400: Problem;
+    /**
+     * Unauthorized: no token, or a token that is invalid or expired
+     */
+    401: Problem;
+    /**
+     * Forbidden: the token lacks the scope this operation needs
+     */
+    403: Problem;
+    /**
+     * Not Found: no such record, or one the caller may not see
+     */
+    404: Problem;
+    /**
+     * Request Timeout: the request did not arrive in time
+     */
+    408: Problem;
+    /**
+     * Conflict with existing data (a unique value taken, an archived record, an Idempotency-Key in use)
+     */
+    409: Problem;
+    /**
+     * Precondition Failed: If-Match does not name the current version
+     */
+    412: Problem;
+    /**
+     * Content Too Large: the body exceeds the route's limit
+     */
+    413: Problem;
+    /**
+     * URI Too Long: a path parameter is longer than the API accepts
+     */
+    414: Problem;
+    /**
+     * Unsupported Media Type: the body is not in a media type this operation takes
+     */
+    415: Problem;
+    /**
+     * Unprocessable Content: a valid request that breaks a business rule, or an Idempotency-Key reused with another request
+     */
+    422: Problem;
+    /**
+     * Too Many Requests: rate limited; retry after Retry-After seconds
+     */
+    429: Problem;
+    /**
+     * Request Header Fields Too Large: answered before routing
+     */
+    431: Problem;
+    /**
+     * Internal Server Error: a bug, logged with the request id; never carries internals
+     */
+    500: Problem;
+    /**
+     * Service Unavailable: overloaded, the database unavailable or slow, the request past its deadline, or the instance shutting down (then with Connection: close); retry after Retry-After seconds
+     */
+    503: Problem;
+};
+
+export type TransferUserCustomersError = TransferUserCustomersErrors[keyof TransferUserCustomersErrors];
+
+export type TransferUserCustomersResponses = {
+    /**
+     * The result of a transfer
+     */
+    200: OwnershipTransferred;
+};
+
+export type TransferUserCustomersResponse = TransferUserCustomersResponses[keyof TransferUserCustomersResponses];
 
 export type ListWebhookSubscriptionsData = {
     body?: never;

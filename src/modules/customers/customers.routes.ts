@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
-import { canReadPii } from '../../plugins/auth.js'
+import { canReadPii, requireFinancial } from '../../plugins/auth.js'
 import { ifMatchVersion, replyNotModified, setEtag } from '../../lib/etag.js'
 import { UpsertQuery } from '../../lib/external-ref.js'
 import { pageRequest, parseSort, toPage } from '../../lib/pagination.js'
@@ -23,13 +23,15 @@ import {
 
 const tags = ['customers']
 
-function parseInclude(include: string | undefined): Set<string> {
+function parseInclude(request: FastifyRequest, include: string | undefined): Set<string> {
   const names = new Set((include ?? '').split(',').filter(Boolean))
   for (const n of names) {
     if (!(CUSTOMER_INCLUDES as readonly string[]).includes(n)) {
       throw problem('validation-failed', `Cannot include "${n}".`, [{ pointer: pointer('include'), message: `must list only ${CUSTOMER_INCLUDES.join(', ')}` }])
     }
   }
+  // The metrics hold purchase figures (order counts, spend).
+  if (names.has('metrics')) requireFinancial(request.auth, 'include=metrics')
   return names
 }
 
@@ -80,7 +82,7 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (request) => {
     const q = request.query
     const wanted = pageRequest(q, parseSort(q.sort, CUSTOMER_SORTS, '-created_at'))
-    const include = parseInclude(q.include)
+    const include = parseInclude(request, q.include)
     const filters: repo.CustomerFilters = {
       // Matching q against emails and phones would tell who owns one: only for pii:read.
       q: q.q?.trim(), qContacts: canReadPii(request.auth), tags: q.tag?.map((t) => t.trim().toLowerCase()), lifecycle_stage: q.lifecycle_stage,
@@ -130,7 +132,7 @@ const customerRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: { 200: ref(Customer), 304: Type.Null({ description: 'Not modified' }), ...READ_ERRORS },
     },
   }, async (request, reply) => {
-    const include = parseInclude(request.query.include)
+    const include = parseInclude(request, request.query.include)
     // One query for the row, its version and its primary contacts: a conditional GET costs no more.
     const row = await repo.findCustomer(request.db, request.params.id)
     if (!row) throw notFound('customer')

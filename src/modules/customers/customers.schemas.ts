@@ -256,6 +256,8 @@ export const Customer = Type.Object(
     updated_at: Timestamp(),
     archived_at: Nullable(Timestamp()),
     merged_into_id: Nullable(Uuid({ description: 'Set when this customer was merged into another as a duplicate (it is archived too): the customer that holds its data now' })),
+    owner_user_id: Nullable(Uuid({ description: 'The user who owns the customer: the creating user, or null (created by a service); changed by transferCustomer' })),
+    owning_team_id: Nullable(Uuid({ description: 'The team the customer belongs to: the creating user\'s primary team, or null; who sees the customer follows from it and the owner (see the roles in README)' })),
   },
   {
     $id: 'Customer',
@@ -267,6 +269,7 @@ export const Customer = Type.Object(
       lifecycle_stage: 'lead', lifecycle_stage_manual: false, consent: { email_marketing: true }, credit_limit: null, credit_currency: null, payment_terms_days: null,
       loyalty_points: 0, primary_email: 'li.na@example.com', primary_phone: null, version: 1,
       created_at: '2026-11-22T08:30:00.000Z', updated_at: '2026-11-22T08:30:00.000Z', archived_at: null, merged_into_id: null,
+      owner_user_id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0b01', owning_team_id: '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a01',
     },
   },
 )

@@ -1,7 +1,32 @@
 import type { FastifyRequest } from 'fastify'
 import { toProblem } from '../../plugins/errors.js'
 import { problem } from '../../lib/problem.js'
+import { requireFinancial } from '../../plugins/auth.js'
 import { checkFilter, type FilterAst } from './filter.parse.js'
+
+/** Filter fields computed from purchases: they need the financial grant, as the orders conditions do. */
+const PURCHASE_FIELDS = new Set(['order_count', 'first_order_at', 'last_order_at', 'recency_days', 'monetary', 'lifetime_value'])
+
+/** Whether a filter reads purchase figures (an orders condition or a purchase metric). */
+export function readsPurchases(ast: FilterAst | undefined): boolean {
+  if (!ast) return false
+  switch (ast.kind) {
+    case 'and':
+    case 'or':
+      return ast.children.some(readsPurchases)
+    case 'not':
+      return readsPurchases(ast.child)
+    case 'field':
+      return PURCHASE_FIELDS.has(ast.field)
+    default:
+      return ast.kind === 'orders'
+  }
+}
+
+/** Refuses a filter on purchase figures to a principal without the financial grant. */
+export function requireFinancialFilter(request: FastifyRequest, ast: FilterAst | undefined): void {
+  if (readsPurchases(ast)) requireFinancial(request.auth, 'A filter on orders or purchase figures')
+}
 
 /**
  * Routes that take a filter in their body register with `attachValidation: true`: the schema
@@ -20,5 +45,6 @@ export function filterFromBody(request: FastifyRequest, raw: unknown, at = '/fil
     ...(checked.errors.length ? checked.errors : schemaErrors.filter((e) => inFilter(e.pointer))),
   ]
   if (errors.length > 0) throw problem('validation-failed', 'The request body is invalid.', errors)
+  requireFinancialFilter(request, checked.ast)
   return checked.ast
 }

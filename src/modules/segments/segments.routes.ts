@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { ifMatchVersion, replyNotModified, setEtag } from '../../lib/etag.js'
 import { compileFilter } from '../filters/filter.compile.js'
-import { filterFromBody } from '../filters/filter.request.js'
+import { filterFromBody, requireFinancialFilter } from '../filters/filter.request.js'
 import { pageRequest, parseSort, toPage, type SortKey } from '../../lib/pagination.js'
 import { IdParams, problemResponses, ref, READ_ERRORS, WRITE_ERRORS } from '../../lib/schema.js'
 import { countCustomers, searchPage } from '../customers/index.js'
@@ -141,7 +141,7 @@ const segmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (request) => {
     const segment = await service.getSegment(request.db, request.params.id)
-    return searchPage(request.db, service.membersOf(segment), request.query)
+    return searchPage(request.db, service.membersOf(segment, (ast) => requireFinancialFilter(request, ast)), request.query)
   })
 
   app.get('/segments/:id/count', {
@@ -153,7 +153,7 @@ const segmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (request) => {
     const segment = await service.getSegment(request.db, request.params.id)
-    return { count: await countCustomers(request.db, service.membersOf(segment)) }
+    return { count: await countCustomers(request.db, service.membersOf(segment, (ast) => requireFinancialFilter(request, ast))) }
   })
 
   app.post('/segments/:id/members', {
@@ -200,7 +200,7 @@ const segmentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     reply
       .type(format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson')
       .header('content-disposition', `attachment; filename="segment-${segment.id}.${format}"`)
-    return reply.send(service.exportStream(request.db, service.membersOf(segment), format, (c) => request.maskPii(c)) as never)
+    return reply.send(service.exportStream(request.db, service.membersOf(segment, (ast) => requireFinancialFilter(request, ast)), format, (c) => request.maskPii(c)) as never)
   })
 
   app.post('/segments/:id/refresh', {

@@ -50,9 +50,15 @@ export async function getSegment(db: DbExecutor, id: string, lock = false): Prom
   return row
 }
 
-/** The customers a segment holds now: its filter, or its member list. */
-export function membersOf(segment: SegmentRow): CustomerPredicate {
-  return segment.kind === 'dynamic' ? compileFilter(parseFilter(segment.filter, '/filter')) : repo.staticMembers(segment.id)
+/**
+ * The customers a segment holds now: its filter, or its member list. `check` sees the parsed
+ * filter first (a reader without the financial grant may not count by purchase figures).
+ */
+export function membersOf(segment: SegmentRow, check?: (ast: FilterAst) => void): CustomerPredicate {
+  if (segment.kind !== 'dynamic') return repo.staticMembers(segment.id)
+  const ast = parseFilter(segment.filter, '/filter')
+  check?.(ast)
+  return compileFilter(ast)
 }
 
 export async function changeStaticMembers(db: DbExecutor, id: string, ids: string[], op: 'add' | 'remove') {

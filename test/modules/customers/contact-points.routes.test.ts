@@ -2,7 +2,7 @@ import t from 'tap'
 import { setup } from '../../helpers/app.js'
 
 const ctx = await setup()
-const admin = await ctx.auth('admin')
+const admin = await ctx.auth()
 
 async function newCustomer(name: string, contact_points: unknown[] = []) {
   const res = await ctx.app.inject({ method: 'POST', url: '/v1/customers', headers: admin, payload: { name, contact_points } })

@@ -10,7 +10,7 @@ import { setup } from '../../helpers/app.js'
  * merge does before it commits; the create must wait for it and then refuse.
  */
 const ctx = await setup()
-const admin = await ctx.auth('admin')
+const admin = await ctx.auth()
 
 async function customer(name: string): Promise<string> {
   const res = await ctx.app.inject({ method: 'POST', url: '/v1/customers', headers: admin, payload: { name } })

@@ -3,7 +3,7 @@ import { sql } from 'kysely'
 import { setup } from '../../helpers/app.js'
 
 const ctx = await setup()
-const admin = await ctx.auth('admin')
+const admin = await ctx.auth()
 
 // 120 customers with known names, tags, stages and creation times (several share a timestamp,
 // so the id tie-breaker is exercised).

@@ -9,7 +9,7 @@ import { setup } from '../../helpers/app.js'
  * refused merges change nothing.
  */
 const ctx = await setup()
-const admin = await ctx.auth('admin')
+const admin = await ctx.auth()
 const PURCHASE = new Set(['paid', 'fulfilled', 'partially_refunded'])
 
 async function create(body: Record<string, unknown>): Promise<Record<string, any>> {

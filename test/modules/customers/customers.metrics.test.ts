@@ -3,7 +3,7 @@ import { sql } from 'kysely'
 import { setup } from '../../helpers/app.js'
 
 const ctx = await setup()
-const admin = await ctx.auth('admin')
+const admin = await ctx.auth()
 const PURCHASE = new Set(['paid', 'fulfilled', 'partially_refunded'])
 
 async function customer(name: string) {

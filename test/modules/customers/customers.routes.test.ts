@@ -3,7 +3,7 @@ import { sql } from 'kysely'
 import { setup } from '../../helpers/app.js'
 
 const ctx = await setup()
-const admin = await ctx.auth('admin')
+const admin = await ctx.auth()
 const reader = await ctx.auth('customers:read')
 
 async function create(body: Record<string, unknown>, headers: Record<string, string> = admin) {

@@ -10,7 +10,7 @@ import { listCustomersByTerm } from '../../../src/modules/customers/customers.se
 // fill the page, gathers every match (customers.search.repository listCustomersByTerm). Both paths must give the
 // same pages: these customers make the walk succeed for some pages and give up for others.
 const ctx = await setup()
-const admin = await ctx.auth('admin')
+const admin = await ctx.auth()
 
 const given = ['Anna', 'Boris', 'Chen', 'Olga', 'Smithy', '王']
 const family = ['Smith', 'Garcia', 'Иванов', 'Lee', '秀英', 'Müller', 'smith-Jones']

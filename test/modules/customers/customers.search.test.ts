@@ -2,7 +2,7 @@ import t from 'tap'
 import { setup } from '../../helpers/app.js'
 
 const ctx = await setup()
-const admin = await ctx.auth('admin')
+const admin = await ctx.auth()
 const noPii = await ctx.auth('customers:read')
 
 // Two-character terms have no trigram: they go through the bigram indexes (search migration).

@@ -3,8 +3,8 @@ import { setup } from '../../helpers/app.js'
 
 /** Malformed, too deep and too large filters answer 400 with pointers to the bad node, never 500. */
 const ctx = await setup()
-const reader = await ctx.auth('customers:read')
-const segWriter = await ctx.auth('segments:write segments:read')
+const reader = await ctx.auth('customers:read financial:read')
+const segWriter = await ctx.auth('segments:write segments:read financial:read')
 
 const leaf = { field: 'order_count', op: 'gte', value: 1 }
 const nest = (depth: number): unknown => (depth <= 1 ? leaf : { not: nest(depth - 1) })

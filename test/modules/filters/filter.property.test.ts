@@ -12,7 +12,7 @@ import { seeded, testSeed } from '../../helpers/seed.js'
  */
 t.setTimeout(600_000)
 const ctx = await setup()
-const reader = await ctx.auth('customers:read')
+const reader = await ctx.auth('customers:read financial:read')
 await seed(ctx.db, 20261123, 300)
 const model = await load(ctx.db)
 // Fixed unless CRM_TEST_SEED asks for another: the coverage counts below were tuned on these trees.

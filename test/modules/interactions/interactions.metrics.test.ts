@@ -4,7 +4,7 @@ import { setup } from '../../helpers/app.js'
 type Assert = { same: (a: unknown, b: unknown, m: string) => void; equal: (a: unknown, b: unknown, m: string) => void }
 
 const ctx = await setup()
-const admin = await ctx.auth('admin')
+const admin = await ctx.auth()
 const writer = await ctx.auth('interactions:write interactions:read')
 
 async function customer(name: string) {

@@ -2,7 +2,7 @@ import t from 'tap'
 import { setup } from '../../helpers/app.js'
 
 const ctx = await setup()
-const admin = await ctx.auth('admin')
+const admin = await ctx.auth()
 const writer = await ctx.auth('orders:write orders:read')
 const reader = await ctx.auth('orders:read')
 const UNKNOWN = '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a99'

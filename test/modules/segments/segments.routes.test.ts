@@ -5,9 +5,9 @@ import { conformingFetch } from '../../helpers/conformance.js'
 import { seed } from '../filters/filter.model.js'
 
 const ctx = await setup()
-const writer = await ctx.auth('segments:write segments:read customers:read pii:read')
-const reader = await ctx.auth('segments:read')
-const customersReader = await ctx.auth('customers:read pii:read')
+const writer = await ctx.auth('segments:write segments:read customers:read pii:read financial:read')
+const reader = await ctx.auth('segments:read financial:read')
+const customersReader = await ctx.auth('customers:read pii:read financial:read')
 const UNKNOWN = '0193a7d0-6f1e-7c3a-9b1e-2f4c8d9e0a99'
 await seed(ctx.db, 7, 120)
 
