@@ -155,6 +155,11 @@ export async function liveTeams(db: DbExecutor, ids: string[]): Promise<Set<stri
 
 // --- ownership transfer
 
+/** Whether the actor sees the customer (row-level security decides). */
+export async function customerVisible(db: DbExecutor, id: string): Promise<boolean> {
+  return (await db.selectFrom('customers').select('id').where('id', '=', id).executeTakeFirst()) !== undefined
+}
+
 /**
  * Gives customers a new owner and team: one customer, or every customer a user owns. Only the
  * rows the actor sees are moved (row-level security), and the policy's WITH CHECK refuses a new

@@ -41,7 +41,7 @@ export const Team = Type.Object(
 )
 export const TeamCreate = Type.Object(
   { name: teamName, parent_id: Type.Optional(teamParent), description: Type.Optional(description) },
-  { $id: 'TeamCreate', additionalProperties: false, description: 'A new team', example: { name: 'Sales East', parent_id: TEAM_ID } },
+  { $id: 'TeamCreate', additionalProperties: false, description: 'A new team', example: { name: 'Sales East', description: 'Shanghai and Hangzhou accounts' } },
 )
 export const TeamPatch = Type.Object(
   { name: Type.Optional(teamName), parent_id: Type.Optional(teamParent), description: Type.Optional(description) },
@@ -120,7 +120,7 @@ export const User = Type.Object(
 )
 export const UserCreate = Type.Object(
   { subject, display_name: displayName, primary_team_id: Type.Optional(primaryTeam), team_ids: Type.Optional(teamIds), roles: Type.Optional(roleKeys) },
-  { $id: 'UserCreate', additionalProperties: false, description: 'A new user', example: { subject: 'auth0|5f7c8ec7c33c6c004bbafe82', display_name: 'Wang Fang', team_ids: [TEAM_ID], roles: ['sales_rep'] } },
+  { $id: 'UserCreate', additionalProperties: false, description: 'A new user', example: { subject: 'auth0|5f7c8ec7c33c6c004bbafe82', display_name: 'Wang Fang', roles: ['sales_rep'] } },
 )
 export const UserPatch = Type.Object(
   { display_name: Type.Optional(displayName), primary_team_id: Type.Optional(primaryTeam), team_ids: Type.Optional(teamIds), roles: Type.Optional(roleKeys) },

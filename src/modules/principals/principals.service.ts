@@ -101,6 +101,8 @@ async function destination(db: DbExecutor, body: OwnershipTransferBody) {
 
 /** Transfers one customer (404 when the actor does not see it). */
 export async function transferCustomer(db: DbExecutor, customerId: string, body: OwnershipTransferBody) {
+  // The customer in the path answers first: an unseen one is a 404 whatever the body names.
+  if (!(await repo.customerVisible(db, customerId))) throw notFound('customer')
   const to = await destination(db, body)
   const moved = await repo.transferCustomers(db, { id: customerId }, to)
   if (moved.length === 0) throw notFound('customer')

@@ -6,7 +6,7 @@ import { setup } from '../../helpers/app.js'
  * feedback mutation, a recomputation from the raw feedback rows done here in the test.
  */
 const ctx = await setup()
-const writer = await ctx.auth('feedback:write feedback:read customers:read')
+const writer = await ctx.auth('feedback:write feedback:read customers:read financial:read')
 
 const customers: string[] = []
 for (let i = 0; i < 3; i++) {
