@@ -12,9 +12,10 @@ const BATCH = 50_000
 const MAX_BATCHES = 20
 
 /**
- * The change feed's retention: a leased scheduler job deletes the events older than the
- * retention, oldest first and in batches, and moves the feed's horizon (a reader behind it is
- * answered 410). At most a million events per run; the next run takes the rest.
+ * The change feed's retention: a leased scheduler job removes the events older than the
+ * retention, oldest first, and moves the feed's horizon (a reader behind it is answered 410).
+ * crm_events_purge drops whole expired monthly partitions and deletes the expired rows of the
+ * boundary month in batches (at most a million rows per run; the next run takes the rest).
  */
 export default fp<EventRetentionOptions>(
   async (app, opts) => {
