@@ -35,7 +35,7 @@ export interface FanoutCursor {
   filter: unknown
   position: Position
   generation: number
-  /** Its signing secrets now (see signingSecrets), for the deliveries leased at fan-out. */
+  /** Its signing secrets now (the current one first), for the deliveries leased at fan-out. */
   secrets: string[]
 }
 

@@ -59,19 +59,6 @@ export async function rotateSecret(db: DbExecutor, subscriptionId: string, secre
   await db.insertInto('webhook_secrets').values({ subscription_id: subscriptionId, secret }).execute()
 }
 
-/** The secrets a delivery is signed with now, by subscription: the current one first. */
-export async function signingSecrets(db: DbExecutor, subscriptionIds: string[]): Promise<Map<string, string[]>> {
-  const out = new Map<string, string[]>()
-  if (subscriptionIds.length === 0) return out
-  const rows = await db.selectFrom('webhook_secrets').select(['subscription_id', 'secret'])
-    .where('subscription_id', 'in', subscriptionIds)
-    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<string>`now()`)]))
-    .orderBy(sql`expires_at is null`, 'desc').orderBy('created_at', 'desc')
-    .execute()
-  for (const r of rows) out.set(r.subscription_id, [...(out.get(r.subscription_id) ?? []), r.secret])
-  return out
-}
-
 /** Starts (or, for a replay, moves back) a subscription's place in the feed. */
 export async function setCursor(db: DbExecutor, subscriptionId: string, at: Position, newGeneration: boolean): Promise<number> {
   const { rows } = await sql<{ generation: number }>`
