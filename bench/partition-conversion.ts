@@ -2,7 +2,7 @@
  * `npx tsx bench/partition-conversion.ts [--audit-rows 100000] [--admin-url URL]`
  *
  * What migration 20261205T020000_partition_audit_and_events costs on a database with history. A
- * database of its own (crm_bench_partitions) is migrated to the migration before it, given N
+ * scratch database of its own (bench/lib/scratch-db.ts) is migrated to the migration before it, given N
  * customers written in one statement (N audit rows, N customer.created events) plus audit rows
  * spread over the three months before this one, the chain sealed, then migrated through the partitioning migration.
  * Reports the time the conversion took (writers wait for all of it: it holds the write gate)
@@ -11,11 +11,11 @@
  */
 import { parseArgs } from 'node:util'
 import { performance } from 'node:perf_hooks'
-import pg from 'pg'
 import { sql } from 'kysely'
 import type { Db } from '../src/db/database.js'
 import { createMigrationDb } from '../src/db/connect.js'
 import { migrateTo } from '../src/db/migrate.js'
+import { scratchDatabase } from './lib/scratch-db.js'
 
 export const BEFORE_PARTITIONING = '20261204T216000_backfills'
 /** Later migrations write rows of their own (the access-control roles are audited), so the conversion is measured alone. */
@@ -87,14 +87,10 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       'admin-url': { type: 'string', default: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' },
     },
   })
-  const name = 'crm_bench_partitions'
-  const admin = new pg.Client({ connectionString: values['admin-url'] })
-  await admin.connect()
-  await admin.query(`drop database if exists ${name} with (force)`)
-  await admin.query(`create database ${name}`)
-  const url = Object.assign(new URL(values['admin-url']!), { pathname: `/${name}` }).toString()
+  const scratch = scratchDatabase('partitions', values['admin-url'])
+  await scratch.create()
   try {
-    const f = await convertSeeded(url, Number(values['audit-rows']))
+    const f = await convertSeeded(scratch.url, Number(values['audit-rows']))
     process.stdout.write(
       `converted ${f.auditRows} audit rows and ${f.eventRows} events in ${(f.convertMs / 1000).toFixed(1)} s\n` +
         `  kept: counts ${f.before.audit === f.after.audit && f.before.events === f.after.events}, event positions ${f.before.positions === f.after.positions}, ` +
@@ -102,7 +98,6 @@ if (import.meta.url === `file://${process.argv[1]}`) {
         `  partitions: ${f.partitions.filter((p) => p.rows > 0).map((p) => `${p.partition} ${p.rows}`).join(', ')}\n`,
     )
   } finally {
-    await admin.query(`drop database if exists ${name} with (force)`)
-    await admin.end()
+    await scratch.drop()
   }
 }
